@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# test.sh - THE test command of gradd (CI runs it through .ci/run).
+#
+# Usage: scripts/test.sh [--quick]
+#
+# From a clean clone, with no prior state, it:
+#   1. installs the build dependencies      (scripts/install-deps.sh)
+#   2. regenerates the build system         (autoreconf -fi)
+#   3. plain build + make check             in build/
+#   4. ASan/UBSan build + make check        in build-asan/
+#   5. coverage build + make check + gcovr  in build-cov/  (reports over
+#      core/: build-cov/coverage.txt, plus build-cov/coverage.json)
+#   6. tests/check_backward_coverage.sh REPORT, if that script exists
+# --quick skips steps 5 and 6.
+#
+# Every build directory is removed and recreated, and all builds are out of
+# tree: the source directory itself must stay unconfigured.
+# OPENBLAS_NUM_THREADS defaults to 1 so tests don't oversubscribe small boxes;
+# Check's test timeouts are stretched (CK_TIMEOUT_MULTIPLIER) for the slow
+# sanitizer (x4) and -O0 coverage (x2) builds.  JOBS (default 2) sets make -j.
+set -euo pipefail
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "test.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+JOBS=${JOBS:-2}
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+COVERAGE_REPORT="$ROOT/build-cov/coverage.txt"
+COVERAGE_JSON="$ROOT/build-cov/coverage.json"
+
+SAN_FLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all"
+ASAN_CFLAGS="-O1 -g -fno-omit-frame-pointer $SAN_FLAGS"
+ASAN_LDFLAGS="-fno-omit-frame-pointer $SAN_FLAGS"
+ASAN_CK_MULT=${CK_TIMEOUT_MULTIPLIER:-4}
+COV_CK_MULT=${CK_TIMEOUT_MULTIPLIER:-2}
+
+step() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+# Show the effective compiler flags of a configured build directory.
+show_flags() {
+    sed -n -e 's/^\(CC\|CFLAGS\|GD_STD_CFLAGS\|GD_WARN_CFLAGS\|LDFLAGS\|LIBS\) = /  \1 = /p' Makefile
+}
+
+# make check in the current build dir; on failure show the logs and stop.
+run_check() {
+    if ! make -j"$JOBS" check; then
+        echo "---- test-suite.log ($(pwd)) ----"
+        cat test-suite.log 2>/dev/null || echo "(no test-suite.log)"
+        exit 1
+    fi
+    # The harness keeps each test's stdout in its .log: show Check's summary.
+    for log in tests/*.log; do
+        [ -f "$log" ] || continue
+        echo "---- $log ----"
+        cat "$log"
+    done
+}
+
+# fresh_build DIR [configure args...]: configure DIR from scratch, out of tree.
+fresh_build() {
+    local dir=${1:?}; shift
+    rm -rf "${ROOT:?}/$dir"
+    mkdir -p "$ROOT/$dir"
+    cd "$ROOT/$dir"
+    ../configure "$@"
+    show_flags
+}
+
+step "1/6 install dependencies"
+bash "$ROOT/scripts/install-deps.sh"
+
+step "2/6 autoreconf -fi"
+if [ -f "$ROOT/config.status" ]; then
+    echo "test.sh: the source directory is configured in-tree; out-of-tree" >&2
+    echo "builds need it clean: run 'make distclean' in $ROOT first." >&2
+    exit 1
+fi
+autoreconf -fi
+
+step "3/6 plain build (build/)"
+fresh_build build
+make -j"$JOBS"
+run_check
+
+step "4/6 sanitizer build (build-asan/)"
+fresh_build build-asan CFLAGS="$ASAN_CFLAGS" LDFLAGS="$ASAN_LDFLAGS"
+(
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1
+    # Check's per-test timeouts (default 4 s) assume an optimised build.
+    # shellcheck disable=SC2030  # subshell-local on purpose
+    export CK_TIMEOUT_MULTIPLIER="$ASAN_CK_MULT"
+    run_check
+)
+
+if [ "$QUICK" -eq 1 ]; then
+    step "5/6 coverage: skipped (--quick)"
+    step "6/6 backward-rule coverage check: skipped (--quick)"
+    cd "$ROOT"
+    echo
+    echo "test.sh: all selected steps passed (quick)"
+    exit 0
+fi
+
+step "5/6 coverage build (build-cov/)"
+fresh_build build-cov --enable-coverage
+(
+    # shellcheck disable=SC2031  # subshell-local on purpose
+    export CK_TIMEOUT_MULTIPLIER="$COV_CK_MULT"
+    run_check
+)
+cd "$ROOT"
+# Text report (lines per file) for people and for step 6; the JSON twin has
+# per-function execution counts for scripts that need them.
+gcovr -r "$ROOT" \
+      --filter 'core/' \
+      --print-summary \
+      --txt "$COVERAGE_REPORT" \
+      --json "$COVERAGE_JSON" \
+      "$ROOT/build-cov"
+echo "---- $COVERAGE_REPORT ----"
+cat "$COVERAGE_REPORT"
+export COVERAGE_REPORT COVERAGE_JSON
+
+step "6/6 backward-rule coverage check"
+if [ -f "$ROOT/tests/check_backward_coverage.sh" ]; then
+    bash "$ROOT/tests/check_backward_coverage.sh" "$COVERAGE_REPORT"
+else
+    echo "tests/check_backward_coverage.sh not present: nothing to check"
+fi
+
+echo
+echo "test.sh: all steps passed"
