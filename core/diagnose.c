@@ -1,0 +1,559 @@
+/* diagnose.c - the contract's diagnostics, from the graph and what the engine
+ * observed (gd_trace). Decides the no-gradient code by its precedence rule
+ * (integer_dtype, disconnected, then the reason at the stopping points nearest
+ * the target), gathers the evidence, and writes a message that names nodes as
+ * the request named them and a hint with a concrete fix. Each analysis is a
+ * constant number of linear passes over the graph; nothing enumerates paths. */
+#include "diagnose.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "op.h"
+
+const char *gd_diag_code_name(gd_diag_code c) {
+    static const char *names[] = {"disconnected",  "stop_gradient", "non_differentiable",
+                                  "untaken_branch", "mixed",         "integer_dtype",
+                                  "zero_gradient", "non_finite_gradient", "non_finite_value"};
+    return names[c];
+}
+
+const char *gd_block_reason_name(gd_block_reason r) {
+    static const char *names[] = {"none", "stop_gradient", "non_differentiable", "untaken_branch"};
+    return names[r];
+}
+
+const char *gd_zero_cause_name(gd_zero_cause_code c) {
+    static const char *names[] = {"mask", "value", "cancellation"};
+    return names[c];
+}
+
+gd_block_reason gd_edge_block(const gd_graph *g, const gd_trace *t, int n, int i) {
+    const gd_node *nd = &g->nodes[n];
+    const gd_op_def *op = nd->op;
+    if (op->flags & GD_OPF_STOP) return GD_BLOCK_STOP_GRADIENT;
+    if (op->flags & GD_OPF_COND) {
+        if (i == 0) return GD_BLOCK_NON_DIFFERENTIABLE;
+        if (t && t->taken && t->taken[n] && t->taken[n] != i) return GD_BLOCK_UNTAKEN_BRANCH;
+        return GD_BLOCK_NONE;
+    }
+    if (!op->differentiable || ((op->nograd_inputs >> i) & 1)) return GD_BLOCK_NON_DIFFERENTIABLE;
+    return GD_BLOCK_NONE;
+}
+
+static int edge_carries(const gd_graph *g, const gd_trace *t, int n, int i) {
+    return gd_edge_block(g, t, n, i) == GD_BLOCK_NONE && g->nodes[g->nodes[n].in[i]].meta.dtype == GD_F64;
+}
+
+int gd_made_int(const gd_graph *g, int v, const unsigned char *prefer) {
+    for (int guard = 0; guard <= g->n; guard++) {
+        const gd_node *nd = &g->nodes[v];
+        if (nd->op->flags & GD_OPF_LEAF) return v;
+        int pick = -1, pick_pref = -1;
+        for (int i = 0; i < nd->n_in; i++) {
+            int u = nd->in[i];
+            if (g->nodes[u].meta.dtype != GD_I64 || ((nd->op->nograd_inputs >> i) & 1)) continue;
+            if (pick < 0) pick = u;
+            if (prefer && prefer[u] && pick_pref < 0) pick_pref = u;
+        }
+        if (pick < 0) return v; /* int64 made here: argmax, argmin, cast from float64 */
+        v = pick_pref >= 0 ? pick_pref : pick;
+    }
+    return v;
+}
+
+/* ---- small tools ----------------------------------------------------------- */
+
+static int push(gd_graph *g, gd_diag_list *out, gd_diag **d) {
+    if (out->n == out->cap) {
+        int cap = out->cap ? 2 * out->cap : 8;
+        gd_diag *items = gd_arena_alloc(g->arena, sizeof(gd_diag) * (size_t)cap);
+        if (!items) return -1;
+        if (out->n) memcpy(items, out->items, sizeof(gd_diag) * (size_t)out->n);
+        out->items = items, out->cap = cap;
+    }
+    *d = &out->items[out->n++];
+    memset(*d, 0, sizeof **d);
+    (*d)->wrt = (*d)->node = (*d)->made_by = -1;
+    (*d)->origin.node = -1;
+    return 0;
+}
+
+/* A bounded text buffer for messages; overflow truncates, never overruns. */
+typedef struct sbuf {
+    char s[1024];
+    int n;
+} sbuf;
+
+__attribute__((format(printf, 2, 3))) static void sb_add(sbuf *b, const char *fmt, ...) {
+    if (b->n >= (int)sizeof b->s - 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->s + b->n, sizeof b->s - (size_t)b->n, fmt, ap);
+    va_end(ap);
+    if (k > 0) b->n = b->n + k < (int)sizeof b->s ? b->n + k : (int)sizeof b->s - 1;
+}
+
+static const char *name(const gd_graph *g, int v) { return g->nodes[v].name; }
+static const char *opname(const gd_graph *g, int v) { return g->nodes[v].op->name; }
+
+static void sb_targets(sbuf *b, const gd_graph *g, const int *targets, int nt) {
+    if (nt == 1) { sb_add(b, "'%s'", name(g, targets[0])); return; }
+    sb_add(b, "the targets");
+    for (int k = 0; k < nt && k < 4; k++) sb_add(b, "%s '%s'", k ? "," : "", name(g, targets[k]));
+    if (nt > 4) sb_add(b, " and %d more", nt - 4);
+}
+
+/* Descendants of w (w included), with a BFS parent for one path back to w. */
+static int descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, int *queue) {
+    int head = 0, tail = 0;
+    in_d[w] = 1, parent[w] = -1, queue[tail++] = w;
+    while (head < tail) {
+        int v = queue[head++];
+        for (int k = g->cons_start[v]; k < g->cons_start[v + 1]; k++) {
+            int c = g->cons[k];
+            if (!in_d[c]) in_d[c] = 1, parent[c] = v, queue[tail++] = c;
+        }
+    }
+    return tail;
+}
+
+/* ---- hints ------------------------------------------------------------------- */
+
+static int is_op(const gd_graph *g, int v, const char *op) { return strcmp(opname(g, v), op) == 0; }
+
+static int is_step(const gd_graph *g, int v) {
+    static const char *steps[] = {"sign", "greater", "greater_equal", "less", "less_equal", "equal", "not_equal"};
+    for (size_t k = 0; k < sizeof steps / sizeof *steps; k++)
+        if (is_op(g, v, steps[k])) return 1;
+    return 0;
+}
+
+static void hint_block(sbuf *h, const gd_graph *g, const gd_block *b, int w) {
+    int v = b->node;
+    const char *nm = name(g, v), *op = opname(g, v);
+    switch (b->reason) {
+    case GD_BLOCK_STOP_GRADIENT:
+        sb_add(h, "Remove '%s' (stop_gradient) if '%s' should receive a gradient.", nm, name(g, w));
+        return;
+    case GD_BLOCK_UNTAKEN_BRANCH:
+        sb_add(h, "'%s' gets a gradient only on runs where predicate '%s' selects its branch of '%s'; to train both branches at once, blend them: where(p, a, b) or p*a + (1-p)*b.",
+               name(g, w), name(g, b->predicate), nm);
+        return;
+    default:
+        break;
+    }
+    if (is_op(g, v, "argmax") || is_op(g, v, "argmin"))
+        sb_add(h, "Replace '%s' (%s) with a soft selection such as softmax over the same axis, or use a straight-through estimator: soft + stop_gradient(hard - soft).", nm, op);
+    else if (is_op(g, v, "round") || is_op(g, v, "floor") || is_op(g, v, "ceil"))
+        sb_add(h, "Use a straight-through estimator: x + stop_gradient(%s(x) - x) keeps the %s value and passes the gradient of the identity.", op, op);
+    else if (is_step(g, v))
+        sb_add(h, "'%s' (%s) is a step with zero derivative; replace it with a smooth step such as sigmoid((a - b) / temperature).", nm, op);
+    else if (is_op(g, v, "cast"))
+        sb_add(h, "'%s' casts to int64 and gradients never flow into integer tensors; keep the value float64 (remove the cast, or cast to float64).", nm);
+    else if (is_op(g, v, "where"))
+        sb_add(h, "'%s' (where) passes no gradient to its condition; to learn the choice, blend instead: s*a + (1-s)*b with s = sigmoid(...).", nm);
+    else if (is_op(g, v, "cond"))
+        sb_add(h, "'%s' (cond) passes no gradient to its predicate; to learn the choice, blend the branches: p*a + (1-p)*b with p = sigmoid(...).", nm);
+    else if (is_op(g, v, "gather"))
+        sb_add(h, "'%s' (gather) passes no gradient to its indices; to learn a selection, use softmax weights with matmul instead of gather.", nm);
+    else
+        sb_add(h, "'%s' (%s) is not differentiable; replace it with a differentiable op on the path to the target.", nm, op);
+}
+
+/* ---- no gradient ------------------------------------------------------------- */
+
+typedef struct stop {
+    gd_block b;
+    int at;   /* the open node whose input is blocked */
+    int from; /* that input's node */
+} stop;
+
+static int diag_integer(gd_graph *g, int w, const int *targets, int nt, gd_diag_list *out) {
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_INTEGER_DTYPE, d->is_error = 1, d->wrt = w, d->dtype = GD_I64;
+    d->made_by = gd_made_int(g, w, NULL);
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "No gradient for '%s': it is int64", name(g, w));
+    if (d->made_by != w) sb_add(&m, " (made int64 by '%s' (%s))", name(g, d->made_by), opname(g, d->made_by));
+    sb_add(&m, ", and gradients never flow into integer tensors, so nothing from ");
+    sb_targets(&m, g, targets, nt);
+    sb_add(&m, " reaches it.");
+    if (d->made_by == w)
+        sb_add(&h, "Declare '%s' as float64 (or send its value as floats) if it should receive a gradient.", name(g, w));
+    else
+        sb_add(&h, "Ask for the gradient of a float64 node instead, such as the input of '%s' (%s).", name(g, d->made_by),
+               opname(g, d->made_by));
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}
+
+static int diag_disconnected(gd_graph *g, int w, const int *targets, int nt, gd_diag_list *out) {
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_DISCONNECTED, d->is_error = 1, d->wrt = w;
+    int nc = g->cons_start[w + 1] - g->cons_start[w];
+    d->consumers = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(nc + 1));
+    if (!d->consumers) return -1;
+    for (int k = g->cons_start[w]; k < g->cons_start[w + 1]; k++) {
+        int c = g->cons[k], dup = 0;
+        for (int j = 0; j < d->n_consumers; j++) dup |= d->consumers[j] == c;
+        if (!dup) d->consumers[d->n_consumers++] = c;
+    }
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "No gradient for '%s': no path leads from it to ", name(g, w));
+    sb_targets(&m, g, targets, nt);
+    if (d->n_consumers == 0) {
+        sb_add(&m, "; no node uses it.");
+        sb_add(&h, "Use '%s' in the graph on the way to the target. If you computed something from '%s' outside the graph and sent it back in as data (an input), express that computation with graph ops instead so the gradient can flow back to '%s'.",
+               name(g, w), name(g, w), name(g, w));
+    } else {
+        sb_add(&m, "; it is used by");
+        for (int j = 0; j < d->n_consumers && j < 4; j++)
+            sb_add(&m, "%s '%s' (%s)", j ? "," : "", name(g, d->consumers[j]), opname(g, d->consumers[j]));
+        if (d->n_consumers > 4) sb_add(&m, " and %d more", d->n_consumers - 4);
+        sb_add(&m, ", but nothing %s feeds reaches the target.", d->n_consumers == 1 ? "that node" : "those nodes");
+        sb_add(&h, "Connect what '%s' feeds to the target with graph ops. If a value derived from '%s' was computed outside the graph and sent back in as data (an input), gradient cannot flow through it: express that computation with graph ops instead.",
+               name(g, w), name(g, w));
+    }
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}
+
+static void sb_block(sbuf *m, const gd_graph *g, const gd_block *b) {
+    switch (b->reason) {
+    case GD_BLOCK_STOP_GRADIENT: sb_add(m, "stop_gradient node '%s'", name(g, b->node)); break;
+    case GD_BLOCK_UNTAKEN_BRANCH:
+        sb_add(m, "the untaken branch of cond '%s' (predicate '%s' chose the other branch)", name(g, b->node),
+               name(g, b->predicate));
+        break;
+    default:
+        if (is_op(g, b->node, "cast"))
+            sb_add(m, "'%s' (cast to int64; gradients never flow into integer tensors)", name(g, b->node));
+        else if (is_op(g, b->node, "where") && b->input == 0)
+            sb_add(m, "the condition of where node '%s', which takes no gradient", name(g, b->node));
+        else if (is_op(g, b->node, "cond") && b->input == 0)
+            sb_add(m, "the predicate of cond node '%s', which takes no gradient", name(g, b->node));
+        else if (is_op(g, b->node, "gather") && b->input == 1)
+            sb_add(m, "the indices of gather node '%s', which take no gradient", name(g, b->node));
+        else
+            sb_add(m, "'%s' (%s), which is not differentiable", name(g, b->node), opname(g, b->node));
+    }
+}
+
+static int diag_blocked(gd_graph *g, const gd_trace *t, int w, const int *targets, int nt, const unsigned char *in_d,
+                        const int *parent, int *queue, gd_diag_list *out) {
+    int n = g->n;
+    /* Shortest carrying path from each open node to a target: BFS from the
+     * targets backwards along carrying edges, remembering the consumer. */
+    int *dist = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    int *succ = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    stop *stops = gd_arena_alloc(g->arena, sizeof(stop) * (size_t)(n + 1));
+    if (!dist || !succ || !stops) return -1;
+    for (int v = 0; v < n; v++) dist[v] = -1;
+    int head = 0, tail = 0, ns = 0;
+    for (int k = 0; k < nt; k++)
+        if (dist[targets[k]] < 0 && t->open[targets[k]]) dist[targets[k]] = 0, succ[targets[k]] = -1, queue[tail++] = targets[k];
+    while (head < tail) {
+        int v = queue[head++];
+        const gd_node *nd = &g->nodes[v];
+        for (int i = 0; i < nd->n_in; i++) {
+            int u = nd->in[i];
+            if (in_d[u] && !edge_carries(g, t, v, i)) {
+                /* A stopping point: open node v, input i reachable from w. */
+                gd_block b = {.node = v, .input = i, .predicate = -1, .reason = gd_edge_block(g, t, v, i)};
+                if (b.reason != GD_BLOCK_UNTAKEN_BRANCH && g->nodes[u].meta.dtype == GD_I64) {
+                    /* An int64 input: name the node that made it int64 (the
+                     * argmax, the cast), so that the fix aims at the cause. */
+                    b.node = gd_made_int(g, u, in_d);
+                    b.reason = GD_BLOCK_NON_DIFFERENTIABLE;
+                    b.input = -1;
+                    const gd_node *mk = &g->nodes[b.node];
+                    for (int j = 0; j < mk->n_in && b.input < 0; j++)
+                        if (in_d[mk->in[j]]) b.input = j;
+                } else if (g->nodes[v].op->flags & GD_OPF_COND) {
+                    b.predicate = nd->in[0];
+                }
+                int dup = 0;
+                for (int s = 0; s < ns && !dup; s++) dup = stops[s].b.node == b.node && stops[s].b.input == b.input;
+                if (!dup) stops[ns++] = (stop){b, v, u};
+            }
+            if (dist[u] < 0 && edge_carries(g, t, v, i)) dist[u] = dist[v] + 1, succ[u] = v, queue[tail++] = u;
+        }
+    }
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->is_error = 1, d->wrt = w;
+    if (ns == 0) {
+        /* Cannot happen for a wrt outside the open region with a path to a
+         * target; report it rather than assert. */
+        d->code = GD_DIAG_DISCONNECTED;
+        d->message = gd_arena_printf(g->arena, "No gradient for '%s'.", name(g, w));
+        d->hint = gd_arena_strdup(g->arena, "This is unexpected; please report the request.");
+        return d->message && d->hint ? 0 : -1;
+    }
+    /* BFS discovers stops in order of their distance to the target: the
+     * first is the nearest. */
+    d->blocked = gd_arena_alloc(g->arena, sizeof(gd_block) * (size_t)ns);
+    if (!d->blocked) return -1;
+    d->n_blocked = ns;
+    gd_block_reason common = stops[0].b.reason;
+    for (int s = 0; s < ns; s++) {
+        d->blocked[s] = stops[s].b;
+        if (stops[s].b.reason != common) common = GD_BLOCK_NONE;
+    }
+    d->code = common == GD_BLOCK_STOP_GRADIENT       ? GD_DIAG_STOP_GRADIENT
+              : common == GD_BLOCK_NON_DIFFERENTIABLE ? GD_DIAG_NON_DIFFERENTIABLE
+              : common == GD_BLOCK_UNTAKEN_BRANCH     ? GD_DIAG_UNTAKEN_BRANCH
+                                                      : GD_DIAG_MIXED;
+    /* Path: w ... from (BFS parents, reversed), then at ... target (succ). */
+    int len = 0;
+    for (int v = stops[0].from; v >= 0; v = parent[v]) len++;
+    for (int v = stops[0].at; v >= 0; v = succ[v]) len++;
+    d->path = gd_arena_alloc(g->arena, sizeof(int) * (size_t)len);
+    if (!d->path) return -1;
+    int k = 0;
+    for (int v = stops[0].from; v >= 0; v = parent[v]) k++;
+    int back = k;
+    for (int v = stops[0].from; v >= 0; v = parent[v]) d->path[--back] = v;
+    for (int v = stops[0].at; v >= 0; v = succ[v]) d->path[k++] = v;
+    d->n_path = len;
+
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "No gradient for '%s': ", name(g, w));
+    if (ns == 1) {
+        sb_add(&m, "its only path%s to ", "");
+        sb_targets(&m, g, targets, nt);
+        sb_add(&m, " passes through ");
+        sb_block(&m, g, &d->blocked[0]);
+        sb_add(&m, ".");
+    } else {
+        sb_add(&m, "every path to ");
+        sb_targets(&m, g, targets, nt);
+        sb_add(&m, " is blocked: at ");
+        for (int s = 0; s < ns && s < 4; s++) {
+            if (s) sb_add(&m, s == ns - 1 ? " and at " : ", at ");
+            sb_block(&m, g, &d->blocked[s]);
+        }
+        if (ns > 4) sb_add(&m, ", and %d more", ns - 4);
+        sb_add(&m, ".");
+    }
+    hint_block(&h, g, &d->blocked[0], w);
+    for (int s = 1; s < ns && s < 3; s++) {
+        int same = 0;
+        for (int j = 0; j < s; j++)
+            same |= d->blocked[j].node == d->blocked[s].node ||
+                    (d->blocked[j].reason == d->blocked[s].reason && d->blocked[s].reason == GD_BLOCK_STOP_GRADIENT);
+        if (same) continue;
+        sb_add(&h, " Also: ");
+        hint_block(&h, g, &d->blocked[s], w);
+    }
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}
+
+/* ---- warnings on present gradients -------------------------------------------- */
+
+static const char *cause_text(gd_zero_cause_code c) {
+    return c == GD_ZERO_MASK ? "masked it out" : c == GD_ZERO_VALUE ? "multiplied it by zero values" : "contributions cancel";
+}
+
+static int diag_zero(gd_graph *g, const gd_trace *t, int w, const int *targets, int nt, const unsigned char *in_d,
+                     gd_diag_list *out) {
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_ZERO_GRADIENT, d->is_error = 0, d->wrt = w;
+    d->zeroed = gd_arena_alloc(g->arena, sizeof(gd_zeroed) * (size_t)(t->n_zero + 1));
+    if (!d->zeroed) return -1;
+    for (int e = 0; e < t->n_zero; e++) {
+        int v = t->zero_node[e];
+        int u = t->zero_input[e] < 0 ? v : g->nodes[v].in[t->zero_input[e]];
+        if (!in_d[u]) continue;
+        int dup = 0;
+        for (int j = 0; j < d->n_zeroed; j++) dup |= d->zeroed[j].node == v && d->zeroed[j].cause == t->zero_cause[e];
+        if (!dup) d->zeroed[d->n_zeroed++] = (gd_zeroed){v, t->zero_cause[e]};
+    }
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "The gradient of '%s' is all zero", name(g, w));
+    if (d->n_zeroed == 0) {
+        sb_add(&m, ": the cotangent given for ");
+        sb_targets(&m, g, targets, nt);
+        sb_add(&m, " is zero.");
+        sb_add(&h, "Check target_grad: a zero cotangent gives zero gradients.");
+    } else {
+        for (int j = 0; j < d->n_zeroed && j < 4; j++)
+            sb_add(&m, "%s '%s' (%s) %s", j ? ";" : ":", name(g, d->zeroed[j].node), opname(g, d->zeroed[j].node),
+                   cause_text(d->zeroed[j].cause));
+        sb_add(&m, ".");
+        const gd_zeroed *z = &d->zeroed[0];
+        const char *nm = name(g, z->node);
+        if (z->cause == GD_ZERO_CANCELLATION)
+            sb_add(&h, "The contributions reaching '%s' along different paths sum to zero (as in x - x); check that the graph computes what you intend.", nm);
+        else if (is_op(g, z->node, "relu"))
+            sb_add(&h, "'%s' is a dead relu: every input is <= 0. Use leaky_relu, a different initialisation or bias, or a smaller learning rate.", nm);
+        else if (is_op(g, z->node, "clip"))
+            sb_add(&h, "'%s' (clip) is saturated: every input is outside [min, max]. Widen the bounds or rescale its input.", nm);
+        else if (is_op(g, z->node, "where"))
+            sb_add(&h, "The condition of '%s' never selects this side. Check the condition, or blend both sides.", nm);
+        else if (z->cause == GD_ZERO_MASK)
+            sb_add(&h, "'%s' (%s) selects other elements everywhere; check its inputs.", nm, opname(g, z->node));
+        else
+            sb_add(&h, "An input of '%s' (%s) is all zero; check the zero-valued input (an initialisation of zeros is a common cause).", nm, opname(g, z->node));
+    }
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}
+
+static void sb_index(sbuf *b, const gd_origin *o) {
+    sb_add(b, "[");
+    for (int i = 0; i < o->shape.rank; i++) sb_add(b, i ? ", %lld" : "%lld", (long long)o->index[i]);
+    sb_add(b, "]");
+}
+
+static void hint_nonfinite(sbuf *h, const gd_graph *g, int v, int grad) {
+    const char *nm = name(g, v), *op = opname(g, v);
+    if (is_op(g, v, "sqrt"))
+        sb_add(h, grad ? "sqrt has an infinite derivative at 0: use sqrt(x + eps) with a small eps, or clip x away from 0 in '%s'."
+                       : "sqrt of a negative number is NaN: clip the input of '%s' to be >= 0, or square/abs it first.", nm);
+    else if (is_op(g, v, "log"))
+        sb_add(h, grad ? "log has an infinite derivative at 0: use log(x + eps), or log1p/softplus, in '%s'."
+                       : "log of a negative number is NaN and of 0 is -Infinity: clip the input of '%s' to a small positive value, or use log1p/log_softmax.", nm);
+    else if (is_op(g, v, "div") || is_op(g, v, "reciprocal"))
+        sb_add(h, "'%s' (%s) divides by zero: add a small eps to the denominator or mask the zero entries.", nm, op);
+    else if (is_op(g, v, "exp") || is_op(g, v, "expm1"))
+        sb_add(h, "'%s' (%s) overflows for large inputs: work in log space (logsumexp, log_softmax, softmax_cross_entropy).", nm, op);
+    else if (is_op(g, v, "pow"))
+        sb_add(h, "'%s' (pow) with a zero or negative base is not finite here: clip the base or use a smooth alternative.", nm);
+    else if (g->nodes[v].op->flags & GD_OPF_LEAF)
+        sb_add(h, "The value sent for '%s' already contains NaN or Infinity: check the data.", nm);
+    else
+        sb_add(h, "Check the inputs of '%s' (%s) at that index.", nm, op);
+}
+
+static int diag_nonfinite_grad(gd_graph *g, const gd_trace *t, int w, const unsigned char *in_d, gd_diag_list *out) {
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_NON_FINITE_GRADIENT, d->is_error = 0, d->wrt = w;
+    for (int e = 0; e < t->n_nf && d->origin.node < 0; e++) {
+        int u = g->nodes[t->nf_node[e]].in[t->nf_input[e]];
+        if (in_d[u]) d->origin = t->nf_origin[e];
+    }
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "The gradient of '%s' contains NaN or Infinity", name(g, w));
+    if (d->origin.node >= 0) {
+        sb_add(&m, ", born in the backward rule of '%s' (%s) at index ", name(g, d->origin.node), opname(g, d->origin.node));
+        sb_index(&m, &d->origin);
+        sb_add(&m, ".");
+        hint_nonfinite(&h, g, d->origin.node, 1);
+    } else {
+        sb_add(&m, ": a forward value on its path is already not finite.");
+        sb_add(&h, "See the non_finite_value diagnostics for where it was born.");
+    }
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}
+
+int gd_diagnose_wrt(gd_graph *g, const gd_trace *t, const int *targets, int n_targets, int wrt, int has_grad,
+                    int grad_zero, int grad_nonfinite, gd_diag_list *out) {
+    int n = g->n;
+    if (!has_grad && g->nodes[wrt].meta.dtype == GD_I64) return diag_integer(g, wrt, targets, n_targets, out);
+    unsigned char *in_d = gd_arena_alloc(g->arena, (size_t)n);
+    int *parent = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    int *queue = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    if (!in_d || !parent || !queue) return -1;
+    descendants(g, wrt, in_d, parent, queue);
+    if (!has_grad) {
+        int reaches = 0;
+        for (int k = 0; k < n_targets; k++) reaches |= in_d[targets[k]];
+        if (!reaches) return diag_disconnected(g, wrt, targets, n_targets, out);
+        return diag_blocked(g, t, wrt, targets, n_targets, in_d, parent, queue, out);
+    }
+    if (grad_zero && diag_zero(g, t, wrt, targets, n_targets, in_d, out)) return -1;
+    if (grad_nonfinite && diag_nonfinite_grad(g, t, wrt, in_d, out)) return -1;
+    return 0;
+}
+
+int gd_diagnose_value(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out) {
+    /* The first birth, in forward order, among v's evaluated ancestors. */
+    int n = g->n;
+    unsigned char *anc = gd_arena_alloc(g->arena, (size_t)n);
+    int *queue = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    if (!anc || !queue) return -1;
+    int head = 0, tail = 0, best = -1, best_pos = 0;
+    anc[v] = 1, queue[tail++] = v;
+    while (head < tail) {
+        int u = queue[head++];
+        if (t->fwd_birth[u].node >= 0 && (best < 0 || t->pos[u] < best_pos)) best = u, best_pos = t->pos[u];
+        const gd_node *nd = &g->nodes[u];
+        for (int i = 0; i < nd->n_in; i++) {
+            int x = nd->in[i];
+            if (!anc[x] && t->evaluated[x]) anc[x] = 1, queue[tail++] = x;
+        }
+    }
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_NON_FINITE_VALUE, d->is_error = 0, d->node = v;
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "The value of '%s' contains NaN or Infinity", name(g, v));
+    if (best >= 0) {
+        d->origin = t->fwd_birth[best];
+        sb_add(&m, ", born at '%s' (%s) at index ", name(g, best), opname(g, best));
+        sb_index(&m, &d->origin);
+        sb_add(&m, ".");
+        hint_nonfinite(&h, g, best, 0);
+    } else {
+        sb_add(&m, ".");
+        sb_add(&h, "Check the values sent for the graph's leaves.");
+    }
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}
+
+int gd_diagnose_unfetched(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out) {
+    /* Walk forward from v through unevaluated nodes to an evaluated cond that
+     * it reaches through its untaken input. */
+    int n = g->n;
+    unsigned char *seen = gd_arena_alloc(g->arena, (size_t)n);
+    int *queue = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    if (!seen || !queue) return -1;
+    int head = 0, tail = 0, found = -1, found_in = -1;
+    seen[v] = 1, queue[tail++] = v;
+    while (head < tail && found < 0) {
+        int u = queue[head++];
+        for (int k = g->cons_start[u]; k < g->cons_start[u + 1] && found < 0; k++) {
+            int c = g->cons[k];
+            const gd_node *cn = &g->nodes[c];
+            if (t->evaluated[c] && (cn->op->flags & GD_OPF_COND) && t->taken[c]) {
+                int other = 3 - t->taken[c];
+                if (cn->in[other] == u) found = c, found_in = other;
+            }
+            if (!t->evaluated[c] && !seen[c]) seen[c] = 1, queue[tail++] = c;
+        }
+    }
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_UNTAKEN_BRANCH, d->is_error = 1, d->node = v;
+    sbuf m = {0}, h = {0};
+    if (found >= 0) {
+        d->blocked = gd_arena_alloc(g->arena, sizeof(gd_block));
+        if (!d->blocked) return -1;
+        d->blocked[0] = (gd_block){.node = found, .reason = GD_BLOCK_UNTAKEN_BRANCH, .input = found_in,
+                                   .predicate = g->nodes[found].in[0]};
+        d->n_blocked = 1;
+        sb_add(&m, "'%s' was not computed: it feeds only the untaken branch of cond '%s' (predicate '%s' chose the other branch).",
+               name(g, v), name(g, found), name(g, g->nodes[found].in[0]));
+    } else {
+        sb_add(&m, "'%s' was not computed: it lies behind a branch of a cond that was not taken.", name(g, v));
+    }
+    sb_add(&h, "Values on an untaken branch are never computed; fetch a node the taken branch needs, or change the predicate.");
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}

@@ -1,0 +1,525 @@
+/* engine.c - the forward sweep (lazy through cond, releasing intermediates
+ * as soon as nothing will read them) and the reverse sweep (one loop in
+ * reverse evaluation order, cotangents indexed by node, add-or-set, formed
+ * only where a `wrt` needs them, broadcasting undone centrally). What the
+ * sweeps observe goes into a gd_trace for diagnose.c. */
+#include "engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { ST_NEW = 0, ST_ACTIVE = 1, ST_DONE = 2 };
+
+typedef struct run {
+    gd_graph *g;
+    gd_arena *a;
+    const gd_run_spec *spec;
+    gd_error *err;
+    int n;
+    gd_tensor **val;             /* [n] forward values */
+    unsigned char *state;        /* [n] ST_* */
+    unsigned char *evaluated;    /* [n] */
+    signed char *taken;          /* [n] cond: 1 or 2 */
+    int *order, n_order;         /* evaluation order */
+    int *pos;                    /* [n] position in order, -1 */
+    int *refc;                   /* [n] consumers that may still read the value */
+    unsigned char *keep;         /* [n] value must survive the forward sweep */
+    unsigned char *returned;     /* [n] target or fetched: never released */
+    unsigned char *nonfinite;    /* [n] value holds NaN/Inf */
+    unsigned char *is_wrt;       /* [n] */
+    unsigned char *open, *needs; /* [n] */
+    gd_tensor **cot;             /* [n] cotangents */
+    unsigned char *had_nonzero;  /* [n] some contribution to cot was nonzero */
+    gd_origin *fwd_birth;        /* [n] */
+    int64_t vjp_inputs;
+    /* event logs */
+    int *z_node, *z_input, n_z, cap_z;
+    gd_zero_cause_code *z_cause;
+    int *nf_node, *nf_input, n_nf, cap_nf;
+    gd_origin *nf_origin;
+} run;
+
+static int oom(run *r) {
+    return gd_errorf(r->err, GD_E_TOO_LARGE, NULL,
+                     "The request needs more memory than this server allows for one request.");
+}
+
+#define ALLOC(r, ptr, count) (((ptr) = gd_arena_alloc((r)->a, sizeof(*(ptr)) * (size_t)((count) + 1))) != NULL)
+
+static const char *target_at(const run *r, int k, char *buf, size_t size) {
+    if (r->spec->targets_is_list) snprintf(buf, size, "$.target[%d]", k);
+    else snprintf(buf, size, "$.target");
+    return buf;
+}
+
+/* Does gradient flow along the edge node -> input i, counting the int64 rule? */
+static int carries(const run *r, const gd_trace *t, int v, int i) {
+    const gd_node *nd = &r->g->nodes[v];
+    return gd_edge_block(r->g, t, v, i) == GD_BLOCK_NONE && r->g->nodes[nd->in[i]].meta.dtype == GD_F64;
+}
+
+/* ---- forward ---------------------------------------------------------- */
+
+/* Structural analysis before anything runs: which nodes can run at all
+ * (ancestors of targets and fetches), how many consumers will read each
+ * value, and which values the backward sweep may read (so they are kept). */
+static int plan(run *r) {
+    gd_graph *g = r->g;
+    int n = r->n;
+    unsigned char *cand, *sopen, *sneeds;
+    if (!ALLOC(r, cand, n) || !ALLOC(r, sopen, n) || !ALLOC(r, sneeds, n)) return oom(r);
+    for (int k = 0; k < r->spec->n_targets; k++) cand[r->spec->targets[k]] = 1;
+    for (int k = 0; k < r->spec->n_fetch; k++) cand[r->spec->fetch[k]] = 1;
+    for (int k = n - 1; k >= 0; k--) {
+        int v = g->topo[k];
+        if (!cand[v]) continue;
+        for (int i = 0; i < g->nodes[v].n_in; i++) {
+            cand[g->nodes[v].in[i]] = 1;
+            r->refc[g->nodes[v].in[i]]++;
+        }
+    }
+    if (!r->spec->grad) return 0;
+    for (int k = 0; k < n; k++) {
+        int v = g->topo[k];
+        sneeds[v] = r->is_wrt[v];
+        for (int i = 0; i < g->nodes[v].n_in && !sneeds[v]; i++)
+            if (carries(r, NULL, v, i) && sneeds[g->nodes[v].in[i]]) sneeds[v] = 1;
+    }
+    for (int k = 0; k < r->spec->n_targets; k++) sopen[r->spec->targets[k]] = 1;
+    for (int k = n - 1; k >= 0; k--) {
+        int v = g->topo[k];
+        if (!sopen[v] || !sneeds[v]) continue;
+        r->keep[v] = 1;
+        for (int i = 0; i < g->nodes[v].n_in; i++) {
+            r->keep[g->nodes[v].in[i]] = 1;
+            if (carries(r, NULL, v, i)) sopen[g->nodes[v].in[i]] = 1;
+        }
+    }
+    return 0;
+}
+
+static void note_birth(run *r, int v, int any_input_nonfinite) {
+    int64_t first;
+    gd_tensor *t = r->val[v];
+    if (gd_all_finite(t, &first)) return;
+    r->nonfinite[v] = 1;
+    if (any_input_nonfinite) return;
+    r->fwd_birth[v].node = v;
+    r->fwd_birth[v].shape = t->shape;
+    gd_unravel(&t->shape, first, r->fwd_birth[v].index);
+}
+
+/* Run node v's kernel; its inputs (the taken one, for cond) are done. */
+static int compute(run *r, int v) {
+    gd_graph *g = r->g;
+    gd_node *nd = &g->nodes[v];
+    int rc = gd_cancel_check(r->spec->cancel, r->err);
+    if (rc) return rc;
+    if (nd->op->flags & GD_OPF_LEAF) {
+        if (!nd->value)
+            return gd_errorf(r->err, GD_E_MISSING_VALUE, "$.values",
+                             "No value for %s '%s': the target needs it. Add \"%s\" to \"values\".",
+                             nd->op->name, nd->name, nd->name);
+        r->val[v] = nd->value;
+    } else {
+        if (nd->meta.shape.rank < 0)
+            return gd_errorf(r->err, GD_E_INTERNAL, NULL, "Node '%s': shape unknown at evaluation.", nd->name);
+        const gd_tensor *stack_in[16], **in = stack_in;
+        if (nd->n_in > 16 && !(in = gd_arena_alloc(r->a, sizeof(*in) * (size_t)nd->n_in))) return oom(r);
+        for (int i = 0; i < nd->n_in; i++) {
+            gd_tensor *x = r->val[nd->in[i]];
+            if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) && !(x = gd_tensor_to_f64(r->a, x)))
+                return oom(r);
+            in[i] = x;
+        }
+        gd_tensor *out = gd_tensor_new(r->a, &nd->meta.shape, nd->meta.dtype, 0);
+        if (!out) return oom(r);
+        gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
+        rc = nd->op->forward(&c, in, out);
+        for (int i = 0; i < nd->n_in; i++)
+            if (in[i] && in[i] != r->val[nd->in[i]]) gd_tensor_release(r->a, (gd_tensor *)in[i]);
+        if (rc) return rc;
+        r->val[v] = out;
+    }
+    r->state[v] = ST_DONE;
+    r->evaluated[v] = 1;
+    r->pos[v] = r->n_order;
+    r->order[r->n_order++] = v;
+    if (r->spec->check_numerics) {
+        int any = 0;
+        for (int i = 0; i < nd->n_in; i++) any |= r->evaluated[nd->in[i]] && r->nonfinite[nd->in[i]];
+        note_birth(r, v, any);
+    }
+    /* Release inputs nobody will read again. Leaf values belong to the request. */
+    for (int i = 0; i < nd->n_in; i++) {
+        int u = nd->in[i];
+        if (--r->refc[u] == 0 && !r->keep[u] && !r->returned[u] && !(g->nodes[u].op->flags & GD_OPF_LEAF) &&
+            r->val[u]) {
+            gd_tensor_release(r->a, r->val[u]);
+        }
+    }
+    return 0;
+}
+
+/* Evaluate `root` and what it needs, depth first with an explicit stack (no
+ * recursion: graphs may be deep). A cond evaluates its predicate, then only
+ * the branch the predicate picks. */
+static int eval_root(run *r, int root, int *stack, int *phase) {
+    gd_graph *g = r->g;
+    int sp = 0;
+    if (r->state[root] == ST_DONE) return 0;
+    stack[sp] = root, phase[sp++] = 0;
+    while (sp > 0) {
+        int v = stack[sp - 1];
+        gd_node *nd = &g->nodes[v];
+        if (r->state[v] == ST_DONE) { sp--; continue; }
+        r->state[v] = ST_ACTIVE;
+        int ph = phase[sp - 1]++;
+        if (nd->op->flags & GD_OPF_COND) {
+            if (ph == 0) {
+                if (r->state[nd->in[0]] != ST_DONE) stack[sp] = nd->in[0], phase[sp++] = 0;
+            } else if (ph == 1) {
+                const gd_tensor *p = r->val[nd->in[0]];
+                double pv = p->dtype == GD_F64 ? gd_f64(p)[0] : (double)gd_i64(p)[0];
+                r->taken[v] = pv != 0.0 ? 1 : 2;
+                int b = nd->in[r->taken[v]];
+                if (r->state[b] != ST_DONE) stack[sp] = b, phase[sp++] = 0;
+            } else {
+                int rc = compute(r, v);
+                if (rc) return rc;
+                sp--;
+            }
+        } else if (ph == 0) {
+            for (int i = nd->n_in - 1; i >= 0; i--)
+                if (r->state[nd->in[i]] != ST_DONE) stack[sp] = nd->in[i], phase[sp++] = 0;
+        } else {
+            int rc = compute(r, v);
+            if (rc) return rc;
+            sp--;
+        }
+    }
+    return 0;
+}
+
+/* Evaluate the targets, then the fetches that the targets' evaluation did
+ * not skip on purpose. */
+static int forward(run *r, gd_run_result *res) {
+    gd_graph *g = r->g;
+    const gd_run_spec *s = r->spec;
+    int edges = 0;
+    for (int i = 0; i < r->n; i++) edges += g->nodes[i].n_in;
+    int *stack, *phase;
+    if (!ALLOC(r, stack, edges + r->n + 1) || !ALLOC(r, phase, edges + r->n + 1)) return oom(r);
+    int rc;
+    for (int k = 0; k < s->n_targets; k++)
+        if ((rc = eval_root(r, s->targets[k], stack, phase))) return rc;
+    /* A fetch that the targets' evaluation skipped because it lies behind an
+     * untaken branch stays unevaluated; any other fetch is evaluated. */
+    unsigned char *anc;
+    if (!ALLOC(r, anc, r->n)) return oom(r);
+    for (int k = 0; k < s->n_targets; k++) anc[s->targets[k]] = 1;
+    for (int k = r->n - 1; k >= 0; k--) {
+        int v = g->topo[k];
+        if (anc[v])
+            for (int i = 0; i < g->nodes[v].n_in; i++) anc[g->nodes[v].in[i]] = 1;
+    }
+    for (int k = 0; k < s->n_fetch; k++) {
+        int f = s->fetch[k];
+        if (r->state[f] == ST_DONE || anc[f]) continue;
+        if ((rc = eval_root(r, f, stack, phase))) return rc;
+    }
+    for (int k = 0; k < s->n_targets; k++) res->targets[k] = r->val[s->targets[k]];
+    for (int k = 0; k < s->n_fetch; k++) res->fetched[k] = r->evaluated[s->fetch[k]] ? r->val[s->fetch[k]] : NULL;
+    return 0;
+}
+
+/* ---- backward --------------------------------------------------------- */
+
+static int log_zero(run *r, int v, int input, gd_zero_cause_code cause) {
+    if (r->n_z == r->cap_z) {
+        int cap = r->cap_z ? 2 * r->cap_z : 16;
+        int *nn, *ni;
+        gd_zero_cause_code *nc;
+        if (!ALLOC(r, nn, cap) || !ALLOC(r, ni, cap) || !ALLOC(r, nc, cap)) return oom(r);
+        if (r->n_z) {
+            memcpy(nn, r->z_node, sizeof(int) * (size_t)r->n_z);
+            memcpy(ni, r->z_input, sizeof(int) * (size_t)r->n_z);
+            memcpy(nc, r->z_cause, sizeof(*nc) * (size_t)r->n_z);
+        }
+        r->z_node = nn, r->z_input = ni, r->z_cause = nc, r->cap_z = cap;
+    }
+    r->z_node[r->n_z] = v, r->z_input[r->n_z] = input, r->z_cause[r->n_z++] = cause;
+    return 0;
+}
+
+static int log_nonfinite(run *r, int v, int input, const gd_tensor *d, int64_t first) {
+    if (r->n_nf == r->cap_nf) {
+        int cap = r->cap_nf ? 2 * r->cap_nf : 8;
+        int *nn, *ni;
+        gd_origin *no;
+        if (!ALLOC(r, nn, cap) || !ALLOC(r, ni, cap) || !ALLOC(r, no, cap)) return oom(r);
+        if (r->n_nf) {
+            memcpy(nn, r->nf_node, sizeof(int) * (size_t)r->n_nf);
+            memcpy(ni, r->nf_input, sizeof(int) * (size_t)r->n_nf);
+            memcpy(no, r->nf_origin, sizeof(*no) * (size_t)r->n_nf);
+        }
+        r->nf_node = nn, r->nf_input = ni, r->nf_origin = no, r->cap_nf = cap;
+    }
+    gd_origin *o = &r->nf_origin[r->n_nf];
+    o->node = v;
+    o->shape = d->shape;
+    gd_unravel(&d->shape, first, o->index);
+    r->nf_node[r->n_nf] = v, r->nf_input[r->n_nf++] = input;
+    return 0;
+}
+
+/* Add contribution d (input u's shape) into u's cotangent: set when there is
+ * none yet (d is handed over), add otherwise (d is released). */
+static void accumulate(run *r, int u, gd_tensor *d) {
+    if (!r->cot[u]) { r->cot[u] = d; return; }
+    double *c = gd_f64(r->cot[u]);
+    const double *x = gd_f64(d);
+    for (int64_t k = 0; k < d->n; k++) c[k] += x[k];
+    gd_tensor_release(r->a, d);
+}
+
+/* The open region: nodes the targets' cotangent reaches through edges that
+ * carry gradient, given the cond choices this run made. And `needs`: nodes
+ * from which a wrt is reachable through such edges. */
+static void regions(run *r, const gd_trace *t) {
+    gd_graph *g = r->g;
+    for (int k = 0; k < r->n_order; k++) {
+        int v = r->order[k];
+        r->needs[v] = r->is_wrt[v];
+        for (int i = 0; i < g->nodes[v].n_in && !r->needs[v]; i++)
+            if (carries(r, t, v, i) && r->needs[g->nodes[v].in[i]]) r->needs[v] = 1;
+    }
+    for (int k = 0; k < r->spec->n_targets; k++)
+        if (g->nodes[r->spec->targets[k]].meta.dtype == GD_F64) r->open[r->spec->targets[k]] = 1;
+    for (int k = r->n_order - 1; k >= 0; k--) {
+        int v = r->order[k];
+        if (!r->open[v]) continue;
+        for (int i = 0; i < g->nodes[v].n_in; i++)
+            if (carries(r, t, v, i)) r->open[g->nodes[v].in[i]] = 1;
+    }
+}
+
+static int seed(run *r) {
+    const gd_run_spec *s = r->spec;
+    for (int k = 0; k < s->n_targets; k++) {
+        int t = s->targets[k];
+        if (!r->needs[t]) continue;
+        gd_tensor *d;
+        if (s->target_grad && s->target_grad[k]) {
+            d = gd_tensor_to_f64(r->a, s->target_grad[k]);
+            if (!d || !(d = d == s->target_grad[k] ? gd_tensor_copy(r->a, d) : d)) return oom(r);
+        } else {
+            gd_shape sc = gd_shape_scalar();
+            if (!(d = gd_tensor_new(r->a, &sc, GD_F64, 0))) return oom(r);
+            gd_f64(d)[0] = 1.0;
+        }
+        if (!gd_all_zero(d)) r->had_nonzero[t] = 1;
+        accumulate(r, t, d);
+    }
+    return 0;
+}
+
+static int backward(run *r, const gd_trace *t) {
+    gd_graph *g = r->g;
+    int rc = seed(r);
+    if (rc) return rc;
+    for (int k = r->n_order - 1; k >= 0; k--) {
+        int v = r->order[k];
+        gd_node *nd = &g->nodes[v];
+        if ((rc = gd_cancel_check(r->spec->cancel, r->err))) return rc;
+        gd_tensor *dv = r->cot[v];
+        int want[16] = {0}, *wants = want, any = 0;
+        if (dv && gd_all_zero(dv)) {
+            if (r->had_nonzero[v] && (rc = log_zero(r, v, -1, GD_ZERO_CANCELLATION))) return rc;
+            dv = NULL; /* an all-zero cotangent contributes nothing upstream */
+        }
+        if (dv && nd->n_in > 0) {
+            if (nd->n_in > 16 && !ALLOC(r, wants, nd->n_in)) return oom(r);
+            for (int i = 0; i < nd->n_in; i++)
+                any |= wants[i] = carries(r, t, v, i) && r->needs[nd->in[i]];
+        }
+        if (any) {
+            const gd_tensor *stack_in[16], **in = stack_in;
+            gd_tensor *stack_d[16], **din = stack_d;
+            if (nd->n_in > 16 && (!(in = gd_arena_alloc(r->a, sizeof(*in) * (size_t)nd->n_in)) ||
+                                  !(din = gd_arena_alloc(r->a, sizeof(*din) * (size_t)nd->n_in))))
+                return oom(r);
+            for (int i = 0; i < nd->n_in; i++) {
+                gd_tensor *x = r->val[nd->in[i]];
+                if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) && !(x = gd_tensor_to_f64(r->a, x)))
+                    return oom(r);
+                in[i] = x;
+                din[i] = NULL;
+            }
+            gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
+            rc = nd->op->backward(&c, in, r->val[v], dv, wants, din);
+            for (int i = 0; i < nd->n_in; i++) r->vjp_inputs += wants[i];
+            for (int i = 0; i < nd->n_in; i++)
+                if (in[i] && in[i] != r->val[nd->in[i]]) gd_tensor_release(r->a, (gd_tensor *)in[i]);
+            if (rc) return rc;
+            int dv_finite = !r->spec->check_numerics || gd_all_finite(dv, NULL);
+            for (int i = 0; i < nd->n_in; i++) {
+                if (!wants[i]) continue;
+                int u = nd->in[i];
+                gd_tensor *d = din[i];
+                if (d && !gd_shape_eq(&d->shape, &g->nodes[u].meta.shape)) {
+                    gd_tensor *s = gd_tensor_new(r->a, &g->nodes[u].meta.shape, GD_F64, 0);
+                    if (!s) return oom(r);
+                    gd_sum_to(gd_f64(s), &s->shape, gd_f64(d), &d->shape);
+                    gd_tensor_release(r->a, d);
+                    d = s;
+                }
+                int64_t first;
+                if (d && dv_finite && r->spec->check_numerics && !gd_all_finite(d, &first) &&
+                    (rc = log_nonfinite(r, v, i, d, first)))
+                    return rc;
+                if (!d || gd_all_zero(d)) {
+                    gd_zero_cause_code cause = nd->op->zero_cause == GD_ZC_MASK ? GD_ZERO_MASK : GD_ZERO_VALUE;
+                    if ((rc = log_zero(r, v, i, cause))) return rc;
+                    if (!d) continue;
+                } else {
+                    r->had_nonzero[u] = 1;
+                }
+                accumulate(r, u, d);
+            }
+        }
+        /* Done with v: its cotangent (unless it is a wrt) and its value
+         * (unless returned) are not read again. */
+        if (!r->is_wrt[v] && r->cot[v]) {
+            gd_tensor_release(r->a, r->cot[v]);
+            r->cot[v] = NULL;
+        }
+        if (!r->returned[v] && !(nd->op->flags & GD_OPF_LEAF) && r->val[v]) gd_tensor_release(r->a, r->val[v]);
+    }
+    return 0;
+}
+
+/* ---- checks and results ------------------------------------------------ */
+
+static int check_targets(run *r, int after_forward) {
+    const gd_run_spec *s = r->spec;
+    char at[64], a[GD_SHAPE_STR_MAX], b[GD_SHAPE_STR_MAX];
+    for (int k = 0; k < s->n_targets; k++) {
+        const gd_node *t = &r->g->nodes[s->targets[k]];
+        const gd_shape *sh = after_forward ? &r->val[s->targets[k]]->shape : &t->meta.shape;
+        if (!s->grad) continue;
+        if (t->meta.dtype != GD_F64)
+            return gd_errorf(r->err, GD_E_DTYPE_MISMATCH, target_at(r, k, at, sizeof at),
+                             "The target '%s' is int64; a target must be float64 to be differentiated.", t->name);
+        if (sh->rank < 0) continue;
+        gd_tensor *tg = s->target_grad ? s->target_grad[k] : NULL;
+        if (!tg && sh->rank > 0)
+            return gd_errorf(r->err, GD_E_TARGET_NOT_SCALAR, target_at(r, k, at, sizeof at),
+                             "The target '%s' has shape %s; give \"target_grad\" (its cotangent) or reduce it to a scalar, e.g. with sum or mean.",
+                             t->name, gd_shape_str(sh, a, sizeof a));
+        if (tg && !gd_shape_eq(&tg->shape, sh)) {
+            if (s->targets_is_list) snprintf(at, sizeof at, "$.target_grad.%s", t->name);
+            else snprintf(at, sizeof at, "$.target_grad");
+            return gd_errorf(r->err, GD_E_SHAPE_MISMATCH, at,
+                             "target_grad for '%s' has shape %s, but the target has shape %s.", t->name,
+                             gd_shape_str(&tg->shape, a, sizeof a), gd_shape_str(sh, b, sizeof b));
+        }
+    }
+    return 0;
+}
+
+static gd_tensor *zeros_like_node(run *r, int w) {
+    const gd_node *nd = &r->g->nodes[w];
+    const gd_shape *sh = r->val[w] ? &r->val[w]->shape : &nd->meta.shape;
+    if (sh->rank < 0) return NULL;
+    return gd_tensor_new(r->a, sh, GD_F64, 1);
+}
+
+static int diagnose(run *r, const gd_trace *t, gd_run_result *res) {
+    const gd_run_spec *s = r->spec;
+    gd_graph *g = r->g;
+    gd_diag_list dl = {0};
+    unsigned char *seen;
+    if (!ALLOC(r, seen, r->n)) return oom(r);
+    if (s->grad) {
+        for (int k = 0; k < s->n_wrt; k++) {
+            int w = s->wrt[k];
+            if (seen[w]) continue;
+            seen[w] = 1;
+            gd_tensor *gr = res->grads[k];
+            int has = r->open[w];
+            int zero = has && gr && gd_all_zero(gr);
+            int nonfinite = has && gr && s->check_numerics && !gd_all_finite(gr, NULL);
+            if ((!has || zero || nonfinite) &&
+                gd_diagnose_wrt(g, t, s->targets, s->n_targets, w, has, zero, nonfinite, &dl))
+                return oom(r);
+        }
+    }
+    memset(seen, 0, (size_t)r->n);
+    if (s->check_numerics) {
+        for (int k = 0; k < s->n_targets + s->n_fetch; k++) {
+            int v = k < s->n_targets ? s->targets[k] : s->fetch[k - s->n_targets];
+            if (seen[v] || !r->evaluated[v] || !r->nonfinite[v]) continue;
+            seen[v] = 1;
+            if (gd_diagnose_value(g, t, v, &dl)) return oom(r);
+        }
+    }
+    for (int k = 0; k < s->n_fetch; k++) {
+        int v = s->fetch[k];
+        if (r->evaluated[v] || seen[v] == 2) continue;
+        seen[v] = 2;
+        if (gd_diagnose_unfetched(g, t, v, &dl)) return oom(r);
+    }
+    res->diags = dl.items;
+    res->n_diags = dl.n;
+    return 0;
+}
+
+int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *err) {
+    run R = {.g = g, .a = g->arena, .spec = spec, .err = err, .n = g->n}, *r = &R;
+    int n = g->n, rc;
+    memset(res, 0, sizeof *res);
+    gd_error_clear(err);
+    if (!g->checked) return gd_errorf(err, GD_E_INTERNAL, NULL, "gd_run on an unchecked graph.");
+    if (!ALLOC(r, r->val, n) || !ALLOC(r, r->state, n) || !ALLOC(r, r->evaluated, n) || !ALLOC(r, r->taken, n) ||
+        !ALLOC(r, r->order, n) || !ALLOC(r, r->pos, n) || !ALLOC(r, r->refc, n) || !ALLOC(r, r->keep, n) ||
+        !ALLOC(r, r->returned, n) || !ALLOC(r, r->nonfinite, n) || !ALLOC(r, r->is_wrt, n) ||
+        !ALLOC(r, r->open, n) || !ALLOC(r, r->needs, n) || !ALLOC(r, r->cot, n) || !ALLOC(r, r->had_nonzero, n) ||
+        !ALLOC(r, r->fwd_birth, n) || !ALLOC(r, res->targets, spec->n_targets) ||
+        !ALLOC(r, res->grads, spec->n_wrt) || !ALLOC(r, res->fetched, spec->n_fetch))
+        return oom(r);
+    for (int i = 0; i < n; i++) r->pos[i] = -1, r->fwd_birth[i].node = -1;
+    for (int k = 0; k < spec->n_targets; k++) r->returned[spec->targets[k]] = 1;
+    for (int k = 0; k < spec->n_fetch; k++) r->returned[spec->fetch[k]] = 1;
+    if (spec->grad)
+        for (int k = 0; k < spec->n_wrt; k++) r->is_wrt[spec->wrt[k]] = 1;
+    if ((rc = check_targets(r, 0)) || (rc = plan(r))) return rc;
+
+    int64_t t0 = gd_now_ns();
+    if ((rc = forward(r, res))) return rc;
+    int64_t t1 = gd_now_ns();
+    res->forward_us = (t1 - t0) / 1000;
+    if ((rc = check_targets(r, 1))) return rc;
+
+    gd_trace tr = {.evaluated = r->evaluated, .pos = r->pos, .taken = r->taken, .open = r->open, .fwd_birth = r->fwd_birth};
+    if (spec->grad) {
+        regions(r, &tr);
+        if ((rc = backward(r, &tr))) return rc;
+        for (int k = 0; k < spec->n_wrt; k++) {
+            int w = spec->wrt[k];
+            gd_tensor *gr = r->open[w] ? r->cot[w] : NULL;
+            if (r->open[w] && !gr) gr = zeros_like_node(r, w); /* connected, every contribution exactly zero */
+            if (!r->open[w] && spec->unconnected_zero) gr = zeros_like_node(r, w);
+            if (r->open[w] && !gr) return oom(r);
+            res->grads[k] = gr;
+        }
+    }
+    res->backward_us = (gd_now_ns() - t1) / 1000;
+    tr.zero_node = r->z_node, tr.zero_input = r->z_input, tr.zero_cause = r->z_cause, tr.n_zero = r->n_z;
+    tr.nf_node = r->nf_node, tr.nf_input = r->nf_input, tr.nf_origin = r->nf_origin, tr.n_nf = r->n_nf;
+    if ((rc = diagnose(r, &tr, res))) return rc;
+    res->peak_bytes = gd_arena_peak(r->a);
+    res->vjp_inputs = r->vjp_inputs;
+    return 0;
+}

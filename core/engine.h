@@ -1,0 +1,46 @@
+/* engine.h - evaluation and reverse-mode differentiation of a checked graph.
+ *
+ * gd_run evaluates what the targets (and fetches) need, lazily through cond,
+ * then sweeps backward from the targets forming cotangents only where some
+ * `wrt` needs them, and finally asks diagnose.c why each `wrt` without a
+ * gradient has none. It is re-entrant: all state lives in the graph's arena
+ * and in the run; nothing is global. The cancel flag is polled between nodes
+ * and inside long kernels. */
+#ifndef GD_ENGINE_H
+#define GD_ENGINE_H
+
+#include "diagnose.h"
+#include "op.h"
+
+typedef struct gd_run_spec {
+    const int *targets;          /* node indices; the gradient is of their sum */
+    int n_targets;
+    int targets_is_list;         /* for error paths: "$.target[i]" vs "$.target" */
+    gd_tensor *const *target_grad; /* per target cotangent, NULL entries: scalar target (seed 1) */
+    int grad;                    /* 0: evaluate only (/v1/eval) */
+    const int *wrt;              /* node indices */
+    int n_wrt;
+    const int *fetch;
+    int n_fetch;
+    int unconnected_zero;        /* missing gradients become zeros of the node's shape */
+    int check_numerics;          /* look for NaN/Inf and report their origin */
+    const gd_cancel *cancel;     /* may be NULL */
+} gd_run_spec;
+
+typedef struct gd_run_result {
+    gd_tensor **targets;         /* [n_targets] forward values */
+    gd_tensor **grads;           /* [n_wrt] gradient or NULL (none) */
+    gd_tensor **fetched;         /* [n_fetch] value or NULL (not computed: untaken branch) */
+    gd_diag *diags;
+    int n_diags;
+    int64_t forward_us, backward_us;
+    size_t peak_bytes;           /* the arena's high-water mark during the run */
+    int64_t vjp_inputs;          /* input contributions the backward sweep formed */
+} gd_run_result;
+
+/* Run the request on graph g (already gd_graph_check'ed). Results live in g's
+ * arena. Returns 0 or an error code with err set (runtime data errors,
+ * deadline_exceeded, too_large when the arena's limit is hit). */
+int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *err);
+
+#endif

@@ -1,0 +1,243 @@
+/* graph.c - building and checking a graph: name resolution (with "did you
+ * mean"), duplicate and cycle detection, consumers and topological order, and
+ * the static dtype/shape inference pass over every node. */
+#include "graph.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "op.h"
+
+gd_graph *gd_graph_new(gd_arena *a, int capacity_hint) {
+    gd_graph *g = gd_arena_alloc(a, sizeof *g);
+    if (!g) return NULL;
+    g->arena = a;
+    g->cap = capacity_hint > 4 ? capacity_hint : 4;
+    g->nodes = gd_arena_alloc(a, sizeof(gd_node) * (size_t)g->cap);
+    return g->nodes ? g : NULL;
+}
+
+static int oom(gd_error *err) {
+    return gd_errorf(err, GD_E_TOO_LARGE, NULL, "The request needs more memory than this server allows for one request.");
+}
+
+gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name, const char *const *inputs, int n_inputs,
+                      gd_error *err) {
+    const gd_op_def *op = gd_op_find(op_name);
+    if (!op) {
+        int n;
+        const gd_op_def *const *all = gd_op_all(&n);
+        const char *names[128];
+        for (int i = 0; i < n && i < 128; i++) names[i] = all[i]->name;
+        char at[64];
+        snprintf(at, sizeof at, "$.graph.nodes[%d].op", g->n);
+        gd_errorf(err, GD_E_UNKNOWN_OP, at, "Node '%s': unknown op '%s'.", name, op_name);
+        gd_error_suggest(err, gd_closest(op_name, names, n < 128 ? n : 128));
+        return NULL;
+    }
+    if (g->n == g->cap) {
+        gd_node *bigger = gd_arena_alloc(g->arena, sizeof(gd_node) * (size_t)g->cap * 2);
+        if (!bigger) { oom(err); return NULL; }
+        memcpy(bigger, g->nodes, sizeof(gd_node) * (size_t)g->n);
+        g->nodes = bigger;
+        g->cap *= 2;
+    }
+    gd_node *n = &g->nodes[g->n];
+    memset(n, 0, sizeof *n);
+    n->index = g->n;
+    n->op = op;
+    n->name = gd_arena_strdup(g->arena, name);
+    n->n_in = n_inputs;
+    n->in = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n_inputs + 1));
+    n->in_names = gd_arena_alloc(g->arena, sizeof(char *) * (size_t)(n_inputs + 1));
+    n->value_index = -1;
+    if (!n->name || !n->in || !n->in_names) { oom(err); return NULL; }
+    for (int i = 0; i < n_inputs; i++)
+        if (!(n->in_names[i] = gd_arena_strdup(g->arena, inputs[i]))) { oom(err); return NULL; }
+    g->n++;
+    g->checked = 0;
+    return n;
+}
+
+void gd_node_set_value(gd_node *n, gd_tensor *value, int value_index) {
+    n->value = value;
+    n->value_index = value_index;
+}
+
+int gd_node_errorf(gd_error *err, const gd_node *n, gd_err code, const char *suffix, const char *fmt, ...) {
+    char at[GD_ERR_AT_MAX];
+    snprintf(at, sizeof at, "$.graph.nodes[%d]%s", n->index, suffix ? suffix : "");
+    va_list ap;
+    va_start(ap, fmt);
+    gd_verrorf(err, code, at, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* FNV-1a; the name table is open addressing over node indices. */
+static uint64_t hash_name(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int find_slot(const gd_graph *g, const char *name) {
+    unsigned mask = (unsigned)g->name_cap - 1;
+    for (unsigned h = (unsigned)hash_name(name) & mask;; h = (h + 1) & mask) {
+        int v = g->name_slot[h];
+        if (v == 0 || strcmp(g->nodes[v - 1].name, name) == 0) return (int)h;
+    }
+}
+
+int gd_graph_find(const gd_graph *g, const char *name) {
+    if (!g->name_slot) return -1;
+    return g->name_slot[find_slot(g, name)] - 1;
+}
+
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n < 1 || n > 256) return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f) return 0;
+    return 1;
+}
+
+/* Closest node name to `word`, for "did you mean" on an unknown input. */
+static const char *closest_node(const gd_graph *g, const char *word) {
+    const char *best = NULL;
+    const char *cands[64];
+    /* gd_closest takes an array; walk the nodes in blocks to keep the stack small. */
+    for (int base = 0; base < g->n; base += 64) {
+        int k = 0;
+        for (int i = base; i < g->n && k < 64; i++) cands[k++] = g->nodes[i].name;
+        if (best) cands[k - 1] = best; /* carry the best so far into the next block */
+        const char *c = gd_closest(word, cands, k);
+        if (c) best = c;
+    }
+    return best;
+}
+
+int gd_graph_index(gd_graph *g, gd_error *err) {
+    int cap = 16;
+    while (cap < 2 * g->n) cap *= 2;
+    g->name_cap = cap;
+    g->name_slot = gd_arena_alloc(g->arena, sizeof(int) * (size_t)cap);
+    if (!g->name_slot) return oom(err);
+    for (int i = 0; i < g->n; i++) {
+        gd_node *n = &g->nodes[i];
+        if (!valid_name(n->name))
+            return gd_node_errorf(err, n, GD_E_INVALID_REQUEST, ".name",
+                                  "Node %d: a name must be 1 to 256 printable characters without spaces.", i);
+        int h = find_slot(g, n->name);
+        if (g->name_slot[h])
+            return gd_node_errorf(err, n, GD_E_DUPLICATE_NODE, ".name",
+                                  "Node name '%s' is used twice: by nodes %d and %d.", n->name,
+                                  g->name_slot[h] - 1, i);
+        g->name_slot[h] = i + 1;
+    }
+    for (int i = 0; i < g->n; i++) {
+        gd_node *n = &g->nodes[i];
+        const gd_op_def *op = n->op;
+        if (n->n_in < op->min_in || (op->max_in >= 0 && n->n_in > op->max_in)) {
+            char want[64];
+            if (op->max_in < 0) snprintf(want, sizeof want, "at least %d", op->min_in);
+            else if (op->min_in == op->max_in) snprintf(want, sizeof want, "%d", op->min_in);
+            else snprintf(want, sizeof want, "%d to %d", op->min_in, op->max_in);
+            return gd_node_errorf(err, n, GD_E_INVALID_REQUEST, op->max_in == 0 ? "" : ".inputs",
+                                  "Node '%s' (%s) takes %s input%s (%s), got %d.", n->name, op->name, want,
+                                  strcmp(want, "1") ? "s" : "", op->inputs_doc[0] ? op->inputs_doc : "none", n->n_in);
+        }
+        for (int j = 0; j < n->n_in; j++) {
+            int k = gd_graph_find(g, n->in_names[j]);
+            if (k < 0) {
+                char suffix[48];
+                snprintf(suffix, sizeof suffix, ".inputs[%d]", j);
+                gd_node_errorf(err, n, GD_E_UNKNOWN_NODE, suffix, "Node '%s' (%s): input '%s' names no node.",
+                               n->name, op->name, n->in_names[j]);
+                gd_error_suggest(err, closest_node(g, n->in_names[j]));
+                return GD_E_UNKNOWN_NODE;
+            }
+            n->in[j] = k;
+        }
+    }
+    return 0;
+}
+
+/* Consumers as CSR, then Kahn's algorithm for the order. Nodes left over lie
+ * on or behind a cycle: walk inputs among them until a node repeats and name
+ * that loop. */
+static int order_nodes(gd_graph *g, gd_error *err) {
+    int n = g->n;
+    int *deg = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    g->cons_start = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    g->topo = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    int edges = 0;
+    for (int i = 0; i < n; i++) edges += g->nodes[i].n_in;
+    g->cons = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(edges + 1));
+    if (!deg || !g->cons_start || !g->topo || !g->cons) return oom(err);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) g->cons_start[g->nodes[i].in[j] + 1]++;
+    for (int i = 0; i < n; i++) g->cons_start[i + 1] += g->cons_start[i];
+    int *fill = deg; /* reuse as a cursor, then reset for the degrees */
+    for (int i = 0; i < n; i++) fill[i] = g->cons_start[i];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) g->cons[fill[g->nodes[i].in[j]]++] = i;
+    for (int i = 0; i < n; i++) deg[i] = g->nodes[i].n_in;
+    int head = 0, tail = 0;
+    for (int i = 0; i < n; i++)
+        if (deg[i] == 0) g->topo[tail++] = i;
+    while (head < tail) {
+        int v = g->topo[head++];
+        for (int k = g->cons_start[v]; k < g->cons_start[v + 1]; k++)
+            if (--deg[g->cons[k]] == 0) g->topo[tail++] = g->cons[k];
+    }
+    if (tail == n) return 0;
+    /* Every remaining node has an input among the remaining ones. */
+    int start = -1;
+    for (int i = 0; i < n && start < 0; i++)
+        if (deg[i] > 0) start = i;
+    int *seen = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    if (!seen) return oom(err);
+    int v = start, step = 1;
+    while (!seen[v]) {
+        seen[v] = step++;
+        const gd_node *nd = &g->nodes[v];
+        int next = -1;
+        for (int j = 0; j < nd->n_in && next < 0; j++)
+            if (deg[nd->in[j]] > 0) next = nd->in[j];
+        v = next;
+    }
+    /* v lies on the loop: walk it once more by the same rule. The walk goes
+     * from consumer to input, so print it backwards to show data flow. */
+    int loop[64], len = 0, u = v;
+    do {
+        if (len < 64) loop[len++] = u;
+        const gd_node *nd = &g->nodes[u];
+        int next = -1;
+        for (int j = 0; j < nd->n_in && next < 0; j++)
+            if (deg[nd->in[j]] > 0) next = nd->in[j];
+        u = next;
+    } while (u != v);
+    char msg[GD_ERR_MSG_MAX];
+    int o = snprintf(msg, sizeof msg, "The graph has a cycle: '%s'", g->nodes[v].name);
+    for (int k = len - 1; k >= 0 && o < (int)sizeof msg; k--)
+        o += snprintf(msg + o, sizeof msg - (size_t)o, " -> '%s'", g->nodes[loop[k]].name);
+    if (o < (int)sizeof msg) snprintf(msg + o, sizeof msg - (size_t)o, ".");
+    gd_node_errorf(err, &g->nodes[v], GD_E_CYCLE, ".inputs", "%s", msg);
+    return GD_E_CYCLE;
+}
+
+int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err) {
+    int rc;
+    if ((rc = gd_graph_index(g, err)) || (rc = order_nodes(g, err))) return rc;
+    gd_meta in[64];
+    for (int k = 0; k < g->n; k++) {
+        gd_node *n = &g->nodes[g->topo[k]];
+        gd_meta *ins = in;
+        if (n->n_in > 64 && !(ins = gd_arena_alloc(g->arena, sizeof(gd_meta) * (size_t)n->n_in))) return oom(err);
+        for (int j = 0; j < n->n_in; j++) ins[j] = g->nodes[n->in[j]].meta;
+        if ((rc = n->op->infer(n, ins, lim, &n->meta, err))) return rc;
+    }
+    g->checked = 1;
+    return 0;
+}

@@ -1,0 +1,110 @@
+/* graph.h - the computation graph as the core sees it: nodes with their op,
+ * inputs (by node index), attributes, leaf declarations and values.
+ *
+ * The graph is built by proto/ (from JSON) or by tests (gd_graph_add), then
+ * checked once by gd_graph_check: names, cycles, attribute validity, dtype
+ * inference for every node and shape inference wherever shapes are known.
+ * Everything lives in the request's arena. No I/O, no JSON. */
+#ifndef GD_GRAPH_H
+#define GD_GRAPH_H
+
+#include "tensor.h"
+
+/* An integer or a list of integers, as attributes such as `axis` take. */
+typedef struct gd_ints {
+    int given;   /* present in the request */
+    int is_list; /* given as [..] rather than a bare integer */
+    int n;
+    int64_t v[GD_MAX_RANK];
+} gd_ints;
+
+typedef struct gd_num {
+    int given;
+    double v;
+} gd_num;
+
+/* Every attribute any op takes. Which op reads which slot is declared in its
+ * table row (op.h), so that a decoder fills them generically. */
+typedef struct gd_attrs {
+    gd_ints axis;      /* reductions, softmax family, concat, gather, argmax/argmin */
+    gd_ints shape;     /* reshape, broadcast_to */
+    gd_ints axes;      /* transpose (permutation), slice */
+    gd_ints starts, ends, steps; /* slice */
+    gd_num keepdims;   /* reductions; 0/1 */
+    gd_num alpha;      /* leaky_relu */
+    gd_num min, max;   /* clip */
+    gd_num depth;      /* one_hot */
+    gd_num dtype;      /* cast: a gd_dtype */
+} gd_attrs;
+
+/* Static facts about a node's output: dtype always known after check, shape
+ * rank < 0 when it depends on a value the request did not send. */
+typedef struct gd_meta {
+    gd_dtype dtype;
+    gd_shape shape;
+} gd_meta;
+
+struct gd_op_def;
+
+typedef struct gd_node {
+    const char *name;            /* as the request spelled it */
+    int index;                   /* position in the request's nodes array */
+    const struct gd_op_def *op;
+    int n_in;
+    int *in;                     /* node indices into the graph (resolved by check) */
+    const char **in_names;       /* inputs as the request named them */
+    gd_attrs attrs;
+    /* Leaves only: declarations that the value must match, and the value. */
+    int has_shape_decl, has_dtype_decl;
+    gd_shape shape_decl;
+    gd_dtype dtype_decl;
+    gd_tensor *value;            /* constant's inline value, or the request's value; may be NULL */
+    int value_index;             /* where the value came from in the request, for error paths; -1 inline */
+    int transport_f32;           /* the value arrived as float32 (proto narrows results back) */
+    gd_meta meta;                /* filled by gd_graph_check */
+} gd_node;
+
+typedef struct gd_graph {
+    gd_arena *arena;
+    int n, cap;
+    gd_node *nodes;
+    /* Built by gd_graph_check: consumers in CSR form and a topological order. */
+    int *cons_start, *cons;      /* consumers of node i: cons[cons_start[i] .. cons_start[i+1]) */
+    int *topo;                   /* every node, inputs before consumers */
+    int *name_slot, name_cap;    /* open-addressing name table: node index + 1, 0 empty */
+    int checked;
+} gd_graph;
+
+/* An empty graph in arena a. NULL when the arena is exhausted. */
+gd_graph *gd_graph_new(gd_arena *a, int capacity_hint);
+
+/* Append a node; `op_name` resolved against the op table, `inputs` resolved by
+ * name at check time (they may name nodes added later). Returns the node (owned
+ * by the graph) or NULL with err set (unknown op, out of memory). The name and
+ * input strings are copied into the arena. */
+gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name,
+                      const char *const *inputs, int n_inputs, gd_error *err);
+
+/* Node index by name, -1 when absent. Valid after gd_graph_check (or after
+ * gd_graph_index, which check calls first). */
+int gd_graph_find(const gd_graph *g, const char *name);
+int gd_graph_index(gd_graph *g, gd_error *err);
+
+typedef struct gd_limits {
+    int64_t max_elements; /* per tensor, input or inferred; 0: no limit */
+} gd_limits;
+
+/* Resolve input names, reject duplicates and cycles (naming the cycle's nodes),
+ * infer dtypes everywhere and shapes where known, validate attributes, and
+ * check leaf values against declarations. Returns 0 or an error code with err
+ * set (its `at` names the culprit as "$.graph.nodes[i]..."). */
+int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err);
+
+/* Set a leaf's value (variable/input). The tensor must live in the graph's arena. */
+void gd_node_set_value(gd_node *n, gd_tensor *value, int value_index);
+
+/* Error helper for a node: at = "$.graph.nodes[<index>]<suffix>". */
+int gd_node_errorf(gd_error *err, const gd_node *n, gd_err code, const char *suffix, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#endif

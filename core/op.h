@@ -1,0 +1,127 @@
+/* op.h - the op table: one row per op with its name, arity, attributes,
+ * shape/dtype inference, forward kernel, backward (VJP) rule and gradient
+ * facts. The table is the single source for validation, evaluation,
+ * differentiation, diagnostics and `GET /v1/ops`.
+ *
+ * Rows live beside their kernels, one file per family (ops_elementwise.c,
+ * ops_reduce.c, ops_shape.c, ops_linalg.c, ops_nn.c, ops_flow.c); op.c joins
+ * them. Adding an op touches one family file and one test list. */
+#ifndef GD_OP_H
+#define GD_OP_H
+
+#include <stdatomic.h>
+
+#include "graph.h"
+
+/* Attribute kinds, as a decoder must read them. */
+typedef enum gd_attr_kind {
+    GD_ATTR_INT,      /* integer -> gd_num */
+    GD_ATTR_AXIS,     /* integer or list of integers -> gd_ints */
+    GD_ATTR_INTS,     /* list of integers -> gd_ints */
+    GD_ATTR_BOOL,     /* true/false -> gd_num 0/1 */
+    GD_ATTR_NUMBER,   /* number -> gd_num */
+    GD_ATTR_DTYPE,    /* "float64" / "int64" -> gd_num */
+} gd_attr_kind;
+
+typedef struct gd_attr_spec {
+    const char *name;      /* key in the node object */
+    gd_attr_kind kind;
+    size_t offset;         /* of the gd_ints / gd_num slot in gd_attrs */
+    const char *dflt;      /* default as JSON text for docs ("false", "-1"), NULL: required, "null": optional */
+} gd_attr_spec;
+
+#define GD_ATTR(name, kind, slot, dflt) {name, kind, offsetof(gd_attrs, slot), dflt}
+
+/* Cancellation: a deadline and a flag, polled between nodes and inside long
+ * kernels. Set `cancelled` from any thread; deadline_ns is CLOCK_MONOTONIC
+ * (0: none). */
+typedef struct gd_cancel {
+    atomic_int cancelled;
+    int64_t deadline_ns;
+} gd_cancel;
+
+int64_t gd_now_ns(void);
+/* Nonzero (and err set to deadline_exceeded) once cancelled or past the deadline. */
+int gd_cancel_check(const gd_cancel *c, gd_error *err);
+
+/* What a kernel gets: the request's arena, the cancel flag, the error record
+ * and the node (for messages). */
+typedef struct gd_kctx {
+    gd_arena *arena;
+    const gd_cancel *cancel;
+    gd_error *err;
+    const gd_node *node;
+} gd_kctx;
+
+/* Shape/dtype inference. in[i] are the inputs' metas (shape rank < 0 when
+ * unknown); fills *out. Must propagate "unknown" rather than fail on it, and
+ * fail (gd_node_errorf, naming the node and the mismatch) only on facts that
+ * are known to be wrong: attribute errors, known shape or dtype mismatches, a
+ * known size over lim->max_elements (too_large) or overflowing. */
+typedef int (*gd_infer_fn)(const gd_node *n, const gd_meta *in, const gd_limits *lim,
+                           gd_meta *out, gd_error *err);
+
+/* Forward: out is allocated by the engine with the inferred shape and dtype
+ * (data uninitialised). Inputs arrive as float64 unless the row has
+ * GD_OPF_INT_OK, in which case int64 inputs arrive as they are. Returns 0 or an
+ * error code (runtime errors such as index_out_of_range). */
+typedef int (*gd_forward_fn)(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out);
+
+/* Backward (VJP): given the inputs, the forward output and the cotangent dout
+ * (float64, out's shape), set din[i] for every i with want[i] != 0 to a new
+ * float64 tensor (gd_tensor_new in c->arena) holding the contribution to input
+ * i. The contribution may have either input i's shape or, for broadcasting
+ * ops, the broadcast shape: the engine sums it down (op rules never undo
+ * broadcasting themselves). Leaving din[i] NULL means "exactly zero". */
+typedef int (*gd_backward_fn)(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out,
+                              const gd_tensor *dout, const int *want, gd_tensor **din);
+
+enum {
+    GD_OPF_LEAF = 1 << 0,      /* variable / input / constant */
+    GD_OPF_INT_OK = 1 << 1,    /* int64 inputs reach the kernel unconverted */
+    GD_OPF_STOP = 1 << 2,      /* stop_gradient */
+    GD_OPF_COND = 1 << 3,      /* lazy cond: inputs pred, then, else */
+    GD_OPF_MAKES_INT = 1 << 4, /* output may be int64 made here (argmax, cast, int64 leaf) */
+};
+
+/* When a nonzero cotangent becomes all zero through this op: */
+typedef enum gd_zero_cause { GD_ZC_VALUE = 0, GD_ZC_MASK = 1 } gd_zero_cause;
+
+typedef struct gd_op_def {
+    const char *name;
+    int min_in, max_in;          /* max_in < 0: unbounded */
+    const char *inputs_doc;      /* "x", "a, b", "logits, labels", "x..." */
+    const gd_attr_spec *attrs;
+    int n_attrs;
+    int differentiable;          /* 0: no input ever passes gradient */
+    unsigned nograd_inputs;      /* bit i: input i passes no gradient (where's cond, gather's indices) */
+    unsigned flags;              /* GD_OPF_* */
+    gd_zero_cause zero_cause;
+    const char *doc;
+    gd_infer_fn infer;
+    gd_forward_fn forward;
+    gd_backward_fn backward;     /* NULL iff !differentiable (and for leaves) */
+} gd_op_def;
+
+/* Family tables, each terminated by a row with name == NULL. */
+extern const gd_op_def gd_ops_leaf[];
+extern const gd_op_def gd_ops_elementwise[];
+extern const gd_op_def gd_ops_reduce[];
+extern const gd_op_def gd_ops_shape[];
+extern const gd_op_def gd_ops_linalg[];
+extern const gd_op_def gd_ops_nn[];
+extern const gd_op_def gd_ops_flow[];
+
+/* Lookup by name across all families; NULL when unknown. */
+const gd_op_def *gd_op_find(const char *name);
+/* All ops in table order: *n set; the array is static. */
+const gd_op_def *const *gd_op_all(int *n);
+/* Attribute spec of op by key, NULL when the op has no such attribute. */
+const gd_attr_spec *gd_op_attr(const gd_op_def *op, const char *key);
+
+/* Helpers shared by the family files. */
+int gd_infer_elementwise(const gd_node *n, const gd_meta *in, int n_in, const gd_limits *lim,
+                         gd_meta *out, gd_error *err); /* NumPy broadcast of all inputs, float64 out */
+int gd_check_size(const gd_node *n, const gd_shape *s, const gd_limits *lim, gd_error *err);
+
+#endif

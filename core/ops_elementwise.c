@@ -1,0 +1,538 @@
+/* ops_elementwise.c - the elementwise op family: unary maps (neg exp log ...
+ * relu leaky_relu clip), NumPy-broadcasting binary ops (add sub mul div pow
+ * maximum minimum), the non-differentiable maps (round floor ceil sign and the
+ * comparisons) and cast.
+ *
+ * Each op is a scalar formula plugged into one of two shared loops: a flat
+ * loop over contiguous doubles for the unary ops, and one broadcasting loop
+ * (gd_for_runs, with inner-stride 1/0 fast paths) for the binary ones. Values
+ * follow NumPy, gradients follow PyTorch (ties and kinks as documented per
+ * row). Backward rules of binary ops return contributions in the broadcast
+ * output shape; the engine sums them down. No I/O, no JSON. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op.h"
+
+/* Elements processed between two polls of the cancel flag (a few hundred
+ * microseconds of work for the costliest formulas). */
+#define EW_CHUNK 65536
+
+static int oom(gd_kctx *c) {
+    return gd_errorf(c->err, GD_E_TOO_LARGE, NULL,
+                     "Node '%s' (%s): the gradient needs more memory than the request's memory limit allows.",
+                     c->node->name, c->node->op->name);
+}
+
+/* ---------------------------------------------------------------------------
+ * Scalar helpers */
+
+/* NumPy's sign: 0 for ±0, NaN for NaN. */
+static inline double sign_of(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x == 0 ? 0.0 : x; }
+
+/* max(x, 0) that propagates NaN and never returns -0. */
+static inline double relu_of(double x) { return x > 0 ? x : isnan(x) ? x : 0.0; }
+
+/* 1 / (1 + e^-x) without overflow for large |x|. */
+static inline double sigmoid_of(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+/* log(1 + e^x) = max(x, 0) + log1p(e^-|x|), exact for large |x|; NaN stays NaN. */
+static inline double softplus_of(double x) { return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
+
+/* np.clip: minimum(maximum(x, lo), hi); lo > hi gives hi, NaN stays NaN. */
+static inline double clip_of(double x, double lo, double hi) {
+    double v = x < lo ? lo : x;
+    return v > hi ? hi : v;
+}
+
+static double leaky_alpha(const gd_node *n) { return n->attrs.alpha.given ? n->attrs.alpha.v : 0.01; }
+static double clip_lo(const gd_node *n) { return n->attrs.min.given ? n->attrs.min.v : -INFINITY; }
+static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.max.v : INFINITY; }
+
+/* ---------------------------------------------------------------------------
+ * Unary ops: one forward and one backward loop per op, generated from the
+ * formula table below. SETUP declares per-call parameters read from the
+ * node's attributes; forward sees `x`, backward sees `g` (dout), `x` (input)
+ * and `y` (the forward output, reused where it saves work). */
+
+#define NOSETUP (void)0
+#define LEAKY_SETUP const double alpha = leaky_alpha(c->node)
+#define CLIP_SETUP                                 \
+    const double lo = clip_lo(c->node);            \
+    const double hi = clip_hi(c->node)
+
+/*  name        setup        forward y(x)              backward dx(g, x, y) */
+#define UNARY_DIFF_OPS(X)                                                       \
+    X(neg,        NOSETUP,     -x,                       -g)                    \
+    X(exp,        NOSETUP,     exp(x),                   g * y)                 \
+    X(log,        NOSETUP,     log(x),                   g / x)                 \
+    X(log1p,      NOSETUP,     log1p(x),                 g / (1.0 + x))         \
+    X(expm1,      NOSETUP,     expm1(x),                 g * (y + 1.0))         \
+    X(sqrt,       NOSETUP,     sqrt(x),                  g * 0.5 / y)           \
+    X(square,     NOSETUP,     x * x,                    g * 2.0 * x)           \
+    X(abs,        NOSETUP,     fabs(x),                  g * sign_of(x))        \
+    X(sin,        NOSETUP,     sin(x),                   g * cos(x))            \
+    X(cos,        NOSETUP,     cos(x),                   -g * sin(x))           \
+    X(tanh,       NOSETUP,     tanh(x),                  g * (1.0 - y * y))     \
+    X(sigmoid,    NOSETUP,     sigmoid_of(x),            g * y * (1.0 - y))     \
+    X(relu,       NOSETUP,     relu_of(x),               y > 0 ? g : 0.0)       \
+    X(softplus,   NOSETUP,     softplus_of(x),           g * sigmoid_of(x))     \
+    X(reciprocal, NOSETUP,     1.0 / x,                  -g * y * y)            \
+    X(leaky_relu, LEAKY_SETUP, x > 0 ? x : alpha * x,    x > 0 ? g : alpha * g) \
+    X(clip,       CLIP_SETUP,  clip_of(x, lo, hi),       (x >= lo && x <= hi) ? g : 0.0)
+
+/*  name   forward y(x) */
+#define UNARY_NODIFF_OPS(X)  \
+    X(round, nearbyint(x))   \
+    X(floor, floor(x))       \
+    X(ceil,  ceil(x))        \
+    X(sign,  sign_of(x))
+
+/* y = F(x) over the whole tensor, polling the cancel flag between chunks. */
+#define UNARY_FORWARD(nm, SETUP, F)                                                     \
+    static int nm##_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {   \
+        SETUP;                                                                          \
+        const double *restrict xs = gd_f64(in[0]); /* [N] */                            \
+        double *restrict ys = gd_f64(out);         /* [N] */                            \
+        for (int64_t s = 0; s < out->n; s += EW_CHUNK) {                                \
+            int rc;                                                                     \
+            if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;              \
+            int64_t e = out->n - s < EW_CHUNK ? out->n : s + EW_CHUNK;                  \
+            for (int64_t i = s; i < e; i++) {                                           \
+                const double x = xs[i];                                                 \
+                ys[i] = (F);                                                            \
+            }                                                                           \
+        }                                                                               \
+        return 0;                                                                       \
+    }
+
+/* dx = DF(g, x, y) into a new tensor of the input's shape. */
+#define UNARY_BACKWARD(nm, SETUP, DF)                                                              \
+    static int nm##_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out,         \
+                             const gd_tensor *dout, const int *want, gd_tensor **din) {            \
+        if (!want[0]) return 0;                                                                    \
+        SETUP;                                                                                     \
+        gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0);                         \
+        if (!dx) return oom(c);                                                                    \
+        const double *restrict xs = gd_f64(in[0]);  /* [N] */                                      \
+        const double *restrict ys = gd_f64(out);    /* [N] */                                      \
+        const double *restrict gs = gd_f64(dout);   /* [N] */                                      \
+        double *restrict dxs = gd_f64(dx);          /* [N] */                                      \
+        for (int64_t s = 0; s < dx->n; s += EW_CHUNK) {                                            \
+            int rc;                                                                                \
+            if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;                         \
+            int64_t e = dx->n - s < EW_CHUNK ? dx->n : s + EW_CHUNK;                               \
+            for (int64_t i = s; i < e; i++) {                                                      \
+                const double g = gs[i], x = xs[i], y = ys[i];                                      \
+                (void)x, (void)y;                                                                  \
+                dxs[i] = (DF);                                                                     \
+            }                                                                                      \
+        }                                                                                          \
+        din[0] = dx;                                                                               \
+        return 0;                                                                                  \
+    }
+
+#define UNARY_DIFF_KERNELS(nm, SETUP, F, DF) UNARY_FORWARD(nm, SETUP, F) UNARY_BACKWARD(nm, SETUP, DF)
+#define UNARY_NODIFF_KERNELS(nm, F) UNARY_FORWARD(nm, NOSETUP, F)
+UNARY_DIFF_OPS(UNARY_DIFF_KERNELS)
+UNARY_NODIFF_OPS(UNARY_NODIFF_KERNELS)
+
+static int infer_unary(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    return gd_infer_elementwise(n, in, 1, lim, out, err);
+}
+
+/* leaky_relu: alpha, when given, must be a finite number. */
+static int infer_leaky_relu(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out,
+                            gd_error *err) {
+    if (n->attrs.alpha.given && !isfinite(n->attrs.alpha.v))
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".alpha",
+                              "Node '%s' (leaky_relu): alpha must be a finite number.", n->name);
+    return infer_unary(n, in, lim, out, err);
+}
+
+/* clip: each bound is optional (absent: unbounded on that side) but may not be
+ * NaN. min > max is allowed and gives max everywhere, as np.clip does. */
+static int infer_clip(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    if (n->attrs.min.given && isnan(n->attrs.min.v))
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".min", "Node '%s' (clip): min must not be NaN.",
+                              n->name);
+    if (n->attrs.max.given && isnan(n->attrs.max.v))
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".max", "Node '%s' (clip): max must not be NaN.",
+                              n->name);
+    return infer_unary(n, in, lim, out, err);
+}
+
+/* ---------------------------------------------------------------------------
+ * Binary ops with NumPy broadcasting. The forward formula sees `a` and `b`.
+ * maximum/minimum propagate NaN as NumPy does (the NaN operand is selected;
+ * the first when both are NaN). */
+
+/*  name           forward(a, b) */
+#define BINARY_OPS(X)                                         \
+    X(add,           a + b)                                   \
+    X(sub,           a - b)                                   \
+    X(mul,           a * b)                                   \
+    X(div,           a / b)                                   \
+    X(pow,           pow(a, b))                               \
+    X(maximum,       (a > b || isnan(a)) ? a : b)             \
+    X(minimum,       (a < b || isnan(a)) ? a : b)             \
+    X(greater,       (double)(a > b))                         \
+    X(greater_equal, (double)(a >= b))                        \
+    X(less,          (double)(a < b))                         \
+    X(less_equal,    (double)(a <= b))                        \
+    X(equal,         (double)(a == b))                        \
+    X(not_equal,     (double)(a != b))
+
+enum binary_kind {
+#define BIN_ENUM(nm, F) BIN_##nm,
+    BINARY_OPS(BIN_ENUM)
+#undef BIN_ENUM
+};
+
+/* Run the body (the macro's arguments) with the inner strides sa/sb fixed to
+ * constants in the common cases (both contiguous, one broadcast along the
+ * run), so that the compiler emits straight contiguous loops there. */
+#define STRIDE_DISPATCH(...)                                                           \
+    do {                                                                               \
+        if (ia == 1 && ib == 1) { const int64_t sa = 1, sb = 1; __VA_ARGS__ }          \
+        else if (ia == 1 && ib == 0) { const int64_t sa = 1, sb = 0; __VA_ARGS__ }     \
+        else if (ia == 0 && ib == 1) { const int64_t sa = 0, sb = 1; __VA_ARGS__ }     \
+        else { const int64_t sa = ia, sb = ib; __VA_ARGS__ }                           \
+    } while (0)
+
+/* out[i] = F(a[i*ia], b[i*ib]) for i < len. */
+static void binary_forward_span(enum binary_kind kind, double *restrict out, const double *restrict av,
+                                const double *restrict bv, int64_t len, int64_t ia, int64_t ib) {
+    switch (kind) {
+#define BIN_CASE(nm, F)                                                \
+    case BIN_##nm:                                                     \
+        STRIDE_DISPATCH(for (int64_t i = 0; i < len; i++) {            \
+            const double a = av[i * sa], b = bv[i * sb];               \
+            out[i] = (F);                                              \
+        });                                                            \
+        break;
+        BINARY_OPS(BIN_CASE)
+#undef BIN_CASE
+    }
+}
+
+/* Gradient formulas for the differentiable binary ops, contributions per
+ * output element: `g` is dout, `y` the forward output.
+ *   mul: da = g b, db = g a;   div: da = g / b, db = -g a / b^2
+ *   pow: da = g b a^(b-1) (0 where b == 0), db = g y log(a) (0 where a == 0, b >= 0)
+ *   maximum/minimum: the selected operand gets g, a tie gives g/2 to each,
+ *   and a NaN operand counts as selected (the first when both are NaN).
+ * add and sub need no inputs and are handled without this loop. */
+#define DA_mul (g * b)
+#define DB_mul (g * a)
+#define DA_div (g / b)
+#define DB_div (-g * a / (b * b))
+#define DA_pow (b == 0 ? 0.0 : g * b * pow(a, b - 1.0))
+#define DB_pow ((a == 0 && b >= 0) ? 0.0 : g * y * log(a))
+#define DA_maximum ((a > b || isnan(a)) ? g : a == b ? 0.5 * g : 0.0)
+#define DB_maximum ((b > a || (isnan(b) && !isnan(a))) ? g : a == b ? 0.5 * g : 0.0)
+#define DA_minimum ((a < b || isnan(a)) ? g : a == b ? 0.5 * g : 0.0)
+#define DB_minimum ((b < a || (isnan(b) && !isnan(a))) ? g : a == b ? 0.5 * g : 0.0)
+
+#define BWD_DIFF_OPS(X) X(mul) X(div) X(pow) X(maximum) X(minimum)
+
+/* da[i], db[i] (each only when non-NULL) from g[i], y[i], a[i*ia], b[i*ib]. */
+static void binary_backward_span(enum binary_kind kind, double *restrict da, double *restrict db,
+                                 const double *restrict gv, const double *restrict yv, const double *restrict av,
+                                 const double *restrict bv, int64_t len, int64_t ia, int64_t ib) {
+    switch (kind) {
+#define BWD_CASE(nm)                                                                     \
+    case BIN_##nm:                                                                       \
+        STRIDE_DISPATCH(for (int64_t i = 0; i < len; i++) {                              \
+            const double a = av[i * sa], b = bv[i * sb], g = gv[i], y = yv[i];           \
+            (void)y;                                                                     \
+            if (da) da[i] = DA_##nm;                                                     \
+            if (db) db[i] = DB_##nm;                                                     \
+        });                                                                              \
+        break;
+        BWD_DIFF_OPS(BWD_CASE)
+#undef BWD_CASE
+    default:
+        break;
+    }
+}
+
+/* State shared by the gd_for_runs callbacks of one binary forward/backward. */
+typedef struct bin_ctx {
+    enum binary_kind kind;
+    const double *a, *b;   /* inputs, broadcast against out */
+    double *out;           /* forward: [out] */
+    const double *g, *y;   /* backward: dout, forward output, [out] */
+    double *da, *db;       /* backward: contributions [out], NULL when not wanted */
+    const gd_cancel *cancel;
+    gd_error *err;
+    int64_t since;         /* elements since the last cancel poll */
+    int stopped;           /* error code once cancelled; later runs are skipped */
+} bin_ctx;
+
+/* Count m processed elements, polling the cancel flag every EW_CHUNK. */
+static int bin_tick(bin_ctx *k, int64_t m) {
+    k->since += m;
+    if (k->since >= EW_CHUNK) {
+        k->since = 0;
+        k->stopped = gd_cancel_check(k->cancel, k->err);
+    }
+    return k->stopped;
+}
+
+static void binary_forward_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
+    bin_ctx *k = vc;
+    for (int64_t s = 0; s < len && !k->stopped; s += EW_CHUNK) {
+        int64_t m = len - s < EW_CHUNK ? len - s : EW_CHUNK;
+        binary_forward_span(k->kind, k->out + o + s, k->a + off[0] + s * inner[0], k->b + off[1] + s * inner[1], m,
+                            inner[0], inner[1]);
+        bin_tick(k, m);
+    }
+}
+
+static void binary_backward_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
+    bin_ctx *k = vc;
+    for (int64_t s = 0; s < len && !k->stopped; s += EW_CHUNK) {
+        int64_t m = len - s < EW_CHUNK ? len - s : EW_CHUNK;
+        binary_backward_span(k->kind, k->da ? k->da + o + s : NULL, k->db ? k->db + o + s : NULL, k->g + o + s,
+                             k->y + o + s, k->a + off[0] + s * inner[0], k->b + off[1] + s * inner[1], m, inner[0],
+                             inner[1]);
+        bin_tick(k, m);
+    }
+}
+
+/* out = F(a, b) with NumPy broadcasting: one strided loop for every binary op. */
+static int binary_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out, enum binary_kind kind) {
+    bin_ctx k = {.kind = kind, .a = gd_f64(in[0]), .b = gd_f64(in[1]), .out = gd_f64(out),
+                 .cancel = c->cancel, .err = c->err};
+    const gd_shape *ops[2] = {&in[0]->shape, &in[1]->shape};
+    gd_for_runs(&out->shape, 2, ops, binary_forward_run, &k);
+    return k.stopped;
+}
+
+/* The VJP of a differentiable binary op, in out's (broadcast) shape. add and
+ * sub pass dout through (negated for sub's b) without touching the inputs. */
+static int binary_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
+                           const int *want, gd_tensor **din, enum binary_kind kind) {
+    gd_tensor *da = NULL, *db = NULL;
+    if (want[0] && !(da = gd_tensor_new(c->arena, &out->shape, GD_F64, 0))) return oom(c);
+    if (want[1] && !(db = gd_tensor_new(c->arena, &out->shape, GD_F64, 0))) return oom(c);
+    const double *g = gd_f64(dout); /* [out] */
+    if (kind == BIN_add || kind == BIN_sub) {
+        if (da && dout->n) memcpy(da->data, g, (size_t)dout->n * sizeof(double));
+        if (db && dout->n) {
+            double *d = gd_f64(db);
+            if (kind == BIN_add) memcpy(d, g, (size_t)dout->n * sizeof(double));
+            else for (int64_t i = 0; i < dout->n; i++) d[i] = -g[i];
+        }
+    } else if (da || db) {
+        bin_ctx k = {.kind = kind, .a = gd_f64(in[0]), .b = gd_f64(in[1]), .g = g, .y = gd_f64(out),
+                     .da = da ? gd_f64(da) : NULL, .db = db ? gd_f64(db) : NULL, .cancel = c->cancel, .err = c->err};
+        const gd_shape *ops[2] = {&in[0]->shape, &in[1]->shape};
+        gd_for_runs(&out->shape, 2, ops, binary_backward_run, &k);
+        if (k.stopped) return k.stopped;
+    }
+    din[0] = da;
+    din[1] = db;
+    return 0;
+}
+
+#define BIN_FWD_WRAPPER(nm, F)                                                          \
+    static int nm##_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {   \
+        return binary_forward(c, in, out, BIN_##nm);                                    \
+    }
+BINARY_OPS(BIN_FWD_WRAPPER)
+
+#define BIN_BWD_WRAPPER(nm)                                                                           \
+    static int nm##_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out,            \
+                             const gd_tensor *dout, const int *want, gd_tensor **din) {               \
+        return binary_backward(c, in, out, dout, want, din, BIN_##nm);                                \
+    }
+BIN_BWD_WRAPPER(add)
+BIN_BWD_WRAPPER(sub)
+BWD_DIFF_OPS(BIN_BWD_WRAPPER)
+
+/* NumPy broadcast of the two inputs; the error names both inputs and shapes. */
+static int infer_binary(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    out->dtype = GD_F64;
+    if (in[0].shape.rank < 0 || in[1].shape.rank < 0) {
+        out->shape.rank = -1;
+        return 0;
+    }
+    if (gd_broadcast_shapes(&in[0].shape, &in[1].shape, &out->shape)) {
+        char sa[GD_SHAPE_STR_MAX], sb[GD_SHAPE_STR_MAX];
+        return gd_node_errorf(err, n, GD_E_SHAPE_MISMATCH, ".inputs",
+                              "Node '%s' (%s): shapes do not broadcast: '%s' has shape %s, '%s' has shape %s.",
+                              n->name, n->op->name, n->in_names[0], gd_shape_str(&in[0].shape, sa, sizeof sa),
+                              n->in_names[1], gd_shape_str(&in[1].shape, sb, sizeof sb));
+    }
+    return gd_check_size(n, &out->shape, lim, err);
+}
+
+/* ---------------------------------------------------------------------------
+ * cast{dtype}: float64 <-> int64. */
+
+/* v as the wire prints it: "NaN", "Infinity", or the shortest round-trip decimal. */
+static const char *num_str(char *buf, size_t size, double v) {
+    if (isnan(v)) return "NaN";
+    if (isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, size, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
+static int infer_cast(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    if (!n->attrs.dtype.given)
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".dtype",
+                              "Node '%s' (cast) needs a dtype: \"float64\" or \"int64\".", n->name);
+    if (n->attrs.dtype.v != GD_F64 && n->attrs.dtype.v != GD_I64)
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".dtype",
+                              "Node '%s' (cast): dtype must be \"float64\" or \"int64\".", n->name);
+    out->dtype = (gd_dtype)n->attrs.dtype.v;
+    out->shape = in[0].shape;
+    return gd_check_size(n, &out->shape, lim, err);
+}
+
+/* float64 -> int64 truncates toward zero; NaN, ±Infinity and values whose
+ * truncation is outside int64's range are invalid_value (first offender,
+ * by flat index). The other three directions convert or copy. */
+static int cast_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
+    const gd_tensor *x = in[0];
+    if (x->dtype == out->dtype) {
+        if (out->n) memcpy(out->data, x->data, (size_t)out->n * 8);
+        return 0;
+    }
+    if (x->dtype == GD_I64) {
+        const int64_t *xs = gd_i64(x); /* [N] */
+        double *ys = gd_f64(out);      /* [N] */
+        for (int64_t i = 0; i < out->n; i++) ys[i] = (double)xs[i];
+        return 0;
+    }
+    const double *xs = gd_f64(x); /* [N] */
+    int64_t *ys = gd_i64(out);    /* [N] */
+    for (int64_t s = 0; s < out->n; s += EW_CHUNK) {
+        int rc;
+        if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;
+        int64_t e = out->n - s < EW_CHUNK ? out->n : s + EW_CHUNK;
+        for (int64_t i = s; i < e; i++) {
+            double t = trunc(xs[i]);
+            if (!(t >= -0x1p63 && t < 0x1p63)) {
+                char buf[40];
+                const char *why = isfinite(xs[i]) ? "is outside int64's range" : "has no int64 value";
+                return gd_node_errorf(c->err, c->node, GD_E_INVALID_VALUE, "",
+                                      "Node '%s' (cast): element %lld of '%s' is %s, which %s.", c->node->name,
+                                      (long long)i, c->node->in_names[0], num_str(buf, sizeof buf, xs[i]), why);
+            }
+            ys[i] = (int64_t)t;
+        }
+    }
+    return 0;
+}
+
+/* Only float64 -> float64 (the identity) ever reaches here: the engine never
+ * asks for a gradient into or through an int64 tensor. */
+static int cast_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
+                         const int *want, gd_tensor **din) {
+    (void)in, (void)out;
+    if (!want[0]) return 0;
+    if (!(din[0] = gd_tensor_copy(c->arena, dout))) return oom(c);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * The table. */
+
+static const gd_attr_spec leaky_relu_attrs[] = {GD_ATTR("alpha", GD_ATTR_NUMBER, alpha, "0.01")};
+static const gd_attr_spec clip_attrs[] = {GD_ATTR("min", GD_ATTR_NUMBER, min, "null"),
+                                          GD_ATTR("max", GD_ATTR_NUMBER, max, "null")};
+static const gd_attr_spec cast_attrs[] = {GD_ATTR("dtype", GD_ATTR_DTYPE, dtype, NULL)};
+
+#define UNARY(nm, zc, dc)                                                                                \
+    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 1, .zero_cause = GD_ZC_##zc, \
+     .doc = dc, .infer = infer_unary, .forward = nm##_forward, .backward = nm##_backward}
+#define BINARY(nm, zc, dc)                                                                                 \
+    {.name = #nm, .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .differentiable = 1,                    \
+     .zero_cause = GD_ZC_##zc, .doc = dc, .infer = infer_binary, .forward = nm##_forward,                  \
+     .backward = nm##_backward}
+#define NODIFF_UNARY(nm, dc)                                                                          \
+    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 0, .doc = dc,        \
+     .infer = infer_unary, .forward = nm##_forward}
+#define COMPARE(nm, dc)                                                                                 \
+    {.name = #nm, .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .differentiable = 0, .doc = dc,       \
+     .infer = infer_binary, .forward = nm##_forward}
+
+const gd_op_def gd_ops_elementwise[] = {
+    UNARY(neg, VALUE, "Elementwise negation, -x."),
+    UNARY(exp, VALUE, "Elementwise e^x."),
+    UNARY(log, VALUE, "Elementwise natural logarithm; log(0) is -Infinity and a negative x gives NaN (no error)."),
+    UNARY(log1p, VALUE, "Elementwise log(1 + x), accurate near x = 0; x < -1 gives NaN."),
+    UNARY(expm1, VALUE, "Elementwise e^x - 1, accurate near x = 0."),
+    UNARY(sqrt, VALUE, "Elementwise square root; a negative x gives NaN, and the gradient at 0 is +Infinity."),
+    UNARY(square, VALUE, "Elementwise x^2."),
+    UNARY(abs, MASK, "Elementwise |x|; the gradient is sign(x), so 0 at x = 0 (as PyTorch)."),
+    UNARY(sin, VALUE, "Elementwise sine (radians)."),
+    UNARY(cos, VALUE, "Elementwise cosine (radians)."),
+    UNARY(tanh, VALUE, "Elementwise hyperbolic tangent."),
+    UNARY(sigmoid, VALUE, "Elementwise logistic function 1 / (1 + e^-x), computed without overflow for large |x|."),
+    UNARY(relu, MASK, "Elementwise max(x, 0); NaN stays NaN, and the gradient at x = 0 is 0 (as PyTorch)."),
+    UNARY(softplus, VALUE,
+          "Elementwise log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|); its gradient is sigmoid(x)."),
+    UNARY(reciprocal, VALUE, "Elementwise 1 / x; 1 / 0 is Infinity (no error)."),
+    {.name = "leaky_relu", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = leaky_relu_attrs, .n_attrs = 1,
+     .differentiable = 1, .zero_cause = GD_ZC_VALUE,
+     .doc = "Elementwise x for x > 0, else alpha * x (alpha defaults to 0.01); the gradient at x = 0 is alpha "
+            "(as PyTorch).",
+     .infer = infer_leaky_relu, .forward = leaky_relu_forward, .backward = leaky_relu_backward},
+    {.name = "clip", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = clip_attrs, .n_attrs = 2,
+     .differentiable = 1, .zero_cause = GD_ZC_MASK,
+     .doc = "Elementwise minimum(maximum(x, min), max) as numpy.clip; either bound may be omitted (neither: the "
+            "identity), min > max gives max, and the gradient passes where min <= x <= max, bounds included "
+            "(as torch.clamp).",
+     .infer = infer_clip, .forward = clip_forward, .backward = clip_backward},
+
+    BINARY(add, VALUE, "a + b, with NumPy broadcasting."),
+    BINARY(sub, VALUE, "a - b, with NumPy broadcasting."),
+    BINARY(mul, VALUE, "a * b, with NumPy broadcasting."),
+    BINARY(div, VALUE, "a / b, with NumPy broadcasting; division by zero gives ±Infinity or NaN (no error)."),
+    BINARY(pow, VALUE,
+           "a ** b, with NumPy broadcasting; a negative a with a non-integer b gives NaN. The gradient for a is 0 "
+           "where b == 0, the gradient for b is 0 where a == 0 and b >= 0 (as PyTorch)."),
+    BINARY(maximum, MASK,
+           "Elementwise larger of a and b, with NumPy broadcasting; NaN propagates (maximum(NaN, 1) is NaN). The "
+           "gradient goes to the selected operand (a NaN one; a when both are NaN), and ties share it evenly "
+           "(0.5 each)."),
+    BINARY(minimum, MASK,
+           "Elementwise smaller of a and b, with NumPy broadcasting; NaN propagates (minimum(NaN, 1) is NaN). The "
+           "gradient goes to the selected operand (a NaN one; a when both are NaN), and ties share it evenly "
+           "(0.5 each)."),
+
+    NODIFF_UNARY(round, "Elementwise rounding to the nearest integer, halves to even as NumPy (0.5 -> 0, 1.5 -> 2); "
+                        "not differentiable."),
+    NODIFF_UNARY(floor, "Elementwise largest integer <= x; not differentiable."),
+    NODIFF_UNARY(ceil, "Elementwise smallest integer >= x; not differentiable."),
+    NODIFF_UNARY(sign, "Elementwise -1, 0 or 1 by the sign of x (0 for ±0, NaN for NaN); not differentiable."),
+    COMPARE(greater, "a > b as float64 0/1, with NumPy broadcasting; NaN compares false; not differentiable."),
+    COMPARE(greater_equal, "a >= b as float64 0/1, with NumPy broadcasting; NaN compares false; not differentiable."),
+    COMPARE(less, "a < b as float64 0/1, with NumPy broadcasting; NaN compares false; not differentiable."),
+    COMPARE(less_equal, "a <= b as float64 0/1, with NumPy broadcasting; NaN compares false; not differentiable."),
+    COMPARE(equal, "a == b as float64 0/1, with NumPy broadcasting; NaN equals nothing; not differentiable."),
+    COMPARE(not_equal, "a != b as float64 0/1, with NumPy broadcasting; NaN differs from everything (1); not "
+                       "differentiable."),
+
+    {.name = "cast", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = cast_attrs, .n_attrs = 1,
+     .differentiable = 1, .flags = GD_OPF_INT_OK | GD_OPF_MAKES_INT, .zero_cause = GD_ZC_VALUE,
+     .doc = "Converts x to dtype (\"float64\" or \"int64\", required). float64 -> int64 truncates toward zero, and "
+            "NaN, ±Infinity or a value outside int64's range is invalid_value; float64 -> float64 is the identity "
+            "and passes the gradient through; no gradient flows into int64.",
+     .infer = infer_cast, .forward = cast_forward, .backward = cast_backward},
+    {0},
+};

@@ -1,0 +1,489 @@
+/* ops_nn.c - the neural-network op family: softmax, log_softmax,
+ * softmax_cross_entropy and one_hot.
+ *
+ * The numerically delicate ones subtract the maximum before exponentiating
+ * and have fused backward rules (as ggml's _back ops and llm.c's
+ * crossentropy_softmax_backward), so no intermediate softmax is kept between
+ * the sweeps: the backward recomputes what it needs from the forward output
+ * or the logits. Softmax over any axis views x as [outer, n, inner] around
+ * it and scans rows of `inner` contiguously. No broadcasting, no I/O. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "op.h"
+
+#define NATTR(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Elements processed between two polls of the cancel flag. */
+#define NN_CHUNK (1 << 18)
+
+static int oom(gd_kctx *c) {
+    return gd_errorf(c->err, GD_E_TOO_LARGE, NULL,
+                     "Node '%s' (%s): the computation needs more memory than the request's memory limit allows.",
+                     c->node->name, c->node->op->name);
+}
+
+/* Add m elements of work to *since and poll the cancel flag every NN_CHUNK. */
+static int nn_tick(gd_kctx *c, int64_t *since, int64_t m) {
+    if ((*since += m) < NN_CHUNK) return 0;
+    *since = 0;
+    return gd_cancel_check(c->cancel, c->err);
+}
+
+/* ---------------------------------------------------------------------------
+ * softmax, log_softmax */
+
+/* x viewed as [outer, n, inner] around the softmax axis. */
+typedef struct axis_view {
+    int64_t outer, n, inner;
+} axis_view;
+
+/* The softmax axis of node n on an input of shape `in` (attribute `axis`, a
+ * single integer, default -1). A scalar takes axis 0 or -1 as a length-1 axis
+ * (as PyTorch). Returns 0 with *axis set (-1 when the rank is unknown), or
+ * invalid_attribute at .axis. */
+static int softmax_axis(const gd_node *n, const gd_shape *in, int *axis, gd_error *err) {
+    const gd_ints *ax = &n->attrs.axis;
+    int64_t v = ax->given ? ax->v[0] : -1;
+    char buf[GD_SHAPE_STR_MAX];
+    *axis = -1;
+    if (ax->given && ax->is_list)
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".axis",
+                              "Node '%s' (%s): `axis` must be a single integer, not a list.", n->name, n->op->name);
+    if (in->rank < 0) return 0;
+    int rank = in->rank > 0 ? in->rank : 1; /* a scalar as one slice of length 1 */
+    if ((*axis = gd_norm_axis(v, rank)) < 0)
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".axis",
+                              "Node '%s' (%s): axis %lld is out of range for input '%s' of shape %s "
+                              "(valid axes are %d..%d).",
+                              n->name, n->op->name, (long long)v, n->in_names[0], gd_shape_str(in, buf, sizeof buf),
+                              -rank, rank - 1);
+    return 0;
+}
+
+static axis_view view_around(const gd_shape *s, int axis) {
+    axis_view v = {1, 1, 1};
+    for (int i = 0; i < s->rank; i++) {
+        if (i < axis) v.outer *= s->dim[i];
+        else if (i == axis) v.n = s->dim[i];
+        else v.inner *= s->dim[i];
+    }
+    return v;
+}
+
+static int infer_softmax(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    int axis, rc = softmax_axis(n, &in[0].shape, &axis, err);
+    if (rc) return rc;
+    out->dtype = GD_F64;
+    out->shape = in[0].shape;
+    return gd_check_size(n, &out->shape, lim, err);
+}
+
+/* Maximum m of a row of n values and s = sum(exp(x - m)), returned; e (when
+ * not NULL) receives exp(x - m). Then softmax = e / s and log_softmax =
+ * (x - m) - log(s). NaN is skipped by the maximum and poisons the sum. */
+static double row_expsum(const double *x, int64_t n, double *e, double *m) {
+    double mx = -INFINITY, s = 0;
+    for (int64_t j = 0; j < n; j++)
+        if (x[j] > mx) mx = x[j];
+    if (e)
+        for (int64_t j = 0; j < n; j++) s += (e[j] = exp(x[j] - mx));
+    else
+        for (int64_t j = 0; j < n; j++) s += exp(x[j] - mx);
+    *m = mx;
+    return s;
+}
+
+/* softmax (log_softmax when is_log) of one block x [n, inner] along n into
+ * y [n, inner]. With inner > 1, mx and sm are scratch rows of `inner` doubles
+ * holding the running maximum and sum of each column. NaN anywhere in a slice
+ * makes that slice NaN; +inf, or a slice of only -inf, gives NaN as well
+ * (as NumPy/PyTorch). */
+static void softmax_block(double *y, const double *x, int64_t n, int64_t inner, int is_log, double *mx,
+                          double *sm) {
+    if (inner == 1) {
+        double m, s = row_expsum(x, n, is_log ? NULL : y, &m);
+        if (is_log) {
+            double ls = log(s);
+            for (int64_t j = 0; j < n; j++) y[j] = (x[j] - m) - ls;
+        } else {
+            double r = 1.0 / s;
+            for (int64_t j = 0; j < n; j++) y[j] *= r;
+        }
+        return;
+    }
+    for (int64_t i = 0; i < inner; i++) mx[i] = -INFINITY, sm[i] = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const double *xr = x + j * inner;
+        for (int64_t i = 0; i < inner; i++)
+            if (xr[i] > mx[i]) mx[i] = xr[i];
+    }
+    for (int64_t j = 0; j < n; j++) {
+        const double *xr = x + j * inner;
+        double *yr = y + j * inner;
+        if (is_log)
+            for (int64_t i = 0; i < inner; i++) sm[i] += exp(xr[i] - mx[i]);
+        else
+            for (int64_t i = 0; i < inner; i++) sm[i] += (yr[i] = exp(xr[i] - mx[i]));
+    }
+    for (int64_t i = 0; i < inner; i++) sm[i] = is_log ? log(sm[i]) : 1.0 / sm[i];
+    for (int64_t j = 0; j < n; j++) {
+        const double *xr = x + j * inner;
+        double *yr = y + j * inner;
+        if (is_log)
+            for (int64_t i = 0; i < inner; i++) yr[i] = (xr[i] - mx[i]) - sm[i];
+        else
+            for (int64_t i = 0; i < inner; i++) yr[i] *= sm[i];
+    }
+}
+
+/* Backward of one block, fused: softmax dx = y * (dy - sum(dy * y)),
+ * log_softmax dx = dy - exp(y) * sum(dy), sums along n; acc is a scratch row
+ * of `inner` doubles when inner > 1. */
+static void softmax_block_backward(double *dx, const double *dy, const double *y, int64_t n, int64_t inner,
+                                   int is_log, double *acc) {
+    if (inner == 1) {
+        double s = 0;
+        if (is_log) {
+            for (int64_t j = 0; j < n; j++) s += dy[j];
+            for (int64_t j = 0; j < n; j++) dx[j] = dy[j] - exp(y[j]) * s;
+        } else {
+            for (int64_t j = 0; j < n; j++) s += dy[j] * y[j];
+            for (int64_t j = 0; j < n; j++) dx[j] = y[j] * (dy[j] - s);
+        }
+        return;
+    }
+    for (int64_t i = 0; i < inner; i++) acc[i] = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const double *dyr = dy + j * inner, *yr = y + j * inner;
+        if (is_log)
+            for (int64_t i = 0; i < inner; i++) acc[i] += dyr[i];
+        else
+            for (int64_t i = 0; i < inner; i++) acc[i] += dyr[i] * yr[i];
+    }
+    for (int64_t j = 0; j < n; j++) {
+        const double *dyr = dy + j * inner, *yr = y + j * inner;
+        double *dxr = dx + j * inner;
+        if (is_log)
+            for (int64_t i = 0; i < inner; i++) dxr[i] = dyr[i] - exp(yr[i]) * acc[i];
+        else
+            for (int64_t i = 0; i < inner; i++) dxr[i] = yr[i] * (dyr[i] - acc[i]);
+    }
+}
+
+/* Forward of softmax/log_softmax over every block; scratch of 2 * inner
+ * doubles from the arena, released before returning. */
+static int softmax_any_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out, int is_log) {
+    const gd_tensor *x = in[0];
+    int axis, rc = softmax_axis(c->node, &x->shape, &axis, c->err);
+    if (rc) return rc;
+    if (!out->n) return 0;
+    axis_view v = view_around(&x->shape, axis);
+    double *tmp = NULL; /* [2, inner] */
+    if (v.inner > 1 && !(tmp = gd_arena_buf(c->arena, (size_t)v.inner * 16, 0))) return oom(c);
+    int64_t block = v.n * v.inner, since = 0;
+    for (int64_t o = 0; o < v.outer && !rc; o++) {
+        softmax_block(gd_f64(out) + o * block, gd_f64(x) + o * block, v.n, v.inner, is_log, tmp,
+                      tmp ? tmp + v.inner : NULL);
+        rc = nn_tick(c, &since, block);
+    }
+    gd_arena_release(c->arena, tmp);
+    return rc;
+}
+
+static int softmax_any_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out,
+                                const gd_tensor *dout, const int *want, gd_tensor **din, int is_log) {
+    if (!want[0]) return 0;
+    int axis, rc = softmax_axis(c->node, &in[0]->shape, &axis, c->err);
+    if (rc) return rc;
+    gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0);
+    if (!dx) return oom(c);
+    din[0] = dx;
+    if (!dx->n) return 0;
+    axis_view v = view_around(&in[0]->shape, axis);
+    double *acc = NULL; /* [inner] */
+    if (v.inner > 1 && !(acc = gd_arena_buf(c->arena, (size_t)v.inner * 8, 0))) return oom(c);
+    int64_t block = v.n * v.inner, since = 0;
+    for (int64_t o = 0; o < v.outer && !rc; o++) {
+        softmax_block_backward(gd_f64(dx) + o * block, gd_f64(dout) + o * block, gd_f64(out) + o * block, v.n,
+                               v.inner, is_log, acc);
+        rc = nn_tick(c, &since, block);
+    }
+    gd_arena_release(c->arena, acc);
+    return rc;
+}
+
+static int softmax_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
+    return softmax_any_forward(c, in, out, 0);
+}
+
+static int log_softmax_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
+    return softmax_any_forward(c, in, out, 1);
+}
+
+static int softmax_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
+                            const int *want, gd_tensor **din) {
+    return softmax_any_backward(c, in, out, dout, want, din, 0);
+}
+
+static int log_softmax_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out,
+                                const gd_tensor *dout, const int *want, gd_tensor **din) {
+    return softmax_any_backward(c, in, out, dout, want, din, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * softmax_cross_entropy: logits [N, C], labels int64 [N] (class indices) or
+ * probabilities [N, C]; loss = mean over N of -sum_c labels * log_softmax. */
+
+/* Shapes and dtypes: logits of rank 2; labels int64 [N], or [N, C] (float64
+ * probabilities; int64 ones are converted and pass no gradient). */
+static int infer_sce(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    const gd_shape *z = &in[0].shape, *l = &in[1].shape;
+    char a[GD_SHAPE_STR_MAX], b[GD_SHAPE_STR_MAX];
+    out->dtype = GD_F64;
+    out->shape = gd_shape_scalar();
+    if (z->rank >= 0 && z->rank != 2)
+        return gd_node_errorf(err, n, GD_E_SHAPE_MISMATCH, ".inputs[0]",
+                              "Node '%s' (%s): logits '%s' must have shape [N, C], but have shape %s.", n->name,
+                              n->op->name, n->in_names[0], gd_shape_str(z, a, sizeof a));
+    if (l->rank >= 0 && l->rank != 1 && l->rank != 2)
+        return gd_node_errorf(err, n, GD_E_SHAPE_MISMATCH, ".inputs[1]",
+                              "Node '%s' (%s): labels '%s' must be int64 class indices of shape [N] or probabilities "
+                              "of shape [N, C], but have shape %s.",
+                              n->name, n->op->name, n->in_names[1], gd_shape_str(l, a, sizeof a));
+    if (l->rank == 1 && in[1].dtype != GD_I64)
+        return gd_node_errorf(err, n, GD_E_DTYPE_MISMATCH, ".inputs[1]",
+                              "Node '%s' (%s): labels '%s' of shape %s are %s, but class indices must be int64; cast "
+                              "them ({\"op\": \"cast\", \"dtype\": \"int64\"}) or pass probabilities of shape [N, C].",
+                              n->name, n->op->name, n->in_names[1], gd_shape_str(l, a, sizeof a),
+                              gd_dtype_name(in[1].dtype));
+    if (z->rank == 2 && l->rank >= 1 && (l->dim[0] != z->dim[0] || (l->rank == 2 && l->dim[1] != z->dim[1])))
+        return gd_node_errorf(err, n, GD_E_SHAPE_MISMATCH, ".inputs[1]",
+                              "Node '%s' (%s): logits '%s' have shape %s but labels '%s' have shape %s; labels must "
+                              "be [%lld] (class indices) or [%lld, %lld] (probabilities).",
+                              n->name, n->op->name, n->in_names[0], gd_shape_str(z, a, sizeof a), n->in_names[1],
+                              gd_shape_str(l, b, sizeof b), (long long)z->dim[0], (long long)z->dim[0],
+                              (long long)z->dim[1]);
+    return gd_check_size(n, &out->shape, lim, err);
+}
+
+/* Class indices: int64 (infer guarantees it; never reinterpret doubles as
+ * indices) in [0, C), else index_out_of_range naming the position. */
+static int check_labels(gd_kctx *c, const gd_tensor *labels, int64_t N, int64_t C) {
+    if (labels->dtype != GD_I64)
+        return gd_node_errorf(c->err, c->node, GD_E_DTYPE_MISMATCH, ".inputs[1]",
+                              "Node '%s' (%s): class indices '%s' must be int64.", c->node->name, c->node->op->name,
+                              c->node->in_names[1]);
+    const int64_t *y = gd_i64(labels);
+    for (int64_t i = 0; i < N; i++)
+        if (y[i] < 0 || y[i] >= C)
+            return gd_node_errorf(c->err, c->node, GD_E_INDEX_OUT_OF_RANGE, ".inputs[1]",
+                                  "Node '%s' (%s): label %lld at position %lld of '%s' is outside [0, %lld), the "
+                                  "classes of logits '%s'.",
+                                  c->node->name, c->node->op->name, (long long)y[i], (long long)i,
+                                  c->node->in_names[1], (long long)C, c->node->in_names[0]);
+    return 0;
+}
+
+/* Hand back a float64 copy made by gd_tensor_to_f64 (not the operand itself). */
+static void drop_copy(gd_kctx *c, const gd_tensor *conv, const gd_tensor *orig) {
+    if (conv != orig) gd_tensor_release(c->arena, (gd_tensor *)conv);
+}
+
+/* Labels of rank 1 are class indices (check_labels insists on int64). */
+static int sce_indices(const gd_tensor *labels) { return labels->shape.rank == 1; }
+
+/* The labels as the kernels read them: *y for class indices (checked), or
+ * *qt, a float64 view of the probabilities (a copy when they are int64, to be
+ * handed back with drop_copy). */
+static int sce_labels(gd_kctx *c, const gd_tensor *labels, int64_t N, int64_t C, const int64_t **y,
+                      const gd_tensor **qt) {
+    *y = NULL;
+    *qt = NULL;
+    if (sce_indices(labels)) {
+        int rc = check_labels(c, labels, N, C);
+        if (!rc) *y = gd_i64(labels);
+        return rc;
+    }
+    return (*qt = gd_tensor_to_f64(c->arena, labels)) ? 0 : oom(c);
+}
+
+/* loss = (1/N) sum_n -sum_c q_nc log_softmax(z_n)_c; with class indices
+ * that is (1/N) sum_n (m_n - z_n,y_n) + ls_n. N = 0 gives NaN (the mean of
+ * nothing, as NumPy). */
+static int sce_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
+    const gd_tensor *zt = gd_tensor_to_f64(c->arena, in[0]), *qt;
+    if (!zt) return oom(c);
+    const int64_t N = zt->shape.dim[0], C = zt->shape.dim[1];
+    const double *z = gd_f64(zt); /* [N, C] */
+    const int64_t *y;             /* [N] class indices, or */
+    int rc = sce_labels(c, in[1], N, C, &y, &qt);
+    const double *q = qt ? gd_f64(qt) : NULL; /* [N, C] probabilities */
+    double total = 0;
+    int64_t since = 0;
+    for (int64_t i = 0; i < N && !rc; i++) {
+        const double *zr = z + i * C;
+        double m, ls = log(row_expsum(zr, C, NULL, &m));
+        if (y) {
+            total += (m - zr[y[i]]) + ls;
+        } else {
+            const double *qr = q + i * C;
+            for (int64_t j = 0; j < C; j++) total -= qr[j] * ((zr[j] - m) - ls);
+        }
+        rc = nn_tick(c, &since, C);
+    }
+    gd_f64(out)[0] = total / (double)N;
+    if (qt) drop_copy(c, qt, in[1]);
+    drop_copy(c, zt, in[0]);
+    return rc;
+}
+
+/* Fused backward. With g = dout / N and p = softmax(z_n):
+ *   dlogits = g * (p * sum_c q_c - q), which is g * (p - onehot) for class
+ *             indices and g * (p - q) for probabilities that sum to 1;
+ *   dlabels = -g * log_softmax(z)  (float64 probabilities only; int64 labels
+ *             never receive gradient). */
+static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
+                        const int *want, gd_tensor **din) {
+    (void)out;
+    int want_q = want[1] && !sce_indices(in[1]) && in[1]->dtype == GD_F64;
+    if (!want[0] && !want_q) return 0;
+    const gd_tensor *zt = gd_tensor_to_f64(c->arena, in[0]);
+    if (!zt) return oom(c);
+    const int64_t N = zt->shape.dim[0], C = zt->shape.dim[1];
+    const double g = gd_f64(dout)[0] / (double)N;
+    const double *z = gd_f64(zt); /* [N, C] */
+    const int64_t *y;            /* [N] class indices, or */
+    const gd_tensor *qt;
+    int rc = sce_labels(c, in[1], N, C, &y, &qt);
+    const double *q = qt ? gd_f64(qt) : NULL; /* [N, C] probabilities */
+    gd_tensor *dz = NULL, *dq = NULL;
+    int64_t since = 0;
+    if (!rc && want[0] && !(dz = gd_tensor_new(c->arena, &zt->shape, GD_F64, 0))) rc = oom(c);
+    if (!rc && want_q && !(dq = gd_tensor_new(c->arena, &zt->shape, GD_F64, 0))) rc = oom(c);
+    for (int64_t i = 0; i < N && !rc; i++) {
+        const double *zr = z + i * C;
+        double *d = dz ? gd_f64(dz) + i * C : NULL; /* exp(z - m), then scaled to g * p */
+        double m, s = row_expsum(zr, C, d, &m);
+        if (d) {
+            double gs = g / s;
+            if (y) {
+                for (int64_t j = 0; j < C; j++) d[j] *= gs;
+                d[y[i]] -= g;
+            } else {
+                const double *qr = q + i * C;
+                double qs = 0;
+                for (int64_t j = 0; j < C; j++) qs += qr[j];
+                for (int64_t j = 0; j < C; j++) d[j] = d[j] * gs * qs - g * qr[j];
+            }
+        }
+        if (dq) {
+            double *dl = gd_f64(dq) + i * C, ls = log(s);
+            for (int64_t j = 0; j < C; j++) dl[j] = -g * ((zr[j] - m) - ls);
+        }
+        rc = nn_tick(c, &since, C);
+    }
+    if (qt) drop_copy(c, qt, in[1]);
+    drop_copy(c, zt, in[0]);
+    din[0] = dz;
+    din[1] = dq;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * one_hot{depth}: int64 indices [...] -> float64 [..., depth]. */
+
+/* depth as validated by infer_one_hot. */
+static int64_t one_hot_depth(const gd_node *n) { return (int64_t)n->attrs.depth.v; }
+
+static int infer_one_hot(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    const gd_num *d = &n->attrs.depth;
+    char a[GD_SHAPE_STR_MAX];
+    out->dtype = GD_F64;
+    if (!d->given)
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".depth",
+                              "Node '%s' (one_hot): `depth`, the number of classes, is required.", n->name);
+    if (!(d->v >= 0) || d->v != floor(d->v) || d->v > 9007199254740992.0)
+        return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".depth",
+                              "Node '%s' (one_hot): `depth` must be an integer >= 0, got %g.", n->name, d->v);
+    if (in[0].dtype != GD_I64)
+        return gd_node_errorf(err, n, GD_E_DTYPE_MISMATCH, ".inputs[0]",
+                              "Node '%s' (one_hot): input '%s' is %s, but one_hot takes int64 class indices; cast it "
+                              "first ({\"op\": \"cast\", \"dtype\": \"int64\"}).",
+                              n->name, n->in_names[0], gd_dtype_name(in[0].dtype));
+    if (in[0].shape.rank < 0) {
+        out->shape.rank = -1;
+        return 0;
+    }
+    if (in[0].shape.rank >= GD_MAX_RANK)
+        return gd_node_errorf(err, n, GD_E_INVALID_VALUE, "",
+                              "Node '%s' (one_hot): input '%s' of shape %s already has rank %d; the result would have "
+                              "rank %d and the maximum is %d.",
+                              n->name, n->in_names[0], gd_shape_str(&in[0].shape, a, sizeof a), in[0].shape.rank,
+                              in[0].shape.rank + 1, GD_MAX_RANK);
+    out->shape = in[0].shape;
+    out->shape.dim[out->shape.rank++] = one_hot_depth(n);
+    return gd_check_size(n, &out->shape, lim, err);
+}
+
+/* out[i, idx[i]] = 1, zeros elsewhere; an index outside [0, depth) is
+ * index_out_of_range naming its flat position. */
+static int one_hot_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
+    const gd_tensor *t = in[0];
+    const int64_t depth = one_hot_depth(c->node);
+    if (t->dtype != GD_I64) /* infer rejects it; never reinterpret doubles as indices */
+        return gd_node_errorf(c->err, c->node, GD_E_DTYPE_MISMATCH, ".inputs[0]",
+                              "Node '%s' (one_hot): input '%s' must be int64.", c->node->name, c->node->in_names[0]);
+    const int64_t *idx = gd_i64(t); /* [...] */
+    double *y = gd_f64(out);        /* [..., depth] */
+    if (out->n) memset(y, 0, (size_t)out->n * sizeof *y);
+    for (int64_t i = 0; i < t->n; i++) {
+        if (idx[i] < 0 || idx[i] >= depth)
+            return gd_node_errorf(c->err, c->node, GD_E_INDEX_OUT_OF_RANGE, ".inputs[0]",
+                                  "Node '%s' (one_hot): index %lld at flat position %lld of '%s' is outside [0, %lld).",
+                                  c->node->name, (long long)idx[i], (long long)i, c->node->in_names[0],
+                                  (long long)depth);
+        y[i * depth + idx[i]] = 1.0;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * The table */
+
+static const gd_attr_spec softmax_attrs[] = {
+    GD_ATTR("axis", GD_ATTR_AXIS, axis, "-1"),
+};
+
+static const gd_attr_spec one_hot_attrs[] = {
+    GD_ATTR("depth", GD_ATTR_INT, depth, NULL),
+};
+
+const gd_op_def gd_ops_nn[] = {
+    {.name = "softmax", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = softmax_attrs,
+     .n_attrs = NATTR(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZC_VALUE,
+     .doc = "exp(x) / sum(exp(x)) along the single integer `axis` (default -1), computed stably by subtracting the "
+            "maximum; a slice holding NaN or +inf, or only -inf, gives NaN; fused backward y * (dout - sum(dout * y)).",
+     .infer = infer_softmax, .forward = softmax_forward, .backward = softmax_backward},
+    {.name = "log_softmax", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = softmax_attrs,
+     .n_attrs = NATTR(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZC_VALUE,
+     .doc = "x - logsumexp(x) along the single integer `axis` (default -1), computed stably; fused backward "
+            "dout - exp(y) * sum(dout).",
+     .infer = infer_softmax, .forward = log_softmax_forward, .backward = log_softmax_backward},
+    {.name = "softmax_cross_entropy", .min_in = 2, .max_in = 2, .inputs_doc = "logits, labels", .attrs = NULL,
+     .n_attrs = 0, .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .doc = "Mean over N of -sum_c labels * log_softmax(logits) for logits [N, C] and labels either int64 class "
+            "indices [N] (each in [0, C), else index_out_of_range; no gradient) or probabilities [N, C] (which get "
+            "the gradient -log_softmax(logits) * dout / N); N = 0 gives NaN, the mean of nothing as in NumPy; the "
+            "logits' gradient is (softmax - labels) * dout / N for labels that sum to 1 per row (in general "
+            "(softmax * sum(labels) - labels) * dout / N).",
+     .infer = infer_sce, .forward = sce_forward, .backward = sce_backward},
+    {.name = "one_hot", .min_in = 1, .max_in = 1, .inputs_doc = "indices", .attrs = one_hot_attrs,
+     .n_attrs = NATTR(one_hot_attrs), .differentiable = 0, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .doc = "float64 one-hot encoding of int64 `indices` with `depth` classes (required, >= 0), of shape "
+            "indices.shape + [depth]; an index outside [0, depth) is index_out_of_range; not differentiable.",
+     .infer = infer_one_hot, .forward = one_hot_forward, .backward = NULL},
+    {0},
+};

@@ -1,0 +1,264 @@
+/* tensor.c - shape arithmetic, tensor allocation and the shared strided loop. */
+#include "tensor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *gd_dtype_name(gd_dtype t) { return t == GD_I64 ? "int64" : "float64"; }
+
+gd_shape gd_shape_make(int rank, const int64_t *dims) {
+    gd_shape s = {.rank = rank};
+    for (int i = 0; i < rank; i++) s.dim[i] = dims[i];
+    return s;
+}
+
+gd_shape gd_shape_scalar(void) { return (gd_shape){.rank = 0}; }
+
+int gd_shape_eq(const gd_shape *a, const gd_shape *b) {
+    if (a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return 0;
+    return 1;
+}
+
+int gd_shape_numel(const gd_shape *s, int64_t *n) {
+    if (s->rank < 0 || s->rank > GD_MAX_RANK) return -1;
+    int64_t k = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dim[i] < 0) return -1;
+        if (s->dim[i] == 0) { k = 0; continue; }
+        if (k > INT64_MAX / s->dim[i]) return -1;
+        k *= s->dim[i];
+    }
+    /* Sizes in bytes must fit too: 8 bytes an element. */
+    if (k > INT64_MAX / 8) return -1;
+    *n = k;
+    return 0;
+}
+
+char *gd_shape_str(const gd_shape *s, char *buf, int size) {
+    if (s->rank < 0) { snprintf(buf, (size_t)size, "[?]"); return buf; }
+    int o = snprintf(buf, (size_t)size, "[");
+    for (int i = 0; i < s->rank && o < size; i++)
+        o += snprintf(buf + o, (size_t)(size - o), i ? ", %lld" : "%lld", (long long)s->dim[i]);
+    if (o < size) snprintf(buf + o, (size_t)(size - o), "]");
+    return buf;
+}
+
+int gd_broadcast_shapes(const gd_shape *a, const gd_shape *b, gd_shape *out) {
+    int r = a->rank > b->rank ? a->rank : b->rank;
+    gd_shape o = {.rank = r};
+    for (int i = 0; i < r; i++) {
+        int ia = a->rank - r + i, ib = b->rank - r + i;
+        int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
+        if (da == db || db == 1) o.dim[i] = da;
+        else if (da == 1) o.dim[i] = db;
+        else return -1;
+    }
+    *out = o;
+    return 0;
+}
+
+int gd_norm_axis(int64_t axis, int rank) {
+    if (axis < -rank || axis >= rank) return -1;
+    return (int)(axis < 0 ? axis + rank : axis);
+}
+
+gd_tensor *gd_tensor_header(gd_arena *a, const gd_shape *shape, gd_dtype dtype) {
+    int64_t n;
+    if (gd_shape_numel(shape, &n)) return NULL;
+    gd_tensor *t = gd_arena_alloc(a, sizeof *t);
+    if (!t) return NULL;
+    t->dtype = dtype;
+    t->shape = *shape;
+    t->n = n;
+    return t;
+}
+
+gd_tensor *gd_tensor_new(gd_arena *a, const gd_shape *shape, gd_dtype dtype, int zero) {
+    gd_tensor *t = gd_tensor_header(a, shape, dtype);
+    if (!t) return NULL;
+    if (t->n > 0 && !(t->data = gd_arena_buf(a, (size_t)t->n * 8, zero))) return NULL;
+    return t;
+}
+
+gd_tensor *gd_tensor_scalar(gd_arena *a, double v) {
+    gd_shape s = gd_shape_scalar();
+    gd_tensor *t = gd_tensor_new(a, &s, GD_F64, 0);
+    if (t) gd_f64(t)[0] = v;
+    return t;
+}
+
+gd_tensor *gd_tensor_copy(gd_arena *a, const gd_tensor *src) {
+    gd_tensor *t = gd_tensor_new(a, &src->shape, src->dtype, 0);
+    if (t && t->n) memcpy(t->data, src->data, (size_t)t->n * 8);
+    return t;
+}
+
+gd_tensor *gd_tensor_to_f64(gd_arena *a, const gd_tensor *src) {
+    if (src->dtype == GD_F64) return (gd_tensor *)src;
+    gd_tensor *t = gd_tensor_new(a, &src->shape, GD_F64, 0);
+    if (!t) return NULL;
+    const int64_t *s = gd_i64(src);
+    double *d = gd_f64(t);
+    for (int64_t i = 0; i < t->n; i++) d[i] = (double)s[i];
+    return t;
+}
+
+void gd_tensor_release(gd_arena *a, gd_tensor *t) {
+    if (!t) return;
+    gd_arena_release(a, t->data);
+    t->data = NULL;
+}
+
+void gd_bcast_strides(const gd_shape *s, const gd_shape *out, int64_t *strides) {
+    int64_t st = 1;
+    for (int i = out->rank - 1; i >= 0; i--) {
+        int is = s->rank - out->rank + i;
+        if (is < 0 || s->dim[is] == 1) strides[i] = 0;
+        else strides[i] = st;
+        if (is >= 0) st *= s->dim[is];
+    }
+}
+
+/* Collapse the loop nest: drop axes of size 1 and merge neighbours that every
+ * operand walks contiguously, so that a broadcast bias add is one long inner
+ * run per row rather than one call per element. */
+void gd_for_runs(const gd_shape *out, int nops, const gd_shape *const *ops, gd_run_fn fn, void *ctx) {
+    int64_t n;
+    if (gd_shape_numel(out, &n) || n == 0) return;
+    int64_t st[4][GD_MAX_RANK], ost[GD_MAX_RANK];
+    for (int k = 0; k < nops; k++) gd_bcast_strides(ops[k], out, st[k]);
+    gd_shape full = {.rank = out->rank};
+    for (int i = 0; i < out->rank; i++) full.dim[i] = out->dim[i];
+    gd_bcast_strides(&full, out, ost);
+    /* Squeeze size-1 axes. */
+    int64_t dim[GD_MAX_RANK], s[5][GD_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < out->rank; i++) {
+        if (out->dim[i] == 1) continue;
+        dim[r] = out->dim[i];
+        s[0][r] = ost[i];
+        for (int k = 0; k < nops; k++) s[k + 1][r] = st[k][i];
+        r++;
+    }
+    /* Merge axis j into j+1 when every operand is contiguous across them. */
+    int m = 0;
+    for (int i = 0; i < r; i++) {
+        if (m > 0) {
+            int ok = 1;
+            for (int k = 0; k <= nops && ok; k++) ok = s[k][m - 1] == s[k][i] * dim[i];
+            if (ok) {
+                dim[m - 1] *= dim[i];
+                for (int k = 0; k <= nops; k++) s[k][m - 1] = s[k][i];
+                continue;
+            }
+        }
+        dim[m] = dim[i];
+        for (int k = 0; k <= nops; k++) s[k][m] = s[k][i];
+        m++;
+    }
+    int64_t inner[4], off[4], idx[GD_MAX_RANK] = {0};
+    if (m == 0) {
+        for (int k = 0; k < nops; k++) off[k] = 0, inner[k] = 0;
+        fn(ctx, 0, off, 1, inner);
+        return;
+    }
+    int64_t len = dim[m - 1];
+    for (int k = 0; k < nops; k++) inner[k] = s[k + 1][m - 1], off[k] = 0;
+    int64_t o = 0;
+    for (;;) {
+        fn(ctx, o, off, len, inner);
+        int ax = m - 2;
+        while (ax >= 0) {
+            idx[ax]++;
+            o += s[0][ax];
+            for (int k = 0; k < nops; k++) off[k] += s[k + 1][ax];
+            if (idx[ax] < dim[ax]) break;
+            o -= s[0][ax] * dim[ax];
+            for (int k = 0; k < nops; k++) off[k] -= s[k + 1][ax] * dim[ax];
+            idx[ax] = 0;
+            ax--;
+        }
+        if (ax < 0) return;
+    }
+}
+
+typedef struct { double *dst; const double *src; } sum_ctx;
+
+static void sum_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
+    sum_ctx *c = vc;
+    const double *s = c->src + o;
+    double *d = c->dst + off[0];
+    if (inner[0] == 0) {
+        double acc = 0;
+        for (int64_t i = 0; i < len; i++) acc += s[i];
+        *d += acc;
+    } else {
+        for (int64_t i = 0; i < len; i++) d[i * inner[0]] += s[i];
+    }
+}
+
+void gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shape *from) {
+    int64_t n = 0;
+    gd_shape_numel(to, &n);
+    memset(dst, 0, (size_t)n * sizeof *dst);
+    sum_ctx c = {dst, src};
+    const gd_shape *ops[1] = {to};
+    gd_for_runs(from, 1, ops, sum_run, &c);
+}
+
+int gd_reduce_init(gd_reduce *r, const gd_shape *in, const int64_t *axes, int n_axes, int keepdims) {
+    memset(r, 0, sizeof *r);
+    r->in = *in;
+    if (n_axes < 0) {
+        for (int i = 0; i < in->rank; i++) r->mask |= 1u << i;
+    } else {
+        for (int k = 0; k < n_axes; k++) {
+            int ax = gd_norm_axis(axes[k], in->rank);
+            if (ax < 0 || (r->mask & (1u << ax))) return -1;
+            r->mask |= 1u << ax;
+        }
+    }
+    r->kept.rank = in->rank;
+    r->count = 1;
+    for (int i = 0; i < in->rank; i++) {
+        int red = (r->mask >> i) & 1;
+        r->kept.dim[i] = red ? 1 : in->dim[i];
+        if (red) r->count *= in->dim[i];
+        if (!red || keepdims) r->out.dim[r->out.rank++] = red ? 1 : in->dim[i];
+    }
+    return 0;
+}
+
+int gd_all_finite(const gd_tensor *t, int64_t *first) {
+    if (t->dtype != GD_F64) return 1;
+    const double *d = gd_f64(t);
+    for (int64_t i = 0; i < t->n; i++)
+        if (!isfinite(d[i])) {
+            if (first) *first = i;
+            return 0;
+        }
+    return 1;
+}
+
+int gd_all_zero(const gd_tensor *t) {
+    if (t->dtype == GD_I64) {
+        for (int64_t i = 0; i < t->n; i++)
+            if (gd_i64(t)[i] != 0) return 0;
+        return 1;
+    }
+    const double *d = gd_f64(t);
+    for (int64_t i = 0; i < t->n; i++)
+        if (d[i] != 0.0) return 0;
+    return 1;
+}
+
+void gd_unravel(const gd_shape *s, int64_t flat, int64_t *idx) {
+    for (int i = s->rank - 1; i >= 0; i--) {
+        int64_t d = s->dim[i] > 0 ? s->dim[i] : 1;
+        idx[i] = flat % d;
+        flat /= d;
+    }
+}
