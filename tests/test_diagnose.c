@@ -1,0 +1,463 @@
+/* test_diagnose.c - every diagnostic code from realistic scenarios: the code,
+ * the stopping points / evidence, and that the message names the nodes. */
+#include <math.h>
+#include <string.h>
+
+#include "tbuild.h"
+#include "tests.h"
+
+static const double v3[] = {0.5, -1.0, 2.0};
+
+#define NAMES(t, d, s) ck_assert_msg(strstr((d)->message, s) != NULL, "message lacks %s: %s", s, (d)->message)
+
+static void path_is(tb *t, const gd_diag *d, const char *const *want, int n) {
+    ck_assert_int_eq(d->n_path, n);
+    for (int i = 0; i < n; i++) ck_assert_str_eq(tb_name(t, d->path[i]), want[i]);
+}
+
+START_TEST(unused_variable_is_disconnected) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "unused", "variable", "");
+    tb_node(&t, "loss", "sum", "w");
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "unused", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert_ptr_nonnull(tb_grad(&t, "w"));
+    ck_assert_ptr_null(tb_grad(&t, "unused"));
+    const gd_diag *d = tb_diag(&t, "unused", 1);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->code, GD_DIAG_DISCONNECTED);
+    ck_assert_int_eq(d->n_consumers, 0);
+    NAMES(&t, d, "'unused'");
+    NAMES(&t, d, "'loss'");
+    ck_assert_ptr_nonnull(strstr(d->hint, "outside the graph"));
+    ck_assert_ptr_null(tb_diag(&t, "w", 1));
+    tb_free(&t);
+}
+END_TEST
+
+/* The client multiplied w by x itself and sent the product back as data: the
+ * graph uses w only for a regulariser that is not part of the target. */
+START_TEST(value_computed_outside_graph_is_disconnected) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "wx", "input", "");
+    tb_node(&t, "y", "input", "");
+    tb_node(&t, "reg", "square", "w");
+    tb_node(&t, "err", "sub", "wx,y");
+    tb_node(&t, "sq", "square", "err");
+    tb_node(&t, "loss", "mean", "sq");
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "wx", "3", v3);
+    tb_f64(&t, "y", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", "w", NULL), 0);
+    ck_assert_ptr_null(tb_grad(&t, "w"));
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_DISCONNECTED);
+    ck_assert_int_eq(d->n_consumers, 1);
+    ck_assert_str_eq(tb_name(&t, d->consumers[0]), "reg");
+    NAMES(&t, d, "'reg' (square)");
+    ck_assert_ptr_nonnull(strstr(d->hint, "sent back in as data"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(stop_gradient_on_only_path) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "sg", "stop_gradient", "b");
+    tb_node(&t, "s", "add", "x,sg");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "b", "3", v3);
+    tb_f64(&t, "x", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "b", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_STOP_GRADIENT);
+    ck_assert_int_eq(d->n_blocked, 1);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "sg");
+    ck_assert_int_eq(d->blocked[0].input, 0);
+    ck_assert_int_eq(d->blocked[0].reason, GD_BLOCK_STOP_GRADIENT);
+    path_is(&t, d, (const char *[]){"b", "sg", "s", "loss"}, 4);
+    ck_assert_str_eq(d->message, "No gradient for 'b': its only path to 'loss' passes through stop_gradient node 'sg'.");
+    ck_assert_str_eq(d->hint, "Remove 'sg' (stop_gradient) if 'b' should receive a gradient.");
+    tb_free(&t);
+}
+END_TEST
+
+/* A classifier that picks its class with argmax and one_hot: the int64 edge
+ * is charged to the argmax that made it, not to one_hot. */
+START_TEST(argmax_on_path_names_argmax) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "W", "variable", "");
+    tb_node(&t, "logits", "matmul", "x,W");
+    tb_node(&t, "pick", "argmax", "logits")->axis = (gd_ints){.given = 1, .n = 1, .v = {1}};
+    tb_node(&t, "oh", "one_hot", "pick")->depth = (gd_num){1, 2};
+    tb_node(&t, "r", "input", "");
+    tb_node(&t, "score", "mul", "oh,r");
+    tb_node(&t, "loss", "sum", "score");
+    const double x[] = {1, 2, 3, 4}, w[] = {1, -1, 0.5, 2}, r[] = {1, 0, 0, 1};
+    tb_f64(&t, "x", "2,2", x);
+    tb_f64(&t, "W", "2,2", w);
+    tb_f64(&t, "r", "2,2", r);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "W", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
+    ck_assert_int_eq(d->n_blocked, 1);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "pick");
+    ck_assert_int_eq(d->blocked[0].input, 0);
+    NAMES(&t, d, "'pick' (argmax)");
+    ck_assert_ptr_nonnull(strstr(d->hint, "softmax"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "straight-through"));
+    path_is(&t, d, (const char *[]){"W", "logits", "pick", "oh", "score", "loss"}, 6);
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(round_on_path) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "q", "round", "w");
+    tb_node(&t, "loss", "sum", "q");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "q");
+    NAMES(&t, d, "'q' (round)");
+    ck_assert_ptr_nonnull(strstr(d->hint, "stop_gradient(round(x) - x)"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(cast_to_int_on_path) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "wi", "cast", "w")->dtype = (gd_num){1, GD_I64};
+    tb_node(&t, "wf", "cast", "wi")->dtype = (gd_num){1, GD_F64};
+    tb_node(&t, "loss", "sum", "wf");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "wi");
+    NAMES(&t, d, "'wi' (cast to int64");
+    ck_assert_ptr_nonnull(strstr(d->hint, "float64"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(comparison_on_path) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "zero", "constant", "");
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "on", "greater", "w,zero");
+    tb_node(&t, "y", "mul", "on,x");
+    tb_node(&t, "loss", "sum", "y");
+    const double z = 0;
+    tb_f64(&t, "zero", "", &z);
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "x", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "on");
+    ck_assert_ptr_nonnull(strstr(d->hint, "sigmoid"));
+    tb_free(&t);
+}
+END_TEST
+
+/* cond with predicate false: the then-branch variable has no value, needs
+ * none, gets null and an untaken_branch diagnostic naming cond and predicate. */
+START_TEST(untaken_branch_of_cond) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "ea", "exp", "a");
+    tb_node(&t, "tb", "tanh", "b");
+    tb_node(&t, "c", "cond", "p,ea,tb");
+    tb_node(&t, "loss", "sum", "c");
+    const double p = 0;
+    tb_f64(&t, "p", "", &p);
+    tb_f64(&t, "b", "3", v3); /* a has no value: its branch is not taken */
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, "ea"), 0);
+    ck_assert_ptr_nonnull(tb_grad(&t, "b"));
+    ck_assert_ptr_null(tb_grad(&t, "a"));
+    ck_assert_ptr_null(t.res.fetched[0]);
+    const gd_diag *d = tb_diag(&t, "a", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_UNTAKEN_BRANCH);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "c");
+    ck_assert_int_eq(d->blocked[0].input, 1);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].predicate), "p");
+    NAMES(&t, d, "'c'");
+    NAMES(&t, d, "'p'");
+    path_is(&t, d, (const char *[]){"a", "ea", "c", "loss"}, 4);
+    /* The fetch of the untaken node is null with its own diagnostic. */
+    const gd_diag *f = tb_diag(&t, "ea", 1);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(f->code, GD_DIAG_UNTAKEN_BRANCH);
+    ck_assert_int_eq(f->node, tb_idx(&t, "ea"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(integer_variable) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "k", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "y", "mul", "k,x");
+    tb_node(&t, "loss", "sum", "y");
+    const int64_t k[] = {1, 2, 3};
+    tb_i64(&t, "k", "3", k);
+    tb_f64(&t, "x", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "k", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_INTEGER_DTYPE);
+    ck_assert_int_eq(d->dtype, GD_I64);
+    ck_assert_str_eq(tb_name(&t, d->made_by), "k");
+    NAMES(&t, d, "int64");
+    /* x still gets k's values as its gradient (int64 operands become float64). */
+    ck_assert_double_eq(gd_f64(tb_grad(&t, "x"))[2], 3.0);
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(two_paths_blocked_for_two_reasons_is_mixed) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "sg", "stop_gradient", "w");
+    tb_node(&t, "r", "round", "w");
+    tb_node(&t, "s", "add", "sg,r");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_MIXED);
+    ck_assert_int_eq(d->n_blocked, 2);
+    int saw_sg = 0, saw_r = 0;
+    for (int i = 0; i < 2; i++) {
+        saw_sg |= !strcmp(tb_name(&t, d->blocked[i].node), "sg") && d->blocked[i].reason == GD_BLOCK_STOP_GRADIENT;
+        saw_r |= !strcmp(tb_name(&t, d->blocked[i].node), "r") && d->blocked[i].reason == GD_BLOCK_NON_DIFFERENTIABLE;
+    }
+    ck_assert(saw_sg && saw_r);
+    NAMES(&t, d, "'sg'");
+    NAMES(&t, d, "'r'");
+    tb_free(&t);
+}
+END_TEST
+
+/* Only the stopping points nearest the target count: a stop_gradient behind
+ * a round is not listed. */
+START_TEST(blocked_at_lists_nearest_stops_only) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "sg", "stop_gradient", "w");
+    tb_node(&t, "r", "round", "sg");
+    tb_node(&t, "loss", "sum", "r");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
+    ck_assert_int_eq(d->n_blocked, 1);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "r");
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(diamond_with_one_open_path_has_gradient) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "a", "sin", "w");
+    tb_node(&t, "b", "stop_gradient", "w");
+    tb_node(&t, "c", "mul", "a,b");
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "w");
+    ck_assert_ptr_nonnull(g);
+    for (int i = 0; i < 3; i++) ck_assert_double_eq_tol(gd_f64(g)[i], cos(v3[i]) * v3[i], 1e-15);
+    ck_assert_int_eq(t.res.n_diags, 0);
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(dead_relu_is_zero_gradient_mask) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "bias", "constant", "");
+    tb_node(&t, "pre", "add", "w,bias");
+    tb_node(&t, "h", "relu", "pre");
+    tb_node(&t, "loss", "sum", "h");
+    const double bias = -10;
+    tb_f64(&t, "bias", "", &bias);
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "w");
+    ck_assert_ptr_nonnull(g); /* a computed zero gradient, never null */
+    for (int i = 0; i < 3; i++) ck_assert_double_eq(gd_f64(g)[i], 0.0);
+    const gd_diag *d = tb_diag(&t, "w", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_int_eq(d->n_zeroed, 1);
+    ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "h");
+    ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_MASK);
+    NAMES(&t, d, "'h' (relu)");
+    ck_assert_ptr_nonnull(strstr(d->hint, "dead relu"));
+    ck_assert_ptr_null(tb_diag(&t, "w", 1));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(zero_value_and_cancellation) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "v", "variable", "");
+    tb_node(&t, "z", "input", "");
+    tb_node(&t, "wz", "mul", "w,z");
+    tb_node(&t, "vv", "sub", "v,v");
+    tb_node(&t, "s", "add", "wz,vv");
+    tb_node(&t, "loss", "sum", "s");
+    const double zeros[] = {0, 0, 0};
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "v", "3", v3);
+    tb_f64(&t, "z", "3", zeros);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "wz");
+    ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_VALUE);
+    const gd_diag *e = tb_diag(&t, "v", 0);
+    ck_assert_int_eq(e->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_str_eq(tb_name(&t, e->zeroed[0].node), "v");
+    ck_assert_int_eq(e->zeroed[0].cause, GD_ZERO_CANCELLATION);
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(sqrt_at_zero_is_non_finite_gradient) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "r", "sqrt", "w");
+    tb_node(&t, "loss", "sum", "r");
+    const double w[] = {4, 0, 1};
+    tb_f64(&t, "w", "3", w);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_GRADIENT);
+    ck_assert_str_eq(tb_name(&t, d->origin.node), "r");
+    ck_assert_int_eq(d->origin.shape.rank, 1);
+    ck_assert_int_eq(d->origin.index[0], 1);
+    NAMES(&t, d, "'r' (sqrt)");
+    ck_assert_ptr_nonnull(strstr(d->hint, "eps"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(log_of_negative_is_non_finite_value) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "m", "mul", "w,x");
+    tb_node(&t, "l", "log", "m");
+    tb_node(&t, "loss", "sum", "l");
+    const double w[] = {1, 2, 3, 4}, x[] = {1, 1, -1, 1};
+    tb_f64(&t, "w", "2,2", w);
+    tb_f64(&t, "x", "2,2", x);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert(isnan(gd_f64(t.res.targets[0])[0]));
+    const gd_diag *d = tb_diag(&t, "loss", 0);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_VALUE);
+    ck_assert_str_eq(tb_name(&t, d->origin.node), "l");
+    ck_assert_int_eq(d->origin.index[0], 1);
+    ck_assert_int_eq(d->origin.index[1], 0);
+    NAMES(&t, d, "'l' (log)");
+    ck_assert_ptr_nonnull(strstr(d->hint, "negative"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(intermediate_wrt_blocked_and_open) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "h", "tanh", "x");
+    tb_node(&t, "hs", "stop_gradient", "h");
+    tb_node(&t, "e", "exp", "x");
+    tb_node(&t, "s", "add", "hs,e");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "x", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", "h,e,x", NULL), 0);
+    ck_assert_ptr_null(tb_grad(&t, "h"));
+    ck_assert_int_eq(tb_diag(&t, "h", 1)->code, GD_DIAG_STOP_GRADIENT);
+    gd_tensor *ge = tb_grad(&t, "e"), *gx = tb_grad(&t, "x");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq(gd_f64(ge)[i], 1.0);
+        ck_assert_double_eq_tol(gd_f64(gx)[i], exp(v3[i]), 1e-15);
+    }
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(where_condition_and_gather_indices) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "a", "input", "");
+    tb_node(&t, "sel", "where", "w,a,a");
+    tb_node(&t, "loss", "sum", "sel");
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "a", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
+    ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "sel");
+    ck_assert_int_eq(d->blocked[0].input, 0);
+    NAMES(&t, d, "condition of where node 'sel'");
+    tb_free(&t);
+}
+END_TEST
+
+Suite *suite_diagnose(void) {
+    Suite *s = suite_create("diagnose");
+    TCase *tc = tcase_create("codes");
+    tcase_add_test(tc, unused_variable_is_disconnected);
+    tcase_add_test(tc, value_computed_outside_graph_is_disconnected);
+    tcase_add_test(tc, stop_gradient_on_only_path);
+    tcase_add_test(tc, argmax_on_path_names_argmax);
+    tcase_add_test(tc, round_on_path);
+    tcase_add_test(tc, cast_to_int_on_path);
+    tcase_add_test(tc, comparison_on_path);
+    tcase_add_test(tc, untaken_branch_of_cond);
+    tcase_add_test(tc, integer_variable);
+    tcase_add_test(tc, two_paths_blocked_for_two_reasons_is_mixed);
+    tcase_add_test(tc, blocked_at_lists_nearest_stops_only);
+    tcase_add_test(tc, diamond_with_one_open_path_has_gradient);
+    tcase_add_test(tc, dead_relu_is_zero_gradient_mask);
+    tcase_add_test(tc, zero_value_and_cancellation);
+    tcase_add_test(tc, sqrt_at_zero_is_non_finite_gradient);
+    tcase_add_test(tc, log_of_negative_is_non_finite_value);
+    tcase_add_test(tc, intermediate_wrt_blocked_and_open);
+    tcase_add_test(tc, where_condition_and_gather_indices);
+    suite_add_tcase(s, tc);
+    return s;
+}

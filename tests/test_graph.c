@@ -1,0 +1,221 @@
+/* test_graph.c - invalid graphs: each returns its error code with a path
+ * and a message naming the culprit; none aborts. */
+#include <string.h>
+
+#include "gradcheck.h"
+#include "tbuild.h"
+#include "tests.h"
+
+START_TEST(cycle_names_its_nodes) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "a", "add", "x,c");
+    tb_node(&t, "b", "exp", "a");
+    tb_node(&t, "c", "tanh", "b");
+    tb_node(&t, "loss", "sum", "c");
+    ck_assert_int_eq(tb_check(&t), GD_E_CYCLE);
+    ck_assert_ptr_nonnull(strstr(t.err.message, "'a'"));
+    ck_assert_ptr_nonnull(strstr(t.err.message, "'b'"));
+    ck_assert_ptr_nonnull(strstr(t.err.message, "'c'"));
+    ck_assert_ptr_null(strstr(t.err.message, "'loss'"));
+    ck_assert_ptr_null(strstr(t.err.message, "'x'"));
+    ck_assert_int_eq(strncmp(t.err.at, "$.graph.nodes[", 14), 0);
+    tb_free(&t);
+
+    tb_init(&t); /* a self-loop */
+    tb_node(&t, "s", "neg", "s");
+    ck_assert_int_eq(tb_check(&t), GD_E_CYCLE);
+    ck_assert_str_eq(t.err.message, "The graph has a cycle: 's' -> 's'.");
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(unknown_op_suggests) {
+    tb t;
+    tb_init(&t);
+    gd_node *n = gd_graph_add(t.g, "m", "mutmul", NULL, 0, &t.err);
+    ck_assert_ptr_null(n);
+    ck_assert_int_eq(t.err.code, GD_E_UNKNOWN_OP);
+    ck_assert_str_eq(t.err.suggestion, "matmul");
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[0].op");
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(unknown_input_suggests) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "weights", "variable", "");
+    tb_node(&t, "y", "exp", "wieghts");
+    ck_assert_int_eq(tb_check(&t), GD_E_UNKNOWN_NODE);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[1].inputs[0]");
+    ck_assert_str_eq(t.err.suggestion, "weights");
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(duplicate_and_bad_names) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "x", "input", "");
+    ck_assert_int_eq(tb_check(&t), GD_E_DUPLICATE_NODE);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[1].name");
+    tb_free(&t);
+    tb_init(&t);
+    tb_node(&t, "has space", "variable", "");
+    ck_assert_int_eq(tb_check(&t), GD_E_INVALID_REQUEST);
+    tb_free(&t);
+    tb_init(&t);
+    tb_node(&t, "", "variable", "");
+    ck_assert_int_eq(tb_check(&t), GD_E_INVALID_REQUEST);
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(wrong_arity) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "y", "add", "x");
+    ck_assert_int_eq(tb_check(&t), GD_E_INVALID_REQUEST);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[1].inputs");
+    ck_assert_ptr_nonnull(strstr(t.err.message, "takes 2 inputs"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(shape_mismatch_names_node_and_shapes) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "s", "add", "a,b");
+    const double a[6] = {0}, b[4] = {0};
+    tb_f64(&t, "a", "2,3", a);
+    tb_f64(&t, "b", "4", b);
+    ck_assert_int_eq(tb_check(&t), GD_E_SHAPE_MISMATCH);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[2].inputs");
+    ck_assert_ptr_nonnull(strstr(t.err.message, "'s'"));
+    ck_assert_ptr_nonnull(strstr(t.err.message, "[4]"));
+    ck_assert_ptr_nonnull(strstr(t.err.message, "[2, 3]"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(declared_shape_and_dtype_must_match_value) {
+    tb t;
+    tb_init(&t);
+    gd_node *n;
+    tb_node(&t, "x", "variable", "");
+    n = &t.g->nodes[0];
+    n->has_shape_decl = 1;
+    n->shape_decl = gc_shape("2");
+    const double v[3] = {1, 2, 3};
+    tb_f64(&t, "x", "3", v);
+    ck_assert_int_eq(tb_check(&t), GD_E_SHAPE_MISMATCH);
+    n->has_shape_decl = 0;
+    n->has_dtype_decl = 1;
+    n->dtype_decl = GD_I64;
+    ck_assert_int_eq(tb_check(&t), GD_E_DTYPE_MISMATCH);
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(bad_attribute) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "s", "sum", "x")->axis = (gd_ints){.given = 1, .n = 1, .v = {5}};
+    const double v[6] = {0};
+    tb_f64(&t, "x", "2,3", v);
+    ck_assert_int_eq(tb_check(&t), GD_E_INVALID_ATTRIBUTE);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[1].axis");
+    tb_free(&t);
+}
+END_TEST
+
+/* Sizes are checked before memory is spent: an inferred shape over the limit
+ * or overflowing int64 is too_large at check time, allocating nothing. */
+START_TEST(sizes_over_limit_or_overflowing) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "big", "broadcast_to", "x")->shape =
+        (gd_ints){.given = 1, .is_list = 1, .n = 3, .v = {1 << 30, 1 << 30, 1 << 30}};
+    const double v = 1;
+    tb_f64(&t, "x", "", &v);
+    size_t before = gd_arena_live(t.a);
+    ck_assert_int_eq(tb_check(&t), GD_E_TOO_LARGE);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[1]");
+    ck_assert_uint_lt(gd_arena_live(t.a) - before, 1 << 20);
+    tb_free(&t);
+
+    tb_init(&t);
+    tb_node(&t, "a", "input", "");
+    tb_node(&t, "b", "input", "");
+    tb_node(&t, "c", "matmul", "a,b");
+    gd_node *a = &t.g->nodes[0], *b = &t.g->nodes[1];
+    a->has_shape_decl = b->has_shape_decl = 1;
+    a->shape_decl = gc_shape("100000,1");
+    b->shape_decl = gc_shape("1,100000");
+    gd_limits lim = {.max_elements = 1000000};
+    ck_assert_int_eq(gd_graph_check(t.g, &lim, &t.err), GD_E_TOO_LARGE);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[2]");
+    ck_assert_ptr_nonnull(strstr(t.err.message, "'c'"));
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(cond_shapes) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "c", "cond", "p,a,b");
+    const double p[2] = {1, 0}, a[2] = {0}, b[3] = {0};
+    tb_f64(&t, "p", "2", p);
+    ck_assert_int_eq(tb_check(&t), GD_E_SHAPE_MISMATCH); /* predicate not scalar */
+    tb_f64(&t, "p", "", p);
+    tb_f64(&t, "a", "2", a);
+    tb_f64(&t, "b", "3", b);
+    ck_assert_int_eq(tb_check(&t), GD_E_SHAPE_MISMATCH); /* both branches known, different */
+    t.g->nodes[2].value = NULL; /* b unknown: fine */
+    ck_assert_int_eq(tb_check(&t), 0);
+    ck_assert_int_eq(t.g->nodes[3].meta.shape.rank, 1);
+    tb_free(&t);
+}
+END_TEST
+
+START_TEST(unknown_shapes_propagate_without_error) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "b", "exp", "a");
+    tb_node(&t, "c", "matmul", "b,b");
+    tb_node(&t, "d", "sum", "c")->axis = (gd_ints){.given = 1, .n = 1, .v = {0}};
+    ck_assert_int_eq(tb_check(&t), 0);
+    ck_assert_int_lt(t.g->nodes[3].meta.shape.rank, 0);
+    tb_free(&t);
+}
+END_TEST
+
+Suite *suite_graph(void) {
+    Suite *s = suite_create("graph");
+    TCase *tc = tcase_create("invalid");
+    tcase_add_test(tc, cycle_names_its_nodes);
+    tcase_add_test(tc, unknown_op_suggests);
+    tcase_add_test(tc, unknown_input_suggests);
+    tcase_add_test(tc, duplicate_and_bad_names);
+    tcase_add_test(tc, wrong_arity);
+    tcase_add_test(tc, shape_mismatch_names_node_and_shapes);
+    tcase_add_test(tc, declared_shape_and_dtype_must_match_value);
+    tcase_add_test(tc, bad_attribute);
+    tcase_add_test(tc, sizes_over_limit_or_overflowing);
+    tcase_add_test(tc, cond_shapes);
+    tcase_add_test(tc, unknown_shapes_propagate_without_error);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,172 @@
+/* test_tensor.c - arena accounting and limits, shape arithmetic with overflow
+ * checks, broadcasting, the strided loop against a naive loop, sum-down,
+ * reduction geometry, the error table and "did you mean". */
+#include <string.h>
+
+#include "gradcheck.h"
+#include "tests.h"
+
+START_TEST(arena_limit_and_release) {
+    gd_arena *a = gd_arena_new(1 << 20);
+    void *p = gd_arena_buf(a, 512 * 1024, 0);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(gd_arena_buf(a, 600 * 1024, 0)); /* over the limit: refused, not aborted */
+    size_t live = gd_arena_live(a);
+    gd_arena_release(a, p);
+    ck_assert_uint_lt(gd_arena_live(a), live);
+    ck_assert_ptr_nonnull(gd_arena_buf(a, 600 * 1024, 1));
+    ck_assert_uint_ge(gd_arena_peak(a), 600 * 1024);
+    ck_assert_uint_eq((uintptr_t)gd_arena_buf(a, 8, 0) % 64, 0);
+    ck_assert_ptr_null(gd_arena_buf(a, SIZE_MAX - 10, 0));
+    gd_arena_free(a);
+}
+END_TEST
+
+START_TEST(numel_overflow) {
+    gd_shape s = {.rank = 3, .dim = {1LL << 30, 1LL << 30, 1LL << 30}};
+    int64_t n;
+    ck_assert_int_eq(gd_shape_numel(&s, &n), -1);
+    s.dim[2] = 0;
+    ck_assert_int_eq(gd_shape_numel(&s, &n), 0);
+    ck_assert_int_eq(n, 0);
+    s = gc_shape("2,3,4");
+    ck_assert_int_eq(gd_shape_numel(&s, &n), 0);
+    ck_assert_int_eq(n, 24);
+    s.rank = -1;
+    ck_assert_int_eq(gd_shape_numel(&s, &n), -1);
+}
+END_TEST
+
+START_TEST(broadcasting_rules) {
+    gd_shape a = gc_shape("4,1,3"), b = gc_shape("2,1"), o;
+    ck_assert_int_eq(gd_broadcast_shapes(&a, &b, &o), 0);
+    gd_shape want = gc_shape("4,2,3");
+    ck_assert(gd_shape_eq(&o, &want));
+    gd_shape c = gc_shape("2,3"), d = gc_shape("4");
+    ck_assert_int_eq(gd_broadcast_shapes(&c, &d, &o), -1);
+    gd_shape e = gc_shape("");
+    ck_assert_int_eq(gd_broadcast_shapes(&e, &c, &o), 0);
+    ck_assert(gd_shape_eq(&o, &c));
+    gd_shape z = gc_shape("0,3"), one = gc_shape("1,3");
+    ck_assert_int_eq(gd_broadcast_shapes(&z, &one, &o), 0);
+    ck_assert(gd_shape_eq(&o, &z));
+}
+END_TEST
+
+typedef struct {
+    double *out;
+    const double *a, *b;
+} addctx;
+
+static void add_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
+    addctx *c = vc;
+    for (int64_t k = 0; k < len; k++) c->out[o + k] = c->a[off[0] + k * inner[0]] + c->b[off[1] + k * inner[1]];
+}
+
+/* gd_for_runs merges and squeezes axes; compare with index arithmetic. */
+START_TEST(for_runs_matches_naive) {
+    const char *pairs[][2] = {{"2,3,4", "4"}, {"2,3,4", "3,1"}, {"4,1,3", "2,1"}, {"1,5", "5,1"},
+                              {"", "3,2"},    {"2,1,1,3", "1,4,1,3"}};
+    gc_rng r = {7};
+    for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+        gd_arena *ar = gd_arena_new(0);
+        gd_tensor *a = gc_rand(ar, &r, pairs[p][0], -1, 1), *b = gc_rand(ar, &r, pairs[p][1], -1, 1);
+        gd_shape os;
+        ck_assert_int_eq(gd_broadcast_shapes(&a->shape, &b->shape, &os), 0);
+        gd_tensor *out = gd_tensor_new(ar, &os, GD_F64, 0);
+        addctx c = {gd_f64(out), gd_f64(a), gd_f64(b)};
+        const gd_shape *ops[2] = {&a->shape, &b->shape};
+        gd_for_runs(&os, 2, ops, add_run, &c);
+        int64_t sa[GD_MAX_RANK], sb[GD_MAX_RANK], idx[GD_MAX_RANK];
+        gd_bcast_strides(&a->shape, &os, sa);
+        gd_bcast_strides(&b->shape, &os, sb);
+        for (int64_t i = 0; i < out->n; i++) {
+            gd_unravel(&os, i, idx);
+            int64_t ia = 0, ib = 0;
+            for (int k = 0; k < os.rank; k++) ia += idx[k] * sa[k], ib += idx[k] * sb[k];
+            ck_assert_double_eq(gd_f64(out)[i], gd_f64(a)[ia] + gd_f64(b)[ib]);
+        }
+        gd_arena_free(ar);
+    }
+}
+END_TEST
+
+START_TEST(sum_to_undoes_broadcast) {
+    gd_arena *a = gd_arena_new(0);
+    const double src[] = {1, 2, 3, 4, 5, 6};
+    gd_shape from = gc_shape("2,3"), to1 = gc_shape("3"), to2 = gc_shape("2,1"), to3 = gc_shape("");
+    double d[3];
+    gd_sum_to(d, &to1, src, &from);
+    ck_assert_double_eq(d[0], 5);
+    ck_assert_double_eq(d[2], 9);
+    gd_sum_to(d, &to2, src, &from);
+    ck_assert_double_eq(d[0], 6);
+    ck_assert_double_eq(d[1], 15);
+    gd_sum_to(d, &to3, src, &from);
+    ck_assert_double_eq(d[0], 21);
+    gd_arena_free(a);
+}
+END_TEST
+
+START_TEST(reduce_geometry) {
+    gd_shape in = gc_shape("2,3,4");
+    gd_reduce r;
+    int64_t ax[] = {0, -1};
+    ck_assert_int_eq(gd_reduce_init(&r, &in, ax, 2, 0), 0);
+    gd_shape want = gc_shape("3");
+    ck_assert(gd_shape_eq(&r.out, &want));
+    ck_assert_int_eq(r.count, 8);
+    ck_assert_int_eq(gd_reduce_init(&r, &in, ax, 2, 1), 0);
+    want = gc_shape("1,3,1");
+    ck_assert(gd_shape_eq(&r.out, &want));
+    int64_t dup[] = {1, -2};
+    ck_assert_int_eq(gd_reduce_init(&r, &in, dup, 2, 0), -1);
+    int64_t bad[] = {3};
+    ck_assert_int_eq(gd_reduce_init(&r, &in, bad, 1, 0), -1);
+    ck_assert_int_eq(gd_reduce_init(&r, &in, NULL, -1, 0), 0);
+    ck_assert_int_eq(r.out.rank, 0);
+    ck_assert_int_eq(r.count, 24);
+}
+END_TEST
+
+START_TEST(error_table_is_complete) {
+    for (int e = 1; e < GD_E__COUNT; e++) {
+        const char *code = gd_err_code((gd_err)e);
+        ck_assert_int_eq(gd_err_from_code(code), e);
+        ck_assert_int_ge(gd_err_status((gd_err)e), 400);
+        ck_assert_int_gt((int)strlen(gd_err_default((gd_err)e)), 5);
+    }
+    ck_assert_int_eq(gd_err_status(GD_E_NO_GRADIENTS), 422);
+    ck_assert_int_eq(gd_err_status(GD_E_TOO_LARGE), 413);
+    ck_assert_int_eq(gd_err_status(GD_E_OVERLOADED), 503);
+    ck_assert_str_eq(gd_err_code(GD_E_TARGET_NOT_SCALAR), "target_not_scalar");
+    gd_error err;
+    ck_assert_int_eq(gd_errorf(&err, GD_E_CYCLE, "$.graph", "x=%d", 3), GD_E_CYCLE);
+    ck_assert_str_eq(err.message, "x=3");
+    ck_assert_str_eq(err.at, "$.graph");
+}
+END_TEST
+
+START_TEST(closest_names) {
+    const char *ops[] = {"matmul", "softmax", "log_softmax", "sum", "mean", NULL};
+    ck_assert_str_eq(gd_closest("mutmul", ops, -1), "matmul");
+    ck_assert_str_eq(gd_closest("sofmtax", ops, -1), "softmax");
+    ck_assert_str_eq(gd_closest("summ", ops, -1), "sum");
+    ck_assert_ptr_null(gd_closest("convolution", ops, -1));
+}
+END_TEST
+
+Suite *suite_tensor(void) {
+    Suite *s = suite_create("tensor");
+    TCase *tc = tcase_create("basics");
+    tcase_add_test(tc, arena_limit_and_release);
+    tcase_add_test(tc, numel_overflow);
+    tcase_add_test(tc, broadcasting_rules);
+    tcase_add_test(tc, for_runs_matches_naive);
+    tcase_add_test(tc, sum_to_undoes_broadcast);
+    tcase_add_test(tc, reduce_geometry);
+    tcase_add_test(tc, error_table_is_complete);
+    tcase_add_test(tc, closest_names);
+    suite_add_tcase(s, tc);
+    return s;
+}
