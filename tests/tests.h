@@ -14,7 +14,9 @@
     X(graph)              \
     X(engine)             \
     X(diagnose)           \
-    X(property)
+    X(property)           \
+    X(proto)              \
+    X(fixtures)
 
 #define GD__DECL_SUITE(name) Suite *suite_##name(void);
 GD_TEST_SUITES(GD__DECL_SUITE)

@@ -1,0 +1,108 @@
+/* encode.h - the responses of /v1/grad and /v1/eval, and the error body, as
+ * JSON text streamed into a growable byte buffer.
+ *
+ * Tensors are printed straight from their buffers (no JSON tree per element)
+ * in the form the request asked for (nested, flat, b64, or binary into a
+ * separate binary section); float64 as Python's repr prints it, a float32
+ * transport value as the shortest decimal that reads back to the same
+ * float32. Nothing here knows HTTP: the status of an error body comes from
+ * gd_err_status, the framing headers from the server. */
+#ifndef GD_ENCODE_H
+#define GD_ENCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+
+/* A growable byte buffer. data is malloc'd and owned by the buffer; it is
+ * always NUL-terminated past len (handy for JSON text, harmless for binary).
+ * After an allocation failure `failed` is set and further appends do nothing. */
+typedef struct gd_buf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} gd_buf;
+
+void gd_buf_init(gd_buf *b);                              /* empty; allocates nothing */
+void gd_buf_free(gd_buf *b);                              /* releases data; b is empty again */
+void gd_buf_reset(gd_buf *b);                             /* len = 0, keeps the memory */
+int gd_buf_append(gd_buf *b, const void *p, size_t n);    /* 0, or -1 out of memory */
+int gd_buf_puts(gd_buf *b, const char *s);
+int gd_buf_printf(gd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a JSON string literal (quotes included). Invalid UTF-8 (e.g. a message
+ * truncated inside a character) becomes U+FFFD, so the output is always valid. */
+int gd_buf_json_string(gd_buf *b, const char *s);
+
+/* Shortest decimal that reads back (strtod / strtof) to the same value,
+ * formatted as Python's repr formats a float: "2.0", "0.1", "1e-05",
+ * "1.2345678901234568e+17", "-0.0"; fixed notation for decimal exponents in
+ * [-4, 16), exponent notation (at least two exponent digits) outside. Non-finite
+ * values give NaN, Infinity, -Infinity (no quotes). Returns the length.
+ * Assumes the "C" numeric locale. */
+int gd_fmt_double(char buf[32], double v);
+int gd_fmt_float(char buf[32], float v);
+
+/* Timings and sizes for the response's "stats". */
+typedef struct gd_stats {
+    int64_t nodes;       /* nodes in the graph */
+    int64_t forward_us;  /* the core's forward sweep */
+    int64_t backward_us; /* the core's backward sweep */
+    int64_t queue_us;    /* waiting for a worker (the server's) */
+    int64_t total_us;    /* receipt to response (the server's) */
+    int64_t peak_bytes;  /* the arena's high-water mark */
+} gd_stats;
+
+/* Fill nodes, forward_us, backward_us and peak_bytes from the decoded
+ * request and the run; queue_us and total_us are zeroed for the server. */
+void gd_stats_from_run(gd_stats *st, const gd_request *req, const gd_run_result *res);
+
+/* The 200 body of /v1/grad:
+ *   {"target": {name: value}, "gradients": {wrt: tensor or null},
+ *    "values": {fetch: tensor or null} (only when the request had "fetch"),
+ *    "diagnostics": [...], "stats": {...}}
+ * appended to `out`. With tensor_format "binary" the raw tensor bytes go to
+ * `bin` (each at an offset aligned to 64 bytes from bin's start, which must
+ * be the start of the binary section); bin may be NULL otherwise.
+ * Returns 0, or -1 when out of memory or binary is asked without `bin`. */
+int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
+                            const gd_stats *stats);
+
+/* The 200 body of /v1/eval: {"values": {...}, "diagnostics": [...], "stats": {...}}. */
+int gd_encode_eval_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
+                            const gd_stats *stats);
+
+/* {"error": {"code", "message", "at"?, "suggestion"?, "diagnostics"?}}: "at"
+ * and "suggestion" only when non-empty, "diagnostics" only when n_diags > 0
+ * (their node names are looked up in g, which must then be non-NULL). */
+int gd_encode_error(gd_buf *out, const gd_error *err, const gd_diag *diags, int n_diags, const gd_graph *g);
+
+/* The 422 rule: does no `wrt` have a gradient while unconnected is "none"?
+ * Then returns 1 and sets err to no_gradients with the message
+ * "No gradients provided for any variable: b, c" (names in wrt order; a long
+ * list ends in ", ..."). Returns 0 (err untouched) otherwise, and also when
+ * the request has no wrt at all or is an eval. Encode the 422 body with
+ * gd_encode_error(out, err, res->diags, res->n_diags, req->graph). */
+int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err);
+
+/* The 200 body of GET /v1/ops, generated from the core's op table (table
+ * order), appended to `out`:
+ *   {"ops": [{"name": "clip",
+ *             "inputs": {"names": ["x"], "min": 1, "max": 1, "no_gradient": []},
+ *             "attributes": {"min": {"type": "number", "default": null, "required": false}, ...},
+ *             "differentiable": true, "doc": "..."}, ...]}
+ * "inputs": the input names of the op's inputs_doc in order; "min"/"max" the
+ * arity ("max" null when unbounded, as concat's "x..." whose "names" is
+ * ["x"]); "no_gradient" the names of inputs that never pass a gradient
+ * (where's cond, gather's indices; all of them when not differentiable).
+ * "type" of an attribute: "int", "int|[int]" (an axis or a list of axes),
+ * "[int]", "bool", "number" (or "NaN"/"Infinity"/"-Infinity"), "dtype"
+ * ("float64"/"int64"; a leaf also takes "float32"). "default" is the JSON
+ * value used when the key is absent, or null when there is none: then
+ * "required" says whether the key must be given (true) or is optional with
+ * its own meaning when absent (false, e.g. clip's min, reduction axes = all).
+ * "required" is an addition to the contract's {"type", "default"}.
+ * Returns 0, or -1 when out of memory. */
+int gd_encode_ops(gd_buf *out);
+
+#endif
