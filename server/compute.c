@@ -1,0 +1,83 @@
+/* compute.c - decode, run, encode for one request on a worker (see
+ * compute.h). The arena holds everything the request builds and is freed
+ * before returning; only the reply's buffers outlive the call. */
+#include "compute.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "arena.h"
+#include "proto/encode.h"
+#include "engine.h"
+#include "log.h"
+
+/* The request's own deadline_ms may only make the server's deadline earlier. */
+static void apply_deadline(const gd_compute_in *in, const gd_request *req, gd_cancel *cancel) {
+    if (req->deadline_ms <= 0) return;
+    int64_t d = in->recv_ns + req->deadline_ms * 1000000;
+    if (!cancel->deadline_ns || d < cancel->deadline_ns) cancel->deadline_ns = d;
+}
+
+/* The error answer for a failed decode or run. A run stopped by shutdown
+ * is 503 rather than 504; an internal error is logged with the request id. */
+static void error_reply(const gd_compute_in *in, const gd_cancel *cancel, gd_error *err, gd_reply *out) {
+    if (err->code == GD_E_DEADLINE_EXCEEDED && atomic_load(&cancel->cancelled)) {
+        gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is shutting down; the computation was stopped.");
+        return;
+    }
+    if (err->code == GD_OK || err->code >= GD_E__COUNT) err->code = GD_E_INTERNAL;
+    if (err->code == GD_E_INTERNAL)
+        gd_log_event("error", "request %s: internal error: %s", in->request_id, err->message);
+    gd_reply_error(out, err, NULL, 0, NULL);
+}
+
+/* The 200 (or 422) body of a successful run. */
+static void success_reply(const gd_compute_in *in, const gd_request *req, const gd_run_result *res, gd_reply *out) {
+    gd_error err;
+    if (gd_no_gradients(req, res, &err)) {
+        gd_reply_error(out, &err, res->diags, res->n_diags, req->graph);
+        return;
+    }
+    gd_stats st;
+    gd_stats_from_run(&st, req, res);
+    int64_t now = gd_now_ns();
+    st.queue_us = (in->started_ns - in->recv_ns) / 1000;
+    st.total_us = (now - in->recv_ns) / 1000;
+    gd_reply_reset(out);
+    out->status = 200;
+    out->binary = req->tensor_format == GD_TF_BINARY;
+    gd_buf *bin = out->binary ? &out->bin : NULL;
+    int rc = req->endpoint == GD_EP_EVAL ? gd_encode_eval_response(&out->body, bin, req, res, &st)
+                                         : gd_encode_grad_response(&out->body, bin, req, res, &st);
+    if (rc)
+        gd_reply_errorf(out, GD_E_OVERLOADED, NULL,
+                        "The server ran out of memory while encoding the response; retry later.");
+}
+
+void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
+    gd_arena *a = gd_arena_new(in->arena_limit);
+    if (!a) {
+        if (in->body_done) in->body_done(in->body_done_arg);
+        gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is out of memory; retry later.");
+        return;
+    }
+    gd_request req;
+    gd_run_result res;
+    gd_error err;
+    memset(&res, 0, sizeof res);
+    gd_error_clear(&err);
+    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, in->lim, &req, &err);
+    if (in->body_done) in->body_done(in->body_done_arg);
+    if (!rc) {
+        apply_deadline(in, &req, cancel);
+        req.spec.cancel = cancel;
+        rc = gd_run(req.graph, &req.spec, &res, &err);
+    }
+    if (rc) {
+        if (err.code == GD_OK) err.code = (gd_err)rc;
+        error_reply(in, cancel, &err, out);
+    } else {
+        success_reply(in, &req, &res, out);
+    }
+    gd_arena_free(a);
+}

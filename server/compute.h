@@ -1,0 +1,38 @@
+/* compute.h - the work of one POST /v1/grad or /v1/eval on a worker
+ * thread: decode the body (proto), run it (core) in a fresh arena under the
+ * request's cancel flag and deadline, and encode the answer (proto) into a
+ * gd_reply with the status the contract gives it (200, 4xx, 422, 504 ...).
+ * Knows proto and core, not HTTP or MHD. */
+#ifndef GD_SERVER_COMPUTE_H
+#define GD_SERVER_COMPUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/decode.h"
+#include "reply.h"
+
+typedef struct gd_compute_in {
+    int endpoint;                /* GD_EP_GRAD or GD_EP_EVAL */
+    const char *body;            /* the JSON text, json_len bytes */
+    size_t json_len;
+    const unsigned char *bin;    /* binary section or NULL */
+    size_t bin_len;
+    const gd_decode_limits *lim;
+    size_t arena_limit;          /* bytes the request's arena may hold */
+    int64_t recv_ns;             /* receipt of the full request (CLOCK_MONOTONIC) */
+    int64_t started_ns;          /* when a worker took it */
+    const char *request_id;      /* for the log line of an internal error */
+    /* Called once the body is no longer needed (after decoding), so that
+     * its memory can be released before the computation; may be NULL. */
+    void (*body_done)(void *arg);
+    void *body_done_arg;
+} gd_compute_in;
+
+/* Compute the answer into `out` (initialised by the caller; replaced).
+ * cancel->deadline_ns holds the server's deadline; the request's own
+ * "deadline_ms" (from recv_ns) may only make it earlier. A computation
+ * stopped by cancel->cancelled (shutdown) is answered 503. */
+void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out);
+
+#endif

@@ -1,0 +1,30 @@
+/* log.h - gradd's log on stderr: one line per request (request id, method,
+ * route, status, bytes in and out, queue and compute time) and one per
+ * lifecycle event (listening, draining, stopped, errors), as text or as one
+ * JSON object per line. Each line goes out in a single write(2), so lines
+ * from different threads never interleave. Nothing is buffered or kept. */
+#ifndef GD_SERVER_LOG_H
+#define GD_SERVER_LOG_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+void gd_log_init(gd_log_format f);
+
+/* One finished request. Strings may be NULL (logged as "-"). */
+typedef struct gd_log_req {
+    const char *id;
+    const char *method;
+    const char *path;
+    int status;            /* 0: no response was sent (client gone) */
+    uint64_t bytes_in, bytes_out;
+    int64_t queue_us, compute_us, total_us;
+} gd_log_req;
+
+void gd_log_request(const gd_log_req *r);
+
+/* A lifecycle event or an error: level "info", "warn" or "error". */
+void gd_log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

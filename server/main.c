@@ -1,0 +1,184 @@
+/* main.c - the gradd binary: read the configuration, size OpenBLAS, start
+ * the worker pool and the HTTP daemon, wait for SIGTERM/SIGINT and shut
+ * down gracefully:
+ *   1. drain: /readyz answers 503 while requests are still served, for
+ *      --drain-ms (a second signal ends this early);
+ *   2. stop accepting connections, refuse new compute, and let in-flight
+ *      requests finish within --grace-ms;
+ *   3. past the grace period (or at a third signal), cancel running
+ *      computations and answer the queued ones 503, so that no connection
+ *      is left suspended;
+ *   4. give the answers a moment to leave, stop MHD, join the workers,
+ *      exit 0.
+ * Signals are caught with sigaction and passed through a self-pipe, since
+ * threads started before main (OpenBLAS's) cannot all have them blocked. */
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "gd_config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "op.h"
+#include "pool.h"
+#include "probe.h"
+
+#define FLUSH_MS 2000   /* at most this long for answered connections to close */
+#define HEALTHCHECK_TIMEOUT_MS 3000
+
+static int sig_pipe[2] = {-1, -1};
+
+/* Async-signal-safe: pass the signal number to the main thread. */
+static void on_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (write(sig_pipe[1], &b, 1) < 0) { /* the pipe is full: a signal is pending anyway */ }
+    errno = saved;
+}
+
+/* SIGTERM/SIGINT into the self-pipe, SIGPIPE ignored. 0 or -1. */
+static int install_signals(void) {
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK)) return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = on_signal;
+    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL)) return -1;
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Wait up to timeout_ms (< 0: forever) for a signal; its number, or 0. */
+static int wait_signal(int64_t timeout_ms) {
+    int64_t deadline = gd_now_ns() + timeout_ms * 1000000;
+    for (;;) {
+        int left = -1;
+        if (timeout_ms >= 0) {
+            int64_t ms = (deadline - gd_now_ns()) / 1000000;
+            if (ms <= 0) return 0;
+            left = ms > 1000000 ? 1000000 : (int)ms;
+        }
+        struct pollfd p = {sig_pipe[0], POLLIN, 0};
+        int n = poll(&p, 1, left);
+        if (n < 0 && errno != EINTR) return 0;
+        unsigned char b;
+        if (n > 0 && read(sig_pipe[0], &b, 1) == 1) return b;
+    }
+}
+
+/* Check every 5 ms until cond(h) holds (1), timeout_ms passes (0; < 0:
+ * never) or, when `signal_stops`, another signal arrives (-1). */
+static int wait_until(gd_http *h, int (*cond)(gd_http *), int64_t timeout_ms, int signal_stops) {
+    int64_t start = gd_now_ns(), last_log = start;
+    while (!cond(h)) {
+        int64_t now = gd_now_ns();
+        if (timeout_ms >= 0 && now - start >= timeout_ms * 1000000) return 0;
+        if (timeout_ms < 0 && now - last_log >= 5000000000LL) {
+            gd_log_event("warn", "still waiting for %d cancelled requests", gd_http_in_flight(h));
+            last_log = now;
+        }
+        if (wait_signal(5) && signal_stops) return -1;
+    }
+    return 1;
+}
+
+static int none_in_flight(gd_http *h) { return gd_http_in_flight(h) == 0; }
+static int no_connections(gd_http *h) { return gd_http_connections(h) == 0; }
+
+/* Steps 1-4 of the file comment, after the first signal `sig`. */
+static void shut_down(const gd_config *cfg, gd_http *h, gd_pool *pool, int sig) {
+    gd_log_event("info", "received %s: draining for %lld ms (/readyz answers 503)", strsignal(sig),
+                 (long long)cfg->drain_ms);
+    gd_http_drain(h);
+    if (wait_signal(cfg->drain_ms)) gd_log_event("info", "second signal: ending the drain period early");
+    gd_http_quiesce(h);
+    gd_pool_close(pool);
+    gd_log_event("info", "stopped accepting; %d requests in flight, %lld ms to finish them", gd_http_in_flight(h),
+                 (long long)cfg->grace_ms);
+    int rc = wait_until(h, none_in_flight, cfg->grace_ms, 1);
+    if (rc != 1) {
+        gd_log_event("warn", "%s: cancelling %d requests in flight",
+                     rc < 0 ? "another signal" : "grace period over", gd_http_in_flight(h));
+        gd_pool_cancel(pool);
+        wait_until(h, none_in_flight, -1, 0);
+    }
+    wait_until(h, no_connections, FLUSH_MS, 0);
+    gd_http_stop(h);
+    gd_pool_free(pool);
+    gd_log_event("info", "stopped");
+}
+
+/* --help, --version, --healthcheck: everything but serving. */
+static int run_action(const gd_config *cfg, const char *prog) {
+    char msg[512];
+    switch (cfg->action) {
+    case GD_ACT_HELP:
+        gd_config_usage(prog);
+        return 0;
+    case GD_ACT_VERSION:
+        printf("gradd %s\n", PACKAGE_VERSION);
+        return 0;
+    case GD_ACT_HEALTHCHECK: {
+        int rc = gd_probe_healthz(cfg->host, cfg->port, HEALTHCHECK_TIMEOUT_MS, msg, sizeof msg);
+        fprintf(rc ? stderr : stdout, "gradd --healthcheck: %s\n", msg);
+        return rc;
+    }
+    default:
+        return 0;
+    }
+}
+
+static void log_listening(const gd_config *cfg, const gd_http *h) {
+    int v6 = strchr(cfg->host, ':') != NULL;
+    gd_log_event("info",
+                 "gradd %s listening on http://%s%s%s:%d (%s; %d workers x %d BLAS threads, %d usable CPUs; "
+                 "queue %d; max body %lld bytes; deadline %lld ms; auth %s; CORS %s)",
+                 PACKAGE_VERSION, v6 ? "[" : "", cfg->host, v6 ? "]" : "", gd_http_port(h), gd_http_poll_mode(h),
+                 cfg->workers, cfg->blas_threads, cfg->usable_cpus, cfg->queue, (long long)cfg->max_body,
+                 (long long)cfg->deadline_ms, cfg->token_len ? "on" : "off",
+                 cfg->cors_origin[0] ? cfg->cors_origin : "off");
+}
+
+/* Start pool and daemon, serve until a signal, shut down. Exit status. */
+static int serve(const gd_config *cfg) {
+    char msg[512];
+    gd_log_init(cfg->log_format);
+    if (install_signals()) {
+        gd_log_event("error", "cannot install signal handlers: %s", strerror(errno));
+        return 1;
+    }
+    openblas_set_num_threads(cfg->blas_threads);
+    gd_metrics *m = gd_metrics_new();
+    gd_pool *pool = m ? gd_pool_new(cfg->workers, cfg->queue) : NULL;
+    gd_http *h = pool ? gd_http_start(cfg, pool, m, msg, sizeof msg) : NULL;
+    if (!h) {
+        gd_log_event("error", "cannot start: %s", pool ? msg : "cannot create the worker threads");
+        gd_pool_free(pool);
+        gd_metrics_free(m);
+        return 1;
+    }
+    log_listening(cfg, h);
+    int sig = wait_signal(-1);
+    shut_down(cfg, h, pool, sig);
+    gd_metrics_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static gd_config cfg; /* large (the token buffer): not on the stack */
+    char msg[1024];
+    if (gd_config_parse(&cfg, argc, argv, msg, sizeof msg)) {
+        fprintf(stderr, "gradd: %s\n", msg);
+        return 2;
+    }
+    if (cfg.action != GD_ACT_SERVE) return run_action(&cfg, argv[0]);
+    return serve(&cfg);
+}

@@ -1,0 +1,46 @@
+/* reply.h - an HTTP answer as gradd builds it, before it becomes a
+ * libmicrohttpd response: status, body (JSON, or text for /metrics), the
+ * binary section of a binary-framed answer, and the few headers that vary
+ * by answer. Workers build replies without touching MHD; http.c turns
+ * them into responses on the MHD thread. The reply owns its buffers until
+ * http.c takes them. */
+#ifndef GD_SERVER_REPLY_H
+#define GD_SERVER_REPLY_H
+
+#include <stddef.h>
+
+#include "proto/encode.h"
+#include "error.h"
+
+#define GD_CT_JSON "application/json"
+#define GD_CT_BINARY "application/vnd.gradd.v1+binary"
+
+typedef struct gd_reply {
+    int status;
+    gd_buf body;                /* owned; JSON text unless content_type says otherwise */
+    gd_buf bin;                 /* owned; the binary section when `binary` */
+    const char *static_body;    /* instead of body: static text (not freed), static_len bytes */
+    size_t static_len;
+    int binary;                 /* frame as GD_CT_BINARY with Gradd-Json-Length = body.len */
+    const char *content_type;   /* static; NULL: GD_CT_JSON */
+    int retry_after;            /* seconds; 0: no Retry-After */
+    const char *allow;          /* static; Allow header (405, OPTIONS) */
+    int www_authenticate;       /* 401: WWW-Authenticate: Bearer */
+} gd_reply;
+
+void gd_reply_init(gd_reply *r);
+/* Free the buffers and re-initialise (safe on an initialised reply). */
+void gd_reply_reset(gd_reply *r);
+
+/* The contract's error body for err with the status of its code, replacing
+ * whatever r held; diagnostics as for gd_encode_error. Overloaded errors
+ * get Retry-After: 1. */
+void gd_reply_error(gd_reply *r, const gd_error *err, const gd_diag *diags, int n_diags, const gd_graph *g);
+/* Same from a code and a printf message; `at` may be NULL. */
+void gd_reply_errorf(gd_reply *r, gd_err code, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A body from static text (not copied), with the given status. */
+void gd_reply_static(gd_reply *r, int status, const char *text, size_t len);
+
+#endif

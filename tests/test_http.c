@@ -1,0 +1,1777 @@
+/* test_http.c - gradd end to end over loopback HTTP (check + libcurl): every
+ * status and error code of the wire contract (../shared/api-v1.md), the
+ * tensor formats and binary framing, auth, CORS, request ids, the limits,
+ * 503 by real saturation, 504 by a real deadline, 64 concurrent clients with
+ * every body checked, and SIGTERM with requests in flight.
+ *
+ * Each test starts its own gradd (GRADD_BIN, default ../gradd beside this
+ * binary's directory) on a free port and stops it with SIGTERM, expecting
+ * exit status 0. Nothing here is a test-only hook in the server: saturation
+ * and deadlines come from large matrix products.
+ *
+ * Environment: GD_HTTP_CLIENTS / GD_HTTP_REQUESTS scale the load test
+ * (default 64 x 200); GD_HTTP_MATMUL_N the size of the slow matmuls
+ * (default 2000, about 0.3 s on one core). */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "gd_config.h"
+#include "http_harness.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NO_STATS (-2)
+
+/* ---- building JSON text ------------------------------------------------------ */
+
+/* Expand a template into out: ' -> " (so JSON reads without escapes),
+ * ^ -> ' (an apostrophe inside a JSON string), # -> r, @ -> the next of nums
+ * as a real (ht_real). */
+static void fill(char *out, size_t n, const char *t, long long r, const double *nums) {
+    size_t k = 0;
+    int ni = 0;
+    char tmp[48];
+    for (; *t && k + 1 < n; t++) {
+        const char *ins = NULL;
+        if (*t == '\'') out[k++] = '"';
+        else if (*t == '^') out[k++] = '\'';
+        else if (*t == '#') snprintf(tmp, sizeof tmp, "%lld", r), ins = tmp;
+        else if (*t == '@') ins = ht_real(tmp, nums[ni++]);
+        else out[k++] = *t;
+        for (; ins && *ins && k + 1 < n; ins++) out[k++] = *ins;
+    }
+    out[k] = '\0';
+    if (*t) {
+        fprintf(stderr, "test bug: template too long for its buffer: %.80s\n", t);
+        abort();
+    }
+}
+
+/* A template with quotes only, expanded into a ring of buffers that stay
+ * reachable (so LeakSanitizer has nothing to say about them). */
+static const char *J(const char *t) {
+    static char *ring[32];
+    static int next;
+    char **slot = &ring[next++ % 32];
+    free(*slot);
+    size_t n = strlen(t) + 1;
+    *slot = malloc(n);
+    fill(*slot, n, t, 0, NULL);
+    return *slot;
+}
+
+/* ---- assertions on responses (test thread only) ------------------------------- */
+
+static void expect_status(const ht_resp *r, long status) {
+    ck_assert_msg(r->curl_code == 0, "transfer failed: %s", curl_easy_strerror((CURLcode)r->curl_code));
+    ck_assert_msg(r->status == status, "status %ld, expected %ld; body: %.600s", r->status, status,
+                  r->body ? r->body : "");
+}
+
+static void expect_json_type(const ht_resp *r) {
+    char ct[128];
+    ck_assert_msg(ht_header(r, "Content-Type", ct, sizeof ct) && !strncasecmp(ct, "application/json", 16),
+                  "Content-Type should be application/json, got %s (status %ld)",
+                  ht_header(r, "Content-Type", ct, sizeof ct) ? ct : "(none)", r->status);
+}
+
+/* Status, JSON content type, and the body equal to `want` (a J-template);
+ * "stats" checked and removed first unless nodes == NO_STATS. */
+static void expect_body(const ht_resp *r, long status, const char *want, int nodes) {
+    char why[1200];
+    expect_status(r, status);
+    expect_json_type(r);
+    ck_assert_msg(ht_header(r, "X-Request-Id", why, sizeof why) && *why, "a %ld response without X-Request-Id",
+                  r->status);
+    json_t *got = ht_parse(r->body, r->body_len, why, sizeof why);
+    ck_assert_msg(got != NULL, "%s", why);
+    if (nodes != NO_STATS) {
+        int rc = ht_take_stats(got, nodes, why, sizeof why);
+        if (rc) json_decref(got);
+        ck_assert_msg(rc == 0, "%s; body: %.600s", why, r->body);
+    }
+    json_t *w = ht_json(J(want));
+    int d = ht_json_diff(got, w, why, sizeof why);
+    json_decref(got);
+    json_decref(w);
+    ck_assert_msg(d == 0, "%s\nbody: %.1500s", why, r->body);
+}
+
+/* `at` in "a|b|c" form: any one of them. */
+static int at_matches(const char *got, const char *alts) {
+    size_t n = strlen(got);
+    for (const char *p = alts;;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, got, n)) return 1;
+        if (!bar) return 0;
+        p = bar + 1;
+    }
+}
+
+/* An error body: {"error": {"code", "message", "at"?, "suggestion"?,
+ * "diagnostics"?}} and nothing else, with the JSON content type. at: NULL =
+ * not checked, "" = absent, else the path (or "a|b" alternatives).
+ * suggestion: NULL = not checked. Every string of msg_has (NULL-terminated,
+ * may be NULL) is in the message. Returns 0, or -1 with why (any thread). */
+static int check_error(const ht_resp *r, long status, const char *code, const char *at, const char *suggestion,
+                       const char *const *msg_has, char *why, size_t n) {
+    char ct[128];
+    if (r->curl_code) {
+        snprintf(why, n, "transfer failed: %s", curl_easy_strerror((CURLcode)r->curl_code));
+        return -1;
+    }
+    if (r->status != status) {
+        snprintf(why, n, "status %ld, expected %ld (%s); body: %.600s", r->status, status, code, r->body);
+        return -1;
+    }
+    if (!ht_header(r, "Content-Type", ct, sizeof ct) || strncasecmp(ct, "application/json", 16)) {
+        snprintf(why, n, "Content-Type should be application/json, got %s",
+                 ht_header(r, "Content-Type", ct, sizeof ct) ? ct : "(none)");
+        return -1;
+    }
+    if (!ht_header(r, "X-Request-Id", ct, sizeof ct) || !*ct) {
+        snprintf(why, n, "a %ld response without X-Request-Id", r->status);
+        return -1;
+    }
+    json_t *got = ht_parse(r->body, r->body_len, why, n);
+    if (!got) return -1;
+    json_t *e = json_object_get(got, "error");
+    const char *k, *bad_key = NULL, *missing = NULL;
+    json_t *v;
+    int shape_ok = json_is_object(got) && json_object_size(got) == 1 && json_is_object(e);
+    if (shape_ok)
+        json_object_foreach(e, k, v) if (strcmp(k, "code") && strcmp(k, "message") && strcmp(k, "at") &&
+                                         strcmp(k, "suggestion") && strcmp(k, "diagnostics")) bad_key = k;
+    const char *gcode = json_string_value(json_object_get(e, "code"));
+    const char *gmsg = json_string_value(json_object_get(e, "message"));
+    const char *gat = json_string_value(json_object_get(e, "at"));
+    const char *gsug = json_string_value(json_object_get(e, "suggestion"));
+    for (int i = 0; gmsg && msg_has && msg_has[i]; i++)
+        if (!strstr(gmsg, msg_has[i])) missing = msg_has[i];
+    int rc = -1;
+    if (!shape_ok) snprintf(why, n, "not an error body {\"error\": {...}}: %.600s", r->body);
+    else if (bad_key) snprintf(why, n, "unexpected key \"%s\" in the error: %.600s", bad_key, r->body);
+    else if (!gcode || strcmp(gcode, code)) snprintf(why, n, "error code should be \"%s\": %.600s", code, r->body);
+    else if (!gmsg || !*gmsg) snprintf(why, n, "error without a message: %.600s", r->body);
+    else if (missing) snprintf(why, n, "the message should mention \"%s\": %.600s", missing, r->body);
+    else if (at && (!*at ? json_object_get(e, "at") != NULL : !gat || !at_matches(gat, at)))
+        snprintf(why, n, "error \"at\" should be %s: %.600s", *at ? at : "absent", r->body);
+    else if (suggestion && (!gsug || strcmp(gsug, suggestion)))
+        snprintf(why, n, "error \"suggestion\" should be \"%s\": %.600s", suggestion, r->body);
+    else rc = 0;
+    json_decref(got);
+    return rc;
+}
+
+static void expect_error_ex(const ht_resp *r, long status, const char *code, const char *at, const char *suggestion,
+                            const char *const *msg_has) {
+    char why[1200];
+    int rc = check_error(r, status, code, at, suggestion, msg_has, why, sizeof why);
+    ck_assert_msg(rc == 0, "%s", why);
+}
+
+static void expect_error(const ht_resp *r, long status, const char *code, const char *at, const char *suggestion) {
+    expect_error_ex(r, status, code, at, suggestion, NULL);
+}
+
+/* A header that must be present; its value in buf. */
+static const char *need_header(const ht_resp *r, const char *name, char *buf, size_t n) {
+    const char *v = ht_header(r, name, buf, n);
+    ck_assert_msg(v != NULL, "response (status %ld) has no %s header; headers:\n%s", r->status, name,
+                  r->headers ? r->headers : "");
+    return v;
+}
+
+/* Does a comma-separated header value list `item` (case-insensitive)? */
+static int list_has(const char *list, const char *item) {
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && p[len - 1] == ' ') len--;
+        if (len == n && !strncasecmp(p, item, n)) return 1;
+        p = end;
+    }
+    return 0;
+}
+
+static ht_resp do_req(int port, const char *method, const char *path, const char *body,
+                      const char *const *headers) {
+    ht_resp r;
+    ht_req rq = {.method = method, .path = path, .body = body, .headers = headers};
+    ht_do(NULL, port, &rq, &r);
+    return r;
+}
+
+/* ---- fixtures: one default gradd per test of the "contract" case ------------------ */
+
+static ht_server g_srv;
+
+static void setup_default(void) { ht_server_start(&g_srv, NULL); }
+
+static void teardown_stop(void) {
+    if (g_srv.pid > 0) ht_server_stop(&g_srv);
+    ht_server_kill_all();
+}
+
+static void teardown_kill(void) { ht_server_kill_all(); }
+
+/* ---- the contract's example -------------------------------------------------- */
+
+#define CONTRACT_NODES                                              \
+    "{'name': 'x',    'op': 'variable', 'shape': [3]},"             \
+    "{'name': 'b',    'op': 'variable'},"                           \
+    "{'name': 't',    'op': 'input'},"                              \
+    "{'name': 'two',  'op': 'constant', 'value': 2.0},"             \
+    "{'name': 'd',    'op': 'sub',  'inputs': ['x', 't']},"         \
+    "{'name': 'p',    'op': 'pow',  'inputs': ['d', 'two']},"       \
+    "{'name': 'sg',   'op': 'stop_gradient', 'inputs': ['b']},"     \
+    "{'name': 's',    'op': 'add',  'inputs': ['p', 'sg']},"        \
+    "{'name': 'loss', 'op': 'sum',  'inputs': ['s']}"
+
+static const char CONTRACT_REQ[] =
+    "{'graph': {'nodes': [" CONTRACT_NODES "]},"
+    " 'values': {'x': [1, 2, 3], 'b': [0.5, 0.5, 0.5], 't': [0, 1, 0]},"
+    " 'target': 'loss',"
+    " 'fetch': ['d']}";
+
+#define CONTRACT_DIAGS                                                                                        \
+    "[{'code': 'stop_gradient', 'severity': 'error', 'wrt': 'b',"                                           \
+    "  'message': 'No gradient for ^b^: its only path to ^loss^ passes through stop_gradient node ^sg^.',"  \
+    "  'blocked_at': [{'node': 'sg', 'op': 'stop_gradient', 'reason': 'stop_gradient', 'input': 0}],"       \
+    "  'path': ['b', 'sg', 's', 'loss'],"                                                                   \
+    "  'hint': 'Remove ^sg^ (stop_gradient) if ^b^ should receive a gradient.'}]"
+
+static const char CONTRACT_RESP[] =
+    "{'target': {'loss': 12.5},"
+    " 'gradients': {'x': [2.0, 2.0, 6.0], 'b': null},"
+    " 'values': {'d': [1.0, 1.0, 3.0]},"
+    " 'diagnostics': " CONTRACT_DIAGS "}";
+
+/* The contract request with extra top-level members appended (", 'k': v"). */
+static const char *contract_with(const char *extra) {
+    static char buf[4096];
+    const char *req = J(CONTRACT_REQ);
+    size_t n = strlen(req);
+    snprintf(buf, sizeof buf, "%.*s%s}", (int)(n - 1), req, J(extra));
+    return buf;
+}
+
+START_TEST(grad_contract_example) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+}
+END_TEST
+
+START_TEST(grad_chunked_request_body) {
+    ht_resp r;
+    ht_req rq = {.path = "/v1/grad", .body = J(CONTRACT_REQ), .chunked = 1};
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* A non-scalar target with its cotangent, an intermediate wrt, unconnected
+ * "zero"; then a list of targets. */
+START_TEST(grad_options) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'u', 'op': 'variable'},"
+              " {'name': 'y', 'op': 'mul', 'inputs': ['x', 'x']}, {'name': 'z', 'op': 'neg', 'inputs': ['y']}]},"
+              " 'values': {'x': [1, 2], 'u': 5}, 'target': 'z', 'target_grad': [1, 10],"
+              " 'wrt': ['x', 'y', 'u'], 'unconnected': 'zero'}"),
+            &r);
+    ck_assert_int_eq(r.status, 200);
+    char why[800];
+    json_t *got = ht_parse(r.body, r.body_len, why, sizeof why);
+    ck_assert_msg(got != NULL, "%s", why);
+    ck_assert_int_eq(ht_take_stats(got, 4, why, sizeof why), 0);
+    /* "u" is disconnected: zeros of its shape and the diagnostic anyway. */
+    json_t *diags = json_incref(json_object_get(got, "diagnostics"));
+    json_object_del(got, "diagnostics");
+    json_t *w = ht_json(J("{'target': {'z': [-1.0, -4.0]},"
+                          " 'gradients': {'x': [-2.0, -40.0], 'y': [-1.0, -10.0], 'u': 0.0}}"));
+    int d = ht_json_diff(got, w, why, sizeof why);
+    json_decref(w);
+    int ndiag = (int)json_array_size(diags);
+    const char *code0 = json_string_value(json_object_get(json_array_get(diags, 0), "code"));
+    const char *wrt0 = json_string_value(json_object_get(json_array_get(diags, 0), "wrt"));
+    int ok_diag = ndiag == 1 && code0 && !strcmp(code0, "disconnected") && wrt0 && !strcmp(wrt0, "u");
+    json_decref(diags);
+    json_decref(got);
+    ck_assert_msg(d == 0, "%s\nbody: %s", why, r.body);
+    ck_assert_msg(ok_diag, "expected one 'disconnected' diagnostic for u: %s", r.body);
+    ht_resp_free(&r);
+    /* a list of targets: the gradient of their sum, cotangents by name */
+    ht_post(g_srv.port, "/v1/grad",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'y', 'op': 'mul', 'inputs': ['x', 'x']},"
+              " {'name': 'z', 'op': 'neg', 'inputs': ['y']}, {'name': 'q', 'op': 'sum', 'inputs': ['x']}]},"
+              " 'values': {'x': [1, 2]}, 'target': ['z', 'q'], 'target_grad': {'z': [1, 10]}}"),
+            &r);
+    expect_body(&r, 200,
+                "{'target': {'z': [-1.0, -4.0], 'q': 3.0}, 'gradients': {'x': [-1.0, -39.0]}, 'diagnostics': []}", 4);
+    ht_resp_free(&r);
+}
+END_TEST
+
+START_TEST(eval_values) {
+    ht_resp r;
+    const char *graph = "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+                        " {'name': 'y', 'op': 'mul', 'inputs': ['x', 'x']},"
+                        " {'name': 'z', 'op': 'sum', 'inputs': ['y']}]}, 'values': {'x': [1, 2, 3]}, 'target': 'z'";
+    char body[1024];
+    /* fetch defaults to the targets */
+    snprintf(body, sizeof body, "%s}", graph);
+    ht_post(g_srv.port, "/v1/eval", J(body), &r);
+    expect_body(&r, 200, "{'values': {'z': 14.0}, 'diagnostics': []}", 3);
+    ht_resp_free(&r);
+    snprintf(body, sizeof body, "%s, 'fetch': ['y', 'x']}", graph);
+    ht_post(g_srv.port, "/v1/eval", J(body), &r);
+    expect_body(&r, 200, "{'values': {'y': [1.0, 4.0, 9.0], 'x': [1.0, 2.0, 3.0]}, 'diagnostics': []}", 3);
+    ht_resp_free(&r);
+    /* a NaN born in the forward sweep is reported where it was born */
+    ht_post(g_srv.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'l', 'op': 'log', 'inputs': ['x']},"
+              " {'name': 's', 'op': 'sum', 'inputs': ['l']}]}, 'values': {'x': [1, -1]}, 'target': 's'}"),
+            &r);
+    ck_assert_int_eq(r.status, 200);
+    char why[600];
+    json_t *got = ht_parse(r.body, r.body_len, why, sizeof why);
+    ck_assert_msg(got != NULL, "%s", why);
+    json_t *d0 = json_array_get(json_object_get(got, "diagnostics"), 0);
+    const char *code = json_string_value(json_object_get(d0, "code"));
+    const char *node = json_string_value(json_object_get(json_object_get(d0, "origin"), "node"));
+    int ok = code && !strcmp(code, "non_finite_value") && node && !strcmp(node, "l") &&
+             json_is_string(json_object_get(json_object_get(got, "values"), "s"));
+    json_decref(got);
+    ck_assert_msg(ok, "expected a NaN value for s and a non_finite_value diagnostic born at 'l': %s", r.body);
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* float64 as Python's repr, non-finite values as strings, in the raw text. */
+START_TEST(number_printing) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'input'}]}, 'check_numerics': false,"
+              " 'values': {'x': [0.1, 1e-05, 2, 1e16, 1.5e-300, 'NaN', '-Infinity', -0.0, 123456789012345680000,"
+              " 0.30000000000000004]}, 'target': 'x'}"),
+            &r);
+    expect_status(&r, 200);
+    /* strip whitespace outside strings */
+    char *t = malloc(r.body_len + 1);
+    size_t k = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < r.body_len; i++) {
+        char c = r.body[i];
+        if (c == '"' && (i == 0 || r.body[i - 1] != '\\')) in_str = !in_str;
+        if (!in_str && (c == ' ' || c == '\n' || c == '\t' || c == '\r')) continue;
+        t[k++] = c;
+    }
+    t[k] = '\0';
+    const char *want =
+        "[0.1,1e-05,2.0,1e+16,1.5e-300,\"NaN\",\"-Infinity\",-0.0,1.2345678901234568e+20,0.30000000000000004]";
+    int ok = strstr(t, want) != NULL;
+    free(t);
+    ck_assert_msg(ok, "the values should print as %s; body: %s", want, r.body);
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* The contract response in each tensor form, read back form-aware. */
+static void check_formatted_contract(const ht_resp *r, const char *form, const unsigned char *bin, size_t bin_len,
+                                     size_t json_len, const char *x_dtype) {
+    char why[800];
+    json_t *got = ht_parse(r->body, json_len ? json_len : r->body_len, why, sizeof why);
+    ck_assert_msg(got != NULL, "%s", why);
+    ck_assert_msg(ht_take_stats(got, 9, why, sizeof why) == 0, "%s", why);
+    struct {
+        const char *obj, *key, *dtype;
+        int rank;
+        double v[3];
+    } want[] = {
+        {"target", "loss", "float64", 0, {12.5}},
+        {"gradients", "x", x_dtype, 1, {2, 2, 6}},
+        {"values", "d", "float64", 1, {1, 1, 3}},
+    };
+    long long ranges[3][2];
+    for (int i = 0; i < 3; i++) {
+        ht_tensor t;
+        const json_t *j = json_object_get(json_object_get(got, want[i].obj), want[i].key);
+        int rc = ht_tensor_read(j, bin, bin_len, &t, why, sizeof why);
+        char desc[200];
+        snprintf(desc, sizeof desc, "$.%s.%s", want[i].obj, want[i].key);
+        if (rc) {
+            json_decref(got);
+            ck_abort_msg("%s: %s; body: %.800s", desc, why, r->body);
+        }
+        int n = want[i].rank ? 3 : 1;
+        int ok = !strcmp(t.form, form) && !strcmp(t.dtype, want[i].dtype) && t.rank == want[i].rank &&
+                 (t.rank == 0 || t.shape[0] == 3) && t.n == n;
+        for (int e = 0; ok && e < n; e++) ok = t.v[e] == want[i].v[e];
+        ranges[i][0] = t.offset, ranges[i][1] = t.offset + t.nbytes;
+        char f[8], dt[16];
+        snprintf(f, sizeof f, "%s", t.form);
+        snprintf(dt, sizeof dt, "%s", t.dtype);
+        ht_tensor_free(&t);
+        if (!ok) json_decref(got);
+        ck_assert_msg(ok, "%s should be a %s %s tensor of %d values (%g, ...), got form %s dtype %s; body: %.800s",
+                      desc, want[i].dtype, form, n, want[i].v[0], f, dt, r->body);
+        if (!strcmp(form, "binary"))
+            ck_assert_msg(ranges[i][0] % 64 == 0, "%s: binary offset %lld is not aligned to 64", desc, ranges[i][0]);
+    }
+    if (!strcmp(form, "binary"))
+        for (int i = 0; i < 3; i++)
+            for (int j = i + 1; j < 3; j++)
+                ck_assert_msg(ranges[i][1] <= ranges[j][0] || ranges[j][1] <= ranges[i][0],
+                              "binary tensors %d and %d overlap", i, j);
+    /* gradients.b is null in every form; the diagnostics are unchanged */
+    json_t *b = json_object_get(json_object_get(got, "gradients"), "b");
+    int bnull = json_is_null(b);
+    json_t *w = ht_json(J(CONTRACT_DIAGS));
+    int d = ht_json_diff(json_object_get(got, "diagnostics"), w, why, sizeof why);
+    json_decref(w);
+    json_decref(got);
+    ck_assert_msg(bnull, "$.gradients.b should be null: %.800s", r->body);
+    ck_assert_msg(d == 0, "diagnostics: %s", why);
+}
+
+START_TEST(tensor_format_flat) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad", contract_with(", 'tensor_format': 'flat'"), &r);
+    expect_status(&r, 200);
+    expect_json_type(&r);
+    check_formatted_contract(&r, "flat", NULL, 0, 0, "float64");
+    ht_resp_free(&r);
+}
+END_TEST
+
+START_TEST(tensor_format_b64) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad", contract_with(", 'tensor_format': 'b64'"), &r);
+    expect_status(&r, 200);
+    expect_json_type(&r);
+    check_formatted_contract(&r, "b64", NULL, 0, 0, "float64");
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* float32 in (b64), float32 out: the gradient of a float32 leaf is narrowed
+ * and printed as the shortest float32 decimal. */
+START_TEST(float32_transport) {
+    float xf[2] = {0.1f, 3.0f};
+    unsigned char raw[8];
+    memcpy(raw, xf, 8); /* little-endian host */
+    char *b64 = ht_b64(raw, 8);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'y', 'op': 'mul', 'inputs': ['x', 'x']},"
+             " {'name': 's', 'op': 'sum', 'inputs': ['y']}]},"
+             " 'values': {'x': {'shape': [2], 'dtype': 'float32', 'b64': '%s'}}, 'target': 's'}",
+             b64);
+    free(b64);
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad", J(body), &r);
+    expect_status(&r, 200);
+    ck_assert_msg(strstr(r.body, "0.2") && !strstr(r.body, "0.2000000029"),
+                  "the float32 gradient 2 * 0.1f should print as 0.2: %s", r.body);
+    char why[600];
+    json_t *got = ht_parse(r.body, r.body_len, why, sizeof why);
+    ck_assert_msg(got != NULL, "%s", why);
+    json_t *g = json_object_get(json_object_get(got, "gradients"), "x");
+    int ok = json_is_array(g) && json_array_size(g) == 2 && json_real_value(json_array_get(g, 0)) == 0.2 &&
+             json_real_value(json_array_get(g, 1)) == 6.0;
+    json_decref(got);
+    ck_assert_msg(ok, "gradients.x should be [0.2, 6.0]: %s", r.body);
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* A binary-framed body: json, then the binary section. */
+static char *frame(const char *json, const void *bin, size_t bin_len, size_t *total) {
+    size_t jl = strlen(json);
+    char *b = malloc(jl + bin_len + 1);
+    memcpy(b, json, jl);
+    memcpy(b + jl, bin, bin_len);
+    b[jl + bin_len] = '\0';
+    *total = jl + bin_len;
+    return b;
+}
+
+/* Checks the framing of a binary response and returns the JSON length. */
+static size_t binary_json_len(const ht_resp *r) {
+    char v[128];
+    need_header(r, "Content-Type", v, sizeof v);
+    ck_assert_msg(!strncasecmp(v, "application/vnd.gradd.v1+binary", 31),
+                  "a binary response should have Content-Type application/vnd.gradd.v1+binary, got %s", v);
+    need_header(r, "Gradd-Json-Length", v, sizeof v);
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    ck_assert_msg(*v && !*end && n > 0 && (size_t)n <= r->body_len,
+                  "Gradd-Json-Length %s does not fit the %zu-byte body", v, r->body_len);
+    return (size_t)n;
+}
+
+static const char BIN_VALUES_JSON[] =
+    "{'graph': {'nodes': [" CONTRACT_NODES "]},"
+    " 'values': {'x': {'shape': [3], 'dtype': '%s', 'offset': 0, 'nbytes': %d},"
+    " 'b': [0.5, 0.5, 0.5],"
+    " 't': {'shape': [3], 'dtype': 'float64', 'offset': %d, 'nbytes': 24}},"
+    " 'target': 'loss', 'fetch': ['d']%s}";
+
+START_TEST(binary_framing) {
+    const double x[3] = {1, 2, 3}, t[3] = {0, 1, 0};
+    unsigned char bin[64];
+    memcpy(bin, x, 24);
+    memcpy(bin + 24, t, 24);
+    char tmpl[2048], hdr[64];
+    const char *ctype = "Content-Type: application/vnd.gradd.v1+binary";
+
+    /* binary in, binary out */
+    snprintf(tmpl, sizeof tmpl, BIN_VALUES_JSON, "float64", 24, 24, ", 'tensor_format': 'binary'");
+    const char *json = J(tmpl);
+    size_t total;
+    char *body = frame(json, bin, 48, &total);
+    snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %zu", strlen(json));
+    ht_resp r;
+    ht_req rq = {.path = "/v1/grad", .body = body, .body_len = total, .headers = ARGS(ctype, hdr)};
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_status(&r, 200);
+    size_t jl = binary_json_len(&r);
+    check_formatted_contract(&r, "binary", (unsigned char *)r.body + jl, r.body_len - jl, jl, "float64");
+    ht_resp_free(&r);
+    free(body);
+
+    /* binary in, nested (default) out: the contract's answer */
+    snprintf(tmpl, sizeof tmpl, BIN_VALUES_JSON, "float64", 24, 24, "");
+    json = J(tmpl);
+    body = frame(json, bin, 48, &total);
+    snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %zu", strlen(json));
+    rq.body = body, rq.body_len = total;
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    free(body);
+
+    /* float32 in the binary section: the gradient goes back as float32 */
+    float xf[3] = {1, 2, 3};
+    unsigned char bin32[40];
+    memcpy(bin32, xf, 12);
+    memcpy(bin32 + 16, t, 24);
+    snprintf(tmpl, sizeof tmpl, BIN_VALUES_JSON, "float32", 12, 16, ", 'tensor_format': 'binary'");
+    json = J(tmpl);
+    body = frame(json, bin32, 40, &total);
+    snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %zu", strlen(json));
+    rq.body = body, rq.body_len = total;
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_status(&r, 200);
+    jl = binary_json_len(&r);
+    check_formatted_contract(&r, "binary", (unsigned char *)r.body + jl, r.body_len - jl, jl, "float32");
+    ht_resp_free(&r);
+    free(body);
+}
+END_TEST
+
+/* A plain JSON request may ask for a binary response. */
+START_TEST(binary_response_to_json_request) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad", contract_with(", 'tensor_format': 'binary'"), &r);
+    expect_status(&r, 200);
+    size_t jl = binary_json_len(&r);
+    check_formatted_contract(&r, "binary", (unsigned char *)r.body + jl, r.body_len - jl, jl, "float64");
+    ht_resp_free(&r);
+}
+END_TEST
+
+START_TEST(binary_framing_errors) {
+    const double x[3] = {1, 2, 3}, t[3] = {0, 1, 0};
+    unsigned char bin[48];
+    memcpy(bin, x, 24);
+    memcpy(bin + 24, t, 24);
+    char tmpl[2048], hdr[64];
+    const char *ctype = "Content-Type: application/vnd.gradd.v1+binary";
+    size_t total;
+    ht_resp r;
+    ht_req rq = {.path = "/v1/grad"};
+
+    /* overlapping references */
+    snprintf(tmpl, sizeof tmpl, BIN_VALUES_JSON, "float64", 24, 16, "");
+    const char *json = J(tmpl);
+    char *body = frame(json, bin, 48, &total);
+    snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %zu", strlen(json));
+    rq.body = body, rq.body_len = total, rq.headers = ARGS(ctype, hdr);
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_error(&r, 400, "invalid_value", "$.values.t|$.values.x", NULL);
+    ht_resp_free(&r);
+    free(body);
+
+    /* a reference past the end */
+    snprintf(tmpl, sizeof tmpl, BIN_VALUES_JSON, "float64", 24, 40, "");
+    json = J(tmpl);
+    body = frame(json, bin, 48, &total);
+    snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %zu", strlen(json));
+    rq.body = body, rq.body_len = total;
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_error(&r, 400, "invalid_value", "$.values.t", NULL);
+    ht_resp_free(&r);
+    free(body);
+
+    /* nbytes that disagrees with shape x element size */
+    snprintf(tmpl, sizeof tmpl, BIN_VALUES_JSON, "float64", 16, 24, "");
+    json = J(tmpl);
+    body = frame(json, bin, 48, &total);
+    snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %zu", strlen(json));
+    rq.body = body, rq.body_len = total;
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_error(&r, 400, "invalid_value", "$.values.x", NULL);
+    ht_resp_free(&r);
+
+    /* Gradd-Json-Length past the body, missing, or not a number */
+    snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %zu", total + 1);
+    rq.headers = ARGS(ctype, hdr);
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_error(&r, 400, "invalid_request", NULL, NULL);
+    ht_resp_free(&r);
+    rq.headers = ARGS(ctype);
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_error(&r, 400, "invalid_request", NULL, NULL);
+    ht_resp_free(&r);
+    rq.headers = ARGS(ctype, "Gradd-Json-Length: 12abc");
+    ht_do(NULL, g_srv.port, &rq, &r);
+    expect_error(&r, 400, "invalid_request", NULL, NULL);
+    ht_resp_free(&r);
+    free(body);
+
+    /* errors are JSON even when a binary response was asked for */
+    ht_post(g_srv.port, "/v1/grad", contract_with(", 'tensor_format': 'binary', 'wrt': ['bb']"), &r);
+    expect_error(&r, 400, "unknown_node", "$.wrt[0]", "b");
+    ht_resp_free(&r);
+    ht_post(g_srv.port, "/v1/grad", contract_with(", 'tensor_format': 'binary', 'wrt': ['b']"), &r);
+    expect_error(&r, 422, "no_gradients", "", NULL);
+    ht_resp_free(&r);
+
+    /* a binary reference in a plain JSON request */
+    snprintf(tmpl, sizeof tmpl, BIN_VALUES_JSON, "float64", 24, 24, "");
+    ht_post(g_srv.port, "/v1/grad", J(tmpl), &r);
+    expect_error(&r, 400, "invalid_request", "$.values.x", NULL);
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* ---- 400: one row per code (and a few variants) -------------------------------- */
+
+typedef struct err_case {
+    const char *path, *body, *code, *at, *suggestion;
+    const char *msg_has[4];
+} err_case;
+
+static const err_case ERR_CASES[] = {
+    {"/v1/grad", "{'graph': {'nodes': [}", "invalid_json", NULL, NULL, {NULL}},
+    {"/v1/grad", "", "invalid_json", NULL, NULL, {NULL}},
+    {"/v1/grad", "{'graph': {'nodes': 5}, 'target': 'x'}", "invalid_request", "$.graph.nodes", NULL, {NULL}},
+    {"/v1/eval", "[1, 2]", "invalid_request", "$", NULL, {NULL}},
+    {"/v1/grad", "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}]}, 'values': {'x': 1}}",
+     "invalid_request", "$.target", NULL, {NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'y', 'op': 'exp', 'inputs': ['x']}]},"
+     " 'values': {'x': 1}, 'tagret': 'y'}",
+     "unknown_key", "$.tagret", "target", {NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'y', 'op': 'sum', 'inputs': ['x'], 'axsi': 0}]},"
+     " 'values': {'x': [1, 2]}, 'target': 'y'}",
+     "unknown_key", "$.graph.nodes[1].axsi", "axis", {NULL}},
+    {"/v1/eval", "{'graph': {'nodes': [{'name': 'x', 'op': 'input'}]}, 'values': {'x': 1}, 'target': 'x', 'wrt': ['x']}",
+     "unknown_key", "$.wrt", NULL, {NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'y', 'op': 'sigmoyd', 'inputs': ['x']}]},"
+     " 'values': {'x': 0.5}, 'target': 'y'}",
+     "unknown_op", "$.graph.nodes[1].op", "sigmoid", {"sigmoyd", NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'xval', 'op': 'variable'}, {'name': 'y', 'op': 'exp', 'inputs': ['xvla']}]},"
+     " 'values': {'xval': 0.5}, 'target': 'y'}",
+     "unknown_node", "$.graph.nodes[1].inputs[0]", "xval", {"xvla", NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'loss', 'op': 'exp', 'inputs': ['x']}]},"
+     " 'values': {'x': 0.5}, 'target': 'lss'}",
+     "unknown_node", "$.target", "loss", {"lss", NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'xs', 'op': 'variable'}, {'name': 'y', 'op': 'exp', 'inputs': ['xs']}]},"
+     " 'values': {'xz': 0.5}, 'target': 'y'}",
+     "unknown_node", "$.values.xz", "xs", {"xz", NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'x', 'op': 'input'}]},"
+     " 'values': {'x': 0.5}, 'target': 'x'}",
+     "duplicate_node", "$.graph.nodes[1].name", NULL, {"x", NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'a', 'op': 'add', 'inputs': ['x', 'c']},"
+     " {'name': 'b', 'op': 'exp', 'inputs': ['a']}, {'name': 'c', 'op': 'mul', 'inputs': ['b', 'x']}]},"
+     " 'values': {'x': 1}, 'target': 'c'}",
+     "cycle", "$.graph.nodes[1].inputs|$.graph.nodes[2].inputs|$.graph.nodes[3].inputs", NULL,
+     {"'a'", "'b'", "'c'", NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'w', 'op': 'variable'}, {'name': 'x', 'op': 'input'},"
+     " {'name': 'y', 'op': 'matmul', 'inputs': ['x', 'w']}, {'name': 'l', 'op': 'sum', 'inputs': ['y']}]},"
+     " 'values': {'w': [[1, 2], [3, 4]], 'x': [[1, 2, 3]]}, 'target': 'l'}",
+     "shape_mismatch", "$.graph.nodes[2].inputs", NULL, {"[1, 3]", "[2, 2]", NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'a', 'op': 'variable'}, {'name': 'b', 'op': 'variable'},"
+     " {'name': 'y', 'op': 'add', 'inputs': ['a', 'b']}, {'name': 'l', 'op': 'sum', 'inputs': ['y']}]},"
+     " 'values': {'a': [1, 2, 3], 'b': [1, 2]}, 'target': 'l'}",
+     "shape_mismatch", "$.graph.nodes[2].inputs", NULL, {NULL}},
+    {"/v1/eval",
+     "{'graph': {'nodes': [{'name': 'i', 'op': 'input', 'dtype': 'int64'}]},"
+     " 'values': {'i': {'shape': [2], 'dtype': 'float64', 'data': [1, 2]}}, 'target': 'i'}",
+     "dtype_mismatch", "$.values.i.dtype", NULL, {NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'y', 'op': 'exp', 'inputs': ['x']}]},"
+     " 'target': 'y'}",
+     "missing_value", "$.values", NULL, {"'x'", NULL}},
+    {"/v1/eval", "{'graph': {'nodes': [{'name': 'c', 'op': 'constant'}]}, 'target': 'c'}", "missing_value",
+     "$.graph.nodes[0]", NULL, {NULL}},
+    {"/v1/eval",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'r', 'op': 'reshape', 'inputs': ['x'],"
+     " 'shape': 'abc'}]}, 'values': {'x': [1, 2]}, 'target': 'r'}",
+     "invalid_attribute", "$.graph.nodes[1].shape", NULL, {NULL}},
+    {"/v1/grad", "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}]}, 'values': {'x': 1}, 'target': 'x',"
+                 " 'tensor_format': 'xml'}",
+     "invalid_value", "$.tensor_format", NULL, {NULL}},
+    {"/v1/grad", "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}]}, 'values': {'x': 1}, 'target': 'x',"
+                 " 'deadline_ms': 0}",
+     "invalid_value", "$.deadline_ms", NULL, {NULL}},
+    {"/v1/eval",
+     "{'graph': {'nodes': [{'name': 'i', 'op': 'input', 'dtype': 'int64'}]}, 'values': {'i': [1, 1.5]},"
+     " 'target': 'i'}",
+     "invalid_value", "$.values.i[1]", NULL, {NULL}},
+    {"/v1/eval",
+     "{'graph': {'nodes': [{'name': 'p', 'op': 'input'}, {'name': 'i', 'op': 'input', 'dtype': 'int64'},"
+     " {'name': 'g', 'op': 'gather', 'inputs': ['p', 'i']}]}, 'values': {'p': [1, 2, 3], 'i': [0, 5]},"
+     " 'target': 'g'}",
+     "index_out_of_range", "$.graph.nodes[2].inputs[1]", NULL, {NULL}},
+    {"/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'y', 'op': 'exp', 'inputs': ['x']}]},"
+     " 'values': {'x': [1, 2]}, 'target': 'y'}",
+     "target_not_scalar", "$.target", NULL, {"'y'", NULL}},
+};
+
+START_TEST(errors_400) {
+    const err_case *c = &ERR_CASES[_i];
+    ht_resp r;
+    ht_post(g_srv.port, c->path, J(c->body), &r);
+    expect_error_ex(&r, 400, c->code, c->at, c->suggestion, c->msg_has[0] ? c->msg_has : NULL);
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* ---- 422 --------------------------------------------------------------------- */
+
+START_TEST(no_gradients_422) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad", contract_with(", 'wrt': ['b']"), &r);
+    expect_body(&r, 422,
+                "{'error': {'code': 'no_gradients', 'message': 'No gradients provided for any variable: b',"
+                " 'diagnostics': " CONTRACT_DIAGS "}}",
+                NO_STATS);
+    ht_resp_free(&r);
+    /* with unconnected "zero" the same request is a 200 with zeros */
+    ht_post(g_srv.port, "/v1/grad", contract_with(", 'wrt': ['b'], 'unconnected': 'zero'"), &r);
+    expect_body(&r, 200,
+                "{'target': {'loss': 12.5}, 'gradients': {'b': [0.0, 0.0, 0.0]}, 'values': {'d': [1.0, 1.0, 3.0]},"
+                " 'diagnostics': " CONTRACT_DIAGS "}",
+                9);
+    ht_resp_free(&r);
+}
+END_TEST
+
+/* ---- routes, methods, headers -------------------------------------------------- */
+
+START_TEST(not_found_404) {
+    const char *paths[] = {"/v1/gradient", "/", "/v2/grad", "/v1/grad/extra", "/healthz/x"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        ht_resp r = do_req(g_srv.port, "GET", paths[i], NULL, NULL);
+        expect_error(&r, 404, "not_found", NULL, NULL);
+        ht_resp_free(&r);
+        r = do_req(g_srv.port, "POST", paths[i], J("{}"), NULL);
+        expect_error(&r, 404, "not_found", NULL, NULL);
+        ht_resp_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(method_not_allowed_405) {
+    struct {
+        const char *method, *path, *allow;
+    } c[] = {
+        {"GET", "/v1/grad", "POST"},   {"PUT", "/v1/grad", "POST"},     {"DELETE", "/v1/eval", "POST"},
+        {"POST", "/v1/ops", "GET"},    {"POST", "/healthz", "GET"},     {"DELETE", "/readyz", "GET"},
+        {"POST", "/metrics", "GET"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        ht_resp r = do_req(g_srv.port, c[i].method, c[i].path, NULL, NULL);
+        expect_error(&r, 405, "method_not_allowed", NULL, NULL);
+        char allow[128];
+        need_header(&r, "Allow", allow, sizeof allow);
+        ck_assert_msg(list_has(allow, c[i].allow), "%s %s: Allow: %s should list %s", c[i].method, c[i].path, allow,
+                      c[i].allow);
+        ck_assert_msg(!list_has(allow, c[i].method), "%s %s: Allow: %s lists the refused method", c[i].method,
+                      c[i].path, allow);
+        ht_resp_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(ops_endpoint) {
+    static const char *const contract_ops[] = {
+        "neg", "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tanh", "sigmoid", "relu",
+        "softplus", "reciprocal", "leaky_relu", "clip", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
+        "sum", "mean", "max", "min", "logsumexp", "reshape", "transpose", "broadcast_to", "concat", "slice",
+        "gather", "matmul", "softmax", "log_softmax", "softmax_cross_entropy", "stop_gradient", "where", "cond",
+        "argmax", "argmin", "round", "floor", "ceil", "sign", "greater", "greater_equal", "less", "less_equal",
+        "equal", "not_equal", "cast", "one_hot", NULL};
+    ht_resp r;
+    ht_get(g_srv.port, "/v1/ops", &r);
+    expect_status(&r, 200);
+    expect_json_type(&r);
+    char why[600];
+    json_t *got = ht_parse(r.body, r.body_len, why, sizeof why);
+    ck_assert_msg(got != NULL, "%s", why);
+    json_t *ops = json_object_get(got, "ops");
+    ck_assert_msg(json_is_array(ops) && json_array_size(ops) > 0, "no \"ops\" list");
+    const char *missing = NULL, *malformed = NULL;
+    int matmul_diff = 0, argmax_nondiff = 0, leaky_alpha = 0;
+    for (int k = 0; contract_ops[k]; k++) {
+        json_t *found = NULL;
+        for (size_t i = 0; i < json_array_size(ops); i++) {
+            json_t *o = json_array_get(ops, i);
+            if (!strcmp(json_string_value(json_object_get(o, "name")) ?: "", contract_ops[k])) found = o;
+        }
+        if (!found) {
+            missing = contract_ops[k];
+            break;
+        }
+        if (!json_object_get(found, "inputs") || !json_is_object(json_object_get(found, "attributes")) ||
+            !json_is_boolean(json_object_get(found, "differentiable")) ||
+            !json_is_string(json_object_get(found, "doc")))
+            malformed = contract_ops[k];
+        if (!strcmp(contract_ops[k], "matmul")) matmul_diff = json_is_true(json_object_get(found, "differentiable"));
+        if (!strcmp(contract_ops[k], "argmax"))
+            argmax_nondiff = json_is_false(json_object_get(found, "differentiable"));
+        if (!strcmp(contract_ops[k], "leaky_relu")) {
+            json_t *a = json_object_get(json_object_get(found, "attributes"), "alpha");
+            leaky_alpha = json_is_object(a) && json_is_string(json_object_get(a, "type")) &&
+                          json_number_value(json_object_get(a, "default")) == 0.01;
+        }
+    }
+    json_decref(got);
+    ht_resp_free(&r);
+    ck_assert_msg(!missing, "GET /v1/ops lacks the contract's op \"%s\"", missing ? missing : "");
+    ck_assert_msg(!malformed, "op \"%s\" lacks inputs/attributes/differentiable/doc", malformed ? malformed : "");
+    ck_assert_msg(matmul_diff && argmax_nondiff, "matmul should be differentiable and argmax not");
+    ck_assert_msg(leaky_alpha, "leaky_relu's attribute alpha should have a type and the default 0.01");
+}
+END_TEST
+
+/* The value of a Prometheus sample (summed over its label sets); -1 when absent. */
+static double metric_value(const char *text, const char *name) {
+    double sum = -1;
+    size_t n = strlen(name);
+    for (const char *line = text; line && *line;) {
+        if (!strncmp(line, name, n) && (line[n] == ' ' || line[n] == '{')) {
+            const char *v = line[n] == '{' ? strchr(line, '}') : line + n;
+            if (v) {
+                if (*v == '}') v++;
+                sum = (sum < 0 ? 0 : sum) + strtod(v, NULL);
+            }
+        }
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    return sum;
+}
+
+START_TEST(health_ready_metrics) {
+    ht_resp r;
+    ht_get(g_srv.port, "/healthz", &r);
+    expect_status(&r, 200);
+    ht_resp_free(&r);
+    ht_get(g_srv.port, "/readyz", &r);
+    expect_status(&r, 200);
+    ht_resp_free(&r);
+    /* one request of each outcome, then the counters must show them */
+    ht_post(g_srv.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    expect_status(&r, 200);
+    ht_resp_free(&r);
+    ht_post(g_srv.port, "/v1/grad", "{", &r);
+    expect_status(&r, 400);
+    ht_resp_free(&r);
+    ht_get(g_srv.port, "/metrics", &r);
+    expect_status(&r, 200);
+    char ct[128];
+    need_header(&r, "Content-Type", ct, sizeof ct);
+    ck_assert_msg(!strncasecmp(ct, "text/plain", 10), "/metrics Content-Type should be text/plain, got %s", ct);
+    const char *names[] = {"gradd_in_flight", "gradd_queue_depth", "gradd_build_info"};
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(metric_value(r.body, names[i]) >= 0, "/metrics has no sample %s:\n%.2000s", names[i], r.body);
+    ck_assert_msg(strstr(r.body, "# TYPE ") && strstr(r.body, "_bucket{") && strstr(r.body, "le=\"+Inf\""),
+                  "/metrics should have TYPE lines and a latency histogram:\n%.2000s", r.body);
+    /* a counter sample labelled with the route and each status seen */
+    int seen200 = 0, seen400 = 0;
+    for (const char *line = r.body; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        char l[512];
+        snprintf(l, sizeof l, "%.*s", (int)(len < 511 ? len : 511), line);
+        if (!strncmp(l, "gradd_", 6) && strstr(l, "\"/v1/grad\"") && !strstr(l, "_bucket") &&
+            strtod(strrchr(l, ' ') ? strrchr(l, ' ') : "0", NULL) >= 1) {
+            if (strstr(l, "\"200\"")) seen200 = 1;
+            if (strstr(l, "\"400\"")) seen400 = 1;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    ck_assert_msg(seen200 && seen400, "/metrics should count /v1/grad requests by status (200 and 400):\n%.3000s",
+                  r.body);
+    ht_resp_free(&r);
+}
+END_TEST
+
+START_TEST(request_id) {
+    char id[256];
+    /* echoed, on success and on errors */
+    const char *paths[][2] = {{"/v1/grad", NULL}, {"/v1/grad", "{"}, {"/nope", NULL}, {"/healthz", NULL}};
+    for (int i = 0; i < 4; i++) {
+        const char *body = paths[i][1] ? paths[i][1] : !strcmp(paths[i][0], "/v1/grad") ? J(CONTRACT_REQ) : NULL;
+        ht_resp r = do_req(g_srv.port, NULL, paths[i][0], body, ARGS("X-Request-Id: test-abc-123"));
+        need_header(&r, "X-Request-Id", id, sizeof id);
+        ck_assert_msg(!strcmp(id, "test-abc-123"), "%s: X-Request-Id should echo test-abc-123, got %s", paths[i][0],
+                      id);
+        ht_resp_free(&r);
+    }
+    /* generated when absent, different each time */
+    char id2[256];
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    need_header(&r, "X-Request-Id", id, sizeof id);
+    ht_resp_free(&r);
+    ht_post(g_srv.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    need_header(&r, "X-Request-Id", id2, sizeof id2);
+    ht_resp_free(&r);
+    ck_assert_msg(*id && *id2 && strcmp(id, id2), "generated X-Request-Ids should be non-empty and differ: %s / %s",
+                  id, id2);
+}
+END_TEST
+
+/* ---- 401 --------------------------------------------------------------------- */
+
+static const char *token_file(const char *content) {
+    static char path[600];
+    snprintf(path, sizeof path, "%s/token-%d", ht_tmpdir(), (int)getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    fclose(f);
+    return path;
+}
+
+static const char *const BAD_AUTH[] = {NULL,
+                                       "Authorization: Bearer wrong",
+                                       "Authorization: Bearer s3cre",
+                                       "Authorization: Bearer s3cretX",
+                                       "Authorization: Basic s3cret",
+                                       "Authorization: s3cret",
+                                       "Authorization: Bearer "};
+
+/* Every bad or missing token on `path` (body: the contract request, or
+ * none): 401 unauthorized with WWW-Authenticate: Bearer. */
+static void expect_unauthorized(int port, const char *path, int with_body) {
+    for (size_t i = 0; i < sizeof BAD_AUTH / sizeof *BAD_AUTH; i++) {
+        const char *const hdrs[] = {BAD_AUTH[i], NULL};
+        ht_resp r = do_req(port, NULL, path, with_body ? J(CONTRACT_REQ) : NULL, BAD_AUTH[i] ? hdrs : NULL);
+        char why[1200], www[128];
+        int rc = check_error(&r, 401, "unauthorized", NULL, NULL, NULL, why, sizeof why);
+        ck_assert_msg(rc == 0, "%s with %s: %s", path, BAD_AUTH[i] ? BAD_AUTH[i] : "no Authorization", why);
+        need_header(&r, "WWW-Authenticate", www, sizeof www);
+        ck_assert_msg(!strncasecmp(www, "Bearer", 6), "WWW-Authenticate should name Bearer, got %s", www);
+        ht_resp_free(&r);
+    }
+}
+
+START_TEST(auth_401) {
+    ht_server s;
+    /* as `echo s3cret > file` writes it: the trailing newline is no part of the token */
+    ht_server_start(&s, ARGS("--token-file", token_file("s3cret\n")));
+    expect_unauthorized(s.port, "/v1/grad", 1);
+    expect_unauthorized(s.port, "/v1/eval", 1);
+    /* the right token */
+    ht_resp r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS("Authorization: Bearer s3cret"));
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    /* health, readiness and metrics stay open */
+    const char *open_routes[] = {"/healthz", "/readyz", "/metrics"};
+    for (int i = 0; i < 3; i++) {
+        ht_get(s.port, open_routes[i], &r);
+        expect_status(&r, 200);
+        ht_resp_free(&r);
+    }
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* Only health, readiness and metrics stay open: /v1/ops needs the token too. */
+START_TEST(auth_401_ops) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--token-file", token_file("s3cret")));
+    ht_resp r = do_req(s.port, NULL, "/v1/ops", NULL, ARGS("Authorization: Bearer s3cret"));
+    expect_status(&r, 200);
+    ht_resp_free(&r);
+    expect_unauthorized(s.port, "/v1/ops", 0);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* ---- CORS ---------------------------------------------------------------------- */
+
+static void check_preflight(int port) {
+    ht_resp r = do_req(port, "OPTIONS", "/v1/grad", NULL,
+                       ARGS("Origin: https://app.example.com", "Access-Control-Request-Method: POST",
+                            "Access-Control-Request-Headers: content-type, authorization, gradd-json-length"));
+    expect_status(&r, 204);
+    char v[512];
+    need_header(&r, "Access-Control-Allow-Origin", v, sizeof v);
+    ck_assert_msg(!strcmp(v, "https://app.example.com"), "Access-Control-Allow-Origin: %s", v);
+    need_header(&r, "Access-Control-Allow-Methods", v, sizeof v);
+    ck_assert_msg(list_has(v, "POST"), "Access-Control-Allow-Methods should list POST: %s", v);
+    need_header(&r, "Access-Control-Allow-Headers", v, sizeof v);
+    ck_assert_msg(list_has(v, "Content-Type") && list_has(v, "Authorization") && list_has(v, "Gradd-Json-Length"),
+                  "Access-Control-Allow-Headers should list Content-Type, Authorization, Gradd-Json-Length: %s", v);
+    ht_resp_free(&r);
+}
+
+START_TEST(cors_preflight) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--cors-origin", "https://app.example.com"));
+    check_preflight(s.port);
+    /* the actual request carries the CORS headers too, and a browser may
+     * read the framing and request-id headers */
+    ht_resp r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS("Origin: https://app.example.com"));
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    char v[512];
+    need_header(&r, "Access-Control-Allow-Origin", v, sizeof v);
+    ck_assert_msg(!strcmp(v, "https://app.example.com"), "Access-Control-Allow-Origin: %s", v);
+    need_header(&r, "Access-Control-Expose-Headers", v, sizeof v);
+    ck_assert_msg(list_has(v, "Gradd-Json-Length") && list_has(v, "X-Request-Id"),
+                  "Access-Control-Expose-Headers should list Gradd-Json-Length and X-Request-Id: %s", v);
+    ht_resp_free(&r);
+    /* errors carry it too (else a browser cannot read the error body) */
+    r = do_req(s.port, NULL, "/v1/grad", "{", ARGS("Origin: https://app.example.com"));
+    expect_status(&r, 400);
+    ck_assert_msg(ht_header(&r, "Access-Control-Allow-Origin", v, sizeof v) != NULL,
+                  "a 400 should carry Access-Control-Allow-Origin");
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+
+    /* without --cors-origin: no CORS headers */
+    ht_server_start(&s, NULL);
+    r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS("Origin: https://app.example.com"));
+    expect_status(&r, 200);
+    ck_assert_msg(ht_header(&r, "Access-Control-Allow-Origin", v, sizeof v) == NULL,
+                  "no --cors-origin, yet Access-Control-Allow-Origin: %s", v);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* A browser's preflight carries no credentials: it must pass auth. */
+START_TEST(cors_preflight_with_auth) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--cors-origin", "https://app.example.com", "--token-file", token_file("tok")));
+    check_preflight(s.port);
+    ht_resp r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ),
+                       ARGS("Origin: https://app.example.com", "Authorization: Bearer tok"));
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* ---- 413 --------------------------------------------------------------------- */
+
+/* The contract request padded with spaces to exactly n bytes. */
+static char *padded_contract(size_t n) {
+    const char *req = J(CONTRACT_REQ);
+    size_t l = strlen(req);
+    char *b = malloc(n + 1);
+    memcpy(b, req, l);
+    memset(b + l, ' ', n > l ? n - l : 0);
+    b[n] = '\0';
+    return b;
+}
+
+START_TEST(too_large_body) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--max-body", "4096"));
+    /* Content-Length over the cap: 413 at once, before any body byte is sent */
+    const char *head = "POST /v1/grad HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 100000000\r\n\r\n";
+    ht_resp r;
+    int rc = ht_raw(s.port, head, strlen(head), 10.0, &r);
+    ck_assert_msg(rc == 0, "no response to a Content-Length over --max-body while the body is withheld "
+                           "(gradd should answer 413 at once)");
+    expect_error(&r, 413, "too_large", NULL, NULL);
+    printf("too_large_body: 413 for Content-Length 100000000 (body withheld) in %.3f s\n", r.t_done - r.t_start);
+    ht_resp_free(&r);
+
+    /* over the cap by a little, sent whole */
+    char *big = padded_contract(4097);
+    ht_post(s.port, "/v1/grad", big, &r);
+    expect_error(&r, 413, "too_large", NULL, NULL);
+    ht_resp_free(&r);
+    free(big);
+    /* exactly the cap is fine */
+    char *ok = padded_contract(4096);
+    ht_post(s.port, "/v1/grad", ok, &r);
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    /* chunked (no Content-Length) over the cap: 413 */
+    char *huge = padded_contract(65536);
+    ht_req rq = {.path = "/v1/grad", .body = huge, .chunked = 1};
+    ht_do(NULL, s.port, &rq, &r);
+    expect_error(&r, 413, "too_large", NULL, NULL);
+    ht_resp_free(&r);
+    free(huge);
+    /* chunked within the cap: served */
+    rq.body = ok;
+    ht_do(NULL, s.port, &rq, &r);
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    free(ok);
+    ht_server_stop(&s);
+}
+END_TEST
+
+START_TEST(too_large_nodes) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--max-nodes", "4"));
+    const char *five = "{'graph': {'nodes': [{'name': 'a', 'op': 'input'}, {'name': 'b', 'op': 'exp', 'inputs': ['a']},"
+                       " {'name': 'c', 'op': 'exp', 'inputs': ['b']}, {'name': 'd', 'op': 'exp', 'inputs': ['c']},"
+                       " {'name': 'e', 'op': 'exp', 'inputs': ['d']}]}, 'values': {'a': 0}, 'target': 'e'}";
+    ht_resp r;
+    ht_post(s.port, "/v1/eval", J(five), &r);
+    expect_error(&r, 413, "too_large", "$.graph.nodes", NULL);
+    ht_resp_free(&r);
+    const char *four = "{'graph': {'nodes': [{'name': 'a', 'op': 'input'}, {'name': 'b', 'op': 'neg', 'inputs': ['a']},"
+                       " {'name': 'c', 'op': 'neg', 'inputs': ['b']}, {'name': 'd', 'op': 'neg', 'inputs': ['c']}]},"
+                       " 'values': {'a': 2}, 'target': 'd'}";
+    ht_post(s.port, "/v1/eval", J(four), &r);
+    expect_body(&r, 200, "{'values': {'d': -2.0}, 'diagnostics': []}", 4);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+START_TEST(too_large_elements) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--max-elements", "1000"));
+    ht_resp r;
+    /* a sent tensor, flat and nested */
+    char *body = malloc(8000);
+    int k = snprintf(body, 8000, "{'graph': {'nodes': [{'name': 'x', 'op': 'input'}]}, 'target': 'x',"
+                                 " 'values': {'x': {'shape': [1001], 'data': [0");
+    for (int i = 1; i < 1001; i++) k += snprintf(body + k, 8000 - (size_t)k, ",0");
+    snprintf(body + k, 8000 - (size_t)k, "]}}}");
+    ht_post(s.port, "/v1/eval", J(body), &r);
+    expect_error(&r, 413, "too_large", "$.values.x", NULL);
+    ht_resp_free(&r);
+    k = snprintf(body, 8000, "{'graph': {'nodes': [{'name': 'x', 'op': 'input'}]}, 'target': 'x',"
+                             " 'values': {'x': [0");
+    for (int i = 1; i < 1001; i++) k += snprintf(body + k, 8000 - (size_t)k, ",0");
+    snprintf(body + k, 8000 - (size_t)k, "]}}");
+    ht_post(s.port, "/v1/eval", J(body), &r);
+    expect_error(&r, 413, "too_large", "$.values.x", NULL);
+    ht_resp_free(&r);
+    free(body);
+    /* inferred: broadcast_to, matmul, one_hot outputs */
+    ht_post(s.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+              " {'name': 'big', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [100000, 100000]}]},"
+              " 'values': {'x': 1}, 'target': 'big'}"),
+            &r);
+    expect_error(&r, 413, "too_large", "$.graph.nodes[1]", NULL);
+    ht_resp_free(&r);
+    ht_post(s.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+              " {'name': 'a', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [40, 20]},"
+              " {'name': 'at', 'op': 'transpose', 'inputs': ['a']},"
+              " {'name': 'p', 'op': 'matmul', 'inputs': ['a', 'at']},"
+              " {'name': 's', 'op': 'sum', 'inputs': ['p']}]}, 'values': {'x': 1}, 'target': 's'}"),
+            &r);
+    expect_error(&r, 413, "too_large", "$.graph.nodes[3]", NULL);
+    ht_resp_free(&r);
+    unsigned char zeros[800] = {0};
+    char *b64 = ht_b64(zeros, sizeof zeros);
+    char *oh = malloc(2048);
+    snprintf(oh, 2048,
+             "{'graph': {'nodes': [{'name': 'i', 'op': 'input', 'dtype': 'int64', 'shape': [100]},"
+             " {'name': 'h', 'op': 'one_hot', 'inputs': ['i'], 'depth': 20}]}, 'target': 'h',"
+             " 'values': {'i': {'shape': [100], 'dtype': 'int64', 'b64': '%s'}}}",
+             b64);
+    free(b64);
+    ht_post(s.port, "/v1/eval", J(oh), &r);
+    free(oh);
+    expect_error(&r, 413, "too_large", "$.graph.nodes[1]", NULL);
+    ht_resp_free(&r);
+    /* exactly the limit is fine */
+    ht_post(s.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+              " {'name': 'a', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [10, 100]},"
+              " {'name': 's', 'op': 'sum', 'inputs': ['a']}]}, 'values': {'x': 0.5}, 'target': 's'}"),
+            &r);
+    expect_body(&r, 200, "{'values': {'s': 500.0}, 'diagnostics': []}", 3);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* ---- slow requests: 503 by saturation, 504 by deadline, SIGTERM ------------------ */
+
+static int matmul_n(void) {
+    const char *e = getenv("GD_HTTP_MATMUL_N");
+    int n = e ? atoi(e) : 2000;
+    return n >= 100 ? n : 2000;
+}
+
+/* An eval of sum(matmul(m, m)) with m = broadcast_to(x, [n, n]): about 2 n^3
+ * flops; the sum is n^3 x^2, exact for x a multiple of 1/4. */
+static void matmul_body(char *out, size_t size, int n, double x, const char *extra) {
+    char t[1024];
+    snprintf(t, sizeof t,
+             "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+             " {'name': 'm', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [#, #]},"
+             " {'name': 'p', 'op': 'matmul', 'inputs': ['m', 'm']},"
+             " {'name': 's', 'op': 'sum', 'inputs': ['p']}]}, 'values': {'x': @}, 'target': 's'%s}",
+             extra ? extra : "");
+    fill(out, size, t, n, &x);
+}
+
+static void matmul_expect(char *out, size_t size, int n, double x) {
+    double s = (double)n * n * n * x * x;
+    fill(out, size, "{'values': {'s': @}, 'diagnostics': []}", 0, &s);
+}
+
+/* Checks a 200 body against `want` without ck_assert (for client threads). */
+static int body_matches(const ht_resp *r, long status, const char *want, int nodes, char *why, size_t n) {
+    if (r->curl_code) {
+        snprintf(why, n, "transfer failed: %s", curl_easy_strerror((CURLcode)r->curl_code));
+        return -1;
+    }
+    if (r->status != status) {
+        snprintf(why, n, "status %ld, expected %ld: %.400s", r->status, status, r->body);
+        return -1;
+    }
+    json_t *got = ht_parse(r->body, r->body_len, why, n);
+    if (!got) return -1;
+    if (nodes != NO_STATS && ht_take_stats(got, nodes, why, n)) {
+        json_decref(got);
+        return -1;
+    }
+    json_t *w = ht_json(want);
+    int d = ht_json_diff(got, w, why, n);
+    json_decref(got);
+    json_decref(w);
+    return d;
+}
+
+typedef struct slow_job {
+    int port, n;
+    double x;
+    const char *extra;
+    pthread_barrier_t *go;
+    atomic_int *sent;
+    ht_resp r;
+} slow_job;
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+    (void)dltotal, (void)dlnow;
+    slow_job *j = ud;
+    if (ultotal > 0 && ulnow >= ultotal && j->sent && !atomic_load(j->sent)) atomic_store(j->sent, 1);
+    return 0;
+}
+
+
+/* One slow request in a client thread. */
+static void *slow_main(void *arg) {
+    slow_job *j = arg;
+    char body[2048];
+    matmul_body(body, sizeof body, j->n, j->x, j->extra);
+    CURL *h = curl_easy_init();
+    if (j->go) pthread_barrier_wait(j->go);
+    ht_req rq = {.path = "/v1/eval", .body = body};
+    if (j->sent) rq.progress = on_progress, rq.progress_data = j;
+    ht_do(h, j->port, &rq, &j->r);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static int all_digits(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
+
+/* --workers 1 --queue 1 and eight large matmuls at once: the queue
+ * overflows, the rest are refused at once with 503 + Retry-After; the
+ * accepted ones are answered correctly. */
+START_TEST(overloaded_503) {
+    enum { K = 8 };
+    int n = matmul_n();
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "1", "--max-elements", "100000000"));
+    slow_job jobs[K];
+    pthread_t th[K];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, K);
+    double t0 = ht_now();
+    for (int k = 0; k < K; k++) {
+        jobs[k] = (slow_job){.port = s.port, .n = n, .x = 0.25 * (k + 1), .go = &go};
+        pthread_create(&th[k], NULL, slow_main, &jobs[k]);
+    }
+    for (int k = 0; k < K; k++) pthread_join(th[k], NULL);
+    pthread_barrier_destroy(&go);
+    int n200 = 0, n503 = 0;
+    double slowest503 = 0;
+    for (int k = 0; k < K; k++) {
+        ht_resp *r = &jobs[k].r;
+        char why[1200], want[256], ra[64];
+        if (r->status == 503) {
+            int rc = check_error(r, 503, "overloaded", NULL, NULL, NULL, why, sizeof why);
+            ck_assert_msg(rc == 0, "request %d: %s", k, why);
+            need_header(r, "Retry-After", ra, sizeof ra);
+            ck_assert_msg(all_digits(ra), "Retry-After should be a number of seconds, got \"%s\"", ra);
+            n503++;
+            if (r->t_done - r->t_start > slowest503) slowest503 = r->t_done - r->t_start;
+        } else {
+            matmul_expect(want, sizeof want, n, jobs[k].x);
+            int rc = body_matches(r, 200, want, 4, why, sizeof why);
+            ck_assert_msg(rc == 0, "request %d (neither a correct 200 nor a 503): %s", k, why);
+            n200++;
+        }
+        ht_resp_free(r);
+    }
+    printf("overloaded_503: %d x matmul %d: %d answered 200, %d refused 503 (slowest refusal %.3f s), %.2f s\n", K, n,
+           n200, n503, slowest503, ht_now() - t0);
+    ck_assert_msg(n503 >= 1, "no 503 from %d concurrent large matmuls with --workers 1 --queue 1", K);
+    ck_assert_msg(n200 >= 1, "every request was refused");
+    /* still serving */
+    ht_resp r;
+    ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* A large matmul with a small deadline: the request's deadline_ms, the
+ * server's --deadline-ms, and the request unable to raise the server's. */
+START_TEST(deadline_504) {
+    int n = matmul_n() * 3 / 2; /* ~1 s of BLAS if the deadline were ignored */
+    char body[2048];
+    ht_resp r;
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "2", "--blas-threads", "1", "--max-elements", "100000000"));
+    matmul_body(body, sizeof body, n, 0.5, ", 'deadline_ms': 5");
+    ht_post(s.port, "/v1/eval", body, &r);
+    expect_error(&r, 504, "deadline_exceeded", NULL, NULL);
+    printf("deadline_504: deadline_ms 5 on matmul %d answered in %.3f s\n", n, r.t_done - r.t_start);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+
+    ht_server_start(&s, ARGS("--workers", "2", "--blas-threads", "1", "--deadline-ms", "100", "--max-elements",
+                             "100000000"));
+    /* a small request fits the deadline */
+    ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    matmul_body(body, sizeof body, n, 0.5, NULL);
+    ht_post(s.port, "/v1/eval", body, &r);
+    expect_error(&r, 504, "deadline_exceeded", NULL, NULL);
+    printf("deadline_504: --deadline-ms 100 on matmul %d answered in %.3f s\n", n, r.t_done - r.t_start);
+    ht_resp_free(&r);
+    matmul_body(body, sizeof body, n, 0.5, ", 'deadline_ms': 600000");
+    ht_post(s.port, "/v1/eval", body, &r);
+    expect_error(&r, 504, "deadline_exceeded", NULL, NULL);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* ---- 64 concurrent clients ----------------------------------------------------------- */
+
+typedef struct load_ctx {
+    int port, id, nreq;
+    int fails;
+    char first[1600];
+} load_ctx;
+
+enum { LOAD_KINDS = 6 };
+
+/* Request r of the load test: its path, body, expected status and body
+ * (templates already expanded), node count for stats (NO_STATS: an error).
+ * Every name and value carries r, so an answer given to the wrong request
+ * cannot match. */
+static void load_case(long long r, const char **path, char *body, size_t bn, long *status, char *want, size_t wn,
+                      int *nodes) {
+    int kind = (int)(r % LOAD_KINDS);
+    double q = (double)r;
+    switch (kind) {
+    case 0: { /* a gradient with a fetched intermediate */
+        double x[3] = {q, q + 0.5, -q - 1}, t[3] = {1, 2, 3}, d[3], g[3], l = 0;
+        for (int i = 0; i < 3; i++) d[i] = x[i] - t[i], g[i] = 2 * d[i], l += d[i] * d[i];
+        fill(body, bn,
+             "{'graph': {'nodes': [{'name': 'x#', 'op': 'variable', 'shape': [3]}, {'name': 't#', 'op': 'input'},"
+             " {'name': 'd#', 'op': 'sub', 'inputs': ['x#', 't#']}, {'name': 'q#', 'op': 'mul', 'inputs': ['d#', 'd#']},"
+             " {'name': 'l#', 'op': 'sum', 'inputs': ['q#']}]},"
+             " 'values': {'x#': [@, @, @], 't#': [@, @, @]}, 'target': 'l#', 'fetch': ['d#']}",
+             r, (double[]){x[0], x[1], x[2], t[0], t[1], t[2]});
+        fill(want, wn,
+             "{'target': {'l#': @}, 'gradients': {'x#': [@, @, @]}, 'values': {'d#': [@, @, @]}, 'diagnostics': []}", r,
+             (double[]){l, g[0], g[1], g[2], d[0], d[1], d[2]});
+        *path = "/v1/grad", *status = 200, *nodes = 5;
+        return;
+    }
+    case 1: { /* an eval */
+        double a[2] = {q + 0.25, -q - 1}, b[2], c[2];
+        for (int i = 0; i < 2; i++) b[i] = a[i] * a[i], c[i] = b[i] + a[i];
+        fill(body, bn,
+             "{'graph': {'nodes': [{'name': 'a#', 'op': 'input'}, {'name': 'b#', 'op': 'mul', 'inputs': ['a#', 'a#']},"
+             " {'name': 'c#', 'op': 'add', 'inputs': ['b#', 'a#']}]}, 'values': {'a#': [@, @]}, 'target': 'c#',"
+             " 'fetch': ['b#', 'c#']}",
+             r, a);
+        fill(want, wn, "{'values': {'b#': [@, @], 'c#': [@, @]}, 'diagnostics': []}", r,
+             (double[]){b[0], b[1], c[0], c[1]});
+        *path = "/v1/eval", *status = 200, *nodes = 3;
+        return;
+    }
+    case 2: /* a misspelt input: 400 unknown_node with the suggestion (checked by check_error) */
+        fill(body, bn,
+             "{'graph': {'nodes': [{'name': 'x#', 'op': 'variable'}, {'name': 'y#', 'op': 'exp', 'inputs': ['x#z']}]},"
+             " 'values': {'x#': @}, 'target': 'y#'}",
+             r, &q);
+        fill(want, wn, "x#", r, NULL);
+        *path = "/v1/grad", *status = 400, *nodes = NO_STATS;
+        return;
+    case 3: { /* a diagnostic: b# gets no gradient through stop_gradient */
+        double x[3] = {q + 1, q + 2, q + 3}, t[3] = {0, 1, 0}, b = q, d[3], g[3], l = 0;
+        for (int i = 0; i < 3; i++) d[i] = x[i] - t[i], g[i] = 2 * d[i], l += d[i] * d[i] + b;
+        fill(body, bn,
+             "{'graph': {'nodes': [{'name': 'x#', 'op': 'variable', 'shape': [3]}, {'name': 'b#', 'op': 'variable'},"
+             " {'name': 't#', 'op': 'input'}, {'name': 'd#', 'op': 'sub', 'inputs': ['x#', 't#']},"
+             " {'name': 'p#', 'op': 'mul', 'inputs': ['d#', 'd#']}, {'name': 'sg#', 'op': 'stop_gradient', 'inputs': ['b#']},"
+             " {'name': 's#', 'op': 'add', 'inputs': ['p#', 'sg#']}, {'name': 'loss#', 'op': 'sum', 'inputs': ['s#']}]},"
+             " 'values': {'x#': [@, @, @], 'b#': [@, @, @], 't#': [@, @, @]}, 'target': 'loss#', 'fetch': ['d#']}",
+             r, (double[]){x[0], x[1], x[2], b, b, b, t[0], t[1], t[2]});
+        fill(want, wn,
+             "{'target': {'loss#': @}, 'gradients': {'x#': [@, @, @], 'b#': null}, 'values': {'d#': [@, @, @]},"
+             " 'diagnostics': [{'code': 'stop_gradient', 'severity': 'error', 'wrt': 'b#',"
+             " 'message': 'No gradient for ^b#^: its only path to ^loss#^ passes through stop_gradient node ^sg#^.',"
+             " 'blocked_at': [{'node': 'sg#', 'op': 'stop_gradient', 'reason': 'stop_gradient', 'input': 0}],"
+             " 'path': ['b#', 'sg#', 's#', 'loss#'],"
+             " 'hint': 'Remove ^sg#^ (stop_gradient) if ^b#^ should receive a gradient.'}]}",
+             r, (double[]){l, g[0], g[1], g[2], d[0], d[1], d[2]});
+        *path = "/v1/grad", *status = 200, *nodes = 8;
+        return;
+    }
+    case 4: { /* 422: the only variable is blocked */
+        double b[2] = {q, q + 1};
+        fill(body, bn,
+             "{'graph': {'nodes': [{'name': 'b#', 'op': 'variable'}, {'name': 'sg#', 'op': 'stop_gradient', 'inputs': ['b#']},"
+             " {'name': 'l#', 'op': 'sum', 'inputs': ['sg#']}]}, 'values': {'b#': [@, @]}, 'target': 'l#'}",
+             r, b);
+        fill(want, wn,
+             "{'error': {'code': 'no_gradients', 'message': 'No gradients provided for any variable: b#',"
+             " 'diagnostics': [{'code': 'stop_gradient', 'severity': 'error', 'wrt': 'b#',"
+             " 'message': 'No gradient for ^b#^: its only path to ^l#^ passes through stop_gradient node ^sg#^.',"
+             " 'blocked_at': [{'node': 'sg#', 'op': 'stop_gradient', 'reason': 'stop_gradient', 'input': 0}],"
+             " 'path': ['b#', 'sg#', 'l#'],"
+             " 'hint': 'Remove ^sg#^ (stop_gradient) if ^b#^ should receive a gradient.'}]}}",
+             r, NULL);
+        *path = "/v1/grad", *status = 422, *nodes = NO_STATS;
+        return;
+    }
+    default: /* truncated JSON: 400 invalid_json */
+        fill(body, bn, "{'graph': {'nodes': [{'name': 'x#', 'op': 'input'}]}, 'values': {'x#': @}, 'target': 'x#'",
+             r, &q);
+        want[0] = '\0';
+        *path = "/v1/eval", *status = 400, *nodes = NO_STATS;
+        return;
+    }
+}
+
+static void *load_main(void *arg) {
+    load_ctx *c = arg;
+    CURL *h = curl_easy_init();
+    char body[4096], want[8192], why[1200], idh[64], id[64];
+    for (int k = 0; k < c->nreq; k++) {
+        long long r = (long long)c->id * c->nreq + k;
+        const char *path;
+        long status;
+        int nodes, kind = (int)(r % LOAD_KINDS);
+        load_case(r, &path, body, sizeof body, &status, want, sizeof want, &nodes);
+        snprintf(idh, sizeof idh, "X-Request-Id: load-%lld", r);
+        const char *const hdrs[] = {idh, NULL};
+        ht_req rq = {.path = path, .body = body, .headers = hdrs};
+        ht_resp resp;
+        ht_do(h, c->port, &rq, &resp);
+        int rc;
+        if (kind == 2) {
+            char at_sug[64], bad[64];
+            snprintf(at_sug, sizeof at_sug, "%.40s", want);
+            snprintf(bad, sizeof bad, "%.40sz", want);
+            const char *const has[] = {bad, NULL};
+            rc = check_error(&resp, 400, "unknown_node", "$.graph.nodes[1].inputs[0]", at_sug, has, why, sizeof why);
+        } else if (kind == 5) {
+            rc = check_error(&resp, 400, "invalid_json", NULL, NULL, NULL, why, sizeof why);
+        } else {
+            rc = body_matches(&resp, status, want, nodes, why, sizeof why);
+        }
+        if (!rc && (!ht_header(&resp, "X-Request-Id", id, sizeof id) || strcmp(id, idh + 14))) {
+            snprintf(why, sizeof why, "X-Request-Id should echo %s, got %s", idh + 14,
+                     ht_header(&resp, "X-Request-Id", id, sizeof id) ? id : "(none)");
+            rc = -1;
+        }
+        if (rc) {
+            if (!c->fails++) snprintf(c->first, sizeof c->first, "request %lld (kind %d): %s", r, kind, why);
+        }
+        ht_resp_free(&resp);
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static int env_int(const char *name, int dflt) {
+    const char *e = getenv(name);
+    int v = e ? atoi(e) : 0;
+    return v > 0 ? v : dflt;
+}
+
+START_TEST(concurrent_clients) {
+    int clients = env_int("GD_HTTP_CLIENTS", 64), nreq = env_int("GD_HTTP_REQUESTS", 200);
+    ht_server s;
+    ht_server_start(&s, ARGS("--queue", "1024"));
+    load_ctx *c = calloc((size_t)clients, sizeof *c);
+    pthread_t *th = calloc((size_t)clients, sizeof *th);
+    double t0 = ht_now();
+    for (int i = 0; i < clients; i++) {
+        c[i] = (load_ctx){.port = s.port, .id = i, .nreq = nreq};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, load_main, &c[i]), 0);
+    }
+    for (int i = 0; i < clients; i++) pthread_join(th[i], NULL);
+    double dt = ht_now() - t0;
+    int fails = 0;
+    char report[3400] = "";
+    for (int i = 0; i < clients; i++) {
+        if (c[i].fails && fails < 2000) {
+            size_t l = strlen(report);
+            if (l < sizeof report - 200) snprintf(report + l, sizeof report - l, "\n  %.1500s", c[i].first);
+        }
+        fails += c[i].fails;
+    }
+    printf("concurrent_clients: %d clients x %d requests = %d in %.2f s (%.0f requests/s), %d wrong\n", clients, nreq,
+           clients * nreq, dt, clients * nreq / dt, fails);
+    fflush(stdout);
+    free(c);
+    free(th);
+    ck_assert_msg(fails == 0, "%d of %d responses were wrong; first per client:%s", fails, clients * nreq, report);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* ---- SIGTERM with requests in flight ----------------------------------------------- */
+
+START_TEST(sigterm_drains_in_flight) {
+    enum { K = 8 };
+    int n = matmul_n();
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "16", "--drain-ms", "1000",
+                             "--grace-ms", "60000", "--max-elements", "100000000"));
+    slow_job jobs[K];
+    atomic_int sent[K];
+    pthread_t th[K];
+    for (int k = 0; k < K; k++) {
+        atomic_init(&sent[k], 0);
+        jobs[k] = (slow_job){.port = s.port, .n = n, .x = 0.25 * (k + 1), .sent = &sent[k]};
+        pthread_create(&th[k], NULL, slow_main, &jobs[k]);
+    }
+    /* in flight: every body handed over, and gradd says so */
+    double deadline = ht_now() + 20 * ht_time_mult(), inflight = -1;
+    int all_sent = 0;
+    while (ht_now() < deadline) {
+        all_sent = 1;
+        for (int k = 0; k < K; k++) all_sent &= atomic_load(&sent[k]);
+        ht_resp m;
+        ht_get(s.port, "/metrics", &m);
+        inflight = metric_value(m.body, "gradd_in_flight");
+        ht_resp_free(&m);
+        if (all_sent && inflight >= 1) break;
+        ht_sleep_ms(5);
+    }
+    ck_assert_msg(all_sent, "the %d requests were not all sent within 20 s", K);
+    ck_assert_msg(inflight >= 1, "gradd_in_flight should be >= 1 with %d large requests sent, got %g", K, inflight);
+    double t_term = ht_now();
+    ht_server_signal(&s, SIGTERM);
+
+    /* draining: readyz 503, but still serving */
+    long ready = 0;
+    while (ht_now() < t_term + 0.9) {
+        ht_resp r;
+        ht_req rq = {.path = "/readyz", .timeout_ms = 2000};
+        ht_do(NULL, s.port, &rq, &r);
+        ready = r.status;
+        ht_resp_free(&r);
+        if (ready == 503) break;
+        ht_sleep_ms(5);
+    }
+    double t_ready503 = ht_now() - t_term;
+    ck_assert_msg(ready == 503, "GET /readyz should answer 503 while draining, got %ld", ready);
+    ht_resp hz;
+    ht_get(s.port, "/healthz", &hz);
+    ck_assert_msg(hz.status == 200, "GET /healthz during the drain: %ld", hz.status);
+    ht_resp_free(&hz);
+    slow_job late = {.port = s.port, .n = 100, .x = 3.0};
+    pthread_t late_th;
+    pthread_create(&late_th, NULL, slow_main, &late);
+
+    /* after the drain period gradd accepts no new work */
+    while (ht_now() < t_term + 1.3) ht_sleep_ms(10);
+    ht_resp after;
+    ht_req arq = {.path = "/v1/grad", .body = J(CONTRACT_REQ), .timeout_ms = 3000};
+    ht_do(NULL, s.port, &arq, &after);
+    long after_status = after.status;
+    ht_resp_free(&after);
+
+    for (int k = 0; k < K; k++) pthread_join(th[k], NULL);
+    pthread_join(late_th, NULL);
+    double t_last = 0;
+    for (int k = 0; k < K; k++) {
+        char want[256], why[1200];
+        matmul_expect(want, sizeof want, n, jobs[k].x);
+        int rc = body_matches(&jobs[k].r, 200, want, 4, why, sizeof why);
+        double done = jobs[k].r.t_done;
+        ht_resp_free(&jobs[k].r);
+        ck_assert_msg(rc == 0, "in-flight request %d: %s", k, why);
+        ck_assert_msg(done > t_term, "request %d was answered before SIGTERM: not in flight", k);
+        if (done > t_last) t_last = done;
+    }
+    char want[256], why[1200];
+    matmul_expect(want, sizeof want, 100, 3.0);
+    int rc = body_matches(&late.r, 200, want, 4, why, sizeof why);
+    ht_resp_free(&late.r);
+    ck_assert_msg(rc == 0, "a request sent during the drain period: %s", why);
+    ck_assert_msg(after_status != 200, "a request sent after the drain period was still served");
+    ht_server_stop(&s);
+    printf("sigterm_drains_in_flight: %d x matmul %d in flight at SIGTERM (gradd_in_flight %g); readyz 503 after "
+           "%.3f s; after the drain a new request got %ld (0: refused); last answer %.2f s after SIGTERM; exit after "
+           "%.2f s\n",
+           K, n, inflight, t_ready503, after_status, t_last - t_term, ht_now() - t_term);
+}
+END_TEST
+
+/* ---- configuration ------------------------------------------------------------- */
+
+START_TEST(bad_flags_exit_2) {
+    const char *const *bad[] = {
+        ARGS("--port", "abc"),       ARGS("--port", "70000"),          ARGS("--workers", "0"),
+        ARGS("--log-format", "xml"), ARGS("--bogus"),                  ARGS("--max-body", "-5"),
+        ARGS("--queue"),             ARGS("--token-file", "/nonexistent/gradd-token"),
+    };
+    char out[1200];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int st = ht_server_run_exit(bad[i], out, sizeof out);
+        ck_assert_msg(st == 2, "gradd %s %s should exit 2, got %d; output:\n%s", bad[i][0], bad[i][1] ? bad[i][1] : "",
+                      st, out);
+        ck_assert_msg(strstr(out, bad[i][0]) != NULL, "the message for %s should name the flag:\n%s", bad[i][0], out);
+    }
+    static char help[32768];
+    ck_assert_int_eq(ht_server_run_exit(ARGS("--help"), help, sizeof help), 0);
+    ck_assert_msg(strstr(help, "--max-body") && strstr(help, "GRADD_MAX_BODY"),
+                  "--help should list flags and variables:\n%.1000s", help);
+    ck_assert_int_eq(ht_server_run_exit(ARGS("--version"), out, sizeof out), 0);
+    ck_assert_msg(strstr(out, PACKAGE_VERSION) != NULL, "--version should print %s:\n%s", PACKAGE_VERSION, out);
+}
+END_TEST
+
+/* ---- the suite ----------------------------------------------------------------- */
+
+static Suite *suite_http(void) {
+    Suite *s = suite_create("http");
+    TCase *tc = tcase_create("contract");
+    tcase_add_checked_fixture(tc, setup_default, teardown_stop);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, grad_contract_example);
+    tcase_add_test(tc, grad_chunked_request_body);
+    tcase_add_test(tc, grad_options);
+    tcase_add_test(tc, eval_values);
+    tcase_add_test(tc, number_printing);
+    tcase_add_test(tc, tensor_format_flat);
+    tcase_add_test(tc, tensor_format_b64);
+    tcase_add_test(tc, float32_transport);
+    tcase_add_test(tc, binary_framing);
+    tcase_add_test(tc, binary_response_to_json_request);
+    tcase_add_test(tc, binary_framing_errors);
+    tcase_add_loop_test(tc, errors_400, 0, (int)(sizeof ERR_CASES / sizeof *ERR_CASES));
+    tcase_add_test(tc, no_gradients_422);
+    tcase_add_test(tc, not_found_404);
+    tcase_add_test(tc, method_not_allowed_405);
+    tcase_add_test(tc, ops_endpoint);
+    tcase_add_test(tc, health_ready_metrics);
+    tcase_add_test(tc, request_id);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("own_server");
+    tcase_add_checked_fixture(tc, NULL, teardown_kill);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, auth_401);
+    tcase_add_test(tc, auth_401_ops);
+    tcase_add_test(tc, cors_preflight);
+    tcase_add_test(tc, cors_preflight_with_auth);
+    tcase_add_test(tc, too_large_body);
+    tcase_add_test(tc, too_large_nodes);
+    tcase_add_test(tc, too_large_elements);
+    tcase_add_test(tc, bad_flags_exit_2);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("slow");
+    tcase_add_checked_fixture(tc, NULL, teardown_kill);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, overloaded_503);
+    tcase_add_test(tc, deadline_504);
+    tcase_add_test(tc, sigterm_drains_in_flight);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("load");
+    tcase_add_checked_fixture(tc, NULL, teardown_kill);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, concurrent_clients);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);
+    ht_tmpdir(); /* once, so that every forked test shares it */
+    SRunner *sr = srunner_create(suite_http());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    if (failed) printf("gradd logs kept in %s\n", ht_tmpdir());
+    else ht_tmpdir_remove();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
