@@ -8,6 +8,7 @@
 #   2. regenerates the build system         (autoreconf -fi)
 #   3. plain build + make check             in build/
 #   4. ASan/UBSan build + make check        in build-asan/
+#      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
 #   5. coverage build + make check + gcovr  in build-cov/  (reports over
 #      core/: build-cov/coverage.txt, plus build-cov/coverage.json)
 #   6. tests/check_backward_coverage.sh REPORT, if that script exists
@@ -41,6 +42,8 @@ SAN_FLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recove
 ASAN_CFLAGS="-O1 -g -fno-omit-frame-pointer $SAN_FLAGS"
 ASAN_LDFLAGS="-fno-omit-frame-pointer $SAN_FLAGS"
 ASAN_CK_MULT=${CK_TIMEOUT_MULTIPLIER:-4}
+TSAN_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread"
+TSAN_LDFLAGS="-fsanitize=thread"
 COV_CK_MULT=${CK_TIMEOUT_MULTIPLIER:-2}
 
 step() {
@@ -102,6 +105,26 @@ fresh_build build-asan CFLAGS="$ASAN_CFLAGS" LDFLAGS="$ASAN_LDFLAGS"
     # shellcheck disable=SC2030  # subshell-local on purpose
     export CK_TIMEOUT_MULTIPLIER="$ASAN_CK_MULT"
     run_check
+)
+
+step "4b/6 ThreadSanitizer build (build-tsan/): gradd's worker pool end to end"
+# The HTTP tests drive gradd's listener thread, worker pool and signal
+# handling with 64 concurrent clients, SIGTERM drains and saturation; here
+# the gradd they start is built with -fsanitize=thread and halts on the first
+# race. OpenBLAS's own (uninstrumented) threads are suppressed, see
+# tests/tsan.supp. setarch -R: TSan's fixed shadow layout clashes with
+# high-entropy ASLR on recent kernels.
+fresh_build build-tsan CFLAGS="$TSAN_CFLAGS" LDFLAGS="$TSAN_LDFLAGS"
+(
+    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp"
+    # shellcheck disable=SC2030  # subshell-local on purpose
+    export CK_TIMEOUT_MULTIPLIER="$ASAN_CK_MULT"
+    make -j"$JOBS" gradd tests/test_http
+    if ! setarch "$(uname -m)" -R make check TESTS=tests/test_http; then
+        cat tests/test_http.log 2>/dev/null || true
+        exit 1
+    fi
+    tail -n 3 tests/test_http.log
 )
 
 if [ "$QUICK" -eq 1 ]; then
