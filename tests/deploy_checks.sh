@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# deploy_checks.sh - offline checks of deploy/ (no Docker, no cluster).
+#
+# Usage: tests/deploy_checks.sh [path/to/gradd]   (default: $GRADD_BIN or build/gradd)
+#
+#  1. nginx -t on deploy/nginx/gradd.conf.template, rendered with compose's
+#     values and with the loopback test's: valid and free of warnings;
+#  2. systemd-analyze verify on deploy/gradd.service (a copy whose ExecStart
+#     is the built binary, and gradd.1 on MANPATH for its Documentation=),
+#     and `systemd-analyze security --offline` exposure at most 2.0 (of 10);
+#  3. kubectl kustomize deploy/k8s (skipped with a message without kubectl),
+#     and the rendered objects: the kinds, probes, security context;
+#  4. gradd itself accepts every GRADD_* value of deploy/gradd.env and
+#     deploy/k8s/gradd.env;
+#  5. the numbers agree: balancer timeout > deadline, balancer body limit =
+#     --max-body, stop timeouts (systemd, compose, Kubernetes) > drain +
+#     grace + 2 s, readiness probe interval x failures < drain;
+#  6. the Dockerfile's runtime stage installs the package of every shared
+#     library the built gradd needs (dpkg -S on its NEEDED entries).
+# Prints one line per check; exits 1 if any failed.  Takes a few seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+GRADD=${1:-${GRADD_BIN:-$ROOT/build/gradd}}
+[ -x "$GRADD" ] || { echo "deploy_checks: no gradd binary at $GRADD" >&2; exit 2; }
+GRADD=$(cd "$(dirname "$GRADD")" && pwd)/$(basename "$GRADD")
+D=$ROOT/deploy
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+skipped=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+skip() { skipped=$((skipped + 1)); echo "skip $*"; }
+
+# A Python with PyYAML for the structural checks (Debian: python3-yaml).
+PY=
+for p in python3 /usr/bin/python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import yaml' 2>/dev/null; then PY=$p; break; fi
+done
+
+# ---------------------------------------------------------------------------
+# 1. nginx: the template rendered as compose and as the loopback test do
+# ---------------------------------------------------------------------------
+nginx_check() {  # NAME, then NAME=value... for the template
+    local name=$1 dir out
+    shift
+    dir=$TMP/nginx-${name// /-}
+    mkdir -p "$dir"
+    if ! out=$(python3 "$ROOT/tests/scaleout.py" render "$D/nginx/gradd.conf.template" "$dir/gradd.conf" "$@" 2>&1); then
+        bad "deploy/nginx/gradd.conf.template ($name): $out"
+        return
+    fi
+    cat >"$dir/nginx.conf" <<EOF
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 64; }
+http {
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    include $dir/gradd.conf;
+}
+EOF
+    if out=$(nginx -t -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" 2>&1) &&
+        ! grep -q -E '\[(warn|emerg|alert|crit|error)\]' <<<"$out"; then
+        ok "nginx -t deploy/nginx/gradd.conf.template ($name)"
+    else
+        bad "nginx -t deploy/nginx/gradd.conf.template ($name):"
+        echo "$out" | sed 's/^/     /'
+    fi
+}
+if command -v nginx >/dev/null 2>&1; then
+    nginx_check "compose values" GRADD_UPSTREAM=gradd:8080 GRADD_DNS=127.0.0.11 BALANCER_LISTEN=8080 \
+        BALANCER_ACCESS_LOG=/dev/stdout
+    nginx_check "loopback values" GRADD_UPSTREAM=gradd:18080 GRADD_DNS=127.0.0.1:15353 \
+        BALANCER_LISTEN=127.0.0.1:18081 BALANCER_ACCESS_LOG="$TMP/access.log"
+else
+    bad "nginx not found (scripts/install-deps.sh installs it)"
+fi
+
+# ---------------------------------------------------------------------------
+# 2. systemd
+# ---------------------------------------------------------------------------
+if command -v systemd-analyze >/dev/null 2>&1; then
+    mkdir -p "$TMP/unit" "$TMP/man/man1"
+    cp "$ROOT/man/gradd.1" "$TMP/man/man1/"
+    grep -q '^ExecStart=/usr/local/bin/gradd ' "$D/gradd.service" ||
+        bad "deploy/gradd.service: ExecStart is not /usr/local/bin/gradd"
+    sed "s|^ExecStart=/usr/local/bin/gradd |ExecStart=$GRADD |" "$D/gradd.service" >"$TMP/unit/gradd.service"
+    if out=$(MANPATH="$TMP/man" systemd-analyze verify "$TMP/unit/gradd.service" 2>&1) && [ -z "$out" ]; then
+        ok "systemd-analyze verify deploy/gradd.service"
+    else
+        bad "systemd-analyze verify deploy/gradd.service:"
+        echo "$out" | sed 's/^/     /'
+    fi
+    if out=$(systemd-analyze security --offline=true --threshold=20 "$TMP/unit/gradd.service" 2>&1); then
+        ok "systemd-analyze security: $(echo "$out" | sed -n 's/.*Overall exposure level for gradd.service: //p')"
+    else
+        bad "systemd-analyze security: exposure over 2.0:"
+        echo "$out" | grep -E '✗|Overall' | sed 's/^/     /'
+    fi
+else
+    skip "systemd-analyze not found: the unit is not verified"
+fi
+
+# ---------------------------------------------------------------------------
+# 3. Kubernetes
+# ---------------------------------------------------------------------------
+K8S_OUT=
+if command -v kubectl >/dev/null 2>&1; then
+    if kubectl kustomize "$D/k8s" >"$TMP/k8s.yaml" 2>"$TMP/k8s.err"; then
+        ok "kubectl kustomize deploy/k8s ($(grep -c '^kind:' "$TMP/k8s.yaml") objects)"
+        K8S_OUT=$TMP/k8s.yaml
+    else
+        bad "kubectl kustomize deploy/k8s:"
+        sed 's/^/     /' "$TMP/k8s.err"
+    fi
+else
+    skip "kubectl not found: deploy/k8s is not rendered"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. gradd accepts the env files (a bad value exits 2 before --version)
+# ---------------------------------------------------------------------------
+env_file_check() {
+    local f=$1 unknown vars
+    mapfile -t vars < <(grep -E '^[A-Z_]+=' "$f")
+    unknown=$(grep -oE '^GRADD_[A-Z_]+' "$f" | while read -r v; do
+        "$GRADD" --help | grep -q "\[$v;" || echo "$v"; done)
+    if [ -n "$unknown" ]; then
+        bad "${f#"$ROOT"/}: not gradd variables: $unknown"
+    elif out=$(env -i "${vars[@]}" "$GRADD" --version 2>&1); then
+        ok "${f#"$ROOT"/}: ${#vars[@]} values accepted by gradd"
+    else
+        bad "${f#"$ROOT"/}: gradd rejects it: $out"
+    fi
+}
+env_file_check "$D/gradd.env"
+env_file_check "$D/k8s/gradd.env"
+
+# ---------------------------------------------------------------------------
+# 5. Numbers that must agree, and 3's structure
+# ---------------------------------------------------------------------------
+if [ -n "$PY" ]; then
+    py_rc=0
+    "$PY" - "$D" "$K8S_OUT" >"$TMP/py.out" 2>&1 <<'EOF' || py_rc=$?
+import os, re, sys, yaml
+
+d, k8s = sys.argv[1], sys.argv[2]
+fails = []
+
+def check(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg)
+    if not cond:
+        fails.append(msg)
+
+def envfile(path):
+    out = {}
+    for ln in open(path):
+        ln = ln.strip()
+        if ln and not ln.startswith("#"):
+            k, v = ln.split("=", 1)
+            out[k] = v
+    return out
+
+def size(v):
+    m = re.fullmatch(r"(\d+)([KMG]?)(i?B)?", v)
+    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+
+def secs(v):
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", str(v))
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[m.group(2)]
+
+# gradd's defaults, where an env file leaves a value out
+DEFAULTS = {"GRADD_DRAIN_MS": "5000", "GRADD_GRACE_MS": "20000", "GRADD_DEADLINE_MS": "30000",
+            "GRADD_MAX_BODY": "64M"}
+FLUSH_S = 2  # gradd's wait for the last answers to leave (server/main.c)
+
+def stop_need(env):
+    e = dict(DEFAULTS, **env)
+    return (int(e["GRADD_DRAIN_MS"]) + int(e["GRADD_GRACE_MS"])) / 1000 + FLUSH_S
+
+genv = dict(DEFAULTS, **envfile(os.path.join(d, "gradd.env")))
+tpl = open(os.path.join(d, "nginx", "gradd.conf.template")).read()
+
+def nginx_size(v):
+    m = re.fullmatch(r"(\d+)([kmg]?)", v.lower())
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+
+# nginx against gradd.env
+t_read = secs(re.search(r"^\s*proxy_read_timeout (\S+);", tpl, re.M).group(1))
+check(t_read > int(genv["GRADD_DEADLINE_MS"]) / 1000,
+      "nginx proxy_read_timeout %gs > GRADD_DEADLINE_MS %s" % (t_read, genv["GRADD_DEADLINE_MS"]))
+body = re.search(r"^\s*client_max_body_size (\S+);", tpl, re.M).group(1)
+check(nginx_size(body) == size(genv["GRADD_MAX_BODY"]),
+      "nginx client_max_body_size %s = GRADD_MAX_BODY %s" % (body, genv["GRADD_MAX_BODY"]))
+m = re.search(r'"The request body is larger than the limit of (\d+) bytes', tpl)
+check(m is not None and int(m.group(1)) == size(genv["GRADD_MAX_BODY"]), "nginx 413 message names the limit")
+nu = re.search(r"^\s*proxy_next_upstream (.*);", tpl, re.M).group(1).split()
+check(all(k in nu for k in ("error", "timeout", "http_503", "non_idempotent")),
+      "nginx retries another replica on error, timeout and 503, POSTs included")
+check(re.search(r"^\s*proxy_pass http://\$gradd_upstream;", tpl, re.M) is not None
+      and re.search(r"^resolver \$\{GRADD_DNS\} valid=\d+s", tpl, re.M) is not None,
+      "nginx resolves the replicas per request (resolver + variable), so --scale is seen")
+
+# compose
+comp = yaml.safe_load(open(os.path.join(d, "compose.yaml")))
+g = comp["services"]["gradd"]
+check(g.get("env_file") == "gradd.env", "compose: replicas read gradd.env")
+check(g["deploy"]["replicas"] == 3, "compose: 3 replicas by default")
+check(secs(g["stop_grace_period"]) > stop_need(genv),
+      "compose stop_grace_period %s > drain + grace + %ds = %gs" % (g["stop_grace_period"], FLUSH_S, stop_need(genv)))
+check(g["healthcheck"]["test"] == ["CMD", "gradd", "--healthcheck"], "compose: health check is gradd --healthcheck")
+b = comp["services"]["balancer"]
+check(b["depends_on"]["gradd"]["condition"] == "service_healthy", "compose: balancer waits for healthy replicas")
+check("./nginx:/etc/nginx/templates:ro" in b["volumes"], "compose: balancer renders deploy/nginx/*.template")
+used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", tpl))
+check(used == set(b["environment"]), "compose: balancer sets exactly the template's variables %s" % sorted(used))
+check(b["environment"]["GRADD_UPSTREAM"] == "gradd:%s" % genv.get("GRADD_PORT", "8080"),
+      "compose: upstream gradd:%s matches GRADD_PORT" % genv.get("GRADD_PORT", "8080"))
+
+# systemd (gradd's defaults plus the unit's Environment= lines)
+unit = open(os.path.join(d, "gradd.service")).read()
+uenv = dict(re.findall(r"^Environment=(GRADD_[A-Z_]+)=(\S+)", unit, re.M))
+tstop = secs(re.search(r"^TimeoutStopSec=(\S+)", unit, re.M).group(1))
+check(tstop > stop_need(uenv), "systemd TimeoutStopSec %gs > drain + grace + %ds = %gs" % (tstop, FLUSH_S, stop_need(uenv)))
+for key in ("DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "KillSignal=SIGTERM"):
+    check(re.search("^" + key + "$", unit, re.M) is not None, "systemd unit has " + key)
+
+# Dockerfile
+df = open(os.path.join(d, "Dockerfile")).read()
+check("bash scripts/install-deps.sh --build" in df, "Dockerfile: build stage uses scripts/install-deps.sh")
+check(re.search(r'^ENTRYPOINT \["gradd", "--host", "0.0.0.0"\]$', df, re.M) is not None,
+      "Dockerfile: exec-form ENTRYPOINT on 0.0.0.0")
+check(re.search(r'^\s*CMD \["gradd", "--healthcheck"\]$', df, re.M) is not None, "Dockerfile: HEALTHCHECK via gradd --healthcheck")
+user = re.findall(r"^USER (\S+)", df, re.M)
+check(bool(user) and not user[-1].startswith("0") and user[-1] != "root", "Dockerfile: runs as a non-root user")
+
+# Kubernetes
+if k8s:
+    objs = [o for o in yaml.safe_load_all(open(k8s)) if o]
+    kinds = {o["kind"]: o for o in objs}
+    for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):
+        check(k in kinds, "k8s: a " + k)
+    cm = kinds["ConfigMap"]["data"]
+    dep = kinds["Deployment"]["spec"]["template"]["spec"]
+    c = dep["containers"][0]
+    check(c["envFrom"][0]["configMapRef"]["name"] == kinds["ConfigMap"]["metadata"]["name"],
+          "k8s: the container reads the ConfigMap")
+    check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "k8s: readinessProbe on /readyz")
+    check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "k8s: livenessProbe on /healthz")
+    rp = c["readinessProbe"]
+    check(rp["periodSeconds"] * rp["failureThreshold"] < int(cm["GRADD_DRAIN_MS"]) / 1000,
+          "k8s: readiness notices the drain within %ds < GRADD_DRAIN_MS %s"
+          % (rp["periodSeconds"] * rp["failureThreshold"], cm["GRADD_DRAIN_MS"]))
+    pre = c["lifecycle"]["preStop"]["exec"]["command"]
+    pre_s = int(pre[1]) if pre[0] == "sleep" else 0
+    need = pre_s + stop_need(cm)
+    check(dep["terminationGracePeriodSeconds"] > need,
+          "k8s: terminationGracePeriodSeconds %d > preStop %ds + drain + grace + %ds = %gs"
+          % (dep["terminationGracePeriodSeconds"], pre_s, FLUSH_S, need))
+    check(dep["terminationGracePeriodSeconds"] > int(cm["GRADD_DEADLINE_MS"]) / 1000,
+          "k8s: terminationGracePeriodSeconds > the compute deadline")
+    sc, psc = c["securityContext"], dep["securityContext"]
+    check(psc.get("runAsNonRoot") is True and sc.get("readOnlyRootFilesystem") is True
+          and sc.get("allowPrivilegeEscalation") is False and sc["capabilities"]["drop"] == ["ALL"],
+          "k8s: non-root, read-only root, no privilege escalation, capabilities dropped")
+    check(all(k in c["resources"].get(s, {}) for s in ("requests", "limits") for k in ("cpu", "memory")),
+          "k8s: CPU and memory requests and limits")
+    hpa = kinds["HorizontalPodAutoscaler"]
+    check(hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu",
+          "k8s: HPA autoscaling/v2 on CPU")
+    check(kinds["Service"]["spec"]["selector"] == kinds["Deployment"]["spec"]["selector"]["matchLabels"]
+          == kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+          "k8s: Service, Deployment and PDB select the same pods")
+sys.exit(1 if fails else 0)
+EOF
+    cat "$TMP/py.out"
+    passed=$((passed + $(grep -c '^ok ' "$TMP/py.out" || true)))
+    failed=$((failed + $(grep -c '^FAIL' "$TMP/py.out" || true)))
+    if [ "$py_rc" -ne 0 ] && ! grep -q '^FAIL' "$TMP/py.out"; then
+        bad "the consistency checks stopped with status $py_rc (see above)"
+    fi
+else
+    skip "no python3 with PyYAML (Debian: python3-yaml): consistency checks not run"
+fi
+
+# ---------------------------------------------------------------------------
+# 6. Runtime libraries of the image
+# ---------------------------------------------------------------------------
+if command -v dpkg >/dev/null 2>&1 && command -v objdump >/dev/null 2>&1; then
+    # The Debian package of a file, looked up as linked, resolved, and without
+    # the /usr prefix (merged /usr: dpkg may know either spelling).
+    owner() {
+        local f r out
+        r=$(readlink -f "$1")
+        for f in "$1" "$r" "${r#/usr}" "/usr$1"; do
+            if out=$(dpkg -S "$f" 2>/dev/null); then
+                echo "${out%%:*}"
+                return 0
+            fi
+        done
+    }
+    runtime=$(sed -n '/^FROM .* AS runtime/,$p' "$D/Dockerfile")
+    missing=""
+    for lib in $(objdump -p "$GRADD" | awk '$1 == "NEEDED" { print $2 }'); do
+        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !p { p = $NF } END { print p }')
+        [ -n "$path" ] || { missing="$missing $lib(not found)"; continue; }
+        pkg=$(owner "$path")
+        case "$pkg" in
+            libc6) ;;   # in every Debian image
+            "") missing="$missing $lib(no package)" ;;
+            *) grep -q -E "^\s+$pkg( |\\\\|$)" <<<"$runtime" || missing="$missing $lib($pkg)" ;;
+        esac
+    done
+    if [ -z "$missing" ]; then
+        ok "Dockerfile runtime stage installs every library gradd links"
+    else
+        bad "Dockerfile runtime stage lacks:$missing"
+    fi
+else
+    skip "dpkg or objdump not found: the image's runtime libraries are not checked"
+fi
+
+echo "deploy_checks: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
