@@ -738,7 +738,13 @@ void gd_http_drain(gd_http *h) { atomic_store(&h->draining, 1); }
 void gd_http_quiesce(gd_http *h) {
     if (h->quiesced_fd >= 0) return;
     MHD_socket fd = MHD_quiesce_daemon(h->d);
-    if (fd != MHD_INVALID_SOCKET) h->quiesced_fd = fd;
+    if (fd == MHD_INVALID_SOCKET) return;
+    h->quiesced_fd = fd;
+    /* Quiescing only stops MHD from accepting: the socket still listens, so
+     * new clients would wait in the kernel's backlog until exit and then be
+     * reset. Shutting it down refuses them at once (a load balancer retries
+     * another replica); the fd stays valid until gd_http_stop closes it. */
+    shutdown(fd, SHUT_RDWR);
 }
 
 int gd_http_in_flight(gd_http *h) { return atomic_load(&h->in_flight); }
