@@ -1,5 +1,19 @@
 /* arena.c - chunked bump allocator for small objects plus a doubly linked
- * list of individually releasable, 64-byte aligned tensor buffers. */
+ * list of individually releasable, 64-byte aligned tensor buffers.
+ *
+ * Big buffers are recycled rather than handed back to malloc at once:
+ *   - a released one waits on the arena's spare list, and the next
+ *     gd_arena_buf of about its size takes it (the backward sweep allocates
+ *     cotangents of the very shapes whose values it has just released);
+ *   - with a gd_bufcache, gd_arena_free passes them on to the cache, and the
+ *     next request's arena takes them from there.
+ * Why: with glibc every big buffer (above its mmap threshold, or at the top
+ * of a heap that free() trims) otherwise comes back as fresh zero pages, one
+ * page fault per 4 KiB plus the unmapping; in the MLP benchmark that was a
+ * fifth of the training step. Spare bytes count against the arena's limit
+ * and are dropped before a charge that would not fit beside them, so the
+ * limit means what it meant without the list; a cache's bytes belong to its
+ * owner (a worker) and are bounded by the cache's own maximum. */
 #include "arena.h"
 
 #include <stdarg.h>
@@ -9,6 +23,10 @@
 #include <string.h>
 
 #define CHUNK_MIN (64 * 1024)
+
+/* Buffers of at least this many bytes (header included) are recycled;
+ * smaller ones are cheap for malloc and are freed. */
+#define SPARE_MIN (64 * 1024)
 
 typedef struct chunk {
     struct chunk *next;
@@ -24,26 +42,120 @@ typedef struct buf_hdr {
 } buf_hdr;
 _Static_assert(sizeof(buf_hdr) == 64, "buffer header must keep 64-byte alignment");
 
-struct gd_arena {
-    chunk *chunks;
-    buf_hdr *bufs;
-    size_t live, peak, limit;
+/* Under AddressSanitizer a recycled buffer's payload is poisoned while it
+ * waits, so that a use after gd_arena_release is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(b) ASAN_POISON_MEMORY_REGION((b) + 1, (b)->size - sizeof(buf_hdr))
+#define UNPOISON(b) ASAN_UNPOISON_MEMORY_REGION((b) + 1, (b)->size - sizeof(buf_hdr))
+#else
+#define POISON(b) ((void)(b))
+#define UNPOISON(b) ((void)(b))
+#endif
+
+/* A list of waiting buffers, singly linked by next, newest first. */
+typedef struct spare_list {
+    buf_hdr *head;
+    size_t bytes;
+} spare_list;
+
+struct gd_bufcache {
+    spare_list list;
+    size_t max;
 };
 
-gd_arena *gd_arena_new(size_t limit) {
+struct gd_arena {
+    chunk *chunks;
+    buf_hdr *bufs;               /* buffers in use */
+    spare_list spare;            /* released big buffers of this arena */
+    gd_bufcache *cache;          /* NULL, or the owner's cache */
+    size_t live, peak, limit;    /* live and peak count buffers in use only */
+};
+
+static void push_spare(spare_list *l, buf_hdr *b) {
+    b->next = l->head;
+    l->head = b;
+    l->bytes += b->size;
+    POISON(b);
+}
+
+/* Free every buffer of l from *from on (the whole list when from == &l->head). */
+static void free_spares_from(spare_list *l, buf_hdr **from) {
+    for (buf_hdr *b = *from, *n; b; b = n) {
+        n = b->next;
+        l->bytes -= b->size;
+        UNPOISON(b);
+        free(b);
+    }
+    *from = NULL;
+}
+
+/* The smallest buffer of l holding total bytes with at most an eighth to
+ * spare (so that a small request does not pin a much bigger block),
+ * unlinked; or NULL. */
+static buf_hdr *take_spare(spare_list *l, size_t total) {
+    buf_hdr **best = NULL;
+    for (buf_hdr **p = &l->head; *p; p = &(*p)->next)
+        if ((*p)->size >= total && (*p)->size - total <= total / 8 && (!best || (*p)->size < (*best)->size))
+            best = p;
+    if (!best) return NULL;
+    buf_hdr *b = *best;
+    *best = b->next;
+    l->bytes -= b->size;
+    UNPOISON(b);
+    return b;
+}
+
+gd_bufcache *gd_bufcache_new(size_t max_bytes) {
+    gd_bufcache *c = calloc(1, sizeof *c);
+    if (c) c->max = max_bytes;
+    return c;
+}
+
+void gd_bufcache_free(gd_bufcache *c) {
+    if (!c) return;
+    free_spares_from(&c->list, &c->list.head);
+    free(c);
+}
+
+size_t gd_bufcache_bytes(const gd_bufcache *c) { return c->list.bytes; }
+
+gd_arena *gd_arena_new_cached(size_t limit, gd_bufcache *cache) {
     gd_arena *a = calloc(1, sizeof *a);
-    if (a) a->limit = limit;
+    if (a) a->limit = limit, a->cache = cache;
     return a;
+}
+
+gd_arena *gd_arena_new(size_t limit) { return gd_arena_new_cached(limit, NULL); }
+
+/* Hand buffer b (unlinked) to the cache when it is big enough, else free it. */
+static void retire(gd_arena *a, buf_hdr *b) {
+    if (a->cache && b->size >= SPARE_MIN) push_spare(&a->cache->list, b);
+    else free(b);
 }
 
 void gd_arena_free(gd_arena *a) {
     if (!a) return;
     for (chunk *c = a->chunks, *n; c; c = n) n = c->next, free(c);
-    for (buf_hdr *b = a->bufs, *n; b; b = n) n = b->next, free(b);
+    for (buf_hdr *b = a->bufs, *n; b; b = n) n = b->next, retire(a, b);
+    for (buf_hdr *b = a->spare.head, *n; b; b = n) n = b->next, UNPOISON(b), retire(a, b);
+    if (a->cache) { /* keep the newest buffers up to the cache's maximum */
+        spare_list *l = &a->cache->list;
+        size_t kept = 0;
+        buf_hdr **p = &l->head;
+        while (*p && (*p)->size <= a->cache->max - kept) kept += (*p)->size, p = &(*p)->next;
+        free_spares_from(l, p);
+    }
     free(a);
 }
 
+/* Count n more live bytes, or refuse (-1) when the limit would be passed.
+ * The arena's spare buffers are memory it holds too: they are freed before
+ * a charge that would not fit beside them. */
 static int charge(gd_arena *a, size_t n) {
+    if (a->limit && a->spare.bytes &&
+        (a->live + a->spare.bytes > a->limit || n > a->limit - a->live - a->spare.bytes))
+        free_spares_from(&a->spare, &a->spare.head);
     if (a->limit && (n > a->limit || a->live > a->limit - n)) return -1;
     a->live += n;
     if (a->live > a->peak) a->peak = a->live;
@@ -91,13 +203,33 @@ char *gd_arena_printf(gd_arena *a, const char *fmt, ...) {
     return s;
 }
 
+/* A buffer of total bytes (header included): recycled from the arena's
+ * spare list or the cache when one fits, else new. Charged either way. */
+static buf_hdr *get_buf(gd_arena *a, size_t total) {
+    buf_hdr *b = NULL;
+    if (total >= SPARE_MIN) {
+        spare_list *from = &a->spare;
+        if (!(b = take_spare(from, total)) && a->cache) b = take_spare(from = &a->cache->list, total);
+        if (b && charge(a, b->size)) { /* past the limit: put it back, refuse below */
+            push_spare(from, b);
+            b = NULL;
+        }
+        if (b) return b;
+    }
+    if (charge(a, total)) return NULL;
+    if (!(b = aligned_alloc(64, total))) {
+        a->live -= total;
+        return NULL;
+    }
+    b->size = total;
+    return b;
+}
+
 void *gd_arena_buf(gd_arena *a, size_t n, int zero) {
     if (n > SIZE_MAX - 64 - sizeof(buf_hdr)) return NULL;
     size_t total = sizeof(buf_hdr) + ((n + 63) & ~(size_t)63);
-    if (charge(a, total)) return NULL;
-    buf_hdr *b = aligned_alloc(64, total);
-    if (!b) { a->live -= total; return NULL; }
-    b->size = total;
+    buf_hdr *b = get_buf(a, total);
+    if (!b) return NULL;
     b->prev = NULL;
     b->next = a->bufs;
     if (a->bufs) a->bufs->prev = b;
@@ -113,7 +245,8 @@ void gd_arena_release(gd_arena *a, void *p) {
     else a->bufs = b->next;
     if (b->next) b->next->prev = b->prev;
     a->live -= b->size;
-    free(b);
+    if (b->size >= SPARE_MIN) push_spare(&a->spare, b);
+    else free(b);
 }
 
 size_t gd_arena_live(const gd_arena *a) { return a->live; }

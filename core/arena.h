@@ -8,6 +8,7 @@
  *   - gd_arena_buf: tensor buffers, 64-byte aligned for BLAS, which may be
  *     handed back early with gd_arena_release (the backward sweep does so as
  *     soon as it no longer needs an intermediate).
+ * Released big buffers are recycled (see arena.c and gd_bufcache below).
  * A byte limit bounds the live total; an allocation past it returns NULL.
  * An arena is used by one thread at a time; arenas share nothing. */
 #ifndef GD_ARENA_H
@@ -17,11 +18,27 @@
 
 typedef struct gd_arena gd_arena;
 
+typedef struct gd_bufcache gd_bufcache;
+
 /* A new arena that refuses to hold more than `limit` live bytes (0: no limit).
  * Returns NULL when out of memory. The caller owns it: gd_arena_free. */
 gd_arena *gd_arena_new(size_t limit);
+/* The same, drawing big tensor buffers from `cache` (may be NULL) and giving
+ * them back to it in gd_arena_free. The cache must outlive the arena. */
+gd_arena *gd_arena_new_cached(size_t limit, gd_bufcache *cache);
 /* Release every allocation of the arena and the arena itself. NULL is fine. */
 void gd_arena_free(gd_arena *a);
+
+/* A store of big tensor buffers that outlives the arenas using it, so that
+ * consecutive requests reuse memory instead of faulting in fresh pages: a
+ * server worker owns one and creates each request's arena with it. It keeps
+ * at most max_bytes (the most recently returned buffers); a buffer taken
+ * from it counts against the taking arena's limit like a new one. Used by
+ * one thread at a time, like its arenas. NULL when out of memory. */
+gd_bufcache *gd_bufcache_new(size_t max_bytes);
+/* Free the cache and every buffer it holds. NULL is fine. */
+void gd_bufcache_free(gd_bufcache *c);
+size_t gd_bufcache_bytes(const gd_bufcache *c); /* bytes held now */
 
 /* n zeroed bytes aligned to 16, valid until gd_arena_free. NULL past the limit. */
 void *gd_arena_alloc(gd_arena *a, size_t n);

@@ -33,8 +33,17 @@ static int oom(gd_kctx *c) {
 /* NumPy's sign: 0 for ±0, NaN for NaN. */
 static inline double sign_of(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x == 0 ? 0.0 : x; }
 
-/* max(x, 0) that propagates NaN and never returns -0. */
-static inline double relu_of(double x) { return x > 0 ? x : isnan(x) ? x : 0.0; }
+/* max(x, 0) that propagates NaN and never returns -0. Branch-free: x is
+ * kept under an all-ones mask when !(x <= 0) (x > 0 or NaN), else zeroed;
+ * the sign of a pre-activation is a coin toss, and the branchy form's
+ * mispredictions made relu ~10% of the MLP benchmark's forward. */
+static inline double relu_of(double x) {
+    uint64_t u, keep = -(uint64_t)!(x <= 0.0);
+    memcpy(&u, &x, sizeof u);
+    u &= keep;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 /* 1 / (1 + e^-x) without overflow for large |x|. */
 static inline double sigmoid_of(double x) {

@@ -5,7 +5,7 @@
  * No transposed copies are ever made: the backward products use CblasTrans.
  * Every gemm goes through one helper that splits large products along the
  * rows or columns of the result so that cancellation is polled about every
- * 1e8 flops.
+ * 5e8 flops.
  * Not here: elementwise arithmetic, reductions, I/O. */
 #include <cblas.h>
 #include <limits.h>
@@ -13,8 +13,11 @@
 
 #include "op.h"
 
-/* Flops between two cancellation polls: ~10-50 ms on one core. */
-#define GEMM_POLL_FLOPS 1e8
+/* Flops between two cancellation polls: ~10 ms for OpenBLAS's dgemm on one
+ * core of the benchmark machine (~50 GFLOP/s), 50 ms on a core five times
+ * slower. Finer is not free: every split repacks the operand that is not
+ * split, and 1e8 cost the MLP benchmark's step about 10%. */
+#define GEMM_POLL_FLOPS 5e8
 
 /* The product seen as batch[...] x ([M, K] @ [K, N]).
  * A 1-D a is [1, K] (M = 1, dropped from the output); a 1-D b is [K, 1]

@@ -223,7 +223,7 @@ START_TEST(large_matmul_is_cancellable) {
     tb_node(&t, "b", "input", "");
     tb_node(&t, "c", "matmul", "a,b");
     tb_node(&t, "loss", "sum", "c");
-    gd_shape s = {.rank = 2, .dim = {600, 600}};
+    gd_shape s = {.rank = 2, .dim = {800, 800}}; /* 1e9 flops: over GEMM_POLL_FLOPS (5e8) */
     gd_node_set_value(&t.g->nodes[0], gd_tensor_new(t.a, &s, GD_F64, 1), 0);
     gd_node_set_value(&t.g->nodes[1], gd_tensor_new(t.a, &s, GD_F64, 1), 1);
     gd_cancel c = {0};

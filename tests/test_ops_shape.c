@@ -798,11 +798,12 @@ static void mm_big(const char *as, const char *bs, int batched) {
 }
 
 START_TEST(test_matmul_chunked) {
-    /* Every product over 1e8 flops is split: by rows of C when it has at
-     * least as many rows as columns, else by columns; with A or B transposed. */
-    mm_big("600,300", "300,400", 0);     /* 144 Mflop: rows, rows, db by columns */
-    mm_big("600,500", "500,300", 0);     /* db = a^T g by rows (transposed A) */
-    mm_big("2,300,400", "2,400,500", 1); /* 120 Mflop per batch: by columns, da with transposed B */
+    /* Every product over 5e8 flops (GEMM_POLL_FLOPS) is split: by rows of C
+     * when it has at least as many rows as columns, else by columns; with A
+     * or B transposed. */
+    mm_big("1500,350", "350,500", 0);    /* 525 Mflop: rows, rows, db by columns */
+    mm_big("1200,700", "700,300", 0);    /* db = a^T g by rows (transposed A) */
+    mm_big("2,500,700", "2,700,800", 1); /* 560 Mflop per batch: by columns, da with transposed B */
 }
 END_TEST
 
@@ -815,7 +816,7 @@ START_TEST(test_cancel) {
     gd_error_clear(&e);
     gc_rng r = {9};
     gd_node *n = gc_node(A, "matmul", 2);
-    gd_tensor *in[] = {gc_rand(A, &r, "800,400", -1, 1), gc_rand(A, &r, "400,400", -1, 1)};
+    gd_tensor *in[] = {gc_rand(A, &r, "1600,400", -1, 1), gc_rand(A, &r, "400,400", -1, 1)};
     gd_meta m[] = {{GD_F64, in[0]->shape}, {GD_F64, in[1]->shape}}, om;
     ck_assert_int_eq(infer(n, m, NULL, &om, &e), 0);
     gd_tensor *o = gd_tensor_new(A, &om.shape, GD_F64, 0);
@@ -823,16 +824,16 @@ START_TEST(test_cancel) {
     for (int64_t i = 0; i < o->n; i++) gd_f64(o)[i] = NAN;
     ck_assert_int_eq(n->op->forward(&c, (const gd_tensor *const *)in, o), GD_E_DEADLINE_EXCEEDED);
     ck_assert_int_eq(e.code, GD_E_DEADLINE_EXCEEDED);
-    /* 256 Mflop: three calls of 267 rows; the poll after the first one stops it. */
-    ck_assert(!isnan(gd_f64(o)[266 * 400 + 399]));
-    ck_assert(isnan(gd_f64(o)[267 * 400]));
+    /* 512 Mflop: two calls of 800 rows; the poll after the first one stops it. */
+    ck_assert(!isnan(gd_f64(o)[799 * 400 + 399]));
+    ck_assert(isnan(gd_f64(o)[800 * 400]));
     gd_tensor *din[2] = {0};
     ck_assert_int_eq(n->op->backward(&c, (const gd_tensor *const *)in, o, o, (int[]){1, 0}, din),
                      GD_E_DEADLINE_EXCEEDED);
     ck_assert_int_eq(n->op->backward(&c, (const gd_tensor *const *)in, o, o, (int[]){0, 1}, din),
                      GD_E_DEADLINE_EXCEEDED);
     /* Batched path too. */
-    gd_tensor *bin[] = {gc_rand(A, &r, "2,800,400", -1, 1), gc_rand(A, &r, "2,400,400", -1, 1)};
+    gd_tensor *bin[] = {gc_rand(A, &r, "2,1600,400", -1, 1), gc_rand(A, &r, "2,400,400", -1, 1)};
     gd_meta bm[] = {{GD_F64, bin[0]->shape}, {GD_F64, bin[1]->shape}};
     ck_assert_int_eq(infer(n, bm, NULL, &om, &e), 0);
     gd_tensor *bo = gd_tensor_new(A, &om.shape, GD_F64, 0);

@@ -22,6 +22,49 @@ START_TEST(arena_limit_and_release) {
 }
 END_TEST
 
+/* Released big buffers are reused by the next allocation of about their size
+ * (not by a much smaller one), and waiting ones never let an arena pass its
+ * limit. A gd_bufcache hands one arena's big buffers to the next arena, keeps
+ * at most its maximum, and a buffer taken from it is charged to the arena. */
+START_TEST(arena_recycles_big_buffers) {
+    gd_arena *a = gd_arena_new(1 << 20);
+    unsigned char *p = gd_arena_buf(a, 256 * 1024, 0);
+    ck_assert_ptr_nonnull(p);
+    gd_arena_release(a, p);
+    ck_assert_uint_eq(gd_arena_live(a), 0);
+    ck_assert_ptr_eq(gd_arena_buf(a, 250 * 1024, 0), p); /* about the same size: the same block */
+    gd_arena_release(a, p);
+    unsigned char *q = gd_arena_buf(a, 100 * 1024, 0); /* much smaller: a new block */
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_ne(q, p);
+    /* q + 900 KB fit the 1 MB limit only once p's waiting 256 KB are dropped. */
+    ck_assert_ptr_nonnull(gd_arena_buf(a, 900 * 1024, 0));
+    ck_assert_uint_le(gd_arena_live(a), 1 << 20);
+    gd_arena_free(a);
+
+    gd_bufcache *c = gd_bufcache_new(1 << 20);
+    gd_arena *a1 = gd_arena_new_cached(0, c);
+    uintptr_t x = (uintptr_t)gd_arena_buf(a1, 512 * 1024, 0), y = (uintptr_t)gd_arena_buf(a1, 512 * 1024, 0);
+    ck_assert(x && y && gd_arena_buf(a1, 1024, 0));
+    gd_arena_free(a1); /* two blocks of 512 KB + header: only one fits the cache */
+    ck_assert_uint_gt(gd_bufcache_bytes(c), 512 * 1024);
+    ck_assert_uint_le(gd_bufcache_bytes(c), 1 << 20);
+    gd_arena *small = gd_arena_new_cached(256 * 1024, c);
+    ck_assert_ptr_null(gd_arena_buf(small, 500 * 1024, 0)); /* past this arena's limit, cached or not */
+    gd_arena_free(small);
+    ck_assert_uint_gt(gd_bufcache_bytes(c), 512 * 1024); /* still cached */
+    gd_arena *a2 = gd_arena_new_cached(1 << 20, c);
+    unsigned char *z = gd_arena_buf(a2, 500 * 1024, 1);
+    ck_assert((uintptr_t)z == x || (uintptr_t)z == y);
+    ck_assert_uint_eq(gd_bufcache_bytes(c), 0);
+    ck_assert_uint_ge(gd_arena_live(a2), 500 * 1024);
+    ck_assert_uint_eq(z[0] | z[500 * 1024 - 1], 0); /* zeroed on request */
+    gd_arena_free(a2);
+    gd_bufcache_free(c);
+    gd_bufcache_free(NULL);
+}
+END_TEST
+
 START_TEST(numel_overflow) {
     gd_shape s = {.rank = 3, .dim = {1LL << 30, 1LL << 30, 1LL << 30}};
     int64_t n;
@@ -160,6 +203,7 @@ Suite *suite_tensor(void) {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("basics");
     tcase_add_test(tc, arena_limit_and_release);
+    tcase_add_test(tc, arena_recycles_big_buffers);
     tcase_add_test(tc, numel_overflow);
     tcase_add_test(tc, broadcasting_rules);
     tcase_add_test(tc, for_runs_matches_naive);
