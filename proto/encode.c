@@ -308,6 +308,14 @@ static void put_binary(enc *e, const gd_tensor *t, int f32, uint64_t *off, uint6
     size_t pad = (64 - bin->len % 64) % 64;
     gd_buf_append(bin, zeros, pad);
     *off = bin->len;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (!f32) { /* float64/int64 on a little-endian host: the wire bytes are the memory bytes */
+        gd_buf_append(bin, t->data, (size_t)t->n * 8);
+        *nbytes = bin->len - *off;
+        return;
+    }
+#endif
+    if (reserve(bin, (size_t)t->n * (f32 ? 4 : 8))) return; /* one growth, not log2(n) */
     unsigned char chunk[1024];
     size_t have = 0;
     for (int64_t i = 0; i < t->n; i++) {
@@ -503,6 +511,16 @@ static int begin(enc *e, gd_buf *out, gd_buf *bin, const gd_request *req) {
     return out->failed || (bin && bin->failed) ? -1 : 0;
 }
 
+/* Room for every tensor of vals in the binary section at once (each padded
+ * to 64 bytes), so that a large response grows its buffer once instead of
+ * copying it at every doubling. Only an optimisation: failure is ignored here
+ * and reported by the appends. */
+static void reserve_binary(enc *e, gd_tensor *const *vals, int n, size_t *total) {
+    if (e->fmt != GD_TF_BINARY || !vals) return;
+    for (int k = 0; k < n; k++)
+        if (vals[k] && (size_t)vals[k]->n < SIZE_MAX / 16) *total += (size_t)vals[k]->n * 8 + 64;
+}
+
 static int finish(const enc *e) { return e->out->failed || (e->bin && e->bin->failed) ? -1 : 0; }
 
 int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
@@ -511,6 +529,11 @@ int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, con
     if (begin(&e, out, bin, req)) return -1;
     const gd_graph *g = req->graph;
     const gd_run_spec *s = &req->spec;
+    size_t total = 0;
+    reserve_binary(&e, res->targets, s->n_targets, &total);
+    reserve_binary(&e, res->grads, s->n_wrt, &total);
+    if (req->fetch_given) reserve_binary(&e, res->fetched, s->n_fetch, &total);
+    if (total && total < SIZE_MAX / 2) reserve(bin, total);
     gd_buf_puts(out, "{\"target\":");
     put_map(&e, g, s->targets, req->target_names, res->targets, s->n_targets);
     gd_buf_puts(out, ",\"gradients\":");

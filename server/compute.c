@@ -3,6 +3,7 @@
  * before returning; only the reply's buffers outlive the call. */
 #include "compute.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -54,8 +55,33 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
                         "The server ran out of memory while encoding the response; retry later.");
 }
 
+/* Each worker thread keeps the big tensor buffers its last requests
+ * released (up to GD_WORKER_CACHE_BYTES) and builds the next request's arena
+ * from them: a request of the same size then reuses warm pages instead of
+ * faulting in fresh ones (about 15% of an MLP step). The cache is created on
+ * a thread's first request and freed by the key's destructor when the
+ * worker exits. */
+#define GD_WORKER_CACHE_BYTES ((size_t)64 << 20)
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_destroy(void *c) { gd_bufcache_free(c); }
+static void cache_key_init(void) { (void)pthread_key_create(&cache_key, cache_destroy); }
+
+/* This thread's cache, or NULL (then arenas simply allocate afresh). */
+static gd_bufcache *worker_cache(void) {
+    pthread_once(&cache_once, cache_key_init);
+    gd_bufcache *c = pthread_getspecific(cache_key);
+    if (!c && (c = gd_bufcache_new(GD_WORKER_CACHE_BYTES)) && pthread_setspecific(cache_key, c)) {
+        gd_bufcache_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
 void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
-    gd_arena *a = gd_arena_new(in->arena_limit);
+    gd_arena *a = gd_arena_new_cached(in->arena_limit, worker_cache());
     if (!a) {
         if (in->body_done) in->body_done(in->body_done_arg);
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is out of memory; retry later.");
