@@ -3,6 +3,9 @@
 # and benchmark.  A fast no-op when everything is already installed: only the
 # missing packages trigger `apt-get update` + `apt-get install`.
 # Runs apt through sudo only when not root.
+#   --build   only what building gradd and `make check` need (the build stage
+#             of deploy/Dockerfile); the rest is for coverage, benchmarks and
+#             tests/scaleout_test.sh (nginx).
 set -euo pipefail
 
 PACKAGES=(
@@ -10,19 +13,49 @@ PACKAGES=(
     automake
     build-essential
     check
+    curl
     gcovr
     libcurl4-openssl-dev
     libjansson-dev
     libmicrohttpd-dev
     libopenblas-dev
     libsubunit-dev
+    nginx
     pkg-config
     python3-numpy
     python3-torch
+    python3-yaml
 )
-# HTTP load testing / reverse proxy for the server benchmarks; uncomment
-# when bench/ and deploy/ start using them:
-# PACKAGES+=(nginx wrk)
+# bench/http_bench.sh (`make bench-http`): wrk drives the load; the FastAPI +
+# PyTorch peer runs on uvicorn with uvloop + httptools (uvicorn[standard]'s
+# stack; bare asyncio with --workers leaves Nagle on, see bench/http_bench.sh).
+PACKAGES+=(
+    python3-fastapi
+    python3-httptools
+    python3-uvicorn
+    python3-uvloop
+    wrk
+)
+
+BUILD_PACKAGES=(
+    autoconf
+    automake
+    build-essential
+    check
+    curl
+    libcurl4-openssl-dev
+    libjansson-dev
+    libmicrohttpd-dev
+    libopenblas-dev
+    libsubunit-dev
+    pkg-config
+    python3
+)
+case "${1:-}" in
+    --build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+    "") ;;
+    *) echo "install-deps: unknown argument '$1' (only --build)" >&2; exit 2 ;;
+esac
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

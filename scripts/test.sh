@@ -7,6 +7,7 @@
 #   1. installs the build dependencies      (scripts/install-deps.sh)
 #   2. regenerates the build system         (autoreconf -fi)
 #   3. plain build + make check             in build/
+#      deployment checks, the scale-out test and make distcheck from it
 #   4. ASan/UBSan build + make check        in build-asan/
 #      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
 #   5. coverage build + make check + gcovr  in build-cov/  (reports over
@@ -95,6 +96,15 @@ step "3/6 plain build (build/)"
 fresh_build build
 make -j"$JOBS"
 run_check
+
+step "3b/6 deployment: offline checks, scale-out behind nginx, make distcheck"
+# deploy_checks: nginx -t, systemd-analyze verify, kubectl kustomize (when
+# kubectl exists), compose/k8s consistency. scaleout_test: three gradd
+# replicas behind the compose nginx config on loopback, one SIGKILLed and
+# one SIGTERMed under load; every request must get its correct answer.
+bash "$ROOT/tests/deploy_checks.sh" "$ROOT/build/gradd"
+bash "$ROOT/tests/scaleout_test.sh" "$ROOT/build/gradd"
+(cd "$ROOT/build" && make -j"$JOBS" distcheck)
 
 step "4/6 sanitizer build (build-asan/)"
 fresh_build build-asan CFLAGS="$ASAN_CFLAGS" LDFLAGS="$ASAN_LDFLAGS"
