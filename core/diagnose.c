@@ -348,8 +348,12 @@ static int diag_blocked(gd_graph *g, const gd_trace *t, int w, const int *target
             same |= d->blocked[j].node == d->blocked[s].node ||
                     (d->blocked[j].reason == d->blocked[s].reason && d->blocked[s].reason == GD_BLOCK_STOP_GRADIENT);
         if (same) continue;
-        sb_add(&h, " Also: ");
+        /* "... gradient. For 'rounded' (round): use a straight-through ..." */
+        sb_add(&h, " For '%s' (%s): ", name(g, d->blocked[s].node), opname(g, d->blocked[s].node));
+        int at = h.n;
         hint_block(&h, g, &d->blocked[s], w);
+        if (at < h.n && h.s[at] >= 'A' && h.s[at] <= 'Z' && h.s[at + 1] >= 'a' && h.s[at + 1] <= 'z')
+            h.s[at] = (char)(h.s[at] - 'A' + 'a');
     }
     d->message = gd_arena_strdup(g->arena, m.s);
     d->hint = gd_arena_strdup(g->arena, h.s);

@@ -256,6 +256,9 @@ START_TEST(two_paths_blocked_for_two_reasons_is_mixed) {
     ck_assert(saw_sg && saw_r);
     NAMES(&t, d, "'sg'");
     NAMES(&t, d, "'r'");
+    /* the hint has a fix for each blocker, the second one named */
+    ck_assert_ptr_nonnull(strstr(d->hint, "Remove 'sg'"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "For 'r' (round): use a straight-through estimator"));
     tb_free(&t);
 }
 END_TEST
