@@ -199,6 +199,44 @@ START_TEST(closest_names) {
 }
 END_TEST
 
+/* The blocked scans of check_numerics and zero detection find the first
+ * non-finite element wherever it sits relative to their 1024-element blocks,
+ * and treat -0.0 as zero but the smallest subnormal as nonzero. */
+START_TEST(finite_and_zero_scans) {
+    gd_arena *a = gd_arena_new(0);
+    gd_shape sh = {.rank = 1, .dim = {3000}};
+    gd_tensor *t = gd_tensor_new(a, &sh, GD_F64, 1);
+    double *d = t->data;
+    int64_t first = -1;
+    ck_assert(gd_all_finite(t, &first));
+    ck_assert(gd_all_zero(t));
+    d[1500] = -0.0;
+    ck_assert(gd_all_zero(t));
+    d[2999] = 5e-324;
+    ck_assert(!gd_all_zero(t));
+    ck_assert(gd_all_finite(t, NULL));
+    const int64_t at[] = {0, 1023, 1024, 2047, 2999};
+    const double bad[] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 5; k++)
+        for (int j = 0; j < 3; j++) {
+            double keep = d[at[k]];
+            d[at[k]] = bad[j];
+            d[2500] = k == 4 ? NAN : 0.0; /* a later one must not win */
+            first = -1;
+            ck_assert(!gd_all_finite(t, &first));
+            ck_assert_int_eq(first, k == 4 ? 2500 : at[k]);
+            d[at[k]] = keep;
+            d[2500] = 0.0;
+        }
+    gd_tensor *i = gd_tensor_new(a, &sh, GD_I64, 1);
+    ck_assert(gd_all_zero(i));
+    ((int64_t *)i->data)[1025] = INT64_MIN; /* only the sign bit: still nonzero for int64 */
+    ck_assert(!gd_all_zero(i));
+    ck_assert(gd_all_finite(i, NULL));
+    gd_arena_free(a);
+}
+END_TEST
+
 Suite *suite_tensor(void) {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("basics");
@@ -211,6 +249,7 @@ Suite *suite_tensor(void) {
     tcase_add_test(tc, reduce_geometry);
     tcase_add_test(tc, error_table_is_complete);
     tcase_add_test(tc, closest_names);
+    tcase_add_test(tc, finite_and_zero_scans);
     suite_add_tcase(s, tc);
     return s;
 }
