@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -172,6 +173,23 @@ static int serve(const gd_config *cfg) {
     return 0;
 }
 
+/* After each BLAS call OpenBLAS's idle threads busy-wait (sched_yield) for
+ * 2^28 cycles, about 0.1 s, before they sleep. Between a server's requests
+ * that spinning takes a CPU from the HTTP thread receiving the next body and
+ * from the worker's decoding and encoding: on two CPUs it cost the MLP
+ * request of bench/ about 10 ms of 55. OpenBLAS reads its timeout only when
+ * it loads, before main, so gradd serving with blas-threads > 1 re-executes
+ * itself once with OPENBLAS_THREAD_TIMEOUT=20 (2^20 cycles, a fraction of a
+ * millisecond: the short gaps between the BLAS calls of one request stay
+ * fast). A value the user set is kept; if the re-exec fails, gradd goes on
+ * as it is. */
+static void tame_blas_spin(char **argv) {
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") || getenv("GOTO_THREAD_TIMEOUT")) return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_THREAD_TIMEOUT"); /* still the old image: claim nothing */
+}
+
 int main(int argc, char **argv) {
     static gd_config cfg; /* large (the token buffer): not on the stack */
     char msg[1024];
@@ -180,5 +198,6 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (cfg.action != GD_ACT_SERVE) return run_action(&cfg, argv[0]);
+    if (cfg.blas_threads > 1) tame_blas_spin(argv);
     return serve(&cfg);
 }

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1706,6 +1707,56 @@ START_TEST(bad_flags_exit_2) {
 }
 END_TEST
 
+/* The value of NAME in the environment of process pid, or "" when unset. */
+static const char *proc_env(pid_t pid, const char *name, char *buf, size_t n) {
+    char path[64], env[65536];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) return buf;
+    size_t len = fread(env, 1, sizeof env - 1, f);
+    fclose(f);
+    env[len] = '\0';
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < len; i += strlen(env + i) + 1)
+        if (!strncmp(env + i, name, nl) && env[i + nl] == '=') {
+            snprintf(buf, n, "%s", env + i + nl + 1);
+            break;
+        }
+    return buf;
+}
+
+/* With more than one BLAS thread gradd re-executes itself with a short
+ * OpenBLAS spin timeout (same pid, still serving), keeps a value the user
+ * set, and leaves a one-thread configuration alone. */
+START_TEST(blas_spin_timeout) {
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) || CPU_COUNT(&cpus) < 2) return; /* needs 2 CPUs */
+    char v[64];
+    unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    unsetenv("GOTO_THREAD_TIMEOUT");
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "2"));
+    ck_assert_str_eq(proc_env(s.pid, "OPENBLAS_THREAD_TIMEOUT", v, sizeof v), "20");
+    ht_resp r;
+    ht_get(s.port, "/healthz", &r);
+    ck_assert_int_eq(r.status, 200);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+    ck_assert_msg(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0, "gradd should exit 0 after SIGTERM");
+
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1"));
+    ck_assert_str_eq(proc_env(s.pid, "OPENBLAS_THREAD_TIMEOUT", v, sizeof v), "");
+    ht_server_stop(&s);
+
+    setenv("OPENBLAS_THREAD_TIMEOUT", "7", 1);
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "2"));
+    ck_assert_str_eq(proc_env(s.pid, "OPENBLAS_THREAD_TIMEOUT", v, sizeof v), "7");
+    ht_server_stop(&s);
+    unsetenv("OPENBLAS_THREAD_TIMEOUT");
+}
+END_TEST
+
 /* ---- the suite ----------------------------------------------------------------- */
 
 static Suite *suite_http(void) {
@@ -1744,6 +1795,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, too_large_nodes);
     tcase_add_test(tc, too_large_elements);
     tcase_add_test(tc, bad_flags_exit_2);
+    tcase_add_test(tc, blas_spin_timeout);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("slow");
