@@ -40,6 +40,7 @@
 #include "reply.h"
 
 #define ID_MAX 128        /* longest X-Request-Id echoed back */
+#define GD_DRAIN_RETRY_HEADER "Gradd-Drain-Retry" /* sent by balancers that retry a 503 elsewhere */
 #define PATH_LOG_MAX 200  /* longest path kept for the log */
 
 struct gd_http {
@@ -357,6 +358,18 @@ static int precheck(gd_http *h, req *r) {
                         "This server requires the header 'Authorization: Bearer <token>' with a valid token.");
         r->reply.www_authenticate = 1;
         gd_metrics_reject(h->metrics, GD_REJ_UNAUTHORIZED);
+        return 1;
+    }
+    /* A balancer that sends Gradd-Drain-Retry promises to retry a 503 on
+     * another replica (deploy/nginx does, with proxy_next_upstream http_503),
+     * so a draining replica turns its work away at once: it leaves such a
+     * balancer's rotation while it drains, before it stops accepting, even
+     * when the balancer cannot watch /readyz. Clients without the header are
+     * served until the drain ends, as --drain-ms promises. */
+    if (r->rd->compute && atomic_load(&h->draining) && header(r->conn, GD_DRAIN_RETRY_HEADER)) {
+        gd_reply_errorf(&r->reply, GD_E_OVERLOADED, NULL,
+                        "This replica is draining; the balancer should retry the request on another one.");
+        gd_metrics_reject(h->metrics, GD_REJ_DRAINING);
         return 1;
     }
     return 0;

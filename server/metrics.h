@@ -34,6 +34,7 @@ typedef enum gd_reject {
     GD_REJ_BODY_TOO_LARGE,   /* 413: body over --max-body */
     GD_REJ_UNAUTHORIZED,     /* 401 */
     GD_REJ_QUEUE_DEADLINE,   /* 504: the deadline passed while queued */
+    GD_REJ_DRAINING,         /* 503: draining, to a balancer that retries elsewhere (Gradd-Drain-Retry) */
     GD_REJ__COUNT
 } gd_reject;
 

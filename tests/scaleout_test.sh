@@ -14,14 +14,17 @@
 #      correct answer);
 #   2. at 15 % of the load, with requests in flight on A (its gradd_in_flight
 #      gauge > 0): SIGKILL A;
-#   3. at 30 %, with requests in flight on B: SIGTERM B (it serves through
-#      its drain, stops accepting, finishes its requests, exits 0);
+#   3. at 30 %, with requests in flight on B: SIGTERM B (it finishes the
+#      requests in flight, turns new ones from the balancer away with 503
+#      during its drain, which nginx replays on another replica, then stops
+#      accepting and exits 0);
 #   4. at 45 %: a fourth replica D starts and its address is added to the
 #      DNS answer, as `docker compose up --scale gradd=4` would do.
 # Passes when every client request got its correct answer (no 502, no
-# connection error), B exited 0 having answered requests after its SIGTERM,
+# connection error), B exited 0 having finished requests after its SIGTERM,
 # and the balancer's access log shows every request, the load spread over
-# A, B, C and D, and retries on another replica.  No Docker needed.
+# A, B, C and D, retries on another replica, and B leaving the rotation while
+# it drained (a 503 from B replayed elsewhere).  No Docker needed.
 # Needs nginx, curl and python3 (standard library); takes about 20 s.
 set -euo pipefail
 
@@ -206,9 +209,10 @@ kill -0 "${PID[B]}" 2>/dev/null || b_state="already stopped"
 b_rc=0
 wait "${PID[B]}" || b_rc=$?
 [ "$b_rc" -eq 0 ] || die "replica B exited $b_rc after SIGTERM"
-after_term=$(sed -n '/received Terminated/,$p' "$TMP/gradd-B.log" | grep -c '"route":"/v1/' || true)
-[ "$after_term" -gt 0 ] || die "replica B answered no request after its SIGTERM"
-note "replica B exited 0 (it was $b_state when the load ended, $(( T1 - T_TERM )) ms after its SIGTERM); it answered $after_term request(s) after the signal"
+after_term=$(sed -n '/received Terminated/,$p' "$TMP/gradd-B.log" | grep '"route":"/v1/' | grep -c '"status":200' || true)
+turned_away=$(sed -n '/received Terminated/,$p' "$TMP/gradd-B.log" | grep '"route":"/v1/' | grep -c '"status":503' || true)
+[ "$after_term" -gt 0 ] || die "replica B finished no request after its SIGTERM"
+note "replica B exited 0 (it was $b_state when the load ended, $(( T1 - T_TERM )) ms after its SIGTERM); after the signal it finished $after_term request(s) in flight and turned $turned_away new one(s) away for another replica"
 
 kill -QUIT "$LB_PID" 2>/dev/null || true   # graceful stop; the log is written per request
 wait "$LB_PID" 2>/dev/null || true
@@ -254,6 +258,15 @@ for a in addrs:
         ok = False
 if not retried:
     print("FAIL: no retry in the access log"); ok = False
+# B drained: the balancer met its 503 (Gradd-Drain-Retry) and replayed the
+# request on another replica, i.e. B left the rotation before it stopped
+# accepting.
+b = addrs[1]
+drained = [r for r in retried
+           if [u.strip().rsplit(":", 1)[0] for u in r[1].split(",")][0] == b and r[2].split(",")[0].strip() == "503"]
+print("replica B (draining) turned away %d request(s), each replayed on another replica" % len(drained))
+if not drained:
+    print("FAIL: no request was turned away by the draining replica B: it stayed in the rotation"); ok = False
 sys.exit(0 if ok else 1)
 EOF
 

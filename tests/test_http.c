@@ -1757,6 +1757,47 @@ START_TEST(blas_spin_timeout) {
 }
 END_TEST
 
+/* While draining, gradd keeps serving ordinary clients but turns work from
+ * a balancer that sends Gradd-Drain-Retry (it retries a 503 elsewhere) away
+ * at once, so that the replica leaves such a balancer's rotation. */
+START_TEST(drain_turns_away_retrying_balancers) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--drain-ms", "3000"));
+    const char *const retry_hdr[] = {"Gradd-Drain-Retry: 1", NULL};
+    ht_resp r;
+    ht_req before = {.path = "/v1/grad", .body = J(CONTRACT_REQ), .headers = retry_hdr};
+    ht_do(NULL, s.port, &before, &r); /* not draining yet: served */
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+
+    ht_server_signal(&s, SIGTERM);
+    long ready = 0;
+    for (double t0 = ht_now(); ht_now() < t0 + 2.0 && ready != 503; ht_sleep_ms(5)) {
+        ht_get(s.port, "/readyz", &r);
+        ready = r.status;
+        ht_resp_free(&r);
+    }
+    ck_assert_int_eq(ready, 503);
+    ht_do(NULL, s.port, &before, &r);
+    ck_assert_msg(r.status == 503, "a draining gradd should turn Gradd-Drain-Retry work away, got %ld: %s", r.status,
+                  r.body ? r.body : "");
+    json_t *j = ht_json(r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "overloaded");
+    json_decref(j);
+    ht_resp_free(&r);
+    ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r); /* a direct client: still served */
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    ht_get(s.port, "/metrics", &r);
+    ck_assert_msg(r.body && strstr(r.body, "gradd_rejected_total{reason=\"draining\"} 1"),
+                  "the turned-away request should be counted:\n%s", r.body ? r.body : "");
+    ht_resp_free(&r);
+    ht_server_signal(&s, SIGTERM); /* end the drain early */
+    ck_assert_int_eq(ht_server_wait(&s, 30.0), 0);
+    ck_assert(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0);
+}
+END_TEST
+
 /* ---- the suite ----------------------------------------------------------------- */
 
 static Suite *suite_http(void) {
@@ -1804,6 +1845,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, overloaded_503);
     tcase_add_test(tc, deadline_504);
     tcase_add_test(tc, sigterm_drains_in_flight);
+    tcase_add_test(tc, drain_turns_away_retrying_balancers);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("load");
