@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1798,6 +1801,55 @@ START_TEST(drain_turns_away_retrying_balancers) {
 }
 END_TEST
 
+/* The global cap on buffered body bytes: a body announced by Content-Length
+ * reserves its bytes when its headers arrive, so with one 64 KiB body
+ * announced and withheld, a second one no longer fits under a 100 KiB cap
+ * and is answered 503 at once; closing the first gives the bytes back. */
+START_TEST(buffered_bytes_cap_503) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--max-body", "64K", "--max-buffered", "100K"));
+    const char *head = "POST /v1/grad HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 65536\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head)); /* body withheld */
+
+    ht_resp r;
+    long status = 0;
+    for (double t0 = ht_now(); ht_now() < t0 + 5.0 * ht_time_mult(); ht_sleep_ms(20)) {
+        /* the first connection's headers may not be read yet: retry until they are */
+        ck_assert_msg(ht_raw(s.port, head, strlen(head), 5.0, &r) == 0,
+                      "no answer to a second 64 KiB body over a 100 KiB --max-buffered (want 503 at once)");
+        status = r.status;
+        if (status == 503) break;
+        ht_resp_free(&r);
+    }
+    ck_assert_msg(status == 503, "a second 64 KiB body over a 100 KiB --max-buffered should get 503, got %ld", status);
+    expect_error(&r, 503, "overloaded", NULL, NULL);
+    char ra[32];
+    ck_assert_ptr_nonnull(ht_header(&r, "Retry-After", ra, sizeof ra));
+    ht_resp_free(&r);
+
+    close(fd); /* its reservation goes back */
+    long after = 0;
+    for (double t0 = ht_now(); ht_now() < t0 + 5.0 * ht_time_mult() && after != 200; ht_sleep_ms(20)) {
+        ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+        after = r.status;
+        ht_resp_free(&r);
+    }
+    ck_assert_msg(after == 200, "with the first body gone, a request should be served again, got %ld", after);
+    ht_get(s.port, "/metrics", &r);
+    ck_assert_msg(r.body && strstr(r.body, "gradd_rejected_total{reason=\"buffered_bytes\"}") &&
+                      !strstr(r.body, "gradd_rejected_total{reason=\"buffered_bytes\"} 0"),
+                  "the refusal should be counted:\n%s", r.body ? r.body : "");
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
 /* ---- the suite ----------------------------------------------------------------- */
 
 static Suite *suite_http(void) {
@@ -1833,6 +1885,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, cors_preflight);
     tcase_add_test(tc, cors_preflight_with_auth);
     tcase_add_test(tc, too_large_body);
+    tcase_add_test(tc, buffered_bytes_cap_503);
     tcase_add_test(tc, too_large_nodes);
     tcase_add_test(tc, too_large_elements);
     tcase_add_test(tc, bad_flags_exit_2);
