@@ -86,3 +86,7 @@ const char *gd_closest(const char *word, const char *const *cands, int n) {
     int allowed = len <= 3 ? 1 : len <= 6 ? 2 : 3;
     return (best && bestd <= allowed) ? best : NULL;
 }
+
+int gd_error_oom(gd_error *err) {
+    return gd_errorf(err, GD_E_TOO_LARGE, NULL, "The request needs more memory than this server allows for one request.");
+}

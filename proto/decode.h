@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "run.h"
 
 /* Which endpoint the body was posted to: the set of accepted keys differs. */
 typedef enum gd_endpoint { GD_EP_GRAD = 0, GD_EP_EVAL = 1 } gd_endpoint;

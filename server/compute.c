@@ -9,7 +9,7 @@
 
 #include "arena.h"
 #include "proto/encode.h"
-#include "engine.h"
+#include "run.h"
 #include "log.h"
 
 /* The request's own deadline_ms may only make the server's deadline earlier. */

@@ -7,7 +7,7 @@
  * the contract's precedence, with a real path through its first stopping point. */
 #include <string.h>
 
-#include "../core/engine.h"
+#include "../core/run.h"
 #include "gradcheck.h"
 #include "tests.h"
 
