@@ -40,9 +40,10 @@ int gd_flow_made_int(const gd_graph *g, int v, const unsigned char *prefer) {
             if (pick < 0) pick = u;
             if (prefer && prefer[u] && pick_pref < 0) pick_pref = u;
         }
-        /* No int64 input that the output follows: the int64 is made here
-         * (an op flagged GD_OPF_MAKES_INT: argmax, argmin, cast, a leaf). */
-        if (pick < 0 || (nd->op->flags & GD_OPF_LEAF)) return v;
+        /* Only a GD_OPF_MAKES_INT op (argmax, argmin, cast, a leaf) makes
+         * int64 itself, when no int64 input flows through it (a cast from
+         * int64 passes it on); every other op got its int64 from an input. */
+        if (pick < 0) return v;
         v = pick_pref >= 0 ? pick_pref : pick;
     }
     return v;

@@ -3,6 +3,7 @@
  * limit). Kernels live in the family files. */
 #include "op.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <string.h>
 #include <pthread.h>
@@ -120,7 +121,10 @@ static pthread_once_t join_once = PTHREAD_ONCE_INIT;
 static void join_families(void) {
     int k = 0;
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-        for (const gd_op_def *d = families[f]; d->name && k < MAX_OPS; d++) all_ops[k++] = d;
+        for (const gd_op_def *d = families[f]; d->name; d++) {
+            assert(k < MAX_OPS && "raise MAX_OPS in op.c");
+            all_ops[k++] = d;
+        }
     n_all_ops = k;
 }
 
