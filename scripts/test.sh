@@ -12,7 +12,8 @@
 #      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
 #   5. coverage build + make check + gcovr  in build-cov/  (reports over
 #      core/: build-cov/coverage.txt, plus build-cov/coverage.json)
-#   6. tests/check_backward_coverage.sh REPORT, if that script exists
+#   6. tests/check_backward_coverage.sh (coverage.json joined with the op
+#      table as build-cov/tests/backward_probe prints it), if that script exists
 # --quick skips steps 5 and 6.
 #
 # Every build directory is removed and recreated, and all builds are out of
@@ -168,7 +169,7 @@ export COVERAGE_REPORT COVERAGE_JSON
 
 step "6/6 backward-rule coverage check"
 if [ -f "$ROOT/tests/check_backward_coverage.sh" ]; then
-    bash "$ROOT/tests/check_backward_coverage.sh" "$COVERAGE_REPORT"
+    bash "$ROOT/tests/check_backward_coverage.sh" "$COVERAGE_JSON" "$ROOT/build-cov/tests/backward_probe"
 else
     echo "tests/check_backward_coverage.sh not present: nothing to check"
 fi
