@@ -77,4 +77,24 @@ if ! diff -u "$TMP/from_help" "$TMP/from_man" >"$TMP/diff"; then
     cat "$TMP/diff" >&2
     exit 1
 fi
-echo "man_check: $n_man options agree between gradd --help and man/gradd.1"
+
+# --version: "gradd VERSION" with the version of the man page's .TH line,
+# then " (git REV)" exactly when built from a git checkout, REV being the
+# checkout's HEAD (plus "-dirty" for uncommitted changes).
+version=$("$GRADD" --version)
+man_version=$(sed -n 's/^\.TH GRADD 1 "[^"]*" "gradd \([^"]*\)".*/\1/p' "$MAN")
+srcdir_top=${srcdir:-$(dirname "$0")/..}
+rev=
+if [ -e "$srcdir_top/.git" ] && command -v git >/dev/null 2>&1; then
+    rev=$(git -C "$srcdir_top" rev-parse --short HEAD 2>/dev/null || true)
+fi
+case "$version" in
+    "gradd $man_version") got_rev= ;;
+    "gradd $man_version (git "*")") got_rev=${version#"gradd $man_version (git "}; got_rev=${got_rev%)}; got_rev=${got_rev%-dirty} ;;
+    *) echo "man_check: 'gradd --version' printed '$version'; the man page says version '$man_version'" >&2; exit 1 ;;
+esac
+if [ "$got_rev" != "$rev" ]; then
+    echo "man_check: 'gradd --version' printed '$version' but the source tree's git revision is '${rev:-none}'" >&2
+    exit 1
+fi
+echo "man_check: $n_man options agree between gradd --help and man/gradd.1; --version: $version"
