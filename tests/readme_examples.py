@@ -14,6 +14,12 @@ document shows. Two kinds of example:
            test server); the next fenced block is its printout, compared
            exactly. Every file under examples/ must be shown in some document.
 
+  log      a fenced block right after `<!-- log: SERVER -->`: each of its
+           lines must be a line that server has logged so far (it runs with
+           --log-format text), where the leading timestamp, the *_us timings
+           and bytes_out (the response's timings vary in length) are not
+           compared.
+
 A shown response is compared by its fence's language:
 
   json  both sides are parsed and compared structurally; inside "stats" only
@@ -73,7 +79,8 @@ ERROR_STATUS = {
 }
 VOLATILE_HEADERS = {"date", "x-request-id"}
 FENCE = re.compile(r"^```(\w*)\s*$")
-OPTION = re.compile(r"^<!--\s*(server|exit|example):\s*(\S+)\s*-->$")
+OPTION = re.compile(r"^<!--\s*(server|exit|example|log):\s*(\S+)\s*-->$")
+TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 STATUS_TAG = "readme_examples-status"
 RUNNERS = {".py": "python", ".mjs": "node"}
 
@@ -82,7 +89,8 @@ class Example:
     def __init__(self, doc, line, opts, cmd, lang, shown, shown_start, shown_end):
         self.doc = doc            # path relative to ROOT
         self.line = line          # 1-based line of the command block
-        self.server = opts.get("server", "default")
+        self.server = opts.get("server", opts.get("log", "default"))
+        self.log = "log" in opts  # a log excerpt: no command, shown = the block
         self.exit = int(opts.get("exit", "0"))
         self.file = opts.get("example")  # examples/... for a client
         self.cmd = cmd
@@ -127,6 +135,10 @@ def parse(doc, lines):
             j += 1
         body = lines[i + 1:j]
         opts = options_before(lines, i)
+        if "log" in opts:
+            out.append(Example(doc, i + 1, opts, None, "log", "\n".join(body), i + 1, j))
+            i = j + 1
+            continue
         is_curl = lang == "sh" and body and body[0].lstrip().startswith("curl")
         if is_curl or "example" in opts:
             n = j + 1
@@ -189,6 +201,31 @@ def curl_wrapper(tmpdir):
 class Run:
     def __init__(self, rc, out, err, statuses):
         self.rc, self.out, self.err, self.statuses = rc, out, err, statuses
+
+
+def log_line_pattern(shown):
+    """A shown log line as a regex: its timestamp, *_us and bytes_out vary."""
+    pat = re.escape(shown)
+    m = re.match(TIMESTAMP, shown)
+    if m:
+        pat = TIMESTAMP + re.escape(shown[m.end():])
+    pat = re.sub(r"(_us=|bytes_out=)\d+", r"\1\\d+", pat)
+    return re.compile("^" + pat + "$")
+
+
+def check_log(e, log):
+    """None when every shown line is in the server's log (waiting up to 2 s
+    for the last lines to be written), else what is missing."""
+    missing = None
+    for _ in range(40):
+        log.seek(0)
+        logged = [l.rstrip("\r") for l in log.read().decode(errors="replace").splitlines()]
+        missing = [s for s in trim(e.shown.splitlines())
+                   if not any(log_line_pattern(s).match(l) for l in logged)]
+        if not missing:
+            return None
+        time.sleep(0.05)
+    return f"not in the log: {missing}; logged:\n" + "\n".join("       | " + l for l in logged[-5:])
 
 
 def run(e, port, bindir):
@@ -401,6 +438,16 @@ def main(argv):
             flags = [tok if f is None else f for f in SERVERS[name]]
             servers[name] = start(gradd, flags)
         for path, e in reversed(examples) if update else examples:
+            if e.log:
+                if not update:
+                    diff = check_log(e, servers[e.server][2])
+                    print(f"{'ok  ' if diff is None else 'FAIL'} {e.where()} [{e.server}] log")
+                    if diff:
+                        failures += 1
+                        print(f"     {diff}")
+                    else:
+                        matched += 1
+                continue
             r = run(e, servers[e.server][1], bindir)
             first = e.file or e.cmd.splitlines()[0]
             if isinstance(r, str):
