@@ -1,5 +1,8 @@
 #!/bin/sh
-# man_check.sh - man/gradd.1 documents exactly the options of `gradd --help`.
+# man_check.sh - man/gradd.1 documents exactly the options of `gradd --help`,
+# docs/operations.md's flag table names exactly those flags, and
+# `gradd --version` prints the man page's version (and the git revision of
+# the checkout, when built from one).
 #
 # Usage: tests/man_check.sh [path/to/gradd]   (make check runs it with
 #        GRADD_BIN and srcdir set; POSIX sh, sed and awk only)
@@ -78,6 +81,18 @@ if ! diff -u "$TMP/from_help" "$TMP/from_man" >"$TMP/diff"; then
     exit 1
 fi
 
+# docs/operations.md's flag table (rows "| `--flag` | ...") names the same
+# flags as --help.
+DOC=${srcdir:-$(dirname "$0")/..}/docs/operations.md
+[ -f "$DOC" ] || { echo "man_check: no $DOC" >&2; exit 1; }
+cut -f1 "$TMP/from_help" | sort >"$TMP/help_flags"
+sed -n 's/^| `\(--[a-z-]*\)`.*/\1/p' "$DOC" | sort >"$TMP/doc_flags"
+if ! diff -u "$TMP/help_flags" "$TMP/doc_flags" >"$TMP/diff"; then
+    echo "man_check: docs/operations.md's flag table and 'gradd --help' disagree (- help, + doc):" >&2
+    cat "$TMP/diff" >&2
+    exit 1
+fi
+
 # --version: "gradd VERSION" with the version of the man page's .TH line,
 # then " (git REV)" exactly when built from a git checkout, REV being the
 # checkout's HEAD (plus "-dirty" for uncommitted changes).
@@ -97,4 +112,4 @@ if [ "$got_rev" != "$rev" ]; then
     echo "man_check: 'gradd --version' printed '$version' but the source tree's git revision is '${rev:-none}'" >&2
     exit 1
 fi
-echo "man_check: $n_man options agree between gradd --help and man/gradd.1; --version: $version"
+echo "man_check: $n_man options agree between gradd --help, man/gradd.1 and docs/operations.md; --version: $version"
