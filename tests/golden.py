@@ -79,6 +79,7 @@ SERVERS = {
     "small_elements": ["--max-elements", "1000"],
     "metrics": [],
     "metrics_readme": [],
+    "metrics_auth": ["--token-file", None],
     "draining": ["--drain-ms", "600000", "--grace-ms", "1000"],
 }
 IGNORED_HEADERS = {"date", "x-request-id", "content-length"}
@@ -256,7 +257,9 @@ def observe(status, headers, raw):
             hdrs[k] = v
     exp = {"status": Num(status), "headers": hdrs}
     problems = []
-    if ctype.startswith(BINARY):
+    if not raw:
+        exp["empty"] = True
+    elif ctype.startswith(BINARY):
         name = next((k for k in hdrs if k.lower() == "gradd-json-length"), None)
         n = int(hdrs[name]) if name and hdrs[name].isdigit() else -1
         if name:
@@ -265,21 +268,29 @@ def observe(status, headers, raw):
             problems.append(f"Gradd-Json-Length {n} does not fit the {len(raw)}-byte body")
             exp["text"] = raw.decode("latin-1")
             return exp, problems
-        part = raw[:n].decode()
-        value = loads(part)
+        part = raw[:n].decode(errors="replace")
+        try:
+            value = loads(part)
+        except ValueError as e:
+            problems.append(f"the JSON part is not JSON ({e}): {part[:200]!r}")
+            exp["text"] = raw.decode("latin-1")
+            return exp, problems
         if dumps(value) != part:
             problems.append("the JSON part is not compact JSON in gradd's layout: " + part[:200])
         exp["binary"] = {"json": mask_stats(value), "b64": base64.b64encode(raw[n:]).decode()}
     elif ctype.startswith("application/json"):
-        text = raw.decode()
-        value = loads(text)
+        text = raw.decode(errors="replace")
+        try:
+            value = loads(text)
+        except ValueError as e:
+            problems.append(f"the body is not JSON ({e}): {text[:200]!r}")
+            exp["text"] = raw.decode("latin-1")
+            return exp, problems
         if dumps(value) != text:
             problems.append("the body is not compact JSON in gradd's layout: " + text[:200])
         exp["json"] = mask_stats(value)
     elif ctype.startswith("text/plain") and b"# TYPE " in raw:
         exp["metrics"] = mask_metrics(raw.decode())
-    elif not raw:
-        exp["empty"] = True
     else:
         exp["text"] = raw.decode("latin-1")
     return exp, problems
