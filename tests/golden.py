@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """golden.py - gradd's v1 answers, recorded once and held still.
 
-The corpus is tests/data/golden/*.json: each file is {"cases": [...]}, one case
-a request and the whole response gradd gave to it when it was recorded:
+The corpus is tests/data/golden/*.json: each file is {"about": "...", "cases":
+[...]}, one case a request and the whole response gradd gave to it when it was
+recorded:
 
   {"name": "...",                 unique within its file
    "server": "default",           which gradd configuration (SERVERS below)
@@ -20,7 +21,7 @@ a request and the whole response gradd gave to it when it was recorded:
    "expect": {"status": 200, "headers": {...}, and one of
               "json" | "text" | "binary" | "metrics" | "empty": true}}
 
-Cases run in file order, each file in name order, one new connection each.
+Files run in name order, the cases of a file in order, one new connection each.
 What is compared:
   status   exactly.
   headers  every response header by name, case-insensitively, except Date,
@@ -39,7 +40,14 @@ What is compared:
 
 Servers are started once each, on free loopback ports, only when some case
 needs them. The "draining" server is sent SIGTERM first and the cases run
-once /readyz answers 503 (its --drain-ms is far longer than the run).
+once /readyz answers 503 (its --drain-ms is far longer than the run). The
+label set of /metrics depends on the requests a server answered before, so
+each /metrics case has a server of its own ("metrics*"), used by the cases
+just before it in the same file; -k on such a case alone may change it.
+
+Adding a case: write its request without "expect", run --record on its file
+and review the diff. Issue 7 may change no answer; a later change that fixes
+an answer re-records the corpus in the same commit and says why.
 
 Usage (make check runs it with GRADD_BIN set and no arguments):
   golden.py [-k SUBSTRING] [FILE...]           check; exit 1 on any mismatch
@@ -222,17 +230,21 @@ def request_body(case):
     return body, headers
 
 
+def method_of(case):
+    return case.get("method", "GET" if request_body(case)[0] is None else "POST")
+
+
 def send(port, case):
     """(status, [(name, value)], body bytes) of gradd's answer to a case."""
     body, headers = request_body(case)
     given = {k.lower(): k for k in case.get("headers", {})}
-    for k, v in list(headers.items()):
+    for k in list(headers):
         if k.lower() in given:
             del headers[k]
     for k, v in case.get("headers", {}).items():
         if v is not None:
             headers[k] = v
-    method = case.get("method", "POST" if body is not None else "GET")
+    method = method_of(case)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         if case.get("chunked"):
@@ -489,14 +501,22 @@ def main(argv):
                 name = c.get("server", "default")
                 if name not in servers:
                     servers[name] = Server(gradd, name, tok.name)
+                title = f"{short}: {c['name']} [{name}] {method_of(c)} {c['path']}"
                 t0 = time.monotonic()
-                status, headers, raw = send(servers[name].port, c)
+                try:
+                    status, headers, raw = send(servers[name].port, c)
+                except (OSError, http.client.HTTPException) as e:
+                    if record:
+                        raise SystemExit(f"{title}: no answer: {e!r}")
+                    failed += 1
+                    print(f"FAIL {title}\n     no answer: {e!r}")
+                    continue
                 if os.environ.get("GOLDEN_TIMES"):
                     print(f"{time.monotonic() - t0:8.3f} s  {c['name']}")
                 got, problems = observe(status, headers, raw)
                 if record:
                     if problems:
-                        raise SystemExit(f"{short}: {c['name']}: " + "; ".join(problems))
+                        raise SystemExit(f"{title}: " + "; ".join(problems))
                     if c.get("expect") != got:
                         c["expect"] = got
                         changed = True
@@ -505,7 +525,7 @@ def main(argv):
                 diffs = problems + (compare(c["expect"], got) if "expect" in c else ["no expected answer recorded"])
                 if diffs:
                     failed += 1
-                    print(f"FAIL {short}: {c['name']} [{name}] {c.get('method', 'POST' if request_body(c)[0] is not None else 'GET')} {c['path']}")
+                    print(f"FAIL {title}")
                     for d in diffs:
                         print(f"     {d}")
                 else:
