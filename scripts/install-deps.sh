@@ -37,6 +37,12 @@ PACKAGES+=(
     wrk
 )
 
+# tests/readme_examples.py runs the documentation's JavaScript client
+# (examples/js/grad.mjs) with node; under CI a missing node fails make check.
+PACKAGES+=(
+    nodejs
+)
+
 BUILD_PACKAGES=(
     autoconf
     automake

@@ -15,6 +15,8 @@
 
 #include "cpus.h"
 #include "error.h"
+#include "gd_config.h"
+#include "gd_revision.h"
 
 #define KIB ((int64_t)1024)
 #define MIB (KIB * 1024)
@@ -340,6 +342,11 @@ int gd_config_parse(gd_config *cfg, int argc, char **argv, char *msg, size_t msg
     if (apply_env(cfg, given, msg, msg_size) || apply_argv(cfg, argc, argv, given, msg, msg_size)) return -1;
     if (cfg->action != GD_ACT_SERVE) return 0;
     return derive(cfg, given, msg, msg_size);
+}
+
+void gd_config_version(void) {
+    if (GD_REVISION[0]) printf("gradd %s (git %s)\n", PACKAGE_VERSION, GD_REVISION);
+    else printf("gradd %s\n", PACKAGE_VERSION);
 }
 
 void gd_config_usage(const char *prog) {

@@ -125,7 +125,7 @@ static int run_action(const gd_config *cfg, const char *prog) {
         gd_config_usage(prog);
         return 0;
     case GD_ACT_VERSION:
-        printf("gradd %s\n", PACKAGE_VERSION);
+        gd_config_version();
         return 0;
     case GD_ACT_HEALTHCHECK: {
         int rc = gd_probe_healthz(cfg->host, cfg->port, HEALTHCHECK_TIMEOUT_MS, msg, sizeof msg);

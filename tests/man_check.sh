@@ -1,5 +1,8 @@
 #!/bin/sh
-# man_check.sh - man/gradd.1 documents exactly the options of `gradd --help`.
+# man_check.sh - man/gradd.1 documents exactly the options of `gradd --help`,
+# docs/operations.md's flag table names exactly those flags, and
+# `gradd --version` prints the man page's version (and the git revision of
+# the checkout, when built from one).
 #
 # Usage: tests/man_check.sh [path/to/gradd]   (make check runs it with
 #        GRADD_BIN and srcdir set; POSIX sh, sed and awk only)
@@ -77,4 +80,36 @@ if ! diff -u "$TMP/from_help" "$TMP/from_man" >"$TMP/diff"; then
     cat "$TMP/diff" >&2
     exit 1
 fi
-echo "man_check: $n_man options agree between gradd --help and man/gradd.1"
+
+# docs/operations.md's flag table (rows "| `--flag` | ...") names the same
+# flags as --help.
+DOC=${srcdir:-$(dirname "$0")/..}/docs/operations.md
+[ -f "$DOC" ] || { echo "man_check: no $DOC" >&2; exit 1; }
+cut -f1 "$TMP/from_help" | sort >"$TMP/help_flags"
+sed -n 's/^| `\(--[a-z-]*\)`.*/\1/p' "$DOC" | sort >"$TMP/doc_flags"
+if ! diff -u "$TMP/help_flags" "$TMP/doc_flags" >"$TMP/diff"; then
+    echo "man_check: docs/operations.md's flag table and 'gradd --help' disagree (- help, + doc):" >&2
+    cat "$TMP/diff" >&2
+    exit 1
+fi
+
+# --version: "gradd VERSION" with the version of the man page's .TH line,
+# then " (git REV)" exactly when built from a git checkout, REV being the
+# checkout's HEAD (plus "-dirty" for uncommitted changes).
+version=$("$GRADD" --version)
+man_version=$(sed -n 's/^\.TH GRADD 1 "[^"]*" "gradd \([^"]*\)".*/\1/p' "$MAN")
+srcdir_top=${srcdir:-$(dirname "$0")/..}
+rev=
+if [ -e "$srcdir_top/.git" ] && command -v git >/dev/null 2>&1; then
+    rev=$(git -C "$srcdir_top" rev-parse --short HEAD 2>/dev/null || true)
+fi
+case "$version" in
+    "gradd $man_version") got_rev= ;;
+    "gradd $man_version (git "*")") got_rev=${version#"gradd $man_version (git "}; got_rev=${got_rev%)}; got_rev=${got_rev%-dirty} ;;
+    *) echo "man_check: 'gradd --version' printed '$version'; the man page says version '$man_version'" >&2; exit 1 ;;
+esac
+if [ "$got_rev" != "$rev" ]; then
+    echo "man_check: 'gradd --version' printed '$version' but the source tree's git revision is '${rev:-none}'" >&2
+    exit 1
+fi
+echo "man_check: $n_man options agree between gradd --help, man/gradd.1 and docs/operations.md; --version: $version"
