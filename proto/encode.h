@@ -5,43 +5,17 @@
  * in the form the request asked for (nested, flat, b64, or binary into a
  * separate binary section); float64 as Python's repr prints it, a float32
  * transport value as the shortest decimal that reads back to the same
- * float32. Nothing here knows HTTP: the status of an error body comes from
- * gd_err_status, the framing headers from the server. */
+ * float32 (core/numfmt.h); strings through proto/jsonstr.h. Nothing here
+ * knows HTTP: the status of an error body comes from gd_err_status, the
+ * framing headers from the server. */
 #ifndef GD_ENCODE_H
 #define GD_ENCODE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "decode.h"
-
-/* A growable byte buffer. data is malloc'd and owned by the buffer; it is
- * always NUL-terminated past len (handy for JSON text, harmless for binary).
- * After an allocation failure `failed` is set and further appends do nothing. */
-typedef struct gd_buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} gd_buf;
-
-void gd_buf_init(gd_buf *b);                              /* empty; allocates nothing */
-void gd_buf_free(gd_buf *b);                              /* releases data; b is empty again */
-void gd_buf_reset(gd_buf *b);                             /* len = 0, keeps the memory */
-int gd_buf_append(gd_buf *b, const void *p, size_t n);    /* 0, or -1 out of memory */
-int gd_buf_puts(gd_buf *b, const char *s);
-int gd_buf_printf(gd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* s as a JSON string literal (quotes included). Invalid UTF-8 (e.g. a message
- * truncated inside a character) becomes U+FFFD, so the output is always valid. */
-int gd_buf_json_string(gd_buf *b, const char *s);
-
-/* Shortest decimal that reads back (strtod / strtof) to the same value,
- * formatted as Python's repr formats a float: "2.0", "0.1", "1e-05",
- * "1.2345678901234568e+17", "-0.0"; fixed notation for decimal exponents in
- * [-4, 16), exponent notation (at least two exponent digits) outside. Non-finite
- * values give NaN, Infinity, -Infinity (no quotes). Returns the length.
- * Assumes the "C" numeric locale. */
-int gd_fmt_double(char buf[32], double v);
-int gd_fmt_float(char buf[32], float v);
 
 /* Timings and sizes for the response's "stats". */
 typedef struct gd_stats {

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "proto/encode.h"
+#include "buf.h"
 
 /* The route label: each served path, and "other" for everything else. */
 typedef enum gd_route {

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "proto/encode.h"
+
 void gd_reply_init(gd_reply *r) {
     memset(r, 0, sizeof *r);
     gd_buf_init(&r->body);

@@ -9,7 +9,8 @@
 
 #include <stddef.h>
 
-#include "proto/encode.h"
+#include "buf.h"
+#include "diagnose.h"
 #include "error.h"
 
 #define GD_CT_JSON "application/json"

@@ -21,6 +21,8 @@
 
 #include "../proto/decode.h"
 #include "../proto/encode.h"
+#include "../proto/jsonstr.h"
+#include "numfmt.h"
 #include "tests.h"
 
 /* ---------------------------------------------------------------------------
