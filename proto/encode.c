@@ -1,196 +1,24 @@
 /* encode.c - responses and error bodies as JSON text (see encode.h).
  *
- * The four tensor forms, the diagnostics' evidence per code, the bodies and
- * GET /v1/ops; the buffer is core/buf.h, numbers core/numfmt.h, strings
- * jsonstr.h. Tensors are streamed element by
- * element; no JSON tree is built. It allocates only the output buffers. */
+ * The diagnostics' evidence per code, the bodies and GET /v1/ops; tensors
+ * are streamed by wire.c, strings escaped by jsonstr.c, into core's gd_buf.
+ * No JSON tree is built. It allocates only the output buffers. */
 #include "encode.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "jsonstr.h"
-#include "numfmt.h"
 #include "op.h"
+#include "wire.h"
 
-/* ---- tensors ------------------------------------------------------------------ */
-
+/* The encoder's state: where the JSON and the binary section go, and the
+ * tensor form the request asked for. */
 typedef struct enc {
     gd_buf *out, *bin;
     gd_tensor_format fmt;
 } enc;
-
-/* Element k as JSON: int64 as an integer, float64 (or float32 when narrowed)
- * as its shortest repr, non-finite as a quoted string. */
-static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k) {
-    char s[40];
-    int n;
-    if (gd_buf_reserve(b, 40)) return;
-    if (t->dtype == GD_I64) {
-        n = sprintf(s, "%" PRId64, gd_i64(t)[k]);
-    } else {
-        double v = gd_f64(t)[k];
-        n = f32 ? gd_fmt_float(s + 1, gd_to_f32(v)) : gd_fmt_double(s + 1, v);
-        if (isfinite(v) && (!f32 || isfinite(gd_to_f32(v)))) {
-            memmove(s, s + 1, (size_t)n + 1);
-        } else {
-            s[0] = '"', s[n + 1] = '"', s[n + 2] = '\0';
-            n += 2;
-        }
-    }
-    memcpy(b->data + b->len, s, (size_t)n);
-    b->len += (size_t)n;
-    b->data[b->len] = '\0';
-}
-
-static void put_elems(gd_buf *b, const gd_tensor *t, int f32, int64_t from, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
-        if (i) gd_buf_putc(b, ',');
-        put_elem(b, t, f32, from + i);
-    }
-}
-
-/* Nested lists, one level per dimension (depth <= GD_MAX_RANK). */
-static void put_level(gd_buf *b, const gd_tensor *t, int f32, int depth, int64_t *k) {
-    gd_buf_putc(b, '[');
-    int64_t n = t->shape.dim[depth];
-    if (depth == t->shape.rank - 1) {
-        put_elems(b, t, f32, *k, n);
-        *k += n;
-    } else {
-        for (int64_t i = 0; i < n && !b->failed; i++) {
-            if (i) gd_buf_putc(b, ',');
-            put_level(b, t, f32, depth + 1, k);
-        }
-    }
-    gd_buf_putc(b, ']');
-}
-
-static void put_shape(gd_buf *b, const gd_shape *s) {
-    gd_buf_putc(b, '[');
-    for (int i = 0; i < s->rank; i++) gd_buf_printf(b, i ? ",%" PRId64 : "%" PRId64, s->dim[i]);
-    gd_buf_putc(b, ']');
-}
-
-/* Raw little-endian bytes of element i into dst; returns their count. */
-static int raw_elem(const gd_tensor *t, int f32, int64_t i, unsigned char *dst) {
-    uint64_t u;
-    if (f32) {
-        float f = gd_to_f32(gd_f64(t)[i]);
-        uint32_t w;
-        memcpy(&w, &f, 4);
-        for (int k = 0; k < 4; k++) dst[k] = (unsigned char)(w >> (8 * k));
-        return 4;
-    }
-    memcpy(&u, (const char *)t->data + 8 * i, 8);
-    for (int k = 0; k < 8; k++) dst[k] = (unsigned char)(u >> (8 * k));
-    return 8;
-}
-
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Base64 of the tensor's raw bytes, streamed through a small chunk so a big
- * tensor needs no second copy. */
-static void put_b64(gd_buf *b, const gd_tensor *t, int f32) {
-    unsigned char chunk[768 + 8];
-    size_t have = 0;
-    gd_buf_putc(b, '"');
-    for (int64_t i = 0; i <= t->n && !b->failed; i++) {
-        if (i < t->n) have += (size_t)raw_elem(t, f32, i, chunk + have);
-        int last = i == t->n;
-        if (have >= 768 || last) {
-            size_t full = last ? have : have / 3 * 3;
-            if (gd_buf_reserve(b, (full + 2) / 3 * 4)) return;
-            char *o = b->data + b->len;
-            size_t j = 0;
-            for (; j + 3 <= full; j += 3) {
-                uint32_t v = (uint32_t)chunk[j] << 16 | (uint32_t)chunk[j + 1] << 8 | chunk[j + 2];
-                *o++ = b64_alphabet[v >> 18], *o++ = b64_alphabet[(v >> 12) & 63];
-                *o++ = b64_alphabet[(v >> 6) & 63], *o++ = b64_alphabet[v & 63];
-            }
-            if (j < full) { /* last, 1 or 2 bytes left */
-                uint32_t v = (uint32_t)chunk[j] << 16 | (j + 1 < full ? (uint32_t)chunk[j + 1] << 8 : 0);
-                *o++ = b64_alphabet[v >> 18], *o++ = b64_alphabet[(v >> 12) & 63];
-                *o++ = j + 1 < full ? b64_alphabet[(v >> 6) & 63] : '=';
-                *o++ = '=';
-                j = full;
-            }
-            b->len = (size_t)(o - b->data);
-            b->data[b->len] = '\0';
-            memmove(chunk, chunk + j, have - j);
-            have -= j;
-        }
-    }
-    gd_buf_putc(b, '"');
-}
-
-/* The raw bytes into the binary section at the next 64-byte boundary. */
-static void put_binary(enc *e, const gd_tensor *t, int f32, uint64_t *off, uint64_t *nbytes) {
-    static const unsigned char zeros[64];
-    gd_buf *bin = e->bin;
-    size_t pad = (64 - bin->len % 64) % 64;
-    gd_buf_append(bin, zeros, pad);
-    *off = bin->len;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (!f32) { /* float64/int64 on a little-endian host: the wire bytes are the memory bytes */
-        gd_buf_append(bin, t->data, (size_t)t->n * 8);
-        *nbytes = bin->len - *off;
-        return;
-    }
-#endif
-    if (gd_buf_reserve(bin, (size_t)t->n * (f32 ? 4 : 8))) return; /* one growth, not log2(n) */
-    unsigned char chunk[1024];
-    size_t have = 0;
-    for (int64_t i = 0; i < t->n; i++) {
-        have += (size_t)raw_elem(t, f32, i, chunk + have);
-        if (have > sizeof chunk - 8) gd_buf_append(bin, chunk, have), have = 0;
-    }
-    gd_buf_append(bin, chunk, have);
-    *nbytes = bin->len - *off;
-}
-
-/* A tensor (or null) in the request's format. Values and gradients of a
- * float32 transport node are narrowed to float32 on the way out. */
-static void put_tensor(enc *e, const gd_tensor *t, int transport_f32) {
-    gd_buf *b = e->out;
-    if (!t) { gd_buf_puts(b, "null"); return; }
-    int f32 = transport_f32 && t->dtype == GD_F64;
-    const char *dtype = t->dtype == GD_I64 ? "int64" : f32 ? "float32" : "float64";
-    switch (e->fmt) {
-    case GD_TF_NESTED:
-        if (t->shape.rank == 0) put_elem(b, t, f32, 0);
-        else {
-            int64_t k = 0;
-            put_level(b, t, f32, 0, &k);
-        }
-        return;
-    case GD_TF_FLAT:
-        gd_buf_puts(b, "{\"shape\":");
-        put_shape(b, &t->shape);
-        if (strcmp(dtype, "float64")) gd_buf_printf(b, ",\"dtype\":\"%s\"", dtype);
-        gd_buf_puts(b, ",\"data\":[");
-        put_elems(b, t, f32, 0, t->n);
-        gd_buf_puts(b, "]}");
-        return;
-    case GD_TF_B64:
-        gd_buf_puts(b, "{\"shape\":");
-        put_shape(b, &t->shape);
-        gd_buf_printf(b, ",\"dtype\":\"%s\",\"b64\":", dtype);
-        put_b64(b, t, f32);
-        gd_buf_putc(b, '}');
-        return;
-    case GD_TF_BINARY: {
-        uint64_t off, nbytes;
-        put_binary(e, t, f32, &off, &nbytes);
-        gd_buf_puts(b, "{\"shape\":");
-        put_shape(b, &t->shape);
-        gd_buf_printf(b, ",\"dtype\":\"%s\",\"offset\":%" PRIu64 ",\"nbytes\":%" PRIu64 "}", dtype, off, nbytes);
-        return;
-    }
-    }
-}
 
 /* ---- diagnostics ---------------------------------------------------------------- */
 
@@ -325,7 +153,7 @@ static void put_map(enc *e, const gd_graph *g, const int *idx, const char *const
         if (k) gd_buf_putc(e->out, ',');
         gd_buf_json_string(e->out, names ? names[k] : g->nodes[idx[k]].name);
         gd_buf_putc(e->out, ':');
-        put_tensor(e, vals ? vals[k] : NULL, g->nodes[idx[k]].transport_f32);
+        gd_wire_put(e->out, e->bin, e->fmt, vals ? vals[k] : NULL, g->nodes[idx[k]].transport_f32);
     }
     gd_buf_putc(e->out, '}');
 }

@@ -5,7 +5,7 @@
  * in the form the request asked for (nested, flat, b64, or binary into a
  * separate binary section); float64 as Python's repr prints it, a float32
  * transport value as the shortest decimal that reads back to the same
- * float32 (core/numfmt.h); strings through proto/jsonstr.h. Nothing here
+ * float32 (wire.h writes the tensors, core/numfmt.h the numbers). Nothing here
  * knows HTTP: the status of an error body comes from gd_err_status, the
  * framing headers from the server. */
 #ifndef GD_ENCODE_H
@@ -15,7 +15,9 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "decode.h"
+#include "diagnose.h"
+#include "engine.h"
+#include "request.h"
 
 /* Timings and sizes for the response's "stats". */
 typedef struct gd_stats {
