@@ -232,27 +232,6 @@ int gd_encode_error(gd_buf *out, const gd_error *err, const gd_diag *diags, int 
     return out->failed ? -1 : 0;
 }
 
-int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err) {
-    const gd_run_spec *s = &req->spec;
-    if (!s->grad || s->unconnected_zero || s->n_wrt == 0) return 0;
-    for (int k = 0; k < s->n_wrt; k++)
-        if (res->grads && res->grads[k]) return 0;
-    char msg[GD_ERR_MSG_MAX];
-    const char *head = "No gradients provided for any variable: ";
-    size_t o = (size_t)snprintf(msg, sizeof msg, "%s", head);
-    for (int k = 0; k < s->n_wrt; k++) {
-        const char *name = req->wrt_names ? req->wrt_names[k] : req->graph->nodes[s->wrt[k]].name;
-        size_t need = strlen(name) + (k ? 2 : 0);
-        if (o + need + 5 >= sizeof msg) { /* room for ", ..." */
-            snprintf(msg + o, sizeof msg - o, "%s...", k ? ", " : "");
-            break;
-        }
-        o += (size_t)snprintf(msg + o, sizeof msg - o, "%s%s", k ? ", " : "", name);
-    }
-    gd_errorf(err, GD_E_NO_GRADIENTS, NULL, "%s", msg);
-    return 1;
-}
-
 /* ---- GET /v1/ops -------------------------------------------------------------- */
 
 static const char *attr_type(gd_attr_kind k) {

@@ -53,14 +53,6 @@ int gd_encode_eval_response(gd_buf *out, gd_buf *bin, const gd_request *req, con
  * (their node names are looked up in g, which must then be non-NULL). */
 int gd_encode_error(gd_buf *out, const gd_error *err, const gd_diag *diags, int n_diags, const gd_graph *g);
 
-/* The 422 rule: does no `wrt` have a gradient while unconnected is "none"?
- * Then returns 1 and sets err to no_gradients with the message
- * "No gradients provided for any variable: b, c" (names in wrt order; a long
- * list ends in ", ..."). Returns 0 (err untouched) otherwise, and also when
- * the request has no wrt at all or is an eval. Encode the 422 body with
- * gd_encode_error(out, err, res->diags, res->n_diags, req->graph). */
-int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err);
-
 /* The 200 body of GET /v1/ops, generated from the core's op table (table
  * order), appended to `out`:
  *   {"ops": [{"name": "clip",

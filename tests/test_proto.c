@@ -22,6 +22,7 @@
 #include "../proto/decode.h"
 #include "../proto/encode.h"
 #include "../proto/jsonstr.h"
+#include "../server/reply.h"
 #include "numfmt.h"
 #include "tests.h"
 
