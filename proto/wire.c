@@ -309,12 +309,10 @@ static int get_count(gd_wire_in *c, const json_t *j, gd_jpath *p, const char *ke
     return 0;
 }
 
-/* The object forms: {"shape", "data"[, "dtype"]}, {"shape", "dtype", "b64"}
- * and {"shape", "dtype", "offset", "nbytes"}. */
-static int decode_object(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, gd_tensor **out, int *f32_out) {
+/* Unknown keys of a tensor object are refused with the closest valid one. */
+static int check_object_keys(gd_wire_in *c, json_t *j, gd_jpath *p) {
     const char *key;
     json_t *v;
-    size_t mark = p->n;
     json_object_foreach(j, key, v) {
         int known = 0;
         for (int i = 0; tensor_keys[i]; i++) known |= !strcmp(key, tensor_keys[i]);
@@ -327,17 +325,13 @@ static int decode_object(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, 
             return GD_E_UNKNOWN_KEY;
         }
     }
-    json_t *js = json_object_get(j, "shape"), *jt = json_object_get(j, "dtype"), *jd = json_object_get(j, "data"),
-           *jb = json_object_get(j, "b64"), *jo = json_object_get(j, "offset"), *jn = json_object_get(j, "nbytes");
-    int forms = !!jd + !!jb + !!(jo || jn);
-    if (forms != 1)
-        return gd_errorf(c->err, GD_E_INVALID_REQUEST, p->s,
-                         forms ? "The tensor at %s has more than one of \"data\", \"b64\" and \"offset\"/\"nbytes\"; "
-                                 "give exactly one."
-                               : "The tensor at %s has none of \"data\", \"b64\" or \"offset\"+\"nbytes\".",
-                         p->s);
-    /* shape */
-    gd_shape s = {.rank = 0};
+    return 0;
+}
+
+/* "shape" (js, NULL when absent) of the tensor object at p: a list of at
+ * most GD_MAX_RANK non-negative integers. p is restored on success. */
+static int read_shape(gd_wire_in *c, const json_t *js, gd_jpath *p, gd_shape *s) {
+    size_t mark = p->n;
     gd_jp_key(p, "shape");
     if (!js) return gd_errorf(c->err, GD_E_INVALID_REQUEST, p->s, "The tensor object has no \"shape\" (%s).", p->s);
     if (!json_is_array(js)) return gd_json_wrong_type(c->err, p, "a list of dimensions", js);
@@ -353,76 +347,91 @@ static int decode_object(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, 
         if (!gd_json_exact_int(d, &x) || x < 0)
             return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "%s must be a non-negative integer, got %.17g.", p->s,
                              json_number_value(d));
-        s.dim[s.rank++] = x;
+        s->dim[s->rank++] = x;
         gd_jp_pop(p, m2);
     }
     gd_jp_pop(p, mark);
-    /* dtype */
-    int dt = w.dtype, f32 = w.decl_f32;
-    if (jt) {
-        gd_jp_key(p, "dtype");
-        static const char *const dtypes[] = {"float64", "float32", "int64", NULL};
-        if (!json_is_string(jt)) return gd_json_wrong_type(c->err, p, "\"float64\", \"float32\" or \"int64\"", jt);
-        const char *name = json_string_value(jt);
-        if (!strcmp(name, "float64")) dt = GD_F64, f32 = 0;
-        else if (!strcmp(name, "float32")) dt = GD_F64, f32 = 1;
-        else if (!strcmp(name, "int64")) dt = GD_I64, f32 = 0;
-        else {
-            gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "Unknown dtype \"%.40s\" at %s; use \"float64\", "
-                      "\"float32\" or \"int64\".", name, p->s);
-            gd_error_suggest(c->err, gd_closest(name, dtypes, -1));
-            return GD_E_INVALID_VALUE;
-        }
-        /* A leaf's "dtype" is a declaration the value must match; float32
-         * counts as its own transport dtype here. */
-        if (w.dtype >= 0 && (dt != w.dtype || f32 != w.decl_f32))
-            return gd_errorf(c->err, GD_E_DTYPE_MISMATCH, p->s, "%s is \"%s\", but the node declares dtype %s.",
-                             p->s, name, w.decl_f32 ? "float32" : gd_dtype_name((gd_dtype)w.dtype));
-        gd_jp_pop(p, mark);
-    } else if (!jd) {
-        return gd_errorf(c->err, GD_E_INVALID_REQUEST, p->s,
-                         "The tensor at %s carries raw bytes, so it needs a \"dtype\" (\"float64\", \"float32\" or "
-                         "\"int64\").", p->s);
-    }
-    if (dt < 0) dt = GD_F64;
-    int64_t numel;
-    int rc = check_numel(c, &s, p, &numel);
-    if (rc) return rc;
-    uint64_t nbytes = (uint64_t)numel * (f32 ? 4u : 8u);
+    return 0;
+}
 
-    if (jd) {
-        gd_jp_key(p, "data");
-        if (!json_is_array(jd)) return gd_json_wrong_type(c->err, p, "a flat list of numbers", jd);
-        if ((int64_t)json_array_size(jd) != numel) {
-            char buf[GD_SHAPE_STR_MAX];
-            return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "%s has %zu elements, but shape %s needs %lld.",
-                             p->s, json_array_size(jd), gd_shape_str(&s, buf, sizeof buf), (long long)numel);
-        }
-        gd_tensor *t = gd_tensor_new(c->a, &s, (gd_dtype)dt, 0);
-        if (!t) return gd_decode_oom(c->err);
-        size_t m2 = p->n;
-        for (int64_t i = 0; i < numel; i++) {
-            gd_jp_index(p, (size_t)i);
-            if ((rc = read_elem(c, json_array_get(jd, (size_t)i), p, t, f32, i))) return rc;
-            gd_jp_pop(p, m2);
-        }
-        *out = t, *f32_out = f32;
-        return 0;
+/* "dtype" (jt) of the tensor object at p into *dt and *f32; a leaf's
+ * declared dtype (w) must match. p is restored on success. */
+static int read_dtype(gd_wire_in *c, const json_t *jt, gd_jpath *p, gd_wire_want w, int *dt, int *f32) {
+    static const char *const dtypes[] = {"float64", "float32", "int64", NULL};
+    size_t mark = p->n;
+    gd_jp_key(p, "dtype");
+    if (!json_is_string(jt)) return gd_json_wrong_type(c->err, p, "\"float64\", \"float32\" or \"int64\"", jt);
+    const char *name = json_string_value(jt);
+    if (!strcmp(name, "float64")) *dt = GD_F64, *f32 = 0;
+    else if (!strcmp(name, "float32")) *dt = GD_F64, *f32 = 1;
+    else if (!strcmp(name, "int64")) *dt = GD_I64, *f32 = 0;
+    else {
+        gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "Unknown dtype \"%.40s\" at %s; use \"float64\", "
+                  "\"float32\" or \"int64\".", name, p->s);
+        gd_error_suggest(c->err, gd_closest(name, dtypes, -1));
+        return GD_E_INVALID_VALUE;
     }
-    if (jb) {
-        gd_jp_key(p, "b64");
-        if (!json_is_string(jb)) return gd_json_wrong_type(c->err, p, "a base64 string", jb);
-        size_t body = 0;
-        if ((rc = check_b64(c, json_string_value(jb), json_string_length(jb), nbytes, &body, p))) return rc;
-        gd_tensor *t = gd_tensor_new(c->a, &s, (gd_dtype)dt, 0);
-        if (!t) return gd_decode_oom(c->err);
-        if ((rc = decode_b64(c, json_string_value(jb), body, t->data, p))) return rc;
-        from_le(t, f32);
-        *out = t, *f32_out = f32;
-        return 0;
+    /* A leaf's "dtype" is a declaration the value must match; float32
+     * counts as its own transport dtype here. */
+    if (w.dtype >= 0 && (*dt != w.dtype || *f32 != w.decl_f32))
+        return gd_errorf(c->err, GD_E_DTYPE_MISMATCH, p->s, "%s is \"%s\", but the node declares dtype %s.",
+                         p->s, name, w.decl_f32 ? "float32" : gd_dtype_name((gd_dtype)w.dtype));
+    gd_jp_pop(p, mark);
+    return 0;
+}
+
+/* What a tensor object's payload must fill, known before it is read. */
+typedef struct obj_head {
+    gd_shape s;
+    gd_dtype dt;
+    int f32;         /* float32 on the wire */
+    int64_t numel;
+    uint64_t nbytes; /* raw bytes on the wire: numel * (4 or 8) */
+} obj_head;
+
+/* {"data": [...]}: a flat list of numel elements. */
+static int from_data(gd_wire_in *c, const json_t *jd, gd_jpath *p, const obj_head *h, gd_tensor **out) {
+    gd_jp_key(p, "data");
+    if (!json_is_array(jd)) return gd_json_wrong_type(c->err, p, "a flat list of numbers", jd);
+    if ((int64_t)json_array_size(jd) != h->numel) {
+        char buf[GD_SHAPE_STR_MAX];
+        return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "%s has %zu elements, but shape %s needs %lld.",
+                         p->s, json_array_size(jd), gd_shape_str(&h->s, buf, sizeof buf), (long long)h->numel);
     }
-    /* binary reference */
+    gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0);
+    if (!t) return gd_decode_oom(c->err);
+    size_t m2 = p->n;
+    for (int64_t i = 0; i < h->numel; i++) {
+        gd_jp_index(p, (size_t)i);
+        int rc = read_elem(c, json_array_get(jd, (size_t)i), p, t, h->f32, i);
+        if (rc) return rc;
+        gd_jp_pop(p, m2);
+    }
+    *out = t;
+    return 0;
+}
+
+/* {"b64": "..."}: the raw little-endian bytes in base64. */
+static int from_b64(gd_wire_in *c, const json_t *jb, gd_jpath *p, const obj_head *h, gd_tensor **out) {
+    gd_jp_key(p, "b64");
+    if (!json_is_string(jb)) return gd_json_wrong_type(c->err, p, "a base64 string", jb);
+    size_t body = 0;
+    int rc = check_b64(c, json_string_value(jb), json_string_length(jb), h->nbytes, &body, p);
+    if (rc) return rc;
+    gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0);
+    if (!t) return gd_decode_oom(c->err);
+    if ((rc = decode_b64(c, json_string_value(jb), body, t->data, p))) return rc;
+    from_le(t, h->f32);
+    *out = t;
+    return 0;
+}
+
+/* {"offset", "nbytes"}: a byte range of the binary section, copied out and
+ * remembered for the overlap check. */
+static int from_binary(gd_wire_in *c, const json_t *jo, const json_t *jn, gd_jpath *p, const obj_head *h,
+                       gd_tensor **out) {
     uint64_t off = 0, len = 0;
+    int rc;
     if (!jo || !jn)
         return gd_errorf(c->err, GD_E_INVALID_REQUEST, p->s, "The binary tensor at %s needs both \"offset\" and "
                          "\"nbytes\".", p->s);
@@ -431,21 +440,56 @@ static int decode_object(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, 
         return gd_errorf(c->err, GD_E_INVALID_REQUEST, p->s,
                          "The tensor at %s refers to a binary section, but the request is plain JSON; send it with "
                          "Content-Type application/vnd.gradd.v1+binary and a Gradd-Json-Length header.", p->s);
-    if (len != nbytes)
+    if (len != h->nbytes)
         return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s,
                          "The tensor at %s has nbytes %llu, but shape and dtype need %llu.", p->s,
-                         (unsigned long long)len, (unsigned long long)nbytes);
+                         (unsigned long long)len, (unsigned long long)h->nbytes);
     if (off > c->bin_len || len > c->bin_len - off)
         return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s,
                          "The tensor at %s spans bytes %llu..%llu, past the end of the %zu-byte binary section.",
                          p->s, (unsigned long long)off, (unsigned long long)(off + len), c->bin_len);
-    gd_tensor *t = gd_tensor_new(c->a, &s, (gd_dtype)dt, 0);
+    gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0);
     if (!t) return gd_decode_oom(c->err);
     if (len) memcpy(t->data, c->bin + off, (size_t)len);
-    from_le(t, f32);
+    from_le(t, h->f32);
     if ((rc = add_ref(c, off, len, p))) return rc;
-    *out = t, *f32_out = f32;
+    *out = t;
     return 0;
+}
+
+/* The object forms: {"shape", "data"[, "dtype"]}, {"shape", "dtype", "b64"}
+ * and {"shape", "dtype", "offset", "nbytes"}. Checked in this order: keys,
+ * exactly one payload, shape, dtype, size; then the payload. */
+static int decode_object(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, gd_tensor **out, int *f32_out) {
+    int rc = check_object_keys(c, j, p);
+    if (rc) return rc;
+    json_t *js = json_object_get(j, "shape"), *jt = json_object_get(j, "dtype"), *jd = json_object_get(j, "data"),
+           *jb = json_object_get(j, "b64"), *jo = json_object_get(j, "offset"), *jn = json_object_get(j, "nbytes");
+    int forms = !!jd + !!jb + !!(jo || jn);
+    if (forms != 1)
+        return gd_errorf(c->err, GD_E_INVALID_REQUEST, p->s,
+                         forms ? "The tensor at %s has more than one of \"data\", \"b64\" and \"offset\"/\"nbytes\"; "
+                                 "give exactly one."
+                               : "The tensor at %s has none of \"data\", \"b64\" or \"offset\"+\"nbytes\".",
+                         p->s);
+    obj_head h = {.s = {.rank = 0}};
+    if ((rc = read_shape(c, js, p, &h.s))) return rc;
+    int dt = w.dtype, f32 = w.decl_f32;
+    if (jt) {
+        if ((rc = read_dtype(c, jt, p, w, &dt, &f32))) return rc;
+    } else if (!jd) {
+        return gd_errorf(c->err, GD_E_INVALID_REQUEST, p->s,
+                         "The tensor at %s carries raw bytes, so it needs a \"dtype\" (\"float64\", \"float32\" or "
+                         "\"int64\").", p->s);
+    }
+    h.dt = dt < 0 ? GD_F64 : (gd_dtype)dt, h.f32 = f32;
+    if ((rc = check_numel(c, &h.s, p, &h.numel))) return rc;
+    h.nbytes = (uint64_t)h.numel * (f32 ? 4u : 8u);
+    if (jd) rc = from_data(c, jd, p, &h, out);
+    else if (jb) rc = from_b64(c, jb, p, &h, out);
+    else rc = from_binary(c, jo, jn, p, &h, out);
+    if (!rc) *f32_out = f32;
+    return rc;
 }
 
 /* Any tensor form of the contract at path p. *f32_out: the value came as
