@@ -74,6 +74,37 @@ static int read_ints(dctx *c, const json_t *v, const gd_jpath *p, const gd_node 
     return 0;
 }
 
+/* A dtype attribute: float64 or int64; a leaf also takes float32 (its
+ * transport encoding), and its dtype is the node's declaration. */
+static int decode_dtype_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, const json_t *v, const gd_jpath *p) {
+    gd_num *num = (gd_num *)((char *)&n->attrs + spec->offset);
+    int leaf = (n->op->flags & GD_OPF_LEAF) != 0;
+    static const char *const leaf_dtypes[] = {"float64", "int64", "float32", NULL};
+    const char *what = leaf ? "\"float64\", \"int64\" or \"float32\"" : "\"float64\" or \"int64\"";
+    if (!json_is_string(v)) return bad_attr(c, p, n, spec->name, what);
+    const char *s = json_string_value(v);
+    gd_dtype dt;
+    int f32 = 0;
+    if (!strcmp(s, "float64")) dt = GD_F64;
+    else if (!strcmp(s, "int64")) dt = GD_I64;
+    else if (leaf && !strcmp(s, "float32")) dt = GD_F64, f32 = 1;
+    else {
+        if (!strcmp(s, "float32"))
+            return gd_errorf(c->err, GD_E_INVALID_ATTRIBUTE, p->s,
+                             "Node '%s' (%s): float32 is a transport encoding only; computation is float64 or "
+                             "int64.", n->name, n->op->name);
+        bad_attr(c, p, n, spec->name, what);
+        gd_error_suggest(c->err, gd_closest(s, leaf_dtypes, leaf ? 3 : 2));
+        return GD_E_INVALID_ATTRIBUTE;
+    }
+    num->given = 1, num->v = dt;
+    if (leaf) {
+        n->has_dtype_decl = 1, n->dtype_decl = dt;
+        if (f32) n->transport_f32 = 1;
+    }
+    return 0;
+}
+
 /* One attribute, generically from its spec row: the value goes to the
  * gd_ints / gd_num slot at spec->offset in node->attrs. Leaf `shape` and
  * `dtype` are also the node's declarations. JSON null means "not given". */
@@ -114,32 +145,7 @@ static int decode_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, const json
         else return bad_attr(c, p, n, spec->name, "a number");
         num->given = 1;
         return 0;
-    case GD_ATTR_DTYPE: {
-        static const char *const leaf_dtypes[] = {"float64", "int64", "float32", NULL};
-        const char *what = leaf ? "\"float64\", \"int64\" or \"float32\"" : "\"float64\" or \"int64\"";
-        if (!json_is_string(v)) return bad_attr(c, p, n, spec->name, what);
-        const char *s = json_string_value(v);
-        gd_dtype dt;
-        int f32 = 0;
-        if (!strcmp(s, "float64")) dt = GD_F64;
-        else if (!strcmp(s, "int64")) dt = GD_I64;
-        else if (leaf && !strcmp(s, "float32")) dt = GD_F64, f32 = 1;
-        else {
-            if (!strcmp(s, "float32"))
-                return gd_errorf(c->err, GD_E_INVALID_ATTRIBUTE, p->s,
-                                 "Node '%s' (%s): float32 is a transport encoding only; computation is float64 or "
-                                 "int64.", n->name, n->op->name);
-            bad_attr(c, p, n, spec->name, what);
-            gd_error_suggest(c->err, gd_closest(s, leaf_dtypes, leaf ? 3 : 2));
-            return GD_E_INVALID_ATTRIBUTE;
-        }
-        num->given = 1, num->v = dt;
-        if (leaf) {
-            n->has_dtype_decl = 1, n->dtype_decl = dt;
-            if (f32) n->transport_f32 = 1;
-        }
-        return 0;
-    }
+    case GD_ATTR_DTYPE: return decode_dtype_attr(c, n, spec, v, p);
     }
     return gd_errorf(c->err, GD_E_INTERNAL, p->s, "Attribute kind %d is not known to the decoder.", (int)spec->kind);
 }
@@ -158,14 +164,11 @@ static const char **node_keys(dctx *c, const gd_op_def *op, int *n) {
     return k;
 }
 
-static int decode_node(dctx *c, json_t *nj, size_t i) {
+/* "name" and "op" of the node object at base: both must be strings. */
+static int read_name_op(dctx *c, json_t *nj, const char *base, size_t i, const char **name, const char **op) {
     gd_jpath p;
-    char base[64];
-    snprintf(base, sizeof base, "$.graph.nodes[%zu]", i);
+    json_t *jname = json_object_get(nj, "name"), *jop = json_object_get(nj, "op");
     gd_jp_set(&p, base);
-    if (!json_is_object(nj)) return wrong_type(c, &p, "a node object", nj);
-    json_t *jname = json_object_get(nj, "name"), *jop = json_object_get(nj, "op"),
-           *jin = json_object_get(nj, "inputs");
     gd_jp_key(&p, "name");
     if (!jname) return gd_errorf(c->err, GD_E_INVALID_REQUEST, p.s, "Node %zu has no \"name\".", i);
     if (!json_is_string(jname)) return wrong_type(c, &p, "a string", jname);
@@ -175,28 +178,57 @@ static int decode_node(dctx *c, json_t *nj, size_t i) {
         return gd_errorf(c->err, GD_E_INVALID_REQUEST, p.s, "Node '%.256s' (%s) has no \"op\".",
                          json_string_value(jname), base + 2);
     if (!json_is_string(jop)) return wrong_type(c, &p, "a string", jop);
+    *name = json_string_value(jname), *op = json_string_value(jop);
+    return 0;
+}
+
+/* "inputs" of the node at base (absent or null: none) as an arena array of
+ * the names; the strings stay jansson's. */
+static int read_inputs(dctx *c, json_t *jin, const char *base, const char ***ins, size_t *n_in) {
+    *ins = NULL, *n_in = 0;
+    if (!jin || json_is_null(jin)) return 0;
+    gd_jpath p;
     gd_jp_set(&p, base);
-    size_t n_in = 0;
-    const char **ins = NULL;
-    if (jin && !json_is_null(jin)) {
-        gd_jp_key(&p, "inputs");
-        if (!json_is_array(jin)) return wrong_type(c, &p, "a list of node names", jin);
-        n_in = json_array_size(jin);
-        if (n_in > (size_t)INT32_MAX / 2) return oom(c);
-        if (!(ins = gd_arena_alloc(c->a, sizeof *ins * (n_in + 1)))) return oom(c);
-        size_t mark = p.n;
-        for (size_t k = 0; k < n_in; k++) {
-            json_t *e = json_array_get(jin, k);
-            gd_jp_index(&p, k);
-            if (!json_is_string(e)) return wrong_type(c, &p, "a node name (a string)", e);
-            ins[k] = json_string_value(e);
-            gd_jp_pop(&p, mark);
-        }
-        gd_jp_set(&p, base);
+    gd_jp_key(&p, "inputs");
+    if (!json_is_array(jin)) return wrong_type(c, &p, "a list of node names", jin);
+    size_t n = json_array_size(jin);
+    if (n > (size_t)INT32_MAX / 2) return oom(c);
+    const char **r = gd_arena_alloc(c->a, sizeof *r * (n + 1));
+    if (!r) return oom(c);
+    size_t mark = p.n;
+    for (size_t k = 0; k < n; k++) {
+        json_t *e = json_array_get(jin, k);
+        gd_jp_index(&p, k);
+        if (!json_is_string(e)) return wrong_type(c, &p, "a node name (a string)", e);
+        r[k] = json_string_value(e);
+        gd_jp_pop(&p, mark);
     }
-    gd_node *n = gd_graph_add(c->g, json_string_value(jname), json_string_value(jop), ins, (int)n_in, c->err);
-    if (!n) return c->err->code;
-    int is_const = !strcmp(n->op->name, "constant");
+    *ins = r, *n_in = n;
+    return 0;
+}
+
+/* A node key at p that is no attribute of its op: a leaf's misplaced
+ * "value", or a misspelling answered with the closest valid key. */
+static int unknown_node_key(dctx *c, const gd_node *n, const char *key, const gd_jpath *p) {
+    if (!strcmp(key, "value") && (n->op->flags & GD_OPF_LEAF)) {
+        gd_errorf(c->err, GD_E_UNKNOWN_KEY, p->s,
+                  "Node '%s' (%s) cannot hold a \"value\": only a constant's value sits in the node; a %s's "
+                  "value goes in the request's \"values\".", n->name, n->op->name, n->op->name);
+        return GD_E_UNKNOWN_KEY;
+    }
+    int nk = 0;
+    const char **keys = node_keys(c, n->op, &nk);
+    if (!keys) return oom(c);
+    gd_errorf(c->err, GD_E_UNKNOWN_KEY, p->s, "Node '%s' (%s) has an unknown key \"%s\".", n->name, n->op->name,
+              key);
+    gd_error_suggest(c->err, gd_closest(key, keys, nk));
+    return GD_E_UNKNOWN_KEY;
+}
+
+/* Every key of the node object besides name, op, inputs (and a constant's
+ * value), in the object's order: an attribute of the op, or an error. */
+static int decode_node_attrs(dctx *c, json_t *nj, const char *base, gd_node *n, int is_const) {
+    gd_jpath p;
     const char *key;
     json_t *v;
     json_object_foreach(nj, key, v) {
@@ -205,40 +237,49 @@ static int decode_node(dctx *c, json_t *nj, size_t i) {
         gd_jp_set(&p, base);
         gd_jp_key(&p, key);
         const gd_attr_spec *spec = gd_op_attr(n->op, key);
-        if (spec) {
-            int rc = decode_attr(c, n, spec, v, &p);
-            if (rc) return rc;
-            continue;
-        }
-        if (!strcmp(key, "value") && (n->op->flags & GD_OPF_LEAF)) {
-            gd_errorf(c->err, GD_E_UNKNOWN_KEY, p.s,
-                      "Node '%s' (%s) cannot hold a \"value\": only a constant's value sits in the node; a %s's "
-                      "value goes in the request's \"values\".", n->name, n->op->name, n->op->name);
-            return GD_E_UNKNOWN_KEY;
-        }
-        int nk = 0;
-        const char **keys = node_keys(c, n->op, &nk);
-        if (!keys) return oom(c);
-        gd_errorf(c->err, GD_E_UNKNOWN_KEY, p.s, "Node '%s' (%s) has an unknown key \"%s\".", n->name, n->op->name,
-                  key);
-        gd_error_suggest(c->err, gd_closest(key, keys, nk));
-        return GD_E_UNKNOWN_KEY;
-    }
-    if (is_const) {
-        json_t *jv = json_object_get(nj, "value");
-        gd_jp_set(&p, base);
-        if (!jv || json_is_null(jv))
-            return gd_errorf(c->err, GD_E_MISSING_VALUE, p.s, "Constant '%s' has no \"value\".", n->name);
-        gd_jp_key(&p, "value");
-        gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
-        gd_tensor *t;
-        int f32;
-        int rc = gd_wire_decode(&c->wire, jv, &p, w, &t, &f32);
+        int rc = spec ? decode_attr(c, n, spec, v, &p) : unknown_node_key(c, n, key, &p);
         if (rc) return rc;
-        gd_node_set_value(n, t, -1);
-        if (f32) n->transport_f32 = 1;
     }
     return 0;
+}
+
+/* A constant's "value": required, in any tensor form, of its declared dtype. */
+static int decode_const_value(dctx *c, json_t *nj, const char *base, gd_node *n) {
+    gd_jpath p;
+    json_t *jv = json_object_get(nj, "value");
+    gd_jp_set(&p, base);
+    if (!jv || json_is_null(jv))
+        return gd_errorf(c->err, GD_E_MISSING_VALUE, p.s, "Constant '%s' has no \"value\".", n->name);
+    gd_jp_key(&p, "value");
+    gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
+    gd_tensor *t;
+    int f32;
+    int rc = gd_wire_decode(&c->wire, jv, &p, w, &t, &f32);
+    if (rc) return rc;
+    gd_node_set_value(n, t, -1);
+    if (f32) n->transport_f32 = 1;
+    return 0;
+}
+
+/* Node i of "nodes": name, op and inputs first (the graph adds the node and
+ * checks the op), then its attributes, then a constant's value. */
+static int decode_node(dctx *c, json_t *nj, size_t i) {
+    char base[64];
+    snprintf(base, sizeof base, "$.graph.nodes[%zu]", i);
+    if (!json_is_object(nj)) {
+        gd_jpath p;
+        gd_jp_set(&p, base);
+        return wrong_type(c, &p, "a node object", nj);
+    }
+    const char *name = NULL, *op = NULL, **ins = NULL;
+    size_t n_in = 0;
+    int rc = read_name_op(c, nj, base, i, &name, &op);
+    if (rc || (rc = read_inputs(c, json_object_get(nj, "inputs"), base, &ins, &n_in))) return rc;
+    gd_node *n = gd_graph_add(c->g, name, op, ins, (int)n_in, c->err);
+    if (!n) return c->err->code;
+    int is_const = !strcmp(n->op->name, "constant");
+    if ((rc = decode_node_attrs(c, nj, base, n, is_const))) return rc;
+    return is_const ? decode_const_value(c, nj, base, n) : 0;
 }
 
 /* ---- names: targets, wrt, fetch, values ------------------------------------- */
@@ -536,7 +577,49 @@ static const char **names_of(dctx *c, const int *idx, int n) {
     return s;
 }
 
-/* Everything after parsing; root is borrowed. */
+/* The /v1/grad fields, once the targets are known: target_grad (a slot per
+ * target, NULL where none is given) and wrt (absent: every variable). */
+static int decode_grad_fields(dctx *c, json_t *root, gd_request *r) {
+    json_t *j;
+    int rc;
+    r->spec.grad = 1;
+    gd_tensor **tg = gd_arena_alloc(c->a, sizeof *tg * (size_t)(r->spec.n_targets + 1));
+    if (!tg) return oom(c);
+    if ((j = opt(root, "target_grad")) && (rc = decode_target_grad(c, j, r, tg))) return rc;
+    r->spec.target_grad = tg;
+    int *w, nw = 0;
+    if ((j = opt(root, "wrt"))) {
+        if ((rc = resolve_list(c, j, "wrt", "The wrt entry", &w, &nw))) return rc;
+    } else {
+        if (!(w = gd_arena_alloc(c->a, sizeof *w * (size_t)(c->g->n + 1)))) return oom(c);
+        for (int i = 0; i < c->g->n; i++)
+            if (!strcmp(c->g->nodes[i].op->name, "variable")) w[nw++] = i;
+    }
+    r->spec.wrt = w, r->spec.n_wrt = nw;
+    if (!(r->wrt_names = names_of(c, w, nw))) return oom(c);
+    return 0;
+}
+
+/* fetch: the listed nodes; on /v1/eval without it, the targets. */
+static int decode_fetch(dctx *c, json_t *root, int endpoint, gd_request *r) {
+    json_t *j;
+    int *f = NULL, nf = 0;
+    if ((j = opt(root, "fetch"))) {
+        int rc = resolve_list(c, j, "fetch", "The fetch entry", &f, &nf);
+        if (rc) return rc;
+        r->fetch_given = 1;
+    } else if (endpoint == GD_EP_EVAL) {
+        f = (int *)r->spec.targets, nf = r->spec.n_targets;
+        r->fetch_given = 1;
+    }
+    r->spec.fetch = f, r->spec.n_fetch = nf;
+    if (!(r->fetch_names = names_of(c, f, nf))) return oom(c);
+    return 0;
+}
+
+/* Everything after parsing, in the order that decides which error a bad
+ * request gets: keys and options, graph, values, targets, the grad fields,
+ * fetch, binary overlaps, then the graph check. root is borrowed. */
 static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limits *lim, gd_request *r) {
     int rc;
     if (!json_is_object(root))
@@ -553,35 +636,8 @@ static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limi
     if ((j = opt(root, "values")) && (rc = decode_values(c, j))) return rc;
     if ((rc = decode_targets(c, json_object_get(root, "target"), r))) return rc;
     if (!(r->target_names = names_of(c, r->spec.targets, r->spec.n_targets))) return oom(c);
-
-    if (endpoint == GD_EP_GRAD) {
-        r->spec.grad = 1;
-        gd_tensor **tg = gd_arena_alloc(c->a, sizeof *tg * (size_t)(r->spec.n_targets + 1));
-        if (!tg) return oom(c);
-        if ((j = opt(root, "target_grad")) && (rc = decode_target_grad(c, j, r, tg))) return rc;
-        r->spec.target_grad = tg;
-        int *w, nw = 0;
-        if ((j = opt(root, "wrt"))) {
-            if ((rc = resolve_list(c, j, "wrt", "The wrt entry", &w, &nw))) return rc;
-        } else {
-            if (!(w = gd_arena_alloc(c->a, sizeof *w * (size_t)(c->g->n + 1)))) return oom(c);
-            for (int i = 0; i < c->g->n; i++)
-                if (!strcmp(c->g->nodes[i].op->name, "variable")) w[nw++] = i;
-        }
-        r->spec.wrt = w, r->spec.n_wrt = nw;
-        if (!(r->wrt_names = names_of(c, w, nw))) return oom(c);
-    }
-    int *f = NULL, nf = 0;
-    if ((j = opt(root, "fetch"))) {
-        if ((rc = resolve_list(c, j, "fetch", "The fetch entry", &f, &nf))) return rc;
-        r->fetch_given = 1;
-    } else if (endpoint == GD_EP_EVAL) {
-        f = (int *)r->spec.targets, nf = r->spec.n_targets;
-        r->fetch_given = 1;
-    }
-    r->spec.fetch = f, r->spec.n_fetch = nf;
-    if (!(r->fetch_names = names_of(c, f, nf))) return oom(c);
-
+    if (endpoint == GD_EP_GRAD && (rc = decode_grad_fields(c, root, r))) return rc;
+    if ((rc = decode_fetch(c, root, endpoint, r))) return rc;
     if ((rc = gd_wire_check_overlaps(&c->wire))) return rc;
     gd_limits gl = {.max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0};
     return gd_graph_check(c->g, &gl, c->err);
