@@ -45,6 +45,71 @@ static void put_origin(gd_buf *b, const gd_graph *g, const gd_origin *o) {
     gd_buf_puts(b, "]}");
 }
 
+static void put_consumers(gd_buf *b, const gd_diag *d, const gd_graph *g) {
+    gd_buf_puts(b, ",\"consumers\":[");
+    for (int i = 0; i < d->n_consumers; i++) {
+        gd_buf_puts(b, i ? ",{" : "{");
+        put_node_op(b, g, d->consumers[i]);
+        gd_buf_putc(b, '}');
+    }
+    gd_buf_putc(b, ']');
+}
+
+/* "blocked_at", then "path" when the diagnostic is about a wrt or has one. */
+static void put_blocked(gd_buf *b, const gd_diag *d, const gd_graph *g) {
+    gd_buf_puts(b, ",\"blocked_at\":[");
+    for (int i = 0; i < d->n_blocked; i++) {
+        const gd_block *k = &d->blocked[i];
+        gd_buf_puts(b, i ? ",{" : "{");
+        put_node_op(b, g, k->node);
+        gd_buf_printf(b, ",\"reason\":\"%s\",\"input\":%d", gd_block_reason_name(k->reason), k->input);
+        if (k->predicate >= 0) gd_buf_puts(b, ",\"predicate\":"), put_name(b, g, k->predicate);
+        gd_buf_putc(b, '}');
+    }
+    gd_buf_putc(b, ']');
+    if (d->wrt >= 0 || d->n_path > 0) {
+        gd_buf_puts(b, ",\"path\":[");
+        for (int i = 0; i < d->n_path; i++) {
+            if (i) gd_buf_putc(b, ',');
+            put_name(b, g, d->path[i]);
+        }
+        gd_buf_putc(b, ']');
+    }
+}
+
+static void put_zeroed(gd_buf *b, const gd_diag *d, const gd_graph *g) {
+    gd_buf_puts(b, ",\"zeroed_at\":[");
+    for (int i = 0; i < d->n_zeroed; i++) {
+        gd_buf_puts(b, i ? ",{" : "{");
+        put_node_op(b, g, d->zeroed[i].node);
+        gd_buf_puts(b, ",\"cause\":");
+        gd_buf_json_string(b, gd_zero_cause_name(d->zeroed[i].cause));
+        gd_buf_putc(b, '}');
+    }
+    gd_buf_putc(b, ']');
+}
+
+/* The evidence keys that d's code carries, each with its leading comma. */
+static void put_evidence(gd_buf *b, const gd_diag *d, const gd_graph *g) {
+    switch (d->code) {
+    case GD_DIAG_DISCONNECTED: put_consumers(b, d, g); break;
+    case GD_DIAG_STOP_GRADIENT:
+    case GD_DIAG_NON_DIFFERENTIABLE:
+    case GD_DIAG_UNTAKEN_BRANCH:
+    case GD_DIAG_MIXED: put_blocked(b, d, g); break;
+    case GD_DIAG_INTEGER_DTYPE:
+        gd_buf_printf(b, ",\"dtype\":\"%s\",\"made_by\":", gd_dtype_name(d->dtype));
+        put_name(b, g, d->made_by);
+        break;
+    case GD_DIAG_ZERO_GRADIENT: put_zeroed(b, d, g); break;
+    case GD_DIAG_NON_FINITE_GRADIENT:
+    case GD_DIAG_NON_FINITE_VALUE:
+        gd_buf_puts(b, ",\"origin\":");
+        put_origin(b, g, &d->origin);
+        break;
+    }
+}
+
 /* One diagnostic: code, severity, wrt or node, message, the evidence its code
  * carries, hint (the contract's key order). */
 static void put_diag(gd_buf *b, const gd_diag *d, const gd_graph *g) {
@@ -55,60 +120,7 @@ static void put_diag(gd_buf *b, const gd_diag *d, const gd_graph *g) {
     else if (d->node >= 0) gd_buf_puts(b, ",\"node\":"), put_name(b, g, d->node);
     gd_buf_puts(b, ",\"message\":");
     gd_buf_json_string(b, d->message);
-    switch (d->code) {
-    case GD_DIAG_DISCONNECTED:
-        gd_buf_puts(b, ",\"consumers\":[");
-        for (int i = 0; i < d->n_consumers; i++) {
-            gd_buf_puts(b, i ? ",{" : "{");
-            put_node_op(b, g, d->consumers[i]);
-            gd_buf_putc(b, '}');
-        }
-        gd_buf_putc(b, ']');
-        break;
-    case GD_DIAG_STOP_GRADIENT:
-    case GD_DIAG_NON_DIFFERENTIABLE:
-    case GD_DIAG_UNTAKEN_BRANCH:
-    case GD_DIAG_MIXED:
-        gd_buf_puts(b, ",\"blocked_at\":[");
-        for (int i = 0; i < d->n_blocked; i++) {
-            const gd_block *k = &d->blocked[i];
-            gd_buf_puts(b, i ? ",{" : "{");
-            put_node_op(b, g, k->node);
-            gd_buf_printf(b, ",\"reason\":\"%s\",\"input\":%d", gd_block_reason_name(k->reason), k->input);
-            if (k->predicate >= 0) gd_buf_puts(b, ",\"predicate\":"), put_name(b, g, k->predicate);
-            gd_buf_putc(b, '}');
-        }
-        gd_buf_putc(b, ']');
-        if (d->wrt >= 0 || d->n_path > 0) {
-            gd_buf_puts(b, ",\"path\":[");
-            for (int i = 0; i < d->n_path; i++) {
-                if (i) gd_buf_putc(b, ',');
-                put_name(b, g, d->path[i]);
-            }
-            gd_buf_putc(b, ']');
-        }
-        break;
-    case GD_DIAG_INTEGER_DTYPE:
-        gd_buf_printf(b, ",\"dtype\":\"%s\",\"made_by\":", gd_dtype_name(d->dtype));
-        put_name(b, g, d->made_by);
-        break;
-    case GD_DIAG_ZERO_GRADIENT:
-        gd_buf_puts(b, ",\"zeroed_at\":[");
-        for (int i = 0; i < d->n_zeroed; i++) {
-            gd_buf_puts(b, i ? ",{" : "{");
-            put_node_op(b, g, d->zeroed[i].node);
-            gd_buf_puts(b, ",\"cause\":");
-            gd_buf_json_string(b, gd_zero_cause_name(d->zeroed[i].cause));
-            gd_buf_putc(b, '}');
-        }
-        gd_buf_putc(b, ']');
-        break;
-    case GD_DIAG_NON_FINITE_GRADIENT:
-    case GD_DIAG_NON_FINITE_VALUE:
-        gd_buf_puts(b, ",\"origin\":");
-        put_origin(b, g, &d->origin);
-        break;
-    }
+    put_evidence(b, d, g);
     gd_buf_puts(b, ",\"hint\":");
     gd_buf_json_string(b, d->hint);
     gd_buf_putc(b, '}');
