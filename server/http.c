@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "compute.h"
 #include "gd_config.h"
 #include "log.h"

@@ -5,7 +5,8 @@
  * them into responses on the MHD thread. The reply owns its buffers until
  * http.c takes them. The status rule that is the server's rather than the
  * encoder's, 422 when no wrt gets a gradient, is decided here too; proto
- * only encodes the body. */
+ * only encodes the body. Knows proto's request and error body and core's
+ * diagnostics; nothing of MHD or the pool. */
 #ifndef GD_SERVER_REPLY_H
 #define GD_SERVER_REPLY_H
 
