@@ -20,9 +20,11 @@
 #include "op.h"
 #include "wire.h"
 
+/* "tensor_format" values in gd_tensor_format order; read by decode_options. */
+static const char *const tensor_formats[] = {"nested", "flat", "b64", "binary", NULL};
+
 const char *gd_tensor_format_name(gd_tensor_format f) {
-    static const char *names[] = {"nested", "flat", "b64", "binary"};
-    return (f >= GD_TF_NESTED && f <= GD_TF_BINARY) ? names[f] : "nested";
+    return (f >= GD_TF_NESTED && f <= GD_TF_BINARY) ? tensor_formats[f] : "nested";
 }
 
 /* ---- decoding context ------------------------------------------------------- */
@@ -474,9 +476,8 @@ static int decode_options(dctx *c, json_t *root, int endpoint, gd_request *r) {
         r->deadline_ms = d;
     }
     if ((j = opt(root, "tensor_format"))) {
-        static const char *const formats[] = {"nested", "flat", "b64", "binary", NULL};
         int f;
-        int rc = read_choice(c, j, "tensor_format", formats, &f);
+        int rc = read_choice(c, j, "tensor_format", tensor_formats, &f);
         if (rc) return rc;
         r->tensor_format = (gd_tensor_format)f;
     }
