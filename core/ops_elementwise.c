@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "numfmt.h"
 
 /* ---------------------------------------------------------------------------
  * Scalar helpers */
@@ -378,17 +379,6 @@ static int infer_binary(const gd_node *n, const gd_meta *in, const gd_limits *li
 /* ---------------------------------------------------------------------------
  * cast{dtype}: float64 <-> int64. */
 
-/* v as the wire prints it: "NaN", "Infinity", or the shortest round-trip decimal. */
-static const char *num_str(char *buf, size_t size, double v) {
-    if (isnan(v)) return "NaN";
-    if (isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
-    for (int p = 15; p <= 17; p++) {
-        snprintf(buf, size, "%.*g", p, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    return buf;
-}
-
 static int infer_cast(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
     if (!n->attrs.dtype.given)
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".dtype",
@@ -426,10 +416,11 @@ static int cast_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) 
             double t = trunc(xs[i]);
             if (!(t >= -0x1p63 && t < 0x1p63)) {
                 char buf[40];
+                gd_fmt_double(buf, xs[i]);
                 const char *why = isfinite(xs[i]) ? "is outside int64's range" : "has no int64 value";
                 return gd_node_errorf(c->err, c->node, GD_E_INVALID_VALUE, "",
                                       "Node '%s' (cast): element %lld of '%s' is %s, which %s.", c->node->name,
-                                      (long long)i, c->node->in_names[0], num_str(buf, sizeof buf, xs[i]), why);
+                                      (long long)i, c->node->in_names[0], buf, why);
             }
             ys[i] = (int64_t)t;
         }

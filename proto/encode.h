@@ -5,43 +5,19 @@
  * in the form the request asked for (nested, flat, b64, or binary into a
  * separate binary section); float64 as Python's repr prints it, a float32
  * transport value as the shortest decimal that reads back to the same
- * float32. Nothing here knows HTTP: the status of an error body comes from
- * gd_err_status, the framing headers from the server. */
+ * float32 (wire.h writes the tensors, core/numfmt.h the numbers). Nothing here
+ * knows HTTP: the status of an error body comes from gd_err_status, the
+ * framing headers from the server. */
 #ifndef GD_ENCODE_H
 #define GD_ENCODE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decode.h"
-
-/* A growable byte buffer. data is malloc'd and owned by the buffer; it is
- * always NUL-terminated past len (handy for JSON text, harmless for binary).
- * After an allocation failure `failed` is set and further appends do nothing. */
-typedef struct gd_buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} gd_buf;
-
-void gd_buf_init(gd_buf *b);                              /* empty; allocates nothing */
-void gd_buf_free(gd_buf *b);                              /* releases data; b is empty again */
-void gd_buf_reset(gd_buf *b);                             /* len = 0, keeps the memory */
-int gd_buf_append(gd_buf *b, const void *p, size_t n);    /* 0, or -1 out of memory */
-int gd_buf_puts(gd_buf *b, const char *s);
-int gd_buf_printf(gd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* s as a JSON string literal (quotes included). Invalid UTF-8 (e.g. a message
- * truncated inside a character) becomes U+FFFD, so the output is always valid. */
-int gd_buf_json_string(gd_buf *b, const char *s);
-
-/* Shortest decimal that reads back (strtod / strtof) to the same value,
- * formatted as Python's repr formats a float: "2.0", "0.1", "1e-05",
- * "1.2345678901234568e+17", "-0.0"; fixed notation for decimal exponents in
- * [-4, 16), exponent notation (at least two exponent digits) outside. Non-finite
- * values give NaN, Infinity, -Infinity (no quotes). Returns the length.
- * Assumes the "C" numeric locale. */
-int gd_fmt_double(char buf[32], double v);
-int gd_fmt_float(char buf[32], float v);
+#include "buf.h"
+#include "diagnose.h"
+#include "engine.h"
+#include "request.h"
 
 /* Timings and sizes for the response's "stats". */
 typedef struct gd_stats {
@@ -76,14 +52,6 @@ int gd_encode_eval_response(gd_buf *out, gd_buf *bin, const gd_request *req, con
  * and "suggestion" only when non-empty, "diagnostics" only when n_diags > 0
  * (their node names are looked up in g, which must then be non-NULL). */
 int gd_encode_error(gd_buf *out, const gd_error *err, const gd_diag *diags, int n_diags, const gd_graph *g);
-
-/* The 422 rule: does no `wrt` have a gradient while unconnected is "none"?
- * Then returns 1 and sets err to no_gradients with the message
- * "No gradients provided for any variable: b, c" (names in wrt order; a long
- * list ends in ", ..."). Returns 0 (err untouched) otherwise, and also when
- * the request has no wrt at all or is an eval. Encode the 422 body with
- * gd_encode_error(out, err, res->diags, res->n_diags, req->graph). */
-int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err);
 
 /* The 200 body of GET /v1/ops, generated from the core's op table (table
  * order), appended to `out`:

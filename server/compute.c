@@ -8,9 +8,10 @@
 #include <string.h>
 
 #include "arena.h"
-#include "proto/encode.h"
 #include "run.h"
 #include "log.h"
+#include "proto/decode.h"
+#include "proto/encode.h"
 
 /* The request's own deadline_ms may only make the server's deadline earlier. */
 static void apply_deadline(const gd_compute_in *in, const gd_request *req, gd_cancel *cancel) {

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/decode.h"
+#include "proto/request.h"
 #include "reply.h"
 
 typedef struct gd_compute_in {

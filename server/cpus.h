@@ -2,7 +2,8 @@
  * capped by the CPU quota of its cgroup (v2 cpu.max, v1 cfs_quota_us /
  * cfs_period_us, on every level up to the hierarchy's root), never the
  * host's core count. Used to size the worker pool and OpenBLAS threads.
- * Reads /proc and /sys only; no allocation survives the call. */
+ * Reads /proc and /sys only; no allocation survives the call. Knows
+ * nothing of gradd's other modules. */
 #ifndef GD_SERVER_CPUS_H
 #define GD_SERVER_CPUS_H
 

@@ -34,9 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "compute.h"
 #include "gd_config.h"
 #include "log.h"
+#include "proto/encode.h"
 #include "reply.h"
 
 #define ID_MAX 128        /* longest X-Request-Id echoed back */

@@ -7,7 +7,9 @@
  * The lifecycle calls (drain, quiesce, stop) come from main's thread; the
  * rest runs on MHD's thread and the pool's. gd_http_stop must only be
  * called once gd_http_in_flight is 0 and the pool takes no more work:
- * MHD must never be stopped with a connection suspended. */
+ * MHD must never be stopped with a connection suspended. The only module
+ * that knows libmicrohttpd; it knows config, metrics, the pool and compute,
+ * and of proto the decode limits and the GET /v1/ops body. */
 #ifndef GD_SERVER_HTTP_H
 #define GD_SERVER_HTTP_H
 

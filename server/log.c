@@ -10,7 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proto/encode.h"
+#include "buf.h"
+#include "proto/jsonstr.h"
 
 static gd_log_format log_format = GD_LOG_TEXT;
 

@@ -2,7 +2,9 @@
  * route, status, bytes in and out, queue and compute time) and one per
  * lifecycle event (listening, draining, stopped, errors), as text or as one
  * JSON object per line. Each line goes out in a single write(2), so lines
- * from different threads never interleave. Nothing is buffered or kept. */
+ * from different threads never interleave. Nothing is buffered or kept.
+ * Knows the log format (config.h), core's byte buffer and proto's JSON
+ * string escaper; nothing of MHD, requests' contents or the encoder. */
 #ifndef GD_SERVER_LOG_H
 #define GD_SERVER_LOG_H
 

@@ -3,13 +3,15 @@
  * route, requests rejected before compute by reason, and build info. The
  * gauges (in flight, queue depth) are read from their owners at render
  * time. Every counter is a relaxed atomic: any thread may count, none
- * takes a lock. No allocation except the rendered text. */
+ * takes a lock. No allocation except the rendered text. Knows only its
+ * counters and core's byte buffer: nothing of MHD, proto or the pool (the
+ * gauges and the version are passed in). */
 #ifndef GD_SERVER_METRICS_H
 #define GD_SERVER_METRICS_H
 
 #include <stdint.h>
 
-#include "proto/encode.h"
+#include "buf.h"
 
 /* The route label: each served path, and "other" for everything else. */
 typedef enum gd_route {

@@ -1,6 +1,7 @@
 /* probe.h - `gradd --healthcheck`: ask a running gradd for GET /healthz
  * over a plain socket (HTTP/1.0), for container health checks that have no
- * curl. Only the status line is read. */
+ * curl. Only the status line is read. Knows sockets and HTTP/1.0, nothing
+ * of gradd's other modules. */
 #ifndef GD_SERVER_PROBE_H
 #define GD_SERVER_PROBE_H
 

@@ -1,8 +1,12 @@
-/* reply.c - building gd_reply values (see reply.h). */
+/* reply.c - building gd_reply values, and the 422 rule that decides when a
+ * successful run is answered no_gradients (see reply.h). */
 #include "reply.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "proto/encode.h"
 
 void gd_reply_init(gd_reply *r) {
     memset(r, 0, sizeof *r);
@@ -38,4 +42,33 @@ void gd_reply_static(gd_reply *r, int status, const char *text, size_t len) {
     r->status = status;
     r->static_body = text;
     r->static_len = len;
+}
+
+/* "No gradients provided for any variable: b, c" into msg, the wrt names in
+ * order; a list too long for the message ends in ", ...". */
+static void no_gradients_message(const gd_request *req, char msg[GD_ERR_MSG_MAX]) {
+    const gd_run_spec *s = &req->spec;
+    const size_t size = GD_ERR_MSG_MAX;
+    const char *head = "No gradients provided for any variable: ";
+    size_t o = (size_t)snprintf(msg, size, "%s", head);
+    for (int k = 0; k < s->n_wrt; k++) {
+        const char *name = req->wrt_names ? req->wrt_names[k] : req->graph->nodes[s->wrt[k]].name;
+        size_t need = strlen(name) + (k ? 2 : 0);
+        if (o + need + 5 >= size) { /* room for ", ..." */
+            snprintf(msg + o, size - o, "%s...", k ? ", " : "");
+            break;
+        }
+        o += (size_t)snprintf(msg + o, size - o, "%s%s", k ? ", " : "", name);
+    }
+}
+
+int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err) {
+    const gd_run_spec *s = &req->spec;
+    if (!s->grad || s->unconnected_zero || s->n_wrt == 0) return 0;
+    for (int k = 0; k < s->n_wrt; k++)
+        if (res->grads && res->grads[k]) return 0;
+    char msg[GD_ERR_MSG_MAX];
+    no_gradients_message(req, msg);
+    gd_errorf(err, GD_E_NO_GRADIENTS, NULL, "%s", msg);
+    return 1;
 }

@@ -3,14 +3,20 @@
  * binary section of a binary-framed answer, and the few headers that vary
  * by answer. Workers build replies without touching MHD; http.c turns
  * them into responses on the MHD thread. The reply owns its buffers until
- * http.c takes them. */
+ * http.c takes them. The status rule that is the server's rather than the
+ * encoder's, 422 when no wrt gets a gradient, is decided here too; proto
+ * only encodes the body. Knows proto's request and error body and core's
+ * diagnostics; nothing of MHD or the pool. */
 #ifndef GD_SERVER_REPLY_H
 #define GD_SERVER_REPLY_H
 
 #include <stddef.h>
 
-#include "proto/encode.h"
+#include "buf.h"
+#include "diagnose.h"
+#include "engine.h"
 #include "error.h"
+#include "proto/request.h"
 
 #define GD_CT_JSON "application/json"
 #define GD_CT_BINARY "application/vnd.gradd.v1+binary"
@@ -39,6 +45,15 @@ void gd_reply_error(gd_reply *r, const gd_error *err, const gd_diag *diags, int 
 /* Same from a code and a printf message; `at` may be NULL. */
 void gd_reply_errorf(gd_reply *r, gd_err code, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The 422 rule, which decides the status of a run that succeeded: does no
+ * `wrt` have a gradient while unconnected is "none"? Then returns 1 and sets
+ * err to no_gradients with the message
+ * "No gradients provided for any variable: b, c" (names in wrt order; a long
+ * list ends in ", ..."); answer it with gd_reply_error(r, err, res->diags,
+ * res->n_diags, req->graph). Returns 0 (err untouched) otherwise, and also
+ * when the request has no wrt at all or is an eval. */
+int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err);
 
 /* A body from static text (not copied), with the given status. */
 void gd_reply_static(gd_reply *r, int status, const char *text, size_t len);

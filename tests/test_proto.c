@@ -21,6 +21,9 @@
 
 #include "../proto/decode.h"
 #include "../proto/encode.h"
+#include "../proto/jsonstr.h"
+#include "../server/reply.h"
+#include "numfmt.h"
 #include "tests.h"
 
 /* ---------------------------------------------------------------------------

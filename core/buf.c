@@ -1,0 +1,61 @@
+/* buf.c - the growable byte buffer (see buf.h): malloc'd storage that
+ * doubles as it grows and stays NUL-terminated. */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void gd_buf_init(gd_buf *b) { memset(b, 0, sizeof *b); }
+
+void gd_buf_free(gd_buf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+void gd_buf_reset(gd_buf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
+
+int gd_buf_reserve(gd_buf *b, size_t n) {
+    if (b->failed) return -1;
+    if (b->cap > b->len && n < b->cap - b->len) return 0;
+    if (n > SIZE_MAX / 2 - b->len - 1) { b->failed = 1; return -1; }
+    size_t need = b->len + n + 1, cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d) { b->failed = 1; return -1; }
+    b->data = d, b->cap = cap;
+    return 0;
+}
+
+int gd_buf_append(gd_buf *b, const void *p, size_t n) {
+    if (gd_buf_reserve(b, n)) return -1;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int gd_buf_puts(gd_buf *b, const char *s) { return gd_buf_append(b, s, strlen(s)); }
+
+int gd_buf_putc(gd_buf *b, char ch) { return gd_buf_append(b, &ch, 1); }
+
+int gd_buf_printf(gd_buf *b, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return -1;
+    if ((size_t)n < sizeof small) return gd_buf_append(b, small, (size_t)n);
+    if (gd_buf_reserve(b, (size_t)n)) return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* jread.c - exact integers, value kinds and the common decode errors (see
+ * jread.h). */
+#include "jread.h"
+
+#include <math.h>
+
+#define MAX_SAFE_INT 9007199254740992.0 /* 2^53: integers a double holds exactly */
+
+int gd_decode_oom(gd_error *err) {
+    return gd_errorf(err, GD_E_TOO_LARGE, NULL,
+                     "The request needs more memory than this server allows for one request.");
+}
+
+const char *gd_json_kind(const json_t *j) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+int gd_json_wrong_type(gd_error *err, const gd_jpath *p, const char *what, const json_t *j) {
+    return gd_errorf(err, GD_E_INVALID_REQUEST, p->s, "%s must be %s, not %s.", p->s, what, gd_json_kind(j));
+}
+
+int gd_json_exact_int(const json_t *j, int64_t *out) {
+    if (json_is_integer(j)) {
+        json_int_t v = json_integer_value(j);
+        if (v > (json_int_t)MAX_SAFE_INT || v < -(json_int_t)MAX_SAFE_INT) return 0;
+        *out = (int64_t)v;
+        return 1;
+    }
+    if (!json_is_real(j)) return 0;
+    double v = json_real_value(j);
+    if (v != floor(v) || !(fabs(v) < MAX_SAFE_INT)) return 0;
+    *out = (int64_t)v;
+    return 1;
+}

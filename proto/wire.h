@@ -1,0 +1,74 @@
+/* wire.h - tensors on the wire, both directions: every tensor form of the
+ * contract read from a request (a number, nested lists, {"shape", "data"},
+ * {"shape", "dtype", "b64"}, a binary reference {"shape", "dtype", "offset",
+ * "nbytes"}) and written into a response in the form the request asked for.
+ *
+ * float32 is a transport encoding: read, it is widened to float64 (after
+ * rounding to float32); written, a transport node's float64 is narrowed.
+ * Element counts are checked against the limit before a buffer is
+ * allocated. This module knows tensors, jansson values and the byte buffer;
+ * it knows nothing of graphs, requests' other fields, or HTTP. */
+#ifndef GD_WIRE_H
+#define GD_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "error.h"
+#include "jpath.h"
+#include "request.h"
+#include "tensor.h"
+
+struct json_t; /* jansson's value; only the decoder's callers hold one */
+
+/* double -> float32 as IEEE round-to-nearest, with values beyond float's range
+ * going to +-Infinity (as NumPy does) rather than into undefined behaviour. */
+float gd_to_f32(double v);
+
+/* ---- reading ---------------------------------------------------------------- */
+
+typedef struct gd_wire_ref gd_wire_ref;
+
+/* What the tensor reader of one request needs and keeps. The caller fills
+ * a, bin, bin_len, max_elements and err, and zeroes the rest. */
+typedef struct gd_wire_in {
+    gd_arena *a;              /* tensors and the reference list go here */
+    const unsigned char *bin; /* the binary section; NULL: plain JSON */
+    size_t bin_len;
+    int64_t max_elements;     /* of any one tensor; 0: no limit */
+    gd_error *err;
+    gd_wire_ref *refs;        /* binary references read so far (arena) */
+    int n_refs, cap_refs;
+} gd_wire_in;
+
+/* How a value is to be read: the dtype it takes when untyped (-1: none
+ * declared, so float64) and whether its leaf declared float32. */
+typedef struct gd_wire_want {
+    int dtype;
+    int decl_f32;
+} gd_wire_want;
+
+/* Any tensor form of the contract at path p (p names j; on success it is
+ * left as it was, on error it names the culprit). *f32_out: the value came
+ * as float32 (declared or explicit). The tensor is allocated in c->a; a
+ * binary reference is copied out of c->bin and remembered for
+ * gd_wire_check_overlaps. Returns 0, or an error code with c->err set. */
+int gd_wire_decode(gd_wire_in *c, struct json_t *j, gd_jpath *p, gd_wire_want w, gd_tensor **out, int *f32_out);
+
+/* No two binary references read so far may share a byte; the error names
+ * the later of two overlapping ones in request order. Call once, after all
+ * tensors are read. Returns 0 or invalid_value. */
+int gd_wire_check_overlaps(gd_wire_in *c);
+
+/* ---- writing ---------------------------------------------------------------- */
+
+/* t (or null when t is NULL) appended to out in form fmt; with transport_f32
+ * a float64 tensor is written as float32. GD_TF_BINARY puts the raw bytes
+ * into bin at the next 64-byte boundary from bin's start (which must be the
+ * start of the binary section) and writes their offset into out. Failure
+ * shows as out->failed or bin->failed. */
+void gd_wire_put(gd_buf *out, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32);
+
+#endif
