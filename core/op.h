@@ -131,6 +131,15 @@ typedef struct gd_op_def {
     gd_backward_fn backward;     /* NULL iff !differentiable (and for leaves) */
 } gd_op_def;
 
+/* A leaf whose value comes from the request's `values` (variable, input),
+ * and one whose value sits inline in the node (constant). */
+static inline int gd_op_takes_value(const gd_op_def *op) {
+    return (op->flags & (GD_OPF_VARIABLE | GD_OPF_DATA)) != 0;
+}
+static inline int gd_op_is_constant(const gd_op_def *op) {
+    return (op->flags & GD_OPF_LEAF) && !gd_op_takes_value(op);
+}
+
 /* Family tables, each terminated by a row with name == NULL. */
 extern const gd_op_def gd_ops_leaf[];
 extern const gd_op_def gd_ops_elementwise[];

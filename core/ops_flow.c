@@ -83,7 +83,7 @@ static int backward_where(gd_kctx *c, const gd_tensor *const *in, const gd_tenso
     for (int i = 1; i <= 2; i++) {
         if (!want[i]) continue;
         if (!(din[i] = gd_tensor_new(c->arena, &out->shape, GD_F64, 0)))
-            return gd_errorf(c->err, GD_E_TOO_LARGE, NULL, "The request needs more memory than allowed.");
+            return gd_kernel_oom(c);
     }
     w.da = want[1] ? gd_f64(din[1]) : NULL;
     w.db = want[2] ? gd_f64(din[2]) : NULL;
@@ -125,7 +125,7 @@ static int backward_cond(gd_kctx *c, const gd_tensor *const *in, const gd_tensor
     int taken = elem(in[0], 0) != 0.0 ? 1 : 2;
     if (!want[taken]) return 0;
     if (!(din[taken] = gd_tensor_copy(c->arena, dout)))
-        return gd_errorf(c->err, GD_E_TOO_LARGE, NULL, "The request needs more memory than allowed.");
+        return gd_kernel_oom(c);
     return 0;
 }
 

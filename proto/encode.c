@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "jsonstr.h"
-#include "op.h"
+#include "flow.h"
 #include "wire.h"
 
 /* The encoder's state: where the JSON and the binary section go, and the
@@ -284,8 +284,7 @@ static void put_inputs(gd_buf *b, const gd_op_def *op) {
     gd_buf_puts(b, ",\"no_gradient\":[");
     int first = 1;
     for (int i = 0; i < n; i++) {
-        int blocked = (op->flags & GD_OPF_LEAF) ? 0 : !op->differentiable || (op->nograd_inputs >> i & 1u);
-        if (!blocked) continue;
+        if (gd_flow_input_block(op, i) == GD_BLOCK_NONE) continue;
         if (!first) gd_buf_putc(b, ',');
         gd_buf_json_string(b, names[i]);
         first = 0;

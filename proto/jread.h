@@ -30,7 +30,4 @@ const char *gd_json_kind(const json_t *j);
 /* invalid_request at p: "<p> must be <what>, not <kind of j>." Returns the code. */
 int gd_json_wrong_type(gd_error *err, const gd_jpath *p, const char *what, const json_t *j);
 
-/* too_large: the request's arena refused an allocation. Returns the code. */
-int gd_decode_oom(gd_error *err);
-
 #endif

@@ -27,7 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "op.h"
+#include "cancel.h"
 #include "pool.h"
 #include "probe.h"
 

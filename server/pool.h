@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "op.h"
+#include "cancel.h"
 
 typedef struct gd_job gd_job;
 
