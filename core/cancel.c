@@ -1,5 +1,5 @@
 /* cancel.c - the monotonic clock and the cancellation poll (see cancel.h). */
-#include "cancel.h"
+#include "core/cancel.h"
 
 #include <time.h>
 

@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 
 /* Set `cancelled` from any thread; deadline_ns is CLOCK_MONOTONIC (0: none). */
 typedef struct gd_cancel {

@@ -4,7 +4,7 @@
  * the target), gathers the evidence, and writes a message that names nodes as
  * the request named them and a hint with a concrete fix. Each analysis is a
  * constant number of linear passes over the graph; nothing enumerates paths. */
-#include "diagnose.h"
+#include "core/diagnose.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -12,9 +12,9 @@
 #ifndef GD_DIAGNOSE_H
 #define GD_DIAGNOSE_H
 
-#include "engine.h"
-#include "flow.h"
-#include "trace.h"
+#include "core/engine.h"
+#include "core/flow.h"
+#include "core/trace.h"
 
 /* The diagnostic codes and their wire names. */
 #define GD_DIAG_CODES(X)                             \

@@ -4,13 +4,13 @@
  * only where a `wrt` needs them, broadcasting undone centrally). What the
  * sweeps observe goes into a gd_trace, which diagnose.c reads; this file
  * does not know the diagnostics. */
-#include "engine.h"
+#include "core/engine.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "flow.h"
+#include "core/flow.h"
 
 enum { ST_NEW = 0, ST_ACTIVE = 1, ST_DONE = 2 };
 

@@ -10,8 +10,8 @@
 #ifndef GD_ENGINE_H
 #define GD_ENGINE_H
 
-#include "op.h"
-#include "trace.h"
+#include "core/op.h"
+#include "core/trace.h"
 
 struct gd_diag; /* diagnose.h; filled by gd_run (run.h), never by the engine */
 

@@ -1,6 +1,6 @@
 /* error.c - the error table's lookups, the error record's formatting and the
  * "did you mean" helper. No allocation. */
-#include "error.h"
+#include "core/error.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* flow.c - which edges carry gradient, and the regions they span (see
  * flow.h). Every function is one linear pass; nothing allocates. */
-#include "flow.h"
+#include "core/flow.h"
 
 const char *gd_block_reason_name(gd_block_reason r) {
     static const char *const names[] = {

@@ -12,7 +12,7 @@
 #ifndef GD_FLOW_H
 #define GD_FLOW_H
 
-#include "op.h"
+#include "core/op.h"
 
 /* Why gradient does not pass from a node into one of its inputs. The wire
  * names come from gd_block_reason_name. */

@@ -2,7 +2,7 @@
  * (with "did you mean"), duplicate and cycle detection, consumers and the
  * topological order. It treats a node's op as opaque: everything that needs
  * the op table (arity, input resolution, inference) is in validate.c. */
-#include "graph.h"
+#include "core/graph.h"
 
 #include <stdio.h>
 #include <string.h>

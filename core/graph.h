@@ -9,7 +9,7 @@
 #ifndef GD_GRAPH_H
 #define GD_GRAPH_H
 
-#include "tensor.h"
+#include "core/tensor.h"
 
 /* An integer or a list of integers, as attributes such as `axis` take. */
 typedef struct gd_ints {

@@ -7,7 +7,7 @@
 #ifndef GD_KERNEL_H
 #define GD_KERNEL_H
 
-#include "op.h"
+#include "core/op.h"
 
 /* Number of elements of a static array (attribute specs of a row). */
 #define GD_NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))

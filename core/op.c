@@ -1,7 +1,7 @@
 /* op.c - joins the op families into one table, defines the three leaf ops and
  * the small helpers every family shares (elementwise inference, the size
  * limit). Kernels live in the family files. */
-#include "op.h"
+#include "core/op.h"
 
 #include <assert.h>
 #include <stddef.h>

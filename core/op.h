@@ -11,8 +11,8 @@
 #ifndef GD_OP_H
 #define GD_OP_H
 
-#include "cancel.h"
-#include "graph.h"
+#include "core/cancel.h"
+#include "core/graph.h"
 
 /* Static limits that inference enforces (a known size over the limit is
  * too_large before any memory is spent). */

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel.h"
-#include "numfmt.h"
+#include "core/kernel.h"
+#include "core/numfmt.h"
 
 /* ---------------------------------------------------------------------------
  * Scalar helpers */

@@ -3,7 +3,7 @@
  * knows that cond evaluates one branch; here cond just copies the taken one. */
 #include <string.h>
 
-#include "kernel.h"
+#include "core/kernel.h"
 
 /* Output dtype of a select: int64 only when both branches are int64. */
 static gd_dtype select_dtype(gd_dtype a, gd_dtype b) { return a == GD_I64 && b == GD_I64 ? GD_I64 : GD_F64; }

@@ -11,7 +11,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "core/kernel.h"
 
 /* Flops between two cancellation polls: ~10 ms for OpenBLAS's dgemm on one
  * core of the benchmark machine (~50 GFLOP/s), 50 ms on a core five times

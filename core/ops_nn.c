@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "core/kernel.h"
 
 /* ---------------------------------------------------------------------------
  * softmax, log_softmax */

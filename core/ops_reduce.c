@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "core/kernel.h"
 
 /* ---------------------------------------------------------------------------
  * Geometry and inference */

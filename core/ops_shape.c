@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "core/kernel.h"
 
 /* An element moved without being interpreted. A struct of unsigned char may
  * alias a double or an int64_t, and an assignment of it compiles to one

@@ -1,5 +1,5 @@
 /* run.c - the engine's sweeps, then the diagnostics (see run.h). */
-#include "run.h"
+#include "core/run.h"
 
 int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *err) {
     gd_trace trace;

@@ -7,9 +7,9 @@
 #ifndef GD_RUN_H
 #define GD_RUN_H
 
-#include "diagnose.h"
-#include "engine.h"
-#include "validate.h"
+#include "core/diagnose.h"
+#include "core/engine.h"
+#include "core/validate.h"
 
 /* Run the request on graph g (already gd_graph_check'ed): values,
  * gradients, then diagnostics for every wrt without a gradient (or with a

@@ -8,7 +8,7 @@
 #ifndef GD_TRACE_H
 #define GD_TRACE_H
 
-#include "op.h"
+#include "core/op.h"
 
 /* Where a NaN/Inf was born: the node, and the multi-index of the first such
  * element in `shape`. */

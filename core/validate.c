@@ -2,7 +2,7 @@
  * (with "did you mean"), arity, input names resolved to nodes, and the
  * static dtype/shape inference pass over every node in topological order.
  * Storage, the name index and the order are graph.c's. */
-#include "validate.h"
+#include "core/validate.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #ifndef GD_VALIDATE_H
 #define GD_VALIDATE_H
 
-#include "op.h"
+#include "core/op.h"
 
 /* Append a node; `op_name` resolved against the op table (unknown_op with
  * the closest valid spelling as suggestion otherwise). See

@@ -7,18 +7,18 @@
  * the op table's attribute specs), leaf values (each tensor read by wire.c),
  * targets, wrt, fetch. Sizes are checked before allocation. It does not run
  * anything and never speaks HTTP. */
-#include "decode.h"
+#include "proto/decode.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "dupkey.h"
-#include "jpath.h"
-#include "jread.h"
-#include "op.h"
-#include "wire.h"
+#include "proto/dupkey.h"
+#include "proto/jpath.h"
+#include "proto/jread.h"
+#include "core/op.h"
+#include "proto/wire.h"
 
 /* "tensor_format" values in gd_tensor_format order; read by decode_options. */
 static const char *const tensor_formats[] = {"nested", "flat", "b64", "binary", NULL};

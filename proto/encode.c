@@ -3,15 +3,15 @@
  * The diagnostics' evidence per code, the bodies and GET /v1/ops; tensors
  * are streamed by wire.c, strings escaped by jsonstr.c, into core's gd_buf.
  * No JSON tree is built. It allocates only the output buffers. */
-#include "encode.h"
+#include "proto/encode.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "jsonstr.h"
-#include "flow.h"
-#include "wire.h"
+#include "proto/jsonstr.h"
+#include "core/flow.h"
+#include "proto/wire.h"
 
 /* The encoder's state: where the JSON and the binary section go, and the
  * tensor form the request asked for. */

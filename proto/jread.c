@@ -1,6 +1,6 @@
 /* jread.c - exact integers, value kinds and the common decode errors (see
  * jread.h). */
-#include "jread.h"
+#include "proto/jread.h"
 
 #include <math.h>
 

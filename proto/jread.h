@@ -11,8 +11,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "jpath.h"
+#include "core/error.h"
+#include "proto/jpath.h"
 
 /* An exact integer with |v| <= 2^53, read from a JSON number. The body is
  * parsed with integers kept as integers (see gd_decode_request), so a JSON

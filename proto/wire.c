@@ -5,7 +5,7 @@
  * "data", "b64" or "offset"+"nbytes" fills a buffer allocated only after
  * the size is checked. Writing streams elements straight from the tensor's
  * buffer; no JSON tree is built. Little-endian on the wire both ways. */
-#include "wire.h"
+#include "proto/wire.h"
 
 #include <float.h>
 #include <inttypes.h>
@@ -16,8 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "jread.h"
-#include "numfmt.h"
+#include "proto/jread.h"
+#include "core/numfmt.h"
 
 float gd_to_f32(double v) {
     /* Halfway between FLT_MAX and the next power of two: from here on
