@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
+#include "core/run.h"
 
 enum { B = 256, D_IN = 784, D_H = 1024, D_OUT = 10 };
 

@@ -14,7 +14,7 @@
  * and are dropped before a charge that would not fit beside them, so the
  * limit means what it meant without the list; a cache's bytes belong to its
  * owner (a worker) and are bounded by the cache's own maximum. */
-#include "arena.h"
+#include "core/arena.h"
 
 #include <stdarg.h>
 #include <stdint.h>

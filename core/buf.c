@@ -1,6 +1,6 @@
 /* buf.c - the growable byte buffer (see buf.h): malloc'd storage that
  * doubles as it grows and stays NUL-terminated. */
-#include "buf.h"
+#include "core/buf.h"
 
 #include <stdarg.h>
 #include <stdint.h>

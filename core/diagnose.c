@@ -4,62 +4,24 @@
  * the target), gathers the evidence, and writes a message that names nodes as
  * the request named them and a hint with a concrete fix. Each analysis is a
  * constant number of linear passes over the graph; nothing enumerates paths. */
-#include "diagnose.h"
+#include "core/diagnose.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "op.h"
 
 const char *gd_diag_code_name(gd_diag_code c) {
-    static const char *names[] = {"disconnected",  "stop_gradient", "non_differentiable",
-                                  "untaken_branch", "mixed",         "integer_dtype",
-                                  "zero_gradient", "non_finite_gradient", "non_finite_value"};
+    static const char *const names[] = {
+#define GD__DIAG_NAME(name, wire) wire,
+        GD_DIAG_CODES(GD__DIAG_NAME)
+#undef GD__DIAG_NAME
+    };
+    _Static_assert(sizeof names / sizeof names[0] == GD_DIAG__COUNT, "one name per diagnostic code");
     return names[c];
-}
-
-const char *gd_block_reason_name(gd_block_reason r) {
-    static const char *names[] = {"none", "stop_gradient", "non_differentiable", "untaken_branch"};
-    return names[r];
-}
-
-const char *gd_zero_cause_name(gd_zero_cause_code c) {
-    static const char *names[] = {"mask", "value", "cancellation"};
-    return names[c];
-}
-
-gd_block_reason gd_edge_block(const gd_graph *g, const gd_trace *t, int n, int i) {
-    const gd_node *nd = &g->nodes[n];
-    const gd_op_def *op = nd->op;
-    if (op->flags & GD_OPF_STOP) return GD_BLOCK_STOP_GRADIENT;
-    if (op->flags & GD_OPF_COND) {
-        if (i == 0) return GD_BLOCK_NON_DIFFERENTIABLE;
-        if (t && t->taken && t->taken[n] && t->taken[n] != i) return GD_BLOCK_UNTAKEN_BRANCH;
-        return GD_BLOCK_NONE;
-    }
-    if (!op->differentiable || ((op->nograd_inputs >> i) & 1)) return GD_BLOCK_NON_DIFFERENTIABLE;
-    return GD_BLOCK_NONE;
 }
 
 static int edge_carries(const gd_graph *g, const gd_trace *t, int n, int i) {
-    return gd_edge_block(g, t, n, i) == GD_BLOCK_NONE && g->nodes[g->nodes[n].in[i]].meta.dtype == GD_F64;
-}
-
-int gd_made_int(const gd_graph *g, int v, const unsigned char *prefer) {
-    for (int guard = 0; guard <= g->n; guard++) {
-        const gd_node *nd = &g->nodes[v];
-        if (nd->op->flags & GD_OPF_LEAF) return v;
-        int pick = -1, pick_pref = -1;
-        for (int i = 0; i < nd->n_in; i++) {
-            int u = nd->in[i];
-            if (g->nodes[u].meta.dtype != GD_I64 || ((nd->op->nograd_inputs >> i) & 1)) continue;
-            if (pick < 0) pick = u;
-            if (prefer && prefer[u] && pick_pref < 0) pick_pref = u;
-        }
-        if (pick < 0) return v; /* int64 made here: argmax, argmin, cast from float64 */
-        v = pick_pref >= 0 ? pick_pref : pick;
-    }
-    return v;
+    return gd_flow_carries(g, t->taken, n, i);
 }
 
 /* ---- small tools ----------------------------------------------------------- */
@@ -120,45 +82,42 @@ static int descendants(const gd_graph *g, int w, unsigned char *in_d, int *paren
 
 /* ---- hints ------------------------------------------------------------------- */
 
-static int is_op(const gd_graph *g, int v, const char *op) { return strcmp(opname(g, v), op) == 0; }
+/* Append template `tmpl` from an op row's hints, with {node} and {op} as
+ * node v's name and op, and {wrt} as node w's name (w < 0: left as is). */
+static void sb_template(sbuf *b, const gd_graph *g, const char *tmpl, int v, int w) {
+    static const char *const keys[] = {"{node}", "{op}", "{wrt}"};
+    for (const char *p = tmpl; *p;) {
+        int k = 0;
+        while (k < 3 && strncmp(p, keys[k], strlen(keys[k])) != 0) k++;
+        if (k == 3 || (k == 2 && w < 0)) {
+            sb_add(b, "%c", *p++);
+            continue;
+        }
+        sb_add(b, "%s", k == 0 ? name(g, v) : k == 1 ? opname(g, v) : name(g, w));
+        p += strlen(keys[k]);
+    }
+}
 
-static int is_step(const gd_graph *g, int v) {
-    static const char *steps[] = {"sign", "greater", "greater_equal", "less", "less_equal", "equal", "not_equal"};
-    for (size_t k = 0; k < sizeof steps / sizeof *steps; k++)
-        if (is_op(g, v, steps[k])) return 1;
-    return 0;
+/* The row's hint, or the generic one (same template rules). */
+static void sb_hint(sbuf *b, const gd_graph *g, const char *row_hint, const char *generic, int v, int w) {
+    sb_template(b, g, row_hint ? row_hint : generic, v, w);
 }
 
 static void hint_block(sbuf *h, const gd_graph *g, const gd_block *b, int w) {
     int v = b->node;
-    const char *nm = name(g, v), *op = opname(g, v);
     switch (b->reason) {
     case GD_BLOCK_STOP_GRADIENT:
-        sb_add(h, "Remove '%s' (stop_gradient) if '%s' should receive a gradient.", nm, name(g, w));
+        sb_add(h, "Remove '%s' (stop_gradient) if '%s' should receive a gradient.", name(g, v), name(g, w));
         return;
     case GD_BLOCK_UNTAKEN_BRANCH:
         sb_add(h, "'%s' gets a gradient only on runs where predicate '%s' selects its branch of '%s'; to train both branches at once, blend them: where(p, a, b) or p*a + (1-p)*b.",
-               name(g, w), name(g, b->predicate), nm);
+               name(g, w), name(g, b->predicate), name(g, v));
         return;
     default:
-        break;
+        sb_hint(h, g, g->nodes[v].op->hints.no_gradient,
+                "'{node}' ({op}) is not differentiable; replace it with a differentiable op on the path to the target.",
+                v, w);
     }
-    if (is_op(g, v, "argmax") || is_op(g, v, "argmin"))
-        sb_add(h, "Replace '%s' (%s) with a soft selection such as softmax over the same axis, or use a straight-through estimator: soft + stop_gradient(hard - soft).", nm, op);
-    else if (is_op(g, v, "round") || is_op(g, v, "floor") || is_op(g, v, "ceil"))
-        sb_add(h, "Use a straight-through estimator: x + stop_gradient(%s(x) - x) keeps the %s value and passes the gradient of the identity.", op, op);
-    else if (is_step(g, v))
-        sb_add(h, "'%s' (%s) is a step with zero derivative; replace it with a smooth step such as sigmoid((a - b) / temperature).", nm, op);
-    else if (is_op(g, v, "cast"))
-        sb_add(h, "'%s' casts to int64 and gradients never flow into integer tensors; keep the value float64 (remove the cast, or cast to float64).", nm);
-    else if (is_op(g, v, "where"))
-        sb_add(h, "'%s' (where) passes no gradient to its condition; to learn the choice, blend instead: s*a + (1-s)*b with s = sigmoid(...).", nm);
-    else if (is_op(g, v, "cond"))
-        sb_add(h, "'%s' (cond) passes no gradient to its predicate; to learn the choice, blend the branches: p*a + (1-p)*b with p = sigmoid(...).", nm);
-    else if (is_op(g, v, "gather"))
-        sb_add(h, "'%s' (gather) passes no gradient to its indices; to learn a selection, use softmax weights with matmul instead of gather.", nm);
-    else
-        sb_add(h, "'%s' (%s) is not differentiable; replace it with a differentiable op on the path to the target.", nm, op);
 }
 
 /* ---- no gradient ------------------------------------------------------------- */
@@ -173,7 +132,7 @@ static int diag_integer(gd_graph *g, int w, const int *targets, int nt, gd_diag_
     gd_diag *d;
     if (push(g, out, &d)) return -1;
     d->code = GD_DIAG_INTEGER_DTYPE, d->is_error = 1, d->wrt = w, d->dtype = GD_I64;
-    d->made_by = gd_made_int(g, w, NULL);
+    d->made_by = gd_flow_made_int(g, w, NULL);
     sbuf m = {0}, h = {0};
     sb_add(&m, "No gradient for '%s': it is int64", name(g, w));
     if (d->made_by != w) sb_add(&m, " (made int64 by '%s' (%s))", name(g, d->made_by), opname(g, d->made_by));
@@ -231,16 +190,7 @@ static void sb_block(sbuf *m, const gd_graph *g, const gd_block *b) {
                name(g, b->predicate));
         break;
     default:
-        if (is_op(g, b->node, "cast"))
-            sb_add(m, "'%s' (cast to int64; gradients never flow into integer tensors)", name(g, b->node));
-        else if (is_op(g, b->node, "where") && b->input == 0)
-            sb_add(m, "the condition of where node '%s', which takes no gradient", name(g, b->node));
-        else if (is_op(g, b->node, "cond") && b->input == 0)
-            sb_add(m, "the predicate of cond node '%s', which takes no gradient", name(g, b->node));
-        else if (is_op(g, b->node, "gather") && b->input == 1)
-            sb_add(m, "the indices of gather node '%s', which take no gradient", name(g, b->node));
-        else
-            sb_add(m, "'%s' (%s), which is not differentiable", name(g, b->node), opname(g, b->node));
+        sb_hint(m, g, g->nodes[b->node].op->hints.blocked, "'{node}' ({op}), which is not differentiable", b->node, -1);
     }
 }
 
@@ -264,11 +214,11 @@ static int diag_blocked(gd_graph *g, const gd_trace *t, int w, const int *target
             int u = nd->in[i];
             if (in_d[u] && !edge_carries(g, t, v, i)) {
                 /* A stopping point: open node v, input i reachable from w. */
-                gd_block b = {.node = v, .input = i, .predicate = -1, .reason = gd_edge_block(g, t, v, i)};
+                gd_block b = {.node = v, .input = i, .predicate = -1, .reason = gd_flow_edge_block(g, t->taken, v, i)};
                 if (b.reason != GD_BLOCK_UNTAKEN_BRANCH && g->nodes[u].meta.dtype == GD_I64) {
                     /* An int64 input: name the node that made it int64 (the
                      * argmax, the cast), so that the fix aims at the cause. */
-                    b.node = gd_made_int(g, u, in_d);
+                    b.node = gd_flow_made_int(g, u, in_d);
                     b.reason = GD_BLOCK_NON_DIFFERENTIABLE;
                     b.input = -1;
                     const gd_node *mk = &g->nodes[b.node];
@@ -362,7 +312,7 @@ static int diag_blocked(gd_graph *g, const gd_trace *t, int w, const int *target
 
 /* ---- warnings on present gradients -------------------------------------------- */
 
-static const char *cause_text(gd_zero_cause_code c) {
+static const char *cause_text(gd_zero_cause c) {
     return c == GD_ZERO_MASK ? "masked it out" : c == GD_ZERO_VALUE ? "multiplied it by zero values" : "contributions cancel";
 }
 
@@ -374,12 +324,12 @@ static int diag_zero(gd_graph *g, const gd_trace *t, int w, const int *targets, 
     d->zeroed = gd_arena_alloc(g->arena, sizeof(gd_zeroed) * (size_t)(t->n_zero + 1));
     if (!d->zeroed) return -1;
     for (int e = 0; e < t->n_zero; e++) {
-        int v = t->zero_node[e];
-        int u = t->zero_input[e] < 0 ? v : g->nodes[v].in[t->zero_input[e]];
+        const gd_zero_event *z = &t->zero[e];
+        int u = z->input < 0 ? z->node : g->nodes[z->node].in[z->input];
         if (!in_d[u]) continue;
         int dup = 0;
-        for (int j = 0; j < d->n_zeroed; j++) dup |= d->zeroed[j].node == v && d->zeroed[j].cause == t->zero_cause[e];
-        if (!dup) d->zeroed[d->n_zeroed++] = (gd_zeroed){v, t->zero_cause[e]};
+        for (int j = 0; j < d->n_zeroed; j++) dup |= d->zeroed[j].node == z->node && d->zeroed[j].cause == z->cause;
+        if (!dup) d->zeroed[d->n_zeroed++] = (gd_zeroed){z->node, z->cause};
     }
     sbuf m = {0}, h = {0};
     sb_add(&m, "The gradient of '%s' is all zero", name(g, w));
@@ -394,19 +344,14 @@ static int diag_zero(gd_graph *g, const gd_trace *t, int w, const int *targets, 
                    cause_text(d->zeroed[j].cause));
         sb_add(&m, ".");
         const gd_zeroed *z = &d->zeroed[0];
-        const char *nm = name(g, z->node);
         if (z->cause == GD_ZERO_CANCELLATION)
-            sb_add(&h, "The contributions reaching '%s' along different paths sum to zero (as in x - x); check that the graph computes what you intend.", nm);
-        else if (is_op(g, z->node, "relu"))
-            sb_add(&h, "'%s' is a dead relu: every input is <= 0. Use leaky_relu, a different initialisation or bias, or a smaller learning rate.", nm);
-        else if (is_op(g, z->node, "clip"))
-            sb_add(&h, "'%s' (clip) is saturated: every input is outside [min, max]. Widen the bounds or rescale its input.", nm);
-        else if (is_op(g, z->node, "where"))
-            sb_add(&h, "The condition of '%s' never selects this side. Check the condition, or blend both sides.", nm);
-        else if (z->cause == GD_ZERO_MASK)
-            sb_add(&h, "'%s' (%s) selects other elements everywhere; check its inputs.", nm, opname(g, z->node));
+            sb_add(&h, "The contributions reaching '%s' along different paths sum to zero (as in x - x); check that the graph computes what you intend.", name(g, z->node));
         else
-            sb_add(&h, "An input of '%s' (%s) is all zero; check the zero-valued input (an initialisation of zeros is a common cause).", nm, opname(g, z->node));
+            sb_hint(&h, g, g->nodes[z->node].op->hints.zero_gradient,
+                    z->cause == GD_ZERO_MASK
+                        ? "'{node}' ({op}) selects other elements everywhere; check its inputs."
+                        : "An input of '{node}' ({op}) is all zero; check the zero-valued input (an initialisation of zeros is a common cause).",
+                    z->node, w);
     }
     d->message = gd_arena_strdup(g->arena, m.s);
     d->hint = gd_arena_strdup(g->arena, h.s);
@@ -420,32 +365,18 @@ static void sb_index(sbuf *b, const gd_origin *o) {
 }
 
 static void hint_nonfinite(sbuf *h, const gd_graph *g, int v, int grad) {
-    const char *nm = name(g, v), *op = opname(g, v);
-    if (is_op(g, v, "sqrt"))
-        sb_add(h, grad ? "sqrt has an infinite derivative at 0: use sqrt(x + eps) with a small eps, or clip x away from 0 in '%s'."
-                       : "sqrt of a negative number is NaN: clip the input of '%s' to be >= 0, or square/abs it first.", nm);
-    else if (is_op(g, v, "log"))
-        sb_add(h, grad ? "log has an infinite derivative at 0: use log(x + eps), or log1p/softplus, in '%s'."
-                       : "log of a negative number is NaN and of 0 is -Infinity: clip the input of '%s' to a small positive value, or use log1p/log_softmax.", nm);
-    else if (is_op(g, v, "div") || is_op(g, v, "reciprocal"))
-        sb_add(h, "'%s' (%s) divides by zero: add a small eps to the denominator or mask the zero entries.", nm, op);
-    else if (is_op(g, v, "exp") || is_op(g, v, "expm1"))
-        sb_add(h, "'%s' (%s) overflows for large inputs: work in log space (logsumexp, log_softmax, softmax_cross_entropy).", nm, op);
-    else if (is_op(g, v, "pow"))
-        sb_add(h, "'%s' (pow) with a zero or negative base is not finite here: clip the base or use a smooth alternative.", nm);
-    else if (g->nodes[v].op->flags & GD_OPF_LEAF)
-        sb_add(h, "The value sent for '%s' already contains NaN or Infinity: check the data.", nm);
-    else
-        sb_add(h, "Check the inputs of '%s' (%s) at that index.", nm, op);
+    const gd_op_hints *hints = &g->nodes[v].op->hints;
+    sb_hint(h, g, grad ? hints->nonfinite_grad : hints->nonfinite_value, "Check the inputs of '{node}' ({op}) at that index.",
+            v, -1);
 }
 
 static int diag_nonfinite_grad(gd_graph *g, const gd_trace *t, int w, const unsigned char *in_d, gd_diag_list *out) {
     gd_diag *d;
     if (push(g, out, &d)) return -1;
     d->code = GD_DIAG_NON_FINITE_GRADIENT, d->is_error = 0, d->wrt = w;
-    for (int e = 0; e < t->n_nf && d->origin.node < 0; e++) {
-        int u = g->nodes[t->nf_node[e]].in[t->nf_input[e]];
-        if (in_d[u]) d->origin = t->nf_origin[e];
+    for (int e = 0; e < t->n_nonfinite_born && d->origin.node < 0; e++) {
+        const gd_nonfinite_event *nf = &t->nonfinite_born[e];
+        if (in_d[g->nodes[nf->node].in[nf->input]]) d->origin = nf->origin;
     }
     sbuf m = {0}, h = {0};
     sb_add(&m, "The gradient of '%s' contains NaN or Infinity", name(g, w));
@@ -560,4 +491,42 @@ int gd_diagnose_unfetched(gd_graph *g, const gd_trace *t, int v, gd_diag_list *o
     d->message = gd_arena_strdup(g->arena, m.s);
     d->hint = gd_arena_strdup(g->arena, h.s);
     return d->message && d->hint ? 0 : -1;
+}
+
+int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run_result *res) {
+    gd_diag_list dl = {0};
+    unsigned char *seen = gd_arena_alloc(g->arena, (size_t)g->n + 1);
+    if (!seen) return -1;
+    if (s->grad) {
+        for (int k = 0; k < s->n_wrt; k++) {
+            int w = s->wrt[k];
+            if (seen[w]) continue;
+            seen[w] = 1;
+            gd_tensor *gr = res->grads[k];
+            int has = t->open[w];
+            int zero = has && gr && gd_all_zero(gr);
+            int nonfinite = has && gr && s->check_numerics && !gd_all_finite(gr, NULL);
+            if ((!has || zero || nonfinite) &&
+                gd_diagnose_wrt(g, t, s->targets, s->n_targets, w, has, zero, nonfinite, &dl))
+                return -1;
+        }
+    }
+    memset(seen, 0, (size_t)g->n);
+    if (s->check_numerics) {
+        for (int k = 0; k < s->n_targets + s->n_fetch; k++) {
+            int v = k < s->n_targets ? s->targets[k] : s->fetch[k - s->n_targets];
+            if (seen[v] || !t->evaluated[v] || !t->nonfinite[v]) continue;
+            seen[v] = 1;
+            if (gd_diagnose_value(g, t, v, &dl)) return -1;
+        }
+    }
+    for (int k = 0; k < s->n_fetch; k++) {
+        int v = s->fetch[k];
+        if (t->evaluated[v] || seen[v] == 2) continue;
+        seen[v] = 2;
+        if (gd_diagnose_unfetched(g, t, v, &dl)) return -1;
+    }
+    res->diags = dl.items;
+    res->n_diags = dl.n;
+    return 0;
 }

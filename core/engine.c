@@ -2,12 +2,15 @@
  * as soon as nothing will read them) and the reverse sweep (one loop in
  * reverse evaluation order, cotangents indexed by node, add-or-set, formed
  * only where a `wrt` needs them, broadcasting undone centrally). What the
- * sweeps observe goes into a gd_trace for diagnose.c. */
-#include "engine.h"
+ * sweeps observe goes into a gd_trace, which diagnose.c reads; this file
+ * does not know the diagnostics. */
+#include "core/engine.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "core/flow.h"
 
 enum { ST_NEW = 0, ST_ACTIVE = 1, ST_DONE = 2 };
 
@@ -33,17 +36,14 @@ typedef struct run {
     unsigned char *had_nonzero;  /* [n] some contribution to cot was nonzero */
     gd_origin *fwd_birth;        /* [n] */
     int64_t vjp_inputs;
-    /* event logs */
-    int *z_node, *z_input, n_z, cap_z;
-    gd_zero_cause_code *z_cause;
-    int *nf_node, *nf_input, n_nf, cap_nf;
-    gd_origin *nf_origin;
+    /* event logs, grown by push_event */
+    gd_zero_event *zero;
+    int n_zero, cap_zero;
+    gd_nonfinite_event *nf;
+    int n_nf, cap_nf;
 } run;
 
-static int oom(run *r) {
-    return gd_errorf(r->err, GD_E_TOO_LARGE, NULL,
-                     "The request needs more memory than this server allows for one request.");
-}
+static int oom(run *r) { return gd_error_oom(r->err); }
 
 #define ALLOC(r, ptr, count) (((ptr) = gd_arena_alloc((r)->a, sizeof(*(ptr)) * (size_t)((count) + 1))) != NULL)
 
@@ -53,10 +53,36 @@ static const char *target_at(const run *r, int k, char *buf, size_t size) {
     return buf;
 }
 
-/* Does gradient flow along the edge node -> input i, counting the int64 rule? */
-static int carries(const run *r, const gd_trace *t, int v, int i) {
-    const gd_node *nd = &r->g->nodes[v];
-    return gd_edge_block(r->g, t, v, i) == GD_BLOCK_NONE && r->g->nodes[nd->in[i]].meta.dtype == GD_F64;
+/* Node nd's input values as its kernels take them: int64 converted to
+ * float64 unless the row takes int64 (GD_OPF_INT_OK). Conversions are new
+ * tensors; release_inputs frees exactly those. */
+static int kernel_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
+    for (int i = 0; i < nd->n_in; i++) {
+        gd_tensor *x = r->val[nd->in[i]];
+        if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) && !(x = gd_tensor_to_f64(r->a, x)))
+            return oom(r);
+        in[i] = x;
+    }
+    return 0;
+}
+
+static void release_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
+    for (int i = 0; i < nd->n_in; i++)
+        if (in[i] && in[i] != r->val[nd->in[i]]) gd_tensor_release(r->a, (gd_tensor *)in[i]);
+}
+
+/* Room for one more element in the arena array *items (elements of `size`
+ * bytes, *n used of *cap), doubling as needed. Returns the new slot, or NULL
+ * with oom set. */
+static void *push_event(run *r, void **items, size_t size, int *n, int *cap) {
+    if (*n == *cap) {
+        int ncap = *cap ? 2 * *cap : 16;
+        void *bigger = gd_arena_alloc(r->a, size * (size_t)ncap);
+        if (!bigger) { oom(r); return NULL; }
+        if (*n) memcpy(bigger, *items, size * (size_t)*n);
+        *items = bigger, *cap = ncap;
+    }
+    return (char *)*items + size * (size_t)(*n)++;
 }
 
 /* ---- forward ---------------------------------------------------------- */
@@ -80,21 +106,14 @@ static int plan(run *r) {
         }
     }
     if (!r->spec->grad) return 0;
-    for (int k = 0; k < n; k++) {
-        int v = g->topo[k];
-        sneeds[v] = r->is_wrt[v];
-        for (int i = 0; i < g->nodes[v].n_in && !sneeds[v]; i++)
-            if (carries(r, NULL, v, i) && sneeds[g->nodes[v].in[i]]) sneeds[v] = 1;
-    }
+    /* Every cond branch counts as open here: the choices come later. */
+    gd_flow_needs(g, NULL, g->topo, n, r->is_wrt, sneeds);
     for (int k = 0; k < r->spec->n_targets; k++) sopen[r->spec->targets[k]] = 1;
-    for (int k = n - 1; k >= 0; k--) {
-        int v = g->topo[k];
+    gd_flow_open(g, NULL, g->topo, n, sneeds, sopen);
+    for (int v = 0; v < n; v++) {
         if (!sopen[v] || !sneeds[v]) continue;
         r->keep[v] = 1;
-        for (int i = 0; i < g->nodes[v].n_in; i++) {
-            r->keep[g->nodes[v].in[i]] = 1;
-            if (carries(r, NULL, v, i)) sopen[g->nodes[v].in[i]] = 1;
-        }
+        for (int i = 0; i < g->nodes[v].n_in; i++) r->keep[g->nodes[v].in[i]] = 1;
     }
     return 0;
 }
@@ -127,18 +146,12 @@ static int compute(run *r, int v) {
             return gd_errorf(r->err, GD_E_INTERNAL, NULL, "Node '%s': shape unknown at evaluation.", nd->name);
         const gd_tensor *stack_in[16], **in = stack_in;
         if (nd->n_in > 16 && !(in = gd_arena_alloc(r->a, sizeof(*in) * (size_t)nd->n_in))) return oom(r);
-        for (int i = 0; i < nd->n_in; i++) {
-            gd_tensor *x = r->val[nd->in[i]];
-            if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) && !(x = gd_tensor_to_f64(r->a, x)))
-                return oom(r);
-            in[i] = x;
-        }
+        if ((rc = kernel_inputs(r, nd, in))) return rc;
         gd_tensor *out = gd_tensor_new(r->a, &nd->meta.shape, nd->meta.dtype, 0);
         if (!out) return oom(r);
         gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
         rc = nd->op->forward(&c, in, out);
-        for (int i = 0; i < nd->n_in; i++)
-            if (in[i] && in[i] != r->val[nd->in[i]]) gd_tensor_release(r->a, (gd_tensor *)in[i]);
+        release_inputs(r, nd, in);
         if (rc) return rc;
         r->val[v] = out;
     }
@@ -236,41 +249,20 @@ static int forward(run *r, gd_run_result *res) {
 
 /* ---- backward --------------------------------------------------------- */
 
-static int log_zero(run *r, int v, int input, gd_zero_cause_code cause) {
-    if (r->n_z == r->cap_z) {
-        int cap = r->cap_z ? 2 * r->cap_z : 16;
-        int *nn, *ni;
-        gd_zero_cause_code *nc;
-        if (!ALLOC(r, nn, cap) || !ALLOC(r, ni, cap) || !ALLOC(r, nc, cap)) return oom(r);
-        if (r->n_z) {
-            memcpy(nn, r->z_node, sizeof(int) * (size_t)r->n_z);
-            memcpy(ni, r->z_input, sizeof(int) * (size_t)r->n_z);
-            memcpy(nc, r->z_cause, sizeof(*nc) * (size_t)r->n_z);
-        }
-        r->z_node = nn, r->z_input = ni, r->z_cause = nc, r->cap_z = cap;
-    }
-    r->z_node[r->n_z] = v, r->z_input[r->n_z] = input, r->z_cause[r->n_z++] = cause;
+static int log_zero(run *r, int v, int input, gd_zero_cause cause) {
+    gd_zero_event *e = push_event(r, (void **)&r->zero, sizeof *e, &r->n_zero, &r->cap_zero);
+    if (!e) return GD_E_TOO_LARGE;
+    *e = (gd_zero_event){.node = v, .input = input, .cause = cause};
     return 0;
 }
 
 static int log_nonfinite(run *r, int v, int input, const gd_tensor *d, int64_t first) {
-    if (r->n_nf == r->cap_nf) {
-        int cap = r->cap_nf ? 2 * r->cap_nf : 8;
-        int *nn, *ni;
-        gd_origin *no;
-        if (!ALLOC(r, nn, cap) || !ALLOC(r, ni, cap) || !ALLOC(r, no, cap)) return oom(r);
-        if (r->n_nf) {
-            memcpy(nn, r->nf_node, sizeof(int) * (size_t)r->n_nf);
-            memcpy(ni, r->nf_input, sizeof(int) * (size_t)r->n_nf);
-            memcpy(no, r->nf_origin, sizeof(*no) * (size_t)r->n_nf);
-        }
-        r->nf_node = nn, r->nf_input = ni, r->nf_origin = no, r->cap_nf = cap;
-    }
-    gd_origin *o = &r->nf_origin[r->n_nf];
-    o->node = v;
-    o->shape = d->shape;
-    gd_unravel(&d->shape, first, o->index);
-    r->nf_node[r->n_nf] = v, r->nf_input[r->n_nf++] = input;
+    gd_nonfinite_event *e = push_event(r, (void **)&r->nf, sizeof *e, &r->n_nf, &r->cap_nf);
+    if (!e) return GD_E_TOO_LARGE;
+    e->node = v, e->input = input;
+    e->origin.node = v;
+    e->origin.shape = d->shape;
+    gd_unravel(&d->shape, first, e->origin.index);
     return 0;
 }
 
@@ -287,22 +279,12 @@ static void accumulate(run *r, int u, gd_tensor *d) {
 /* The open region: nodes the targets' cotangent reaches through edges that
  * carry gradient, given the cond choices this run made. And `needs`: nodes
  * from which a wrt is reachable through such edges. */
-static void regions(run *r, const gd_trace *t) {
+static void regions(run *r) {
     gd_graph *g = r->g;
-    for (int k = 0; k < r->n_order; k++) {
-        int v = r->order[k];
-        r->needs[v] = r->is_wrt[v];
-        for (int i = 0; i < g->nodes[v].n_in && !r->needs[v]; i++)
-            if (carries(r, t, v, i) && r->needs[g->nodes[v].in[i]]) r->needs[v] = 1;
-    }
+    gd_flow_needs(g, r->taken, r->order, r->n_order, r->is_wrt, r->needs);
     for (int k = 0; k < r->spec->n_targets; k++)
         if (g->nodes[r->spec->targets[k]].meta.dtype == GD_F64) r->open[r->spec->targets[k]] = 1;
-    for (int k = r->n_order - 1; k >= 0; k--) {
-        int v = r->order[k];
-        if (!r->open[v]) continue;
-        for (int i = 0; i < g->nodes[v].n_in; i++)
-            if (carries(r, t, v, i)) r->open[g->nodes[v].in[i]] = 1;
-    }
+    gd_flow_open(g, r->taken, r->order, r->n_order, NULL, r->open);
 }
 
 static int seed(run *r) {
@@ -325,7 +307,7 @@ static int seed(run *r) {
     return 0;
 }
 
-static int backward(run *r, const gd_trace *t) {
+static int backward(run *r) {
     gd_graph *g = r->g;
     int rc = seed(r);
     if (rc) return rc;
@@ -342,7 +324,7 @@ static int backward(run *r, const gd_trace *t) {
         if (dv && nd->n_in > 0) {
             if (nd->n_in > 16 && !ALLOC(r, wants, nd->n_in)) return oom(r);
             for (int i = 0; i < nd->n_in; i++)
-                any |= wants[i] = carries(r, t, v, i) && r->needs[nd->in[i]];
+                any |= wants[i] = gd_flow_carries(g, r->taken, v, i) && r->needs[nd->in[i]];
         }
         if (any) {
             const gd_tensor *stack_in[16], **in = stack_in;
@@ -350,18 +332,12 @@ static int backward(run *r, const gd_trace *t) {
             if (nd->n_in > 16 && (!(in = gd_arena_alloc(r->a, sizeof(*in) * (size_t)nd->n_in)) ||
                                   !(din = gd_arena_alloc(r->a, sizeof(*din) * (size_t)nd->n_in))))
                 return oom(r);
-            for (int i = 0; i < nd->n_in; i++) {
-                gd_tensor *x = r->val[nd->in[i]];
-                if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) && !(x = gd_tensor_to_f64(r->a, x)))
-                    return oom(r);
-                in[i] = x;
-                din[i] = NULL;
-            }
+            for (int i = 0; i < nd->n_in; i++) din[i] = NULL;
+            if ((rc = kernel_inputs(r, nd, in))) return rc;
             gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
             rc = nd->op->backward(&c, in, r->val[v], dv, wants, din);
             for (int i = 0; i < nd->n_in; i++) r->vjp_inputs += wants[i];
-            for (int i = 0; i < nd->n_in; i++)
-                if (in[i] && in[i] != r->val[nd->in[i]]) gd_tensor_release(r->a, (gd_tensor *)in[i]);
+            release_inputs(r, nd, in);
             if (rc) return rc;
             int dv_finite = !r->spec->check_numerics || gd_all_finite(dv, NULL);
             for (int i = 0; i < nd->n_in; i++) {
@@ -380,8 +356,7 @@ static int backward(run *r, const gd_trace *t) {
                     (rc = log_nonfinite(r, v, i, d, first)))
                     return rc;
                 if (!d || gd_all_zero(d)) {
-                    gd_zero_cause_code cause = nd->op->zero_cause == GD_ZC_MASK ? GD_ZERO_MASK : GD_ZERO_VALUE;
-                    if ((rc = log_zero(r, v, i, cause))) return rc;
+                    if ((rc = log_zero(r, v, i, nd->op->zero_cause))) return rc;
                     if (!d) continue;
                 } else {
                     r->had_nonzero[u] = 1;
@@ -436,47 +411,7 @@ static gd_tensor *zeros_like_node(run *r, int w) {
     return gd_tensor_new(r->a, sh, GD_F64, 1);
 }
 
-static int diagnose(run *r, const gd_trace *t, gd_run_result *res) {
-    const gd_run_spec *s = r->spec;
-    gd_graph *g = r->g;
-    gd_diag_list dl = {0};
-    unsigned char *seen;
-    if (!ALLOC(r, seen, r->n)) return oom(r);
-    if (s->grad) {
-        for (int k = 0; k < s->n_wrt; k++) {
-            int w = s->wrt[k];
-            if (seen[w]) continue;
-            seen[w] = 1;
-            gd_tensor *gr = res->grads[k];
-            int has = r->open[w];
-            int zero = has && gr && gd_all_zero(gr);
-            int nonfinite = has && gr && s->check_numerics && !gd_all_finite(gr, NULL);
-            if ((!has || zero || nonfinite) &&
-                gd_diagnose_wrt(g, t, s->targets, s->n_targets, w, has, zero, nonfinite, &dl))
-                return oom(r);
-        }
-    }
-    memset(seen, 0, (size_t)r->n);
-    if (s->check_numerics) {
-        for (int k = 0; k < s->n_targets + s->n_fetch; k++) {
-            int v = k < s->n_targets ? s->targets[k] : s->fetch[k - s->n_targets];
-            if (seen[v] || !r->evaluated[v] || !r->nonfinite[v]) continue;
-            seen[v] = 1;
-            if (gd_diagnose_value(g, t, v, &dl)) return oom(r);
-        }
-    }
-    for (int k = 0; k < s->n_fetch; k++) {
-        int v = s->fetch[k];
-        if (r->evaluated[v] || seen[v] == 2) continue;
-        seen[v] = 2;
-        if (gd_diagnose_unfetched(g, t, v, &dl)) return oom(r);
-    }
-    res->diags = dl.items;
-    res->n_diags = dl.n;
-    return 0;
-}
-
-int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *err) {
+int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_trace *tr, gd_error *err) {
     run R = {.g = g, .a = g->arena, .spec = spec, .err = err, .n = g->n}, *r = &R;
     int n = g->n, rc;
     memset(res, 0, sizeof *res);
@@ -502,10 +437,11 @@ int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *e
     res->forward_us = (t1 - t0) / 1000;
     if ((rc = check_targets(r, 1))) return rc;
 
-    gd_trace tr = {.evaluated = r->evaluated, .pos = r->pos, .taken = r->taken, .open = r->open, .fwd_birth = r->fwd_birth};
+    *tr = (gd_trace){.evaluated = r->evaluated, .pos = r->pos, .taken = r->taken, .open = r->open,
+                     .nonfinite = r->nonfinite, .fwd_birth = r->fwd_birth};
     if (spec->grad) {
-        regions(r, &tr);
-        if ((rc = backward(r, &tr))) return rc;
+        regions(r);
+        if ((rc = backward(r))) return rc;
         for (int k = 0; k < spec->n_wrt; k++) {
             int w = spec->wrt[k];
             gd_tensor *gr = r->open[w] ? r->cot[w] : NULL;
@@ -516,9 +452,8 @@ int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *e
         }
     }
     res->backward_us = (gd_now_ns() - t1) / 1000;
-    tr.zero_node = r->z_node, tr.zero_input = r->z_input, tr.zero_cause = r->z_cause, tr.n_zero = r->n_z;
-    tr.nf_node = r->nf_node, tr.nf_input = r->nf_input, tr.nf_origin = r->nf_origin, tr.n_nf = r->n_nf;
-    if ((rc = diagnose(r, &tr, res))) return rc;
+    tr->zero = r->zero, tr->n_zero = r->n_zero;
+    tr->nonfinite_born = r->nf, tr->n_nonfinite_born = r->n_nf;
     res->peak_bytes = gd_arena_peak(r->a);
     res->vjp_inputs = r->vjp_inputs;
     return 0;

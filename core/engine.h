@@ -1,16 +1,19 @@
 /* engine.h - evaluation and reverse-mode differentiation of a checked graph.
  *
- * gd_run evaluates what the targets (and fetches) need, lazily through cond,
- * then sweeps backward from the targets forming cotangents only where some
- * `wrt` needs them, and finally asks diagnose.c why each `wrt` without a
- * gradient has none. It is re-entrant: all state lives in the graph's arena
- * and in the run; nothing is global. The cancel flag is polled between nodes
- * and inside long kernels. */
+ * gd_engine_run evaluates what the targets (and fetches) need, lazily through
+ * cond, then sweeps backward from the targets forming cotangents only where
+ * some `wrt` needs them, and records what it saw in a gd_trace. It knows the
+ * op table and the flow rule (flow.h), not the diagnostics: run.h joins the
+ * two. Re-entrant: all state lives in the graph's arena and in the run;
+ * nothing is global. The cancel flag is polled between nodes and inside long
+ * kernels. */
 #ifndef GD_ENGINE_H
 #define GD_ENGINE_H
 
-#include "diagnose.h"
-#include "op.h"
+#include "core/op.h"
+#include "core/trace.h"
+
+struct gd_diag; /* diagnose.h; filled by gd_run (run.h), never by the engine */
 
 typedef struct gd_run_spec {
     const int *targets;          /* node indices; the gradient is of their sum */
@@ -31,16 +34,17 @@ typedef struct gd_run_result {
     gd_tensor **targets;         /* [n_targets] forward values */
     gd_tensor **grads;           /* [n_wrt] gradient or NULL (none) */
     gd_tensor **fetched;         /* [n_fetch] value or NULL (not computed: untaken branch) */
-    gd_diag *diags;
+    struct gd_diag *diags;       /* filled by gd_run (run.h) */
     int n_diags;
     int64_t forward_us, backward_us;
     size_t peak_bytes;           /* the arena's high-water mark during the run */
     int64_t vjp_inputs;          /* input contributions the backward sweep formed */
 } gd_run_result;
 
-/* Run the request on graph g (already gd_graph_check'ed). Results live in g's
+/* The two sweeps of the request on graph g (already gd_graph_check'ed):
+ * fills res (diags left empty) and *trace. Results and trace live in g's
  * arena. Returns 0 or an error code with err set (runtime data errors,
  * deadline_exceeded, too_large when the arena's limit is hit). */
-int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *err);
+int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_trace *trace, gd_error *err);
 
 #endif

@@ -1,6 +1,6 @@
 /* error.c - the error table's lookups, the error record's formatting and the
  * "did you mean" helper. No allocation. */
-#include "error.h"
+#include "core/error.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -85,4 +85,8 @@ const char *gd_closest(const char *word, const char *const *cands, int n) {
     size_t len = strlen(word);
     int allowed = len <= 3 ? 1 : len <= 6 ? 2 : 3;
     return (best && bestd <= allowed) ? best : NULL;
+}
+
+int gd_error_oom(gd_error *err) {
+    return gd_errorf(err, GD_E_TOO_LARGE, NULL, "The request needs more memory than this server allows for one request.");
 }

@@ -69,6 +69,9 @@ int gd_errorf(gd_error *err, gd_err code, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int gd_verrorf(gd_error *err, gd_err code, const char *at, const char *fmt, va_list ap);
 void gd_error_suggest(gd_error *err, const char *suggestion);
+/* too_large for a request that outgrew its memory limit (the arena said no);
+ * returns the code. Kernels use gd_kernel_oom, which names the node. */
+int gd_error_oom(gd_error *err);
 
 /* Closest candidate to `word` by edit distance, or NULL when none is close
  * enough to be a plausible misspelling. `cands` is NULL-terminated when n < 0. */

@@ -1,12 +1,11 @@
-/* graph.c - building and checking a graph: name resolution (with "did you
- * mean"), duplicate and cycle detection, consumers and topological order, and
- * the static dtype/shape inference pass over every node. */
-#include "graph.h"
+/* graph.c - storing a graph: nodes in the request's arena, the name index
+ * (with "did you mean"), duplicate and cycle detection, consumers and the
+ * topological order. It treats a node's op as opaque: everything that needs
+ * the op table (arity, input resolution, inference) is in validate.c. */
+#include "core/graph.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#include "op.h"
 
 gd_graph *gd_graph_new(gd_arena *a, int capacity_hint) {
     gd_graph *g = gd_arena_alloc(a, sizeof *g);
@@ -17,27 +16,11 @@ gd_graph *gd_graph_new(gd_arena *a, int capacity_hint) {
     return g->nodes ? g : NULL;
 }
 
-static int oom(gd_error *err) {
-    return gd_errorf(err, GD_E_TOO_LARGE, NULL, "The request needs more memory than this server allows for one request.");
-}
-
-gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name, const char *const *inputs, int n_inputs,
-                      gd_error *err) {
-    const gd_op_def *op = gd_op_find(op_name);
-    if (!op) {
-        int n;
-        const gd_op_def *const *all = gd_op_all(&n);
-        const char *names[128];
-        for (int i = 0; i < n && i < 128; i++) names[i] = all[i]->name;
-        char at[64];
-        snprintf(at, sizeof at, "$.graph.nodes[%d].op", g->n);
-        gd_errorf(err, GD_E_UNKNOWN_OP, at, "Node '%s': unknown op '%s'.", name, op_name);
-        gd_error_suggest(err, gd_closest(op_name, names, n < 128 ? n : 128));
-        return NULL;
-    }
+gd_node *gd_graph_add_node(gd_graph *g, const char *name, const struct gd_op_def *op, const char *const *inputs,
+                           int n_inputs, gd_error *err) {
     if (g->n == g->cap) {
         gd_node *bigger = gd_arena_alloc(g->arena, sizeof(gd_node) * (size_t)g->cap * 2);
-        if (!bigger) { oom(err); return NULL; }
+        if (!bigger) { gd_error_oom(err); return NULL; }
         memcpy(bigger, g->nodes, sizeof(gd_node) * (size_t)g->n);
         g->nodes = bigger;
         g->cap *= 2;
@@ -51,9 +34,9 @@ gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name, const 
     n->in = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n_inputs + 1));
     n->in_names = gd_arena_alloc(g->arena, sizeof(char *) * (size_t)(n_inputs + 1));
     n->value_index = -1;
-    if (!n->name || !n->in || !n->in_names) { oom(err); return NULL; }
+    if (!n->name || !n->in || !n->in_names) { gd_error_oom(err); return NULL; }
     for (int i = 0; i < n_inputs; i++)
-        if (!(n->in_names[i] = gd_arena_strdup(g->arena, inputs[i]))) { oom(err); return NULL; }
+        if (!(n->in_names[i] = gd_arena_strdup(g->arena, inputs[i]))) { gd_error_oom(err); return NULL; }
     g->n++;
     g->checked = 0;
     return n;
@@ -103,7 +86,7 @@ static int valid_name(const char *s) {
 }
 
 /* Closest node name to `word`, for "did you mean" on an unknown input. */
-static const char *closest_node(const gd_graph *g, const char *word) {
+const char *gd_graph_closest_name(const gd_graph *g, const char *word) {
     const char *best = NULL;
     const char *cands[64];
     /* gd_closest takes an array; walk the nodes in blocks to keep the stack small. */
@@ -117,12 +100,12 @@ static const char *closest_node(const gd_graph *g, const char *word) {
     return best;
 }
 
-int gd_graph_index(gd_graph *g, gd_error *err) {
+int gd_graph_index_names(gd_graph *g, gd_error *err) {
     int cap = 16;
     while (cap < 2 * g->n) cap *= 2;
     g->name_cap = cap;
     g->name_slot = gd_arena_alloc(g->arena, sizeof(int) * (size_t)cap);
-    if (!g->name_slot) return oom(err);
+    if (!g->name_slot) return gd_error_oom(err);
     for (int i = 0; i < g->n; i++) {
         gd_node *n = &g->nodes[i];
         if (!valid_name(n->name))
@@ -135,38 +118,13 @@ int gd_graph_index(gd_graph *g, gd_error *err) {
                                   g->name_slot[h] - 1, i);
         g->name_slot[h] = i + 1;
     }
-    for (int i = 0; i < g->n; i++) {
-        gd_node *n = &g->nodes[i];
-        const gd_op_def *op = n->op;
-        if (n->n_in < op->min_in || (op->max_in >= 0 && n->n_in > op->max_in)) {
-            char want[64];
-            if (op->max_in < 0) snprintf(want, sizeof want, "at least %d", op->min_in);
-            else if (op->min_in == op->max_in) snprintf(want, sizeof want, "%d", op->min_in);
-            else snprintf(want, sizeof want, "%d to %d", op->min_in, op->max_in);
-            return gd_node_errorf(err, n, GD_E_INVALID_REQUEST, op->max_in == 0 ? "" : ".inputs",
-                                  "Node '%s' (%s) takes %s input%s (%s), got %d.", n->name, op->name, want,
-                                  strcmp(want, "1") ? "s" : "", op->inputs_doc[0] ? op->inputs_doc : "none", n->n_in);
-        }
-        for (int j = 0; j < n->n_in; j++) {
-            int k = gd_graph_find(g, n->in_names[j]);
-            if (k < 0) {
-                char suffix[48];
-                snprintf(suffix, sizeof suffix, ".inputs[%d]", j);
-                gd_node_errorf(err, n, GD_E_UNKNOWN_NODE, suffix, "Node '%s' (%s): input '%s' names no node.",
-                               n->name, op->name, n->in_names[j]);
-                gd_error_suggest(err, closest_node(g, n->in_names[j]));
-                return GD_E_UNKNOWN_NODE;
-            }
-            n->in[j] = k;
-        }
-    }
     return 0;
 }
 
 /* Consumers as CSR, then Kahn's algorithm for the order. Nodes left over lie
  * on or behind a cycle: walk inputs among them until a node repeats and name
  * that loop. */
-static int order_nodes(gd_graph *g, gd_error *err) {
+int gd_graph_order(gd_graph *g, gd_error *err) {
     int n = g->n;
     int *deg = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
     g->cons_start = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
@@ -174,7 +132,7 @@ static int order_nodes(gd_graph *g, gd_error *err) {
     int edges = 0;
     for (int i = 0; i < n; i++) edges += g->nodes[i].n_in;
     g->cons = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(edges + 1));
-    if (!deg || !g->cons_start || !g->topo || !g->cons) return oom(err);
+    if (!deg || !g->cons_start || !g->topo || !g->cons) return gd_error_oom(err);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < g->nodes[i].n_in; j++) g->cons_start[g->nodes[i].in[j] + 1]++;
     for (int i = 0; i < n; i++) g->cons_start[i + 1] += g->cons_start[i];
@@ -197,7 +155,7 @@ static int order_nodes(gd_graph *g, gd_error *err) {
     for (int i = 0; i < n && start < 0; i++)
         if (deg[i] > 0) start = i;
     int *seen = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
-    if (!seen) return oom(err);
+    if (!seen) return gd_error_oom(err);
     int v = start, step = 1;
     while (!seen[v]) {
         seen[v] = step++;
@@ -225,19 +183,4 @@ static int order_nodes(gd_graph *g, gd_error *err) {
     if (o < (int)sizeof msg) snprintf(msg + o, sizeof msg - (size_t)o, ".");
     gd_node_errorf(err, &g->nodes[v], GD_E_CYCLE, ".inputs", "%s", msg);
     return GD_E_CYCLE;
-}
-
-int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err) {
-    int rc;
-    if ((rc = gd_graph_index(g, err)) || (rc = order_nodes(g, err))) return rc;
-    gd_meta in[64];
-    for (int k = 0; k < g->n; k++) {
-        gd_node *n = &g->nodes[g->topo[k]];
-        gd_meta *ins = in;
-        if (n->n_in > 64 && !(ins = gd_arena_alloc(g->arena, sizeof(gd_meta) * (size_t)n->n_in))) return oom(err);
-        for (int j = 0; j < n->n_in; j++) ins[j] = g->nodes[n->in[j]].meta;
-        if ((rc = n->op->infer(n, ins, lim, &n->meta, err))) return rc;
-    }
-    g->checked = 1;
-    return 0;
 }

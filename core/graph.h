@@ -1,14 +1,15 @@
 /* graph.h - the computation graph as the core sees it: nodes with their op,
  * inputs (by node index), attributes, leaf declarations and values.
  *
- * The graph is built by proto/ (from JSON) or by tests (gd_graph_add), then
- * checked once by gd_graph_check: names, cycles, attribute validity, dtype
- * inference for every node and shape inference wherever shapes are known.
+ * The graph is built by proto/ (from JSON) or by tests (validate.h's
+ * gd_graph_add), then checked once by gd_graph_check (validate.h). This module
+ * stores it: nodes, the name index, consumers and the topological order; it
+ * never looks inside a node's op row, so it does not include op.h.
  * Everything lives in the request's arena. No I/O, no JSON. */
 #ifndef GD_GRAPH_H
 #define GD_GRAPH_H
 
-#include "tensor.h"
+#include "core/tensor.h"
 
 /* An integer or a list of integers, as attributes such as `axis` take. */
 typedef struct gd_ints {
@@ -78,27 +79,24 @@ typedef struct gd_graph {
 /* An empty graph in arena a. NULL when the arena is exhausted. */
 gd_graph *gd_graph_new(gd_arena *a, int capacity_hint);
 
-/* Append a node; `op_name` resolved against the op table, `inputs` resolved by
- * name at check time (they may name nodes added later). Returns the node (owned
- * by the graph) or NULL with err set (unknown op, out of memory). The name and
- * input strings are copied into the arena. */
-gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name,
-                      const char *const *inputs, int n_inputs, gd_error *err);
+/* Append a node whose op row is `op` (validate.h's gd_graph_add finds it by
+ * name); `inputs` are resolved by name at check time (they may name nodes
+ * added later). Returns the node (owned by the graph) or NULL with err set
+ * (out of memory). The name and input strings are copied into the arena. */
+gd_node *gd_graph_add_node(gd_graph *g, const char *name, const struct gd_op_def *op, const char *const *inputs,
+                           int n_inputs, gd_error *err);
 
-/* Node index by name, -1 when absent. Valid after gd_graph_check (or after
- * gd_graph_index, which check calls first). */
+/* Node index by name, -1 when absent. Valid after gd_graph_index_names
+ * (which validate.h's gd_graph_index and gd_graph_check call first). */
 int gd_graph_find(const gd_graph *g, const char *name);
-int gd_graph_index(gd_graph *g, gd_error *err);
-
-typedef struct gd_limits {
-    int64_t max_elements; /* per tensor, input or inferred; 0: no limit */
-} gd_limits;
-
-/* Resolve input names, reject duplicates and cycles (naming the cycle's nodes),
- * infer dtypes everywhere and shapes where known, validate attributes, and
- * check leaf values against declarations. Returns 0 or an error code with err
- * set (its `at` names the culprit as "$.graph.nodes[i]..."). */
-int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err);
+/* Build the name index: every name valid (1..256 printable characters, no
+ * spaces) and unique, else invalid_request / duplicate_node. */
+int gd_graph_index_names(gd_graph *g, gd_error *err);
+/* The closest node name to `word` for a "did you mean", or NULL. */
+const char *gd_graph_closest_name(const gd_graph *g, const char *word);
+/* With inputs resolved (node->in): consumers (CSR) and a topological order
+ * into g->topo, or cycle naming the loop's nodes. */
+int gd_graph_order(gd_graph *g, gd_error *err);
 
 /* Set a leaf's value (variable/input). The tensor must live in the graph's arena. */
 void gd_node_set_value(gd_node *n, gd_tensor *value, int value_index);

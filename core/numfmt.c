@@ -1,7 +1,7 @@
 /* numfmt.c - shortest round-trip decimals in Python's repr layout (see
  * numfmt.h): find the fewest significant digits that read back exactly with
  * "%.*e", then lay the digits out as repr does. */
-#include "numfmt.h"
+#include "core/numfmt.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,26 +1,21 @@
 /* op.c - joins the op families into one table, defines the three leaf ops and
  * the small helpers every family shares (elementwise inference, the size
- * limit, the cancel clock). Kernels live in the family files. */
-#include "op.h"
+ * limit). Kernels live in the family files. */
+#include "core/op.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <string.h>
 #include <pthread.h>
-#include <time.h>
 
-int64_t gd_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int gd_cancel_check(const gd_cancel *c, gd_error *err) {
-    if (!c) return 0;
-    if (atomic_load_explicit(&c->cancelled, memory_order_relaxed) ||
-        (c->deadline_ns && gd_now_ns() > c->deadline_ns))
-        return gd_errorf(err, GD_E_DEADLINE_EXCEEDED, NULL,
-                         "The computation was stopped: the compute deadline passed or the request was cancelled.");
-    return 0;
+const char *gd_zero_cause_name(gd_zero_cause c) {
+    static const char *const names[] = {
+#define GD__ZERO_NAME(name, wire) wire,
+        GD_ZERO_CAUSES(GD__ZERO_NAME)
+#undef GD__ZERO_NAME
+    };
+    _Static_assert(sizeof names / sizeof names[0] == GD_ZERO__COUNT, "one name per zero cause");
+    return names[c];
 }
 
 int gd_check_size(const gd_node *n, const gd_shape *s, const gd_limits *lim, gd_error *err) {
@@ -95,15 +90,17 @@ static const gd_attr_spec leaf_attrs[] = {
     GD_ATTR("dtype", GD_ATTR_DTYPE, dtype, "null"),
 };
 
+#define LEAF_NONFINITE "The value sent for '{node}' already contains NaN or Infinity: check the data."
+
 const gd_op_def gd_ops_leaf[] = {
     {.name = "variable", .min_in = 0, .max_in = 0, .inputs_doc = "", .attrs = leaf_attrs, .n_attrs = 2,
-     .differentiable = 1, .flags = GD_OPF_LEAF | GD_OPF_MAKES_INT, .infer = infer_leaf,
+     .differentiable = 1, .flags = GD_OPF_LEAF | GD_OPF_MAKES_INT | GD_OPF_VARIABLE, .infer = infer_leaf, .hints = {.nonfinite_value = LEAF_NONFINITE, .nonfinite_grad = LEAF_NONFINITE},
      .doc = "A trainable leaf; its value comes from the request's `values`. `shape` and `dtype` are declarations the value must match."},
     {.name = "input", .min_in = 0, .max_in = 0, .inputs_doc = "", .attrs = leaf_attrs, .n_attrs = 2,
-     .differentiable = 1, .flags = GD_OPF_LEAF | GD_OPF_MAKES_INT, .infer = infer_leaf,
+     .differentiable = 1, .flags = GD_OPF_LEAF | GD_OPF_MAKES_INT | GD_OPF_DATA, .infer = infer_leaf, .hints = {.nonfinite_value = LEAF_NONFINITE, .nonfinite_grad = LEAF_NONFINITE},
      .doc = "A data leaf; its value comes from the request's `values`. Gets a gradient only when named in `wrt`."},
     {.name = "constant", .min_in = 0, .max_in = 0, .inputs_doc = "", .attrs = leaf_attrs, .n_attrs = 2,
-     .differentiable = 1, .flags = GD_OPF_LEAF | GD_OPF_MAKES_INT, .infer = infer_leaf,
+     .differentiable = 1, .flags = GD_OPF_LEAF | GD_OPF_MAKES_INT, .infer = infer_leaf, .hints = {.nonfinite_value = LEAF_NONFINITE, .nonfinite_grad = LEAF_NONFINITE},
      .doc = "A leaf whose value sits inline in the node's `value` key."},
     {0},
 };
@@ -124,7 +121,10 @@ static pthread_once_t join_once = PTHREAD_ONCE_INIT;
 static void join_families(void) {
     int k = 0;
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-        for (const gd_op_def *d = families[f]; d->name && k < MAX_OPS; d++) all_ops[k++] = d;
+        for (const gd_op_def *d = families[f]; d->name; d++) {
+            assert(k < MAX_OPS && "raise MAX_OPS in op.c");
+            all_ops[k++] = d;
+        }
     n_all_ops = k;
 }
 

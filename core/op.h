@@ -5,13 +5,20 @@
  *
  * Rows live beside their kernels, one file per family (ops_elementwise.c,
  * ops_reduce.c, ops_shape.c, ops_linalg.c, ops_nn.c, ops_flow.c); op.c joins
- * them. Adding an op touches one family file and one test list. */
+ * them. A row says everything about its op: arity, attributes, kernels,
+ * which inputs pass gradient, and the hints the diagnostics give about it,
+ * so that adding an op touches one family file and one test list. */
 #ifndef GD_OP_H
 #define GD_OP_H
 
-#include <stdatomic.h>
+#include "core/cancel.h"
+#include "core/graph.h"
 
-#include "graph.h"
+/* Static limits that inference enforces (a known size over the limit is
+ * too_large before any memory is spent). */
+typedef struct gd_limits {
+    int64_t max_elements; /* per tensor, input or inferred; 0: no limit */
+} gd_limits;
 
 /* Attribute kinds, as a decoder must read them. */
 typedef enum gd_attr_kind {
@@ -31,18 +38,6 @@ typedef struct gd_attr_spec {
 } gd_attr_spec;
 
 #define GD_ATTR(name, kind, slot, dflt) {name, kind, offsetof(gd_attrs, slot), dflt}
-
-/* Cancellation: a deadline and a flag, polled between nodes and inside long
- * kernels. Set `cancelled` from any thread; deadline_ns is CLOCK_MONOTONIC
- * (0: none). */
-typedef struct gd_cancel {
-    atomic_int cancelled;
-    int64_t deadline_ns;
-} gd_cancel;
-
-int64_t gd_now_ns(void);
-/* Nonzero (and err set to deadline_exceeded) once cancelled or past the deadline. */
-int gd_cancel_check(const gd_cancel *c, gd_error *err);
 
 /* What a kernel gets: the request's arena, the cancel flag, the error record
  * and the node (for messages). */
@@ -82,10 +77,42 @@ enum {
     GD_OPF_STOP = 1 << 2,      /* stop_gradient */
     GD_OPF_COND = 1 << 3,      /* lazy cond: inputs pred, then, else */
     GD_OPF_MAKES_INT = 1 << 4, /* output may be int64 made here (argmax, cast, int64 leaf) */
+    GD_OPF_VARIABLE = 1 << 5,  /* trainable leaf: a default `wrt`, its value from `values` */
+    GD_OPF_DATA = 1 << 6,      /* data leaf: its value from `values`, a gradient only when named in `wrt` */
 };
 
-/* When a nonzero cotangent becomes all zero through this op: */
-typedef enum gd_zero_cause { GD_ZC_VALUE = 0, GD_ZC_MASK = 1 } gd_zero_cause;
+/* Why a nonzero cotangent became all zero (the wire `cause` of a
+ * zero_gradient diagnostic). A row names the cause its backward rule gives
+ * (value: multiplied by zero values; mask: selected other elements); the
+ * engine adds cancellation, when contributions sum to zero. */
+#define GD_ZERO_CAUSES(X)  \
+    X(VALUE, "value")      \
+    X(MASK, "mask")        \
+    X(CANCELLATION, "cancellation")
+
+typedef enum gd_zero_cause {
+#define GD__ZERO_ENUM(name, wire) GD_ZERO_##name,
+    GD_ZERO_CAUSES(GD__ZERO_ENUM)
+#undef GD__ZERO_ENUM
+} gd_zero_cause;
+
+/* How many there are (not a member, so that switches need not name it). */
+#define GD__ONE(name, wire) +1
+enum { GD_ZERO__COUNT = 0 GD_ZERO_CAUSES(GD__ONE) };
+#undef GD__ONE
+
+const char *gd_zero_cause_name(gd_zero_cause c); /* wire name */
+
+/* What the diagnostics tell a user about this op. Templates: `{node}` and
+ * `{op}` become the node's name and op, `{wrt}` the variable's name. NULL
+ * takes the generic text in diagnose.c. */
+typedef struct gd_op_hints {
+    const char *blocked;        /* message: the edge it stops, "'{node}' (cast to int64; ...)" */
+    const char *no_gradient;    /* hint: a gradient stops here (not differentiable, or a no-gradient input) */
+    const char *zero_gradient;  /* hint: a nonzero cotangent became all zero here */
+    const char *nonfinite_value;/* hint: NaN/Inf born in the forward value */
+    const char *nonfinite_grad; /* hint: NaN/Inf born in the backward rule */
+} gd_op_hints;
 
 typedef struct gd_op_def {
     const char *name;
@@ -96,12 +123,22 @@ typedef struct gd_op_def {
     int differentiable;          /* 0: no input ever passes gradient */
     unsigned nograd_inputs;      /* bit i: input i passes no gradient (where's cond, gather's indices) */
     unsigned flags;              /* GD_OPF_* */
-    gd_zero_cause zero_cause;
+    gd_zero_cause zero_cause;    /* GD_ZERO_VALUE or GD_ZERO_MASK */
     const char *doc;
+    gd_op_hints hints;
     gd_infer_fn infer;
     gd_forward_fn forward;
     gd_backward_fn backward;     /* NULL iff !differentiable (and for leaves) */
 } gd_op_def;
+
+/* A leaf whose value comes from the request's `values` (variable, input),
+ * and one whose value sits inline in the node (constant). */
+static inline int gd_op_takes_value(const gd_op_def *op) {
+    return (op->flags & (GD_OPF_VARIABLE | GD_OPF_DATA)) != 0;
+}
+static inline int gd_op_is_constant(const gd_op_def *op) {
+    return (op->flags & GD_OPF_LEAF) && !gd_op_takes_value(op);
+}
 
 /* Family tables, each terminated by a row with name == NULL. */
 extern const gd_op_def gd_ops_leaf[];

@@ -15,18 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "numfmt.h"
-#include "op.h"
-
-/* Elements processed between two polls of the cancel flag (a few hundred
- * microseconds of work for the costliest formulas). */
-#define EW_CHUNK 65536
-
-static int oom(gd_kctx *c) {
-    return gd_errorf(c->err, GD_E_TOO_LARGE, NULL,
-                     "Node '%s' (%s): the gradient needs more memory than the request's memory limit allows.",
-                     c->node->name, c->node->op->name);
-}
+#include "core/kernel.h"
+#include "core/numfmt.h"
 
 /* ---------------------------------------------------------------------------
  * Scalar helpers */
@@ -111,10 +101,10 @@ static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.m
         SETUP;                                                                          \
         const double *restrict xs = gd_f64(in[0]); /* [N] */                            \
         double *restrict ys = gd_f64(out);         /* [N] */                            \
-        for (int64_t s = 0; s < out->n; s += EW_CHUNK) {                                \
+        for (int64_t s = 0; s < out->n; s += GD_POLL_ELEMS) {                                \
             int rc;                                                                     \
             if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;              \
-            int64_t e = out->n - s < EW_CHUNK ? out->n : s + EW_CHUNK;                  \
+            int64_t e = out->n - s < GD_POLL_ELEMS ? out->n : s + GD_POLL_ELEMS;                  \
             for (int64_t i = s; i < e; i++) {                                           \
                 const double x = xs[i];                                                 \
                 ys[i] = (F);                                                            \
@@ -130,15 +120,15 @@ static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.m
         if (!want[0]) return 0;                                                                    \
         SETUP;                                                                                     \
         gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0);                         \
-        if (!dx) return oom(c);                                                                    \
+        if (!dx) return gd_kernel_oom(c);                                                                    \
         const double *restrict xs = gd_f64(in[0]);  /* [N] */                                      \
         const double *restrict ys = gd_f64(out);    /* [N] */                                      \
         const double *restrict gs = gd_f64(dout);   /* [N] */                                      \
         double *restrict dxs = gd_f64(dx);          /* [N] */                                      \
-        for (int64_t s = 0; s < dx->n; s += EW_CHUNK) {                                            \
+        for (int64_t s = 0; s < dx->n; s += GD_POLL_ELEMS) {                                            \
             int rc;                                                                                \
             if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;                         \
-            int64_t e = dx->n - s < EW_CHUNK ? dx->n : s + EW_CHUNK;                               \
+            int64_t e = dx->n - s < GD_POLL_ELEMS ? dx->n : s + GD_POLL_ELEMS;                               \
             for (int64_t i = s; i < e; i++) {                                                      \
                 const double g = gs[i], x = xs[i], y = ys[i];                                      \
                 (void)x, (void)y;                                                                  \
@@ -287,10 +277,10 @@ typedef struct bin_ctx {
     int stopped;           /* error code once cancelled; later runs are skipped */
 } bin_ctx;
 
-/* Count m processed elements, polling the cancel flag every EW_CHUNK. */
+/* Count m processed elements, polling the cancel flag every GD_POLL_ELEMS. */
 static int bin_tick(bin_ctx *k, int64_t m) {
     k->since += m;
-    if (k->since >= EW_CHUNK) {
+    if (k->since >= GD_POLL_ELEMS) {
         k->since = 0;
         k->stopped = gd_cancel_check(k->cancel, k->err);
     }
@@ -299,8 +289,8 @@ static int bin_tick(bin_ctx *k, int64_t m) {
 
 static void binary_forward_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     bin_ctx *k = vc;
-    for (int64_t s = 0; s < len && !k->stopped; s += EW_CHUNK) {
-        int64_t m = len - s < EW_CHUNK ? len - s : EW_CHUNK;
+    for (int64_t s = 0; s < len && !k->stopped; s += GD_POLL_ELEMS) {
+        int64_t m = len - s < GD_POLL_ELEMS ? len - s : GD_POLL_ELEMS;
         binary_forward_span(k->kind, k->out + o + s, k->a + off[0] + s * inner[0], k->b + off[1] + s * inner[1], m,
                             inner[0], inner[1]);
         bin_tick(k, m);
@@ -309,8 +299,8 @@ static void binary_forward_run(void *vc, int64_t o, const int64_t *off, int64_t 
 
 static void binary_backward_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     bin_ctx *k = vc;
-    for (int64_t s = 0; s < len && !k->stopped; s += EW_CHUNK) {
-        int64_t m = len - s < EW_CHUNK ? len - s : EW_CHUNK;
+    for (int64_t s = 0; s < len && !k->stopped; s += GD_POLL_ELEMS) {
+        int64_t m = len - s < GD_POLL_ELEMS ? len - s : GD_POLL_ELEMS;
         binary_backward_span(k->kind, k->da ? k->da + o + s : NULL, k->db ? k->db + o + s : NULL, k->g + o + s,
                              k->y + o + s, k->a + off[0] + s * inner[0], k->b + off[1] + s * inner[1], m, inner[0],
                              inner[1]);
@@ -332,8 +322,8 @@ static int binary_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
 static int binary_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
                            const int *want, gd_tensor **din, enum binary_kind kind) {
     gd_tensor *da = NULL, *db = NULL;
-    if (want[0] && !(da = gd_tensor_new(c->arena, &out->shape, GD_F64, 0))) return oom(c);
-    if (want[1] && !(db = gd_tensor_new(c->arena, &out->shape, GD_F64, 0))) return oom(c);
+    if (want[0] && !(da = gd_tensor_new(c->arena, &out->shape, GD_F64, 0))) return gd_kernel_oom(c);
+    if (want[1] && !(db = gd_tensor_new(c->arena, &out->shape, GD_F64, 0))) return gd_kernel_oom(c);
     const double *g = gd_f64(dout); /* [out] */
     if (kind == BIN_add || kind == BIN_sub) {
         if (da && dout->n) memcpy(da->data, g, (size_t)dout->n * sizeof(double));
@@ -418,10 +408,10 @@ static int cast_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) 
     }
     const double *xs = gd_f64(x); /* [N] */
     int64_t *ys = gd_i64(out);    /* [N] */
-    for (int64_t s = 0; s < out->n; s += EW_CHUNK) {
+    for (int64_t s = 0; s < out->n; s += GD_POLL_ELEMS) {
         int rc;
         if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;
-        int64_t e = out->n - s < EW_CHUNK ? out->n : s + EW_CHUNK;
+        int64_t e = out->n - s < GD_POLL_ELEMS ? out->n : s + GD_POLL_ELEMS;
         for (int64_t i = s; i < e; i++) {
             double t = trunc(xs[i]);
             if (!(t >= -0x1p63 && t < 0x1p63)) {
@@ -444,7 +434,7 @@ static int cast_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor
                          const int *want, gd_tensor **din) {
     (void)in, (void)out;
     if (!want[0]) return 0;
-    if (!(din[0] = gd_tensor_copy(c->arena, dout))) return oom(c);
+    if (!(din[0] = gd_tensor_copy(c->arena, dout))) return gd_kernel_oom(c);
     return 0;
 }
 
@@ -456,56 +446,83 @@ static const gd_attr_spec clip_attrs[] = {GD_ATTR("min", GD_ATTR_NUMBER, min, "n
                                           GD_ATTR("max", GD_ATTR_NUMBER, max, "null")};
 static const gd_attr_spec cast_attrs[] = {GD_ATTR("dtype", GD_ATTR_DTYPE, dtype, NULL)};
 
-#define UNARY(nm, zc, dc)                                                                                \
-    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 1, .zero_cause = GD_ZC_##zc, \
-     .doc = dc, .infer = infer_unary, .forward = nm##_forward, .backward = nm##_backward}
-#define BINARY(nm, zc, dc)                                                                                 \
+/* Row makers; what follows the doc string is the row's hints. */
+#define UNARY(nm, zc, dc, ...)                                                                                \
+    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 1, .zero_cause = GD_ZERO_##zc, \
+     .doc = dc, .infer = infer_unary, .forward = nm##_forward, .backward = nm##_backward, .hints = {__VA_ARGS__}}
+#define BINARY(nm, zc, dc, ...)                                                                            \
     {.name = #nm, .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .differentiable = 1,                    \
-     .zero_cause = GD_ZC_##zc, .doc = dc, .infer = infer_binary, .forward = nm##_forward,                  \
-     .backward = nm##_backward}
-#define NODIFF_UNARY(nm, dc)                                                                          \
+     .zero_cause = GD_ZERO_##zc, .doc = dc, .infer = infer_binary, .forward = nm##_forward,                  \
+     .backward = nm##_backward, .hints = {__VA_ARGS__}}
+#define NODIFF_UNARY(nm, dc, ...)                                                                     \
     {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 0, .doc = dc,        \
-     .infer = infer_unary, .forward = nm##_forward}
+     .infer = infer_unary, .forward = nm##_forward, .hints = {__VA_ARGS__}}
 #define COMPARE(nm, dc)                                                                                 \
     {.name = #nm, .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .differentiable = 0, .doc = dc,       \
-     .infer = infer_binary, .forward = nm##_forward}
+     .infer = infer_binary, .forward = nm##_forward, .hints = {.no_gradient = STEP_HINT}}
+
+/* Shared hints. */
+#define STEP_HINT \
+    "'{node}' ({op}) is a step with zero derivative; replace it with a smooth step such as sigmoid((a - b) / temperature)."
+#define ROUNDING_HINT \
+    "Use a straight-through estimator: x + stop_gradient({op}(x) - x) keeps the {op} value and passes the gradient of the identity."
+#define DIV_HINT "'{node}' ({op}) divides by zero: add a small eps to the denominator or mask the zero entries."
+#define EXP_HINT \
+    "'{node}' ({op}) overflows for large inputs: work in log space (logsumexp, log_softmax, softmax_cross_entropy)."
+#define POW_HINT "'{node}' (pow) with a zero or negative base is not finite here: clip the base or use a smooth alternative."
 
 const gd_op_def gd_ops_elementwise[] = {
     UNARY(neg, VALUE, "Elementwise negation, -x."),
-    UNARY(exp, VALUE, "Elementwise e^x."),
-    UNARY(log, VALUE, "Elementwise natural logarithm; log(0) is -Infinity and a negative x gives NaN (no error)."),
+    UNARY(exp, VALUE, "Elementwise e^x.",
+          .nonfinite_value = EXP_HINT, .nonfinite_grad = EXP_HINT),
+    UNARY(log, VALUE, "Elementwise natural logarithm; log(0) is -Infinity and a negative x gives NaN (no error).",
+          .nonfinite_value = "log of a negative number is NaN and of 0 is -Infinity: clip the input of '{node}' to a "
+                             "small positive value, or use log1p/log_softmax.",
+          .nonfinite_grad = "log has an infinite derivative at 0: use log(x + eps), or log1p/softplus, in '{node}'."),
     UNARY(log1p, VALUE, "Elementwise log(1 + x), accurate near x = 0; x < -1 gives NaN."),
-    UNARY(expm1, VALUE, "Elementwise e^x - 1, accurate near x = 0."),
-    UNARY(sqrt, VALUE, "Elementwise square root; a negative x gives NaN, and the gradient at 0 is +Infinity."),
+    UNARY(expm1, VALUE, "Elementwise e^x - 1, accurate near x = 0.",
+          .nonfinite_value = EXP_HINT, .nonfinite_grad = EXP_HINT),
+    UNARY(sqrt, VALUE, "Elementwise square root; a negative x gives NaN, and the gradient at 0 is +Infinity.",
+          .nonfinite_value = "sqrt of a negative number is NaN: clip the input of '{node}' to be >= 0, or square/abs "
+                             "it first.",
+          .nonfinite_grad = "sqrt has an infinite derivative at 0: use sqrt(x + eps) with a small eps, or clip x away "
+                            "from 0 in '{node}'."),
     UNARY(square, VALUE, "Elementwise x^2."),
     UNARY(abs, MASK, "Elementwise |x|; the gradient is sign(x), so 0 at x = 0 (as PyTorch)."),
     UNARY(sin, VALUE, "Elementwise sine (radians)."),
     UNARY(cos, VALUE, "Elementwise cosine (radians)."),
     UNARY(tanh, VALUE, "Elementwise hyperbolic tangent."),
     UNARY(sigmoid, VALUE, "Elementwise logistic function 1 / (1 + e^-x), computed without overflow for large |x|."),
-    UNARY(relu, MASK, "Elementwise max(x, 0); NaN stays NaN, and the gradient at x = 0 is 0 (as PyTorch)."),
+    UNARY(relu, MASK, "Elementwise max(x, 0); NaN stays NaN, and the gradient at x = 0 is 0 (as PyTorch).",
+          .zero_gradient = "'{node}' is a dead relu: every input is <= 0. Use leaky_relu, a different "
+                           "initialisation or bias, or a smaller learning rate."),
     UNARY(softplus, VALUE,
           "Elementwise log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|); its gradient is sigmoid(x)."),
-    UNARY(reciprocal, VALUE, "Elementwise 1 / x; 1 / 0 is Infinity (no error)."),
+    UNARY(reciprocal, VALUE, "Elementwise 1 / x; 1 / 0 is Infinity (no error).",
+          .nonfinite_value = DIV_HINT, .nonfinite_grad = DIV_HINT),
     {.name = "leaky_relu", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = leaky_relu_attrs, .n_attrs = 1,
-     .differentiable = 1, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .zero_cause = GD_ZERO_VALUE,
      .doc = "Elementwise x for x > 0, else alpha * x (alpha defaults to 0.01); the gradient at x = 0 is alpha "
             "(as PyTorch).",
      .infer = infer_leaky_relu, .forward = leaky_relu_forward, .backward = leaky_relu_backward},
     {.name = "clip", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = clip_attrs, .n_attrs = 2,
-     .differentiable = 1, .zero_cause = GD_ZC_MASK,
+     .differentiable = 1, .zero_cause = GD_ZERO_MASK,
      .doc = "Elementwise minimum(maximum(x, min), max) as numpy.clip; either bound may be omitted (neither: the "
             "identity), min > max gives max, and the gradient passes where min <= x <= max, bounds included "
             "(as torch.clamp).",
-     .infer = infer_clip, .forward = clip_forward, .backward = clip_backward},
+     .infer = infer_clip, .forward = clip_forward, .backward = clip_backward,
+     .hints = {.zero_gradient = "'{node}' (clip) is saturated: every input is outside [min, max]. Widen the bounds or "
+                                "rescale its input."}},
 
     BINARY(add, VALUE, "a + b, with NumPy broadcasting."),
     BINARY(sub, VALUE, "a - b, with NumPy broadcasting."),
     BINARY(mul, VALUE, "a * b, with NumPy broadcasting."),
-    BINARY(div, VALUE, "a / b, with NumPy broadcasting; division by zero gives ±Infinity or NaN (no error)."),
+    BINARY(div, VALUE, "a / b, with NumPy broadcasting; division by zero gives ±Infinity or NaN (no error).",
+          .nonfinite_value = DIV_HINT, .nonfinite_grad = DIV_HINT),
     BINARY(pow, VALUE,
            "a ** b, with NumPy broadcasting; a negative a with a non-integer b gives NaN. The gradient for a is 0 "
-           "where b == 0, the gradient for b is 0 where a == 0 and b >= 0 (as PyTorch)."),
+           "where b == 0, the gradient for b is 0 where a == 0 and b >= 0 (as PyTorch).",
+          .nonfinite_value = POW_HINT, .nonfinite_grad = POW_HINT),
     BINARY(maximum, MASK,
            "Elementwise larger of a and b, with NumPy broadcasting; NaN propagates (maximum(NaN, 1) is NaN). The "
            "gradient goes to the selected operand (a NaN one; a when both are NaN), and ties share it evenly "
@@ -516,10 +533,14 @@ const gd_op_def gd_ops_elementwise[] = {
            "(0.5 each)."),
 
     NODIFF_UNARY(round, "Elementwise rounding to the nearest integer, halves to even as NumPy (0.5 -> 0, 1.5 -> 2); "
-                        "not differentiable."),
-    NODIFF_UNARY(floor, "Elementwise largest integer <= x; not differentiable."),
-    NODIFF_UNARY(ceil, "Elementwise smallest integer >= x; not differentiable."),
-    NODIFF_UNARY(sign, "Elementwise -1, 0 or 1 by the sign of x (0 for ±0, NaN for NaN); not differentiable."),
+                        "not differentiable.",
+          .no_gradient = ROUNDING_HINT),
+    NODIFF_UNARY(floor, "Elementwise largest integer <= x; not differentiable.",
+          .no_gradient = ROUNDING_HINT),
+    NODIFF_UNARY(ceil, "Elementwise smallest integer >= x; not differentiable.",
+          .no_gradient = ROUNDING_HINT),
+    NODIFF_UNARY(sign, "Elementwise -1, 0 or 1 by the sign of x (0 for ±0, NaN for NaN); not differentiable.",
+          .no_gradient = STEP_HINT),
     COMPARE(greater, "a > b as float64 0/1, with NumPy broadcasting; NaN compares false; not differentiable."),
     COMPARE(greater_equal, "a >= b as float64 0/1, with NumPy broadcasting; NaN compares false; not differentiable."),
     COMPARE(less, "a < b as float64 0/1, with NumPy broadcasting; NaN compares false; not differentiable."),
@@ -529,10 +550,13 @@ const gd_op_def gd_ops_elementwise[] = {
                        "differentiable."),
 
     {.name = "cast", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = cast_attrs, .n_attrs = 1,
-     .differentiable = 1, .flags = GD_OPF_INT_OK | GD_OPF_MAKES_INT, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .flags = GD_OPF_INT_OK | GD_OPF_MAKES_INT, .zero_cause = GD_ZERO_VALUE,
      .doc = "Converts x to dtype (\"float64\" or \"int64\", required). float64 -> int64 truncates toward zero, and "
             "NaN, ±Infinity or a value outside int64's range is invalid_value; float64 -> float64 is the identity "
             "and passes the gradient through; no gradient flows into int64.",
-     .infer = infer_cast, .forward = cast_forward, .backward = cast_backward},
+     .infer = infer_cast, .forward = cast_forward, .backward = cast_backward,
+     .hints = {.blocked = "'{node}' (cast to int64; gradients never flow into integer tensors)",
+               .no_gradient = "'{node}' casts to int64 and gradients never flow into integer tensors; keep the value "
+                              "float64 (remove the cast, or cast to float64)."}},
     {0},
 };

@@ -3,7 +3,7 @@
  * knows that cond evaluates one branch; here cond just copies the taken one. */
 #include <string.h>
 
-#include "op.h"
+#include "core/kernel.h"
 
 /* Output dtype of a select: int64 only when both branches are int64. */
 static gd_dtype select_dtype(gd_dtype a, gd_dtype b) { return a == GD_I64 && b == GD_I64 ? GD_I64 : GD_F64; }
@@ -83,7 +83,7 @@ static int backward_where(gd_kctx *c, const gd_tensor *const *in, const gd_tenso
     for (int i = 1; i <= 2; i++) {
         if (!want[i]) continue;
         if (!(din[i] = gd_tensor_new(c->arena, &out->shape, GD_F64, 0)))
-            return gd_errorf(c->err, GD_E_TOO_LARGE, NULL, "The request needs more memory than allowed.");
+            return gd_kernel_oom(c);
     }
     w.da = want[1] ? gd_f64(din[1]) : NULL;
     w.db = want[2] ? gd_f64(din[2]) : NULL;
@@ -125,7 +125,7 @@ static int backward_cond(gd_kctx *c, const gd_tensor *const *in, const gd_tensor
     int taken = elem(in[0], 0) != 0.0 ? 1 : 2;
     if (!want[taken]) return 0;
     if (!(din[taken] = gd_tensor_copy(c->arena, dout)))
-        return gd_errorf(c->err, GD_E_TOO_LARGE, NULL, "The request needs more memory than allowed.");
+        return gd_kernel_oom(c);
     return 0;
 }
 
@@ -134,12 +134,20 @@ const gd_op_def gd_ops_flow[] = {
      .flags = GD_OPF_STOP | GD_OPF_INT_OK, .infer = infer_stop, .forward = forward_stop,
      .doc = "Returns x unchanged and passes no gradient to it."},
     {.name = "where", .min_in = 3, .max_in = 3, .inputs_doc = "cond, a, b", .differentiable = 1,
-     .nograd_inputs = 1u << 0, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_MASK, .infer = infer_where,
+     .nograd_inputs = 1u << 0, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_MASK, .infer = infer_where,
      .forward = forward_where, .backward = backward_where,
+     .hints = {.blocked = "the condition of where node '{node}', which takes no gradient",
+               .no_gradient = "'{node}' (where) passes no gradient to its condition; to learn the choice, blend "
+                              "instead: s*a + (1-s)*b with s = sigmoid(...).",
+               .zero_gradient = "The condition of '{node}' never selects this side. Check the condition, or blend "
+                                "both sides."},
      .doc = "Elementwise a where cond is nonzero, else b, with NumPy broadcasting. cond passes no gradient."},
     {.name = "cond", .min_in = 3, .max_in = 3, .inputs_doc = "pred, a, b", .differentiable = 1,
-     .nograd_inputs = 1u << 0, .flags = GD_OPF_COND | GD_OPF_INT_OK, .zero_cause = GD_ZC_MASK,
+     .nograd_inputs = 1u << 0, .flags = GD_OPF_COND | GD_OPF_INT_OK, .zero_cause = GD_ZERO_MASK,
      .infer = infer_cond, .forward = forward_cond, .backward = backward_cond,
+     .hints = {.blocked = "the predicate of cond node '{node}', which takes no gradient",
+               .no_gradient = "'{node}' (cond) passes no gradient to its predicate; to learn the choice, blend the "
+                              "branches: p*a + (1-p)*b with p = sigmoid(...)."},
      .doc = "a if the scalar pred is nonzero, else b. Only the taken branch is evaluated; the other gets no value and no gradient."},
     {0},
 };

@@ -11,7 +11,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "op.h"
+#include "core/kernel.h"
 
 /* Flops between two cancellation polls: ~10 ms for OpenBLAS's dgemm on one
  * core of the benchmark machine (~50 GFLOP/s), 50 ms on a core five times
@@ -182,12 +182,6 @@ static int forward_matmul(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
     return 0;
 }
 
-static int oom(gd_kctx *c) {
-    return gd_errorf(c->err, GD_E_TOO_LARGE, NULL,
-                     "Node '%s' (matmul): the gradient needs more memory than the request's memory limit allows.",
-                     c->node->name);
-}
-
 /* da = dout @ b^T and db = a^T @ dout, per batch.
  *
  * Broadcast batch dims are summed here, not by the engine: each gradient is
@@ -215,7 +209,7 @@ static int backward_matmul(gd_kctx *c, const gd_tensor *const *in, const gd_tens
         /* da [abatch, M, K]; zero where nothing (N == 0) or several batches land. */
         int once = fold || a_once;
         gd_tensor *da = gd_tensor_new(c->arena, &a->shape, GD_F64, !once || g.N == 0);
-        if (!da) return oom(c);
+        if (!da) return gd_kernel_oom(c);
         double *dA = gd_f64(da);
         if (fold) {
             rc = gemm(&bu, CblasNoTrans, CblasTrans, Mf, g.K, g.N, G, g.N, B, g.N, 0.0, dA, g.K);
@@ -235,7 +229,7 @@ static int backward_matmul(gd_kctx *c, const gd_tensor *const *in, const gd_tens
         int once = fold || b_once;
         int64_t inner = fold ? Mf : g.M;
         gd_tensor *db = gd_tensor_new(c->arena, &b->shape, GD_F64, !once || inner == 0);
-        if (!db) return oom(c);
+        if (!db) return gd_kernel_oom(c);
         double *dB = gd_f64(db);
         if (fold) {
             rc = gemm(&bu, CblasTrans, CblasNoTrans, g.K, g.N, Mf, A, g.K, G, g.N, 0.0, dB, g.N);
@@ -255,7 +249,7 @@ static int backward_matmul(gd_kctx *c, const gd_tensor *const *in, const gd_tens
 
 const gd_op_def gd_ops_linalg[] = {
     {.name = "matmul", .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .attrs = NULL, .n_attrs = 0,
-     .differentiable = 1, .flags = 0, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .flags = 0, .zero_cause = GD_ZERO_VALUE,
      .doc = "Matrix product with numpy.matmul semantics: a 1-D a is a row and a 1-D b a column (their unit dim "
             "dropped), leading dims broadcast as batches; scalars are rejected. Computed with BLAS in float64.",
      .infer = infer_matmul, .forward = forward_matmul, .backward = backward_matmul},

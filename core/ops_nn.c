@@ -12,25 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "op.h"
-
-#define NATTR(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-/* Elements processed between two polls of the cancel flag. */
-#define NN_CHUNK (1 << 18)
-
-static int oom(gd_kctx *c) {
-    return gd_errorf(c->err, GD_E_TOO_LARGE, NULL,
-                     "Node '%s' (%s): the computation needs more memory than the request's memory limit allows.",
-                     c->node->name, c->node->op->name);
-}
-
-/* Add m elements of work to *since and poll the cancel flag every NN_CHUNK. */
-static int nn_tick(gd_kctx *c, int64_t *since, int64_t m) {
-    if ((*since += m) < NN_CHUNK) return 0;
-    *since = 0;
-    return gd_cancel_check(c->cancel, c->err);
-}
+#include "core/kernel.h"
 
 /* ---------------------------------------------------------------------------
  * softmax, log_softmax */
@@ -182,12 +164,12 @@ static int softmax_any_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor
     if (!out->n) return 0;
     axis_view v = view_around(&x->shape, axis);
     double *tmp = NULL; /* [2, inner] */
-    if (v.inner > 1 && !(tmp = gd_arena_buf(c->arena, (size_t)v.inner * 16, 0))) return oom(c);
+    if (v.inner > 1 && !(tmp = gd_arena_buf(c->arena, (size_t)v.inner * 16, 0))) return gd_kernel_oom(c);
     int64_t block = v.n * v.inner, since = 0;
     for (int64_t o = 0; o < v.outer && !rc; o++) {
         softmax_block(gd_f64(out) + o * block, gd_f64(x) + o * block, v.n, v.inner, is_log, tmp,
                       tmp ? tmp + v.inner : NULL);
-        rc = nn_tick(c, &since, block);
+        rc = gd_kernel_tick(c, &since, block);
     }
     gd_arena_release(c->arena, tmp);
     return rc;
@@ -199,17 +181,17 @@ static int softmax_any_backward(gd_kctx *c, const gd_tensor *const *in, const gd
     int axis, rc = softmax_axis(c->node, &in[0]->shape, &axis, c->err);
     if (rc) return rc;
     gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0);
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     din[0] = dx;
     if (!dx->n) return 0;
     axis_view v = view_around(&in[0]->shape, axis);
     double *acc = NULL; /* [inner] */
-    if (v.inner > 1 && !(acc = gd_arena_buf(c->arena, (size_t)v.inner * 8, 0))) return oom(c);
+    if (v.inner > 1 && !(acc = gd_arena_buf(c->arena, (size_t)v.inner * 8, 0))) return gd_kernel_oom(c);
     int64_t block = v.n * v.inner, since = 0;
     for (int64_t o = 0; o < v.outer && !rc; o++) {
         softmax_block_backward(gd_f64(dx) + o * block, gd_f64(dout) + o * block, gd_f64(out) + o * block, v.n,
                                v.inner, is_log, acc);
-        rc = nn_tick(c, &since, block);
+        rc = gd_kernel_tick(c, &since, block);
     }
     gd_arena_release(c->arena, acc);
     return rc;
@@ -307,7 +289,7 @@ static int sce_labels(gd_kctx *c, const gd_tensor *labels, int64_t N, int64_t C,
         if (!rc) *y = gd_i64(labels);
         return rc;
     }
-    return (*qt = gd_tensor_to_f64(c->arena, labels)) ? 0 : oom(c);
+    return (*qt = gd_tensor_to_f64(c->arena, labels)) ? 0 : gd_kernel_oom(c);
 }
 
 /* loss = (1/N) sum_n -sum_c q_nc log_softmax(z_n)_c; with class indices
@@ -315,7 +297,7 @@ static int sce_labels(gd_kctx *c, const gd_tensor *labels, int64_t N, int64_t C,
  * nothing, as NumPy). */
 static int sce_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     const gd_tensor *zt = gd_tensor_to_f64(c->arena, in[0]), *qt;
-    if (!zt) return oom(c);
+    if (!zt) return gd_kernel_oom(c);
     const int64_t N = zt->shape.dim[0], C = zt->shape.dim[1];
     const double *z = gd_f64(zt); /* [N, C] */
     const int64_t *y;             /* [N] class indices, or */
@@ -332,7 +314,7 @@ static int sce_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
             const double *qr = q + i * C;
             for (int64_t j = 0; j < C; j++) total -= qr[j] * ((zr[j] - m) - ls);
         }
-        rc = nn_tick(c, &since, C);
+        rc = gd_kernel_tick(c, &since, C);
     }
     gd_f64(out)[0] = total / (double)N;
     if (qt) drop_copy(c, qt, in[1]);
@@ -351,7 +333,7 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
     int want_q = want[1] && !sce_indices(in[1]) && in[1]->dtype == GD_F64;
     if (!want[0] && !want_q) return 0;
     const gd_tensor *zt = gd_tensor_to_f64(c->arena, in[0]);
-    if (!zt) return oom(c);
+    if (!zt) return gd_kernel_oom(c);
     const int64_t N = zt->shape.dim[0], C = zt->shape.dim[1];
     const double g = gd_f64(dout)[0] / (double)N;
     const double *z = gd_f64(zt); /* [N, C] */
@@ -361,8 +343,8 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
     const double *q = qt ? gd_f64(qt) : NULL; /* [N, C] probabilities */
     gd_tensor *dz = NULL, *dq = NULL;
     int64_t since = 0;
-    if (!rc && want[0] && !(dz = gd_tensor_new(c->arena, &zt->shape, GD_F64, 0))) rc = oom(c);
-    if (!rc && want_q && !(dq = gd_tensor_new(c->arena, &zt->shape, GD_F64, 0))) rc = oom(c);
+    if (!rc && want[0] && !(dz = gd_tensor_new(c->arena, &zt->shape, GD_F64, 0))) rc = gd_kernel_oom(c);
+    if (!rc && want_q && !(dq = gd_tensor_new(c->arena, &zt->shape, GD_F64, 0))) rc = gd_kernel_oom(c);
     for (int64_t i = 0; i < N && !rc; i++) {
         const double *zr = z + i * C;
         double *d = dz ? gd_f64(dz) + i * C : NULL; /* exp(z - m), then scaled to g * p */
@@ -383,7 +365,7 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
             double *dl = gd_f64(dq) + i * C, ls = log(s);
             for (int64_t j = 0; j < C; j++) dl[j] = -g * ((zr[j] - m) - ls);
         }
-        rc = nn_tick(c, &since, C);
+        rc = gd_kernel_tick(c, &since, C);
     }
     if (qt) drop_copy(c, qt, in[1]);
     drop_copy(c, zt, in[0]);
@@ -463,17 +445,17 @@ static const gd_attr_spec one_hot_attrs[] = {
 
 const gd_op_def gd_ops_nn[] = {
     {.name = "softmax", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = softmax_attrs,
-     .n_attrs = NATTR(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZC_VALUE,
+     .n_attrs = GD_NELEMS(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZERO_VALUE,
      .doc = "exp(x) / sum(exp(x)) along the single integer `axis` (default -1), computed stably by subtracting the "
             "maximum; a slice holding NaN or +inf, or only -inf, gives NaN; fused backward y * (dout - sum(dout * y)).",
      .infer = infer_softmax, .forward = softmax_forward, .backward = softmax_backward},
     {.name = "log_softmax", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = softmax_attrs,
-     .n_attrs = NATTR(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZC_VALUE,
+     .n_attrs = GD_NELEMS(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZERO_VALUE,
      .doc = "x - logsumexp(x) along the single integer `axis` (default -1), computed stably; fused backward "
             "dout - exp(y) * sum(dout).",
      .infer = infer_softmax, .forward = log_softmax_forward, .backward = log_softmax_backward},
     {.name = "softmax_cross_entropy", .min_in = 2, .max_in = 2, .inputs_doc = "logits, labels", .attrs = NULL,
-     .n_attrs = 0, .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .n_attrs = 0, .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "Mean over N of -sum_c labels * log_softmax(logits) for logits [N, C] and labels either int64 class "
             "indices [N] (each in [0, C), else index_out_of_range; no gradient) or probabilities [N, C] (which get "
             "the gradient -log_softmax(logits) * dout / N); N = 0 gives NaN, the mean of nothing as in NumPy; the "
@@ -481,7 +463,7 @@ const gd_op_def gd_ops_nn[] = {
             "(softmax * sum(labels) - labels) * dout / N).",
      .infer = infer_sce, .forward = sce_forward, .backward = sce_backward},
     {.name = "one_hot", .min_in = 1, .max_in = 1, .inputs_doc = "indices", .attrs = one_hot_attrs,
-     .n_attrs = NATTR(one_hot_attrs), .differentiable = 0, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .n_attrs = GD_NELEMS(one_hot_attrs), .differentiable = 0, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "float64 one-hot encoding of int64 `indices` with `depth` classes (required, >= 0), of shape "
             "indices.shape + [depth]; an index outside [0, depth) is index_out_of_range; not differentiable.",
      .infer = infer_one_hot, .forward = one_hot_forward, .backward = NULL},

@@ -14,18 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "op.h"
-
-#define NATTR(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-/* Elements processed between two polls of the cancel flag. */
-#define RED_CHUNK (1 << 20)
-
-static int oom(gd_kctx *c) {
-    return gd_errorf(c->err, GD_E_TOO_LARGE, NULL,
-                     "Node '%s' (%s): the computation needs more memory than the request's memory limit allows.",
-                     c->node->name, c->node->op->name);
-}
+#include "core/kernel.h"
 
 /* ---------------------------------------------------------------------------
  * Geometry and inference */
@@ -126,15 +115,15 @@ struct red_ctx {
     int stopped;       /* error code once cancelled; later chunks are skipped */
 };
 
-/* gd_for_runs callback: cut each run into chunks of at most RED_CHUNK
+/* gd_for_runs callback: cut each run into chunks of at most GD_POLL_ELEMS
  * elements (a full reduction is one single run), run the kernel on each, and
- * poll the cancel flag whenever RED_CHUNK elements have been processed. */
+ * poll the cancel flag whenever GD_POLL_ELEMS elements have been processed. */
 static void chunked_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     red_ctx *c = vc;
-    for (int64_t i = 0; i < len && !c->stopped; i += RED_CHUNK) {
-        int64_t n = len - i < RED_CHUNK ? len - i : RED_CHUNK, sub = off[0] + i * inner[0];
+    for (int64_t i = 0; i < len && !c->stopped; i += GD_POLL_ELEMS) {
+        int64_t n = len - i < GD_POLL_ELEMS ? len - i : GD_POLL_ELEMS, sub = off[0] + i * inner[0];
         c->fn(c, o + i, &sub, n, inner);
-        if ((c->since += n) >= RED_CHUNK) {
+        if ((c->since += n) >= GD_POLL_ELEMS) {
             c->since = 0;
             c->stopped = gd_cancel_check(c->k->cancel, c->k->err);
         }
@@ -292,7 +281,7 @@ static int logsumexp_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *
     if (!out->n) return 0;
     double *y = gd_f64(out);                                   /* kept shape */
     double *w = gd_arena_buf(c->arena, (size_t)out->n * 8, 1); /* kept shape */
-    if (!w) return oom(c);
+    if (!w) return gd_kernel_oom(c);
     for (int64_t k = 0; k < out->n; k++) y[k] = -INFINITY;
     red_ctx ctx = {.x = gd_f64(in[0]), .y = y, .w = w, .k = c};
     rc = red_walk(&r, max_run, &ctx);
@@ -318,7 +307,7 @@ static int bcast_backward(gd_kctx *c, const gd_tensor *x, const gd_tensor *dout,
     int rc = reduce_geom(c->node, &x->shape, &r, c->err);
     if (rc) return rc;
     gd_tensor *dx = gd_tensor_new(c->arena, &x->shape, GD_F64, 0);
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     red_ctx ctx = {.g = gd_f64(dout), .dx = gd_f64(dx), .k = c,
                    .scale = is_mean ? 1.0 / (double)r.count : 1.0};
     din[0] = dx;
@@ -347,11 +336,11 @@ static int extreme_backward(gd_kctx *c, const gd_tensor *const *in, const gd_ten
     int rc = reduce_geom(c->node, &in[0]->shape, &r, c->err);
     if (rc) return rc;
     gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0);
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     din[0] = dx;
     if (!out->n) return 0;
     double *w = gd_arena_buf(c->arena, (size_t)out->n * 8, 1); /* kept shape */
-    if (!w) return oom(c);
+    if (!w) return gd_kernel_oom(c);
     red_ctx ctx = {.x = gd_f64(in[0]), .r = gd_f64(out), .w = w, .dx = gd_f64(dx), .k = c};
     rc = red_walk(&r, ties_run, &ctx);
     if (!rc) {
@@ -371,7 +360,7 @@ static int logsumexp_backward(gd_kctx *c, const gd_tensor *const *in, const gd_t
     int rc = reduce_geom(c->node, &in[0]->shape, &r, c->err);
     if (rc) return rc;
     gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0);
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     red_ctx ctx = {.x = gd_f64(in[0]), .r = gd_f64(out), .g = gd_f64(dout), .dx = gd_f64(dx), .k = c};
     din[0] = dx;
     return red_walk(&r, lse_grad_run, &ctx);
@@ -450,7 +439,7 @@ static int infer_arg(const gd_node *n, const gd_meta *in, const gd_limits *lim, 
                     if (ISNAN(best[i])) continue;                                                             \
                     if (ISNAN(v) || (is_max ? v > best[i] : v < best[i])) best[i] = v, idx[i] = j;            \
                 }                                                                                             \
-                if ((since += inner) >= RED_CHUNK) {                                                          \
+                if ((since += inner) >= GD_POLL_ELEMS) {                                                          \
                     since = 0;                                                                                \
                     int rc = gd_cancel_check(c->cancel, c->err);                                              \
                     if (rc) return rc;                                                                        \
@@ -476,7 +465,7 @@ static int arg_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out, i
     }
     if (!out->n) return 0;
     void *best = gd_arena_buf(c->arena, (size_t)inner * 8, 0); /* [inner] */
-    if (!best) return oom(c);
+    if (!best) return gd_kernel_oom(c);
     rc = x->dtype == GD_I64 ? arg_i64(c, gd_i64(out), gd_i64(x), best, outer, len, inner, is_max)
                             : arg_f64(c, gd_i64(out), gd_f64(x), best, outer, len, inner, is_max);
     gd_arena_release(c->arena, best);
@@ -505,30 +494,33 @@ static const gd_attr_spec arg_attrs[] = {
 
 #define REDUCE_ROW(NAME, INFER, FWD, BWD, ZC, DOC)                                                             \
     {.name = NAME, .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = reduce_attrs,                        \
-     .n_attrs = NATTR(reduce_attrs), .differentiable = 1, .zero_cause = ZC, .doc = DOC, .infer = INFER,       \
+     .n_attrs = GD_NELEMS(reduce_attrs), .differentiable = 1, .zero_cause = ZC, .doc = DOC, .infer = INFER,       \
      .forward = FWD, .backward = BWD}
 
+#define ARG_HINT                                                                                         \
+    "Replace '{node}' ({op}) with a soft selection such as softmax over the same axis, or use a straight-through " \
+    "estimator: soft + stop_gradient(hard - soft)."
 #define ARG_ROW(NAME, FWD, DOC)                                                                                \
-    {.name = NAME, .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = arg_attrs, .n_attrs = NATTR(arg_attrs), \
-     .differentiable = 0, .flags = GD_OPF_INT_OK | GD_OPF_MAKES_INT, .zero_cause = GD_ZC_VALUE, .doc = DOC,   \
-     .infer = infer_arg, .forward = FWD, .backward = NULL}
+    {.name = NAME, .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = arg_attrs, .n_attrs = GD_NELEMS(arg_attrs), \
+     .differentiable = 0, .flags = GD_OPF_INT_OK | GD_OPF_MAKES_INT, .zero_cause = GD_ZERO_VALUE, .doc = DOC,   \
+     .infer = infer_arg, .forward = FWD, .backward = NULL, .hints = {.no_gradient = ARG_HINT}}
 
 const gd_op_def gd_ops_reduce[] = {
-    REDUCE_ROW("sum", infer_reduce, sum_forward, sum_backward, GD_ZC_VALUE,
+    REDUCE_ROW("sum", infer_reduce, sum_forward, sum_backward, GD_ZERO_VALUE,
                "Sum over `axis` (an integer or a list; default: all axes; [] reduces nothing), keeping the reduced "
                "axes as size 1 when `keepdims`; the sum of no elements is 0."),
-    REDUCE_ROW("mean", infer_reduce, mean_forward, mean_backward, GD_ZC_VALUE,
+    REDUCE_ROW("mean", infer_reduce, mean_forward, mean_backward, GD_ZERO_VALUE,
                "Mean over `axis` (an integer or a list; default: all axes), keeping the reduced axes as size 1 when "
                "`keepdims`; the mean of no elements is NaN, as in NumPy; the gradient is dout / count."),
-    REDUCE_ROW("max", infer_reduce_nonempty, max_forward, extreme_backward, GD_ZC_MASK,
+    REDUCE_ROW("max", infer_reduce_nonempty, max_forward, extreme_backward, GD_ZERO_MASK,
                "Maximum over `axis` (an integer or a list; default: all axes), with `keepdims`; NaN propagates and an "
                "empty axis is an invalid_value error (NumPy); tied maxima share the gradient evenly (PyTorch amax) "
                "and a NaN result passes it to the NaN elements."),
-    REDUCE_ROW("min", infer_reduce_nonempty, min_forward, extreme_backward, GD_ZC_MASK,
+    REDUCE_ROW("min", infer_reduce_nonempty, min_forward, extreme_backward, GD_ZERO_MASK,
                "Minimum over `axis` (an integer or a list; default: all axes), with `keepdims`; NaN propagates and an "
                "empty axis is an invalid_value error (NumPy); tied minima share the gradient evenly (PyTorch amin) "
                "and a NaN result passes it to the NaN elements."),
-    REDUCE_ROW("logsumexp", infer_reduce, logsumexp_forward, logsumexp_backward, GD_ZC_VALUE,
+    REDUCE_ROW("logsumexp", infer_reduce, logsumexp_forward, logsumexp_backward, GD_ZERO_VALUE,
                "log(sum(exp(x))) over `axis` (an integer or a list; default: all axes), with `keepdims`, computed "
                "stably by subtracting the maximum; all -inf or empty gives -inf (with zero gradient); the gradient "
                "is dout * softmax(x)."),

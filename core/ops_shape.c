@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "op.h"
+#include "core/kernel.h"
 
 /* An element moved without being interpreted. A struct of unsigned char may
  * alias a double or an int64_t, and an assignment of it compiles to one
@@ -19,9 +19,6 @@ typedef struct {
 } word;
 
 _Static_assert(sizeof(word) == 8, "word must be 8 bytes");
-
-/* Elements moved between two cancellation polls (a few ms of memory traffic). */
-#define MOVE_POLL (1 << 20)
 
 /* ------------------------------------------------------------------ */
 /* Shared helpers                                                      */
@@ -48,7 +45,7 @@ static int64_t dims_prod(const gd_shape *s, int from, int to) {
  *   dst[sum i_k * dst_st[k]] = src[sum i_k * src_st[k]].
  * dst and src point at the view's first element. The innermost axis is the
  * tight loop; the others advance an odometer. Polls cancellation every
- * MOVE_POLL elements; returns 0 or deadline_exceeded. */
+ * GD_POLL_ELEMS elements; returns 0 or deadline_exceeded. */
 static int move_strided(const gd_kctx *c, word *dst, const int64_t *dst_st, const word *src,
                         const int64_t *src_st, const gd_shape *shape) {
     int64_t n;
@@ -66,7 +63,7 @@ static int move_strided(const gd_kctx *c, word *dst, const int64_t *dst_st, cons
         if (ds == 1 && ss == 1) memcpy(d, s, (size_t)len * sizeof(word));
         else
             for (int64_t k = 0; k < len; k++) d[k * ds] = s[k * ss];
-        if ((since += len) >= MOVE_POLL) {
+        if ((since += len) >= GD_POLL_ELEMS) {
             since = 0;
             if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
         }
@@ -83,21 +80,15 @@ static int move_strided(const gd_kctx *c, word *dst, const int64_t *dst_st, cons
     }
 }
 
-/* dst[0..n) = src[0..n) in blocks of MOVE_POLL words, polling cancellation
+/* dst[0..n) = src[0..n) in blocks of GD_POLL_ELEMS words, polling cancellation
  * between blocks. Returns 0 or deadline_exceeded. */
 static int copy_words(const gd_kctx *c, void *dst, const void *src, int64_t n) {
-    for (int64_t i = 0; i < n; i += MOVE_POLL) {
-        int64_t len = n - i < MOVE_POLL ? n - i : MOVE_POLL;
+    for (int64_t i = 0; i < n; i += GD_POLL_ELEMS) {
+        int64_t len = n - i < GD_POLL_ELEMS ? n - i : GD_POLL_ELEMS;
         if (i && gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
         memcpy((word *)dst + i, (const word *)src + i, (size_t)len * sizeof(word));
     }
     return 0;
-}
-
-static int oom(gd_kctx *c) {
-    return gd_errorf(c->err, GD_E_TOO_LARGE, NULL,
-                     "Node '%s' (%s): the gradient needs more memory than the request's memory limit allows.",
-                     c->node->name, c->node->op->name);
 }
 
 /* A single-integer axis attribute (concat, gather): 0 when not given. */
@@ -188,7 +179,7 @@ static int backward_reshape(gd_kctx *c, const gd_tensor *const *in, const gd_ten
     (void)out;
     if (!want[0]) return 0;
     gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0); /* [x shape] */
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     int rc = copy_words(c, dx->data, dout->data, dx->n);
     if (rc) return rc;
     din[0] = dx;
@@ -273,7 +264,7 @@ static int backward_transpose(gd_kctx *c, const gd_tensor *const *in, const gd_t
     if (rc) return rc;
     for (int i = 0; i < r; i++) inv[perm[i]] = i;
     gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0); /* [x shape] */
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     if ((rc = transpose_move(c, dx->data, dout->data, &dout->shape, inv))) return rc;
     din[0] = dx;
     return 0;
@@ -337,7 +328,7 @@ static void bcast_run(void *vc, int64_t o, const int64_t *off, int64_t len, cons
     } else {
         memcpy(d, s, (size_t)len * sizeof(word));
     }
-    if ((b->since += len) >= MOVE_POLL) {
+    if ((b->since += len) >= GD_POLL_ELEMS) {
         b->since = 0;
         b->stopped = gd_cancel_check(b->c->cancel, b->c->err);
     }
@@ -357,7 +348,7 @@ static int backward_broadcast_to(gd_kctx *c, const gd_tensor *const *in, const g
     (void)in, (void)out;
     if (!want[0]) return 0;
     gd_tensor *dx = gd_tensor_new(c->arena, &dout->shape, GD_F64, 0); /* [out shape] */
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     int rc = copy_words(c, dx->data, dout->data, dx->n);
     if (rc) return rc;
     din[0] = dx;
@@ -444,7 +435,7 @@ static int forward_concat(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
             }
             at += blk;
         }
-        if ((since += row) >= MOVE_POLL) {
+        if ((since += row) >= GD_POLL_ELEMS) {
             since = 0;
             if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
         }
@@ -463,10 +454,10 @@ static int backward_concat(gd_kctx *c, const gd_tensor *const *in, const gd_tens
         int64_t blk = in[i]->shape.dim[ax] * inner;
         if (want[i]) {
             gd_tensor *dx = gd_tensor_new(c->arena, &in[i]->shape, GD_F64, 0); /* [x_i shape] */
-            if (!dx) return oom(c);
+            if (!dx) return gd_kernel_oom(c);
             for (int64_t o = 0; o < outer && blk; o++) {
                 memcpy(gd_f64(dx) + o * blk, gd_f64(dout) + o * row + at0, (size_t)blk * 8);
-                if ((since += blk + 1) >= MOVE_POLL) {
+                if ((since += blk + 1) >= GD_POLL_ELEMS) {
                     since = 0;
                     if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
                 }
@@ -595,7 +586,7 @@ static int backward_slice(gd_kctx *c, const gd_tensor *const *in, const gd_tenso
     int rc = slice_check(c->node, &in[0]->shape, &p, c->err);
     if (rc) return rc;
     gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 1); /* [x shape] */
-    if (!dx) return oom(c);
+    if (!dx) return gd_kernel_oom(c);
     if (out->n) {
         int64_t vst[GD_MAX_RANK], ost[GD_MAX_RANK];
         int64_t base = slice_view(&in[0]->shape, &p, vst);
@@ -681,7 +672,7 @@ static int forward_gather(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
             int64_t k = ix[j] < 0 ? ix[j] + g.len : ix[j];
             memcpy(dst + (o * ni + j) * g.inner, src + (o * g.len + k) * g.inner, (size_t)g.inner * sizeof(word));
         }
-        if ((since += ni * g.inner + 1) >= MOVE_POLL) {
+        if ((since += ni * g.inner + 1) >= GD_POLL_ELEMS) {
             since = 0;
             if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
         }
@@ -700,7 +691,7 @@ static int backward_gather(gd_kctx *c, const gd_tensor *const *in, const gd_tens
     int rc = gather_check(c, idx, g.len);
     if (rc) return rc;
     gd_tensor *dp = gd_tensor_new(c->arena, &p->shape, GD_F64, 1); /* [params shape] */
-    if (!dp) return oom(c);
+    if (!dp) return gd_kernel_oom(c);
     const int64_t *ix = gd_i64(idx);
     const double *go = gd_f64(dout); /* [outer, ni, inner] */
     double *gp = gd_f64(dp);         /* [outer, len, inner] */
@@ -712,7 +703,7 @@ static int backward_gather(gd_kctx *c, const gd_tensor *const *in, const gd_tens
             const double *s = go + (o * ni + j) * g.inner;
             for (int64_t e = 0; e < g.inner; e++) d[e] += s[e];
         }
-        if ((since += ni * g.inner + 1) >= MOVE_POLL) {
+        if ((since += ni * g.inner + 1) >= GD_POLL_ELEMS) {
             since = 0;
             if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
         }
@@ -739,34 +730,37 @@ static const gd_attr_spec gather_attrs[] = {GD_ATTR("axis", GD_ATTR_AXIS, axis, 
 
 const gd_op_def gd_ops_shape[] = {
     {.name = "reshape", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = reshape_attrs, .n_attrs = 1,
-     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "x's elements in row-major order with shape `shape`; one entry may be -1 and is inferred. Keeps int64.",
      .infer = infer_reshape, .forward = forward_reshape, .backward = backward_reshape},
     {.name = "transpose", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = transpose_attrs, .n_attrs = 1,
-     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "x with its axes permuted: output axis i is input axis axes[i] (negative allowed); default: reversed "
             "axes. Keeps int64.",
      .infer = infer_transpose, .forward = forward_transpose, .backward = backward_transpose},
     {.name = "broadcast_to", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = broadcast_attrs, .n_attrs = 1,
-     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "x broadcast to exactly `shape` by NumPy rules (as numpy.broadcast_to); the gradient sums over the "
             "broadcast axes. Keeps int64.",
      .infer = infer_broadcast_to, .forward = forward_broadcast_to, .backward = backward_broadcast_to},
     {.name = "concat", .min_in = 1, .max_in = -1, .inputs_doc = "x...", .attrs = concat_attrs, .n_attrs = 1,
-     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "The inputs joined along `axis` (default 0, negative counts from the end); shapes must agree elsewhere. "
             "int64 when all inputs are, else float64.",
      .infer = infer_concat, .forward = forward_concat, .backward = backward_concat},
     {.name = "slice", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = slice_attrs, .n_attrs = 4,
-     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZC_VALUE,
+     .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "x[starts:ends:steps] on `axes` (default 0..len(starts)-1; steps default 1, nonzero, may be negative) "
             "with Python slice rules: negative bounds count from the end, out-of-range bounds clamp. Keeps int64.",
      .infer = infer_slice, .forward = forward_slice, .backward = backward_slice},
     {.name = "gather", .min_in = 2, .max_in = 2, .inputs_doc = "params, indices", .attrs = gather_attrs,
      .n_attrs = 1, .differentiable = 1, .nograd_inputs = 1u << 1, .flags = GD_OPF_INT_OK,
-     .zero_cause = GD_ZC_VALUE,
+     .zero_cause = GD_ZERO_VALUE,
      .doc = "numpy.take(params, indices, axis) with int64 indices (axis default 0); negative indices count from "
             "the end, out-of-range ones are index_out_of_range; repeated indices add up in the gradient.",
-     .infer = infer_gather, .forward = forward_gather, .backward = backward_gather},
+     .infer = infer_gather, .forward = forward_gather, .backward = backward_gather,
+     .hints = {.blocked = "the indices of gather node '{node}', which take no gradient",
+               .no_gradient = "'{node}' (gather) passes no gradient to its indices; to learn a selection, use softmax "
+                              "weights with matmul instead of gather."}},
     {0},
 };

@@ -1,5 +1,5 @@
 /* tensor.c - shape arithmetic, tensor allocation and the shared strided loop. */
-#include "tensor.h"
+#include "core/tensor.h"
 
 #include <math.h>
 #include <stdio.h>

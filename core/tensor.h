@@ -11,8 +11,8 @@
 
 #include <stdint.h>
 
-#include "arena.h"
-#include "error.h"
+#include "core/arena.h"
+#include "core/error.h"
 
 #define GD_MAX_RANK 8
 

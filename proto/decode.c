@@ -7,18 +7,18 @@
  * the op table's attribute specs), leaf values (each tensor read by wire.c),
  * targets, wrt, fetch. Sizes are checked before allocation. It does not run
  * anything and never speaks HTTP. */
-#include "decode.h"
+#include "proto/decode.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "dupkey.h"
-#include "jpath.h"
-#include "jread.h"
-#include "op.h"
-#include "wire.h"
+#include "proto/dupkey.h"
+#include "proto/jpath.h"
+#include "proto/jread.h"
+#include "core/op.h"
+#include "proto/wire.h"
 
 /* "tensor_format" values in gd_tensor_format order; read by decode_options. */
 static const char *const tensor_formats[] = {"nested", "flat", "b64", "binary", NULL};
@@ -40,7 +40,7 @@ typedef struct dctx {
 
 /* ---- errors every reader raises -------------------------------------------- */
 
-static int oom(dctx *c) { return gd_decode_oom(c->err); }
+static int oom(dctx *c) { return gd_error_oom(c->err); }
 
 static int wrong_type(dctx *c, const gd_jpath *p, const char *what, const json_t *j) {
     return gd_json_wrong_type(c->err, p, what, j);
@@ -160,7 +160,7 @@ static const char **node_keys(dctx *c, const gd_op_def *op, int *n) {
     if (!k) return NULL;
     int m = 0;
     k[m++] = "name", k[m++] = "op", k[m++] = "inputs";
-    if (!strcmp(op->name, "constant")) k[m++] = "value";
+    if (gd_op_is_constant(op)) k[m++] = "value";
     for (int i = 0; i < op->n_attrs; i++) k[m++] = op->attrs[i].name;
     *n = m;
     return k;
@@ -279,7 +279,7 @@ static int decode_node(dctx *c, json_t *nj, size_t i) {
     if (rc || (rc = read_inputs(c, json_object_get(nj, "inputs"), base, &ins, &n_in))) return rc;
     gd_node *n = gd_graph_add(c->g, name, op, ins, (int)n_in, c->err);
     if (!n) return c->err->code;
-    int is_const = !strcmp(n->op->name, "constant");
+    int is_const = gd_op_is_constant(n->op);
     if ((rc = decode_node_attrs(c, nj, base, n, is_const))) return rc;
     return is_const ? decode_const_value(c, nj, base, n) : 0;
 }
@@ -298,7 +298,7 @@ static const char *closest_node(dctx *c, const char *word, int (*filter)(const g
 }
 
 static int takes_values(const gd_node *n) {
-    return !strcmp(n->op->name, "variable") || !strcmp(n->op->name, "input");
+    return gd_op_takes_value(n->op);
 }
 
 /* Node index of the name in j at path p, or an error: wrong type
@@ -361,7 +361,7 @@ static int decode_values(dctx *c, json_t *jv) {
                 gd_errorf(c->err, GD_E_UNKNOWN_NODE, p.s,
                           "\"values\" names '%s', a %s node; only variable and input nodes take values%s.", key,
                           c->g->nodes[k].op->name,
-                          strcmp(c->g->nodes[k].op->name, "constant") ? "" : " (a constant's sits in its \"value\")");
+                          gd_op_is_constant(c->g->nodes[k].op) ? " (a constant's sits in its \"value\")" : "");
             gd_error_suggest(c->err, closest_node(c, key, takes_values));
             return GD_E_UNKNOWN_NODE;
         }
@@ -594,7 +594,7 @@ static int decode_grad_fields(dctx *c, json_t *root, gd_request *r) {
     } else {
         if (!(w = gd_arena_alloc(c->a, sizeof *w * (size_t)(c->g->n + 1)))) return oom(c);
         for (int i = 0; i < c->g->n; i++)
-            if (!strcmp(c->g->nodes[i].op->name, "variable")) w[nw++] = i;
+            if (c->g->nodes[i].op->flags & GD_OPF_VARIABLE) w[nw++] = i;
     }
     r->spec.wrt = w, r->spec.n_wrt = nw;
     if (!(r->wrt_names = names_of(c, w, nw))) return oom(c);

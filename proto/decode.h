@@ -19,9 +19,9 @@
 
 #include <stddef.h>
 
-#include "arena.h"
-#include "error.h"
-#include "request.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "proto/request.h"
 
 /* Decode one request.
  *   a         the request's arena; the graph, tensors and arrays go there

@@ -1,7 +1,7 @@
 /* dupkey.c - the JSON path of a duplicate key, from the raw body (see
  * dupkey.h): one pass that keeps a stack of the containers open so far,
  * then the path read off that stack. */
-#include "dupkey.h"
+#include "proto/dupkey.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "jpath.h"
+#include "proto/jpath.h"
 
 /* The JSON path ("$.values.x") of the object key that ends at byte `end` of
  * the text s (which holds at least `end` bytes). Writes "" when it cannot

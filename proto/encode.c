@@ -3,15 +3,15 @@
  * The diagnostics' evidence per code, the bodies and GET /v1/ops; tensors
  * are streamed by wire.c, strings escaped by jsonstr.c, into core's gd_buf.
  * No JSON tree is built. It allocates only the output buffers. */
-#include "encode.h"
+#include "proto/encode.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "jsonstr.h"
-#include "op.h"
-#include "wire.h"
+#include "proto/jsonstr.h"
+#include "core/flow.h"
+#include "proto/wire.h"
 
 /* The encoder's state: where the JSON and the binary section go, and the
  * tensor form the request asked for. */
@@ -284,8 +284,7 @@ static void put_inputs(gd_buf *b, const gd_op_def *op) {
     gd_buf_puts(b, ",\"no_gradient\":[");
     int first = 1;
     for (int i = 0; i < n; i++) {
-        int blocked = (op->flags & GD_OPF_LEAF) ? 0 : !op->differentiable || (op->nograd_inputs >> i & 1u);
-        if (!blocked) continue;
+        if (gd_flow_input_block(op, i) == GD_BLOCK_NONE) continue;
         if (!first) gd_buf_putc(b, ',');
         gd_buf_json_string(b, names[i]);
         first = 0;

@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "diagnose.h"
-#include "engine.h"
-#include "request.h"
+#include "core/buf.h"
+#include "core/diagnose.h"
+#include "core/engine.h"
+#include "proto/request.h"
 
 /* Timings and sizes for the response's "stats". */
 typedef struct gd_stats {

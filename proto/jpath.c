@@ -1,5 +1,5 @@
 /* jpath.c - JSON paths built in place (see jpath.h). */
-#include "jpath.h"
+#include "proto/jpath.h"
 
 #include <stdarg.h>
 #include <stdio.h>

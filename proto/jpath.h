@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "core/error.h"
 
 typedef struct gd_jpath {
     char s[GD_ERR_AT_MAX];

@@ -1,15 +1,10 @@
 /* jread.c - exact integers, value kinds and the common decode errors (see
  * jread.h). */
-#include "jread.h"
+#include "proto/jread.h"
 
 #include <math.h>
 
 #define MAX_SAFE_INT 9007199254740992.0 /* 2^53: integers a double holds exactly */
-
-int gd_decode_oom(gd_error *err) {
-    return gd_errorf(err, GD_E_TOO_LARGE, NULL,
-                     "The request needs more memory than this server allows for one request.");
-}
 
 const char *gd_json_kind(const json_t *j) {
     switch (json_typeof(j)) {

@@ -11,8 +11,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "jpath.h"
+#include "core/error.h"
+#include "proto/jpath.h"
 
 /* An exact integer with |v| <= 2^53, read from a JSON number. The body is
  * parsed with integers kept as integers (see gd_decode_request), so a JSON
@@ -29,8 +29,5 @@ const char *gd_json_kind(const json_t *j);
 
 /* invalid_request at p: "<p> must be <what>, not <kind of j>." Returns the code. */
 int gd_json_wrong_type(gd_error *err, const gd_jpath *p, const char *what, const json_t *j);
-
-/* too_large: the request's arena refused an allocation. Returns the code. */
-int gd_decode_oom(gd_error *err);
 
 #endif

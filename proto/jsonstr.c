@@ -1,7 +1,7 @@
 /* jsonstr.c - JSON string literals that are always valid UTF-8 (see
  * jsonstr.h): plain ASCII runs are copied at once, everything else is
  * escaped or checked character by character. */
-#include "jsonstr.h"
+#include "proto/jsonstr.h"
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
 static int utf8_len(const unsigned char *s) {

@@ -6,7 +6,7 @@
 #ifndef GD_JSONSTR_H
 #define GD_JSONSTR_H
 
-#include "buf.h"
+#include "core/buf.h"
 
 /* s as a JSON string literal (quotes included); NULL prints as "". Invalid
  * UTF-8 (e.g. a message truncated inside a character) becomes U+FFFD, so the

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "engine.h"
+#include "core/run.h" /* a request is made to be handed to gd_run */
 
 /* Which endpoint the body was posted to: the set of accepted keys differs. */
 typedef enum gd_endpoint { GD_EP_GRAD = 0, GD_EP_EVAL = 1 } gd_endpoint;

@@ -5,7 +5,7 @@
  * "data", "b64" or "offset"+"nbytes" fills a buffer allocated only after
  * the size is checked. Writing streams elements straight from the tensor's
  * buffer; no JSON tree is built. Little-endian on the wire both ways. */
-#include "wire.h"
+#include "proto/wire.h"
 
 #include <float.h>
 #include <inttypes.h>
@@ -16,8 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "jread.h"
-#include "numfmt.h"
+#include "proto/jread.h"
+#include "core/numfmt.h"
 
 float gd_to_f32(double v) {
     /* Halfway between FLT_MAX and the next power of two: from here on
@@ -168,7 +168,7 @@ static int decode_nested(gd_wire_in *c, const json_t *j, gd_jpath *p, gd_dtype d
     gd_tensor probe = {.dtype = dt, .shape = s, .n = numel, .data = NULL};
     if ((rc = fill_nested(c, j, p, &s, 0, &probe, f32, &k))) return rc;
     gd_tensor *t = gd_tensor_new(c->a, &s, dt, 0);
-    if (!t) return gd_decode_oom(c->err);
+    if (!t) return gd_error_oom(c->err);
     k = 0;
     if ((rc = fill_nested(c, j, p, &s, 0, t, f32, &k))) return rc;
     *out = t;
@@ -253,12 +253,12 @@ static int add_ref(gd_wire_in *c, uint64_t off, uint64_t len, const gd_jpath *p)
     if (c->n_refs == c->cap_refs) {
         int cap = c->cap_refs ? 2 * c->cap_refs : 16;
         gd_wire_ref *r = gd_arena_alloc(c->a, sizeof *r * (size_t)cap);
-        if (!r) return gd_decode_oom(c->err);
+        if (!r) return gd_error_oom(c->err);
         if (c->n_refs) memcpy(r, c->refs, sizeof *r * (size_t)c->n_refs);
         c->refs = r, c->cap_refs = cap;
     }
     const char *path = gd_arena_strdup(c->a, p->s);
-    if (!path) return gd_decode_oom(c->err);
+    if (!path) return gd_error_oom(c->err);
     c->refs[c->n_refs] = (gd_wire_ref){off, len, c->n_refs, path};
     c->n_refs++;
     return 0;
@@ -399,7 +399,7 @@ static int from_data(gd_wire_in *c, const json_t *jd, gd_jpath *p, const obj_hea
                          p->s, json_array_size(jd), gd_shape_str(&h->s, buf, sizeof buf), (long long)h->numel);
     }
     gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0);
-    if (!t) return gd_decode_oom(c->err);
+    if (!t) return gd_error_oom(c->err);
     size_t m2 = p->n;
     for (int64_t i = 0; i < h->numel; i++) {
         gd_jp_index(p, (size_t)i);
@@ -419,7 +419,7 @@ static int from_b64(gd_wire_in *c, const json_t *jb, gd_jpath *p, const obj_head
     int rc = check_b64(c, json_string_value(jb), json_string_length(jb), h->nbytes, &body, p);
     if (rc) return rc;
     gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0);
-    if (!t) return gd_decode_oom(c->err);
+    if (!t) return gd_error_oom(c->err);
     if ((rc = decode_b64(c, json_string_value(jb), body, t->data, p))) return rc;
     from_le(t, h->f32);
     *out = t;
@@ -449,7 +449,7 @@ static int from_binary(gd_wire_in *c, const json_t *jo, const json_t *jn, gd_jpa
                          "The tensor at %s spans bytes %llu..%llu, past the end of the %zu-byte binary section.",
                          p->s, (unsigned long long)off, (unsigned long long)(off + len), c->bin_len);
     gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0);
-    if (!t) return gd_decode_oom(c->err);
+    if (!t) return gd_error_oom(c->err);
     if (len) memcpy(t->data, c->bin + off, (size_t)len);
     from_le(t, h->f32);
     if ((rc = add_ref(c, off, len, p))) return rc;
@@ -502,7 +502,7 @@ int gd_wire_decode(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, gd_ten
     if (json_is_number(j) || json_is_string(j)) {
         gd_shape s = gd_shape_scalar();
         gd_tensor *t = gd_tensor_new(c->a, &s, dt, 0);
-        if (!t) return gd_decode_oom(c->err);
+        if (!t) return gd_error_oom(c->err);
         rc = read_elem(c, j, p, t, w.decl_f32, 0);
         if (rc) return rc;
         *out = t;

@@ -14,12 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "buf.h"
-#include "error.h"
-#include "jpath.h"
-#include "request.h"
-#include "tensor.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "proto/jpath.h"
+#include "proto/request.h"
+#include "core/tensor.h"
 
 struct json_t; /* jansson's value; only the decoder's callers hold one */
 

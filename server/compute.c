@@ -1,15 +1,15 @@
 /* compute.c - decode, run, encode for one request on a worker (see
  * compute.h). The arena holds everything the request builds and is freed
  * before returning; only the reply's buffers outlive the call. */
-#include "compute.h"
+#include "server/compute.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
-#include "arena.h"
-#include "engine.h"
-#include "log.h"
+#include "core/arena.h"
+#include "core/run.h"
+#include "server/log.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "proto/request.h"
-#include "reply.h"
+#include "server/reply.h"
 
 typedef struct gd_compute_in {
     int endpoint;                /* GD_EP_GRAD or GD_EP_EVAL */

@@ -3,7 +3,7 @@
  * range, default and help line, so --help, parsing and messages agree.
  * Values that depend on others (workers, blas-threads, queue,
  * max-buffered) are derived after everything is read. */
-#include "config.h"
+#include "server/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpus.h"
-#include "error.h"
+#include "server/cpus.h"
+#include "core/error.h"
 #include "gd_config.h"
 #include "gd_revision.h"
 

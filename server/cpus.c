@@ -3,7 +3,7 @@
  * mount point of the hierarchy (/proc/self/mountinfo) with the process's
  * path in it (/proc/self/cgroup); inside a container whose cgroup namespace
  * hides the path, that is the mount point itself. */
-#include "cpus.h"
+#include "server/cpus.h"
 
 #include <limits.h>
 #include <sched.h>

@@ -18,7 +18,7 @@
  * A request's memory (struct req) is touched by one thread at a time: MHD
  * does not look at a suspended connection, and the worker's last touch is
  * MHD_resume_connection, whose lock orders it before MHD's next call. */
-#include "http.h"
+#include "server/http.h"
 
 #include <errno.h>
 #include <microhttpd.h>
@@ -34,12 +34,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "compute.h"
+#include "core/buf.h"
+#include "server/compute.h"
 #include "gd_config.h"
-#include "log.h"
+#include "server/log.h"
 #include "proto/encode.h"
-#include "reply.h"
+#include "server/reply.h"
 
 #define ID_MAX 128        /* longest X-Request-Id echoed back */
 #define GD_DRAIN_RETRY_HEADER "Gradd-Drain-Retry" /* sent by balancers that retry a 503 elsewhere */

@@ -15,9 +15,9 @@
 
 #include <stddef.h>
 
-#include "config.h"
-#include "metrics.h"
-#include "pool.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/pool.h"
 
 typedef struct gd_http gd_http;
 

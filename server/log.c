@@ -1,7 +1,7 @@
 /* log.c - request and event lines on stderr (see log.h). Each line is
  * formatted into a gd_buf (JSON strings escaped by proto's escaper) and
  * written with one write(2). */
-#include "log.h"
+#include "server/log.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "proto/jsonstr.h"
 
 static gd_log_format log_format = GD_LOG_TEXT;

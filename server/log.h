@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "config.h"
+#include "server/config.h"
 
 void gd_log_init(gd_log_format f);
 

@@ -22,14 +22,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "server/config.h"
 #include "gd_config.h"
-#include "http.h"
-#include "log.h"
-#include "metrics.h"
-#include "op.h"
-#include "pool.h"
-#include "probe.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
+#include "core/cancel.h"
+#include "server/pool.h"
+#include "server/probe.h"
 
 #define FLUSH_MS 2000   /* at most this long for answered connections to close */
 #define HEALTHCHECK_TIMEOUT_MS 3000

@@ -1,7 +1,7 @@
 /* metrics.c - atomic counters and the Prometheus text rendering (see
  * metrics.h). Status codes index a 600-wide array per route so that any
  * status is counted without a lookup; only nonzero series are rendered. */
-#include "metrics.h"
+#include "server/metrics.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
 /* The route label: each served path, and "other" for everything else. */
 typedef enum gd_route {

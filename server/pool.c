@@ -1,7 +1,7 @@
 /* pool.c - worker threads, the bounded FIFO and the queue watchdog (see
  * pool.h). One mutex guards the queue, the list of running jobs and the
  * counters; callbacks are always called with it released. */
-#include "pool.h"
+#include "server/pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

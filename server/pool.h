@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-#include "error.h"
-#include "op.h"
+#include "core/error.h"
+#include "core/cancel.h"
 
 typedef struct gd_job gd_job;
 

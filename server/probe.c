@@ -1,6 +1,6 @@
 /* probe.c - the --healthcheck client (see probe.h): non-blocking connect
  * and I/O bounded by one overall timeout. */
-#include "probe.h"
+#include "server/probe.h"
 
 #include <errno.h>
 #include <fcntl.h>

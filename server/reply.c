@@ -1,6 +1,6 @@
 /* reply.c - building gd_reply values, and the 422 rule that decides when a
  * successful run is answered no_gradients (see reply.h). */
-#include "reply.h"
+#include "server/reply.h"
 
 #include <stdarg.h>
 #include <stdio.h>

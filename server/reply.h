@@ -12,10 +12,10 @@
 
 #include <stddef.h>
 
-#include "buf.h"
-#include "diagnose.h"
-#include "engine.h"
-#include "error.h"
+#include "core/buf.h"
+#include "core/diagnose.h"
+#include "core/engine.h"
+#include "core/error.h"
 #include "proto/request.h"
 
 #define GD_CT_JSON "application/json"

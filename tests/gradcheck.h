@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "../core/op.h"
+#include "core/op.h"
 
 typedef struct gc_rng {
     uint64_t s;

@@ -4,7 +4,7 @@
 #ifndef GD_TBUILD_H
 #define GD_TBUILD_H
 
-#include "../core/engine.h"
+#include "core/run.h"
 
 typedef struct tb {
     gd_arena *a;

@@ -440,6 +440,48 @@ START_TEST(where_condition_and_gather_indices) {
 }
 END_TEST
 
+/* Every hint an op row carries expands fully: only {node}, {op} and {wrt}
+ * are placeholders, and a non-differentiable op's no-gradient hint, if any,
+ * says what to do instead. A typo such as {nod} would reach users verbatim. */
+START_TEST(row_hints_use_known_placeholders) {
+    int n;
+    const gd_op_def *const *ops = gd_op_all(&n);
+    int with_hints = 0;
+    for (int k = 0; k < n; k++) {
+        const gd_op_hints *h = &ops[k]->hints;
+        const char *all[] = {h->blocked, h->no_gradient, h->zero_gradient, h->nonfinite_value, h->nonfinite_grad};
+        for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) {
+            if (!all[j]) continue;
+            with_hints++;
+            ck_assert_msg(strlen(all[j]) > 20, "%s: hint %zu too short", ops[k]->name, j);
+            for (const char *p = strchr(all[j], '{'); p; p = strchr(p + 1, '{'))
+                ck_assert_msg(!strncmp(p, "{node}", 6) || !strncmp(p, "{op}", 4) || !strncmp(p, "{wrt}", 5),
+                              "%s: unknown placeholder at '%.12s'", ops[k]->name, p);
+        }
+    }
+    ck_assert_int_ge(with_hints, 20);
+}
+END_TEST
+
+/* The hint comes from the clip row, with {node} expanded exactly. */
+START_TEST(zero_hint_comes_from_the_row) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    gd_attrs *a = tb_node(&t, "c", "clip", "w");
+    a->min = (gd_num){1, 5.0};
+    a->max = (gd_num){1, 6.0};
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_str_eq(d->hint, "'c' (clip) is saturated: every input is outside [min, max]. Widen the bounds or "
+                              "rescale its input.");
+    tb_free(&t);
+}
+END_TEST
+
 Suite *suite_diagnose(void) {
     Suite *s = suite_create("diagnose");
     TCase *tc = tcase_create("codes");
@@ -461,6 +503,8 @@ Suite *suite_diagnose(void) {
     tcase_add_test(tc, log_of_negative_is_non_finite_value);
     tcase_add_test(tc, intermediate_wrt_blocked_and_open);
     tcase_add_test(tc, where_condition_and_gather_indices);
+    tcase_add_test(tc, row_hints_use_known_placeholders);
+    tcase_add_test(tc, zero_hint_comes_from_the_row);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proto/decode.h"
+#include "proto/decode.h"
 #include "tests.h"
 
 #ifndef GD_TEST_DATA

@@ -711,7 +711,7 @@ START_TEST(test_table) {
         int is_mask = 0, is_nodiff = 0;
         for (size_t k = 0; k < sizeof mask_ops / sizeof mask_ops[0]; k++) is_mask |= !strcmp(d->name, mask_ops[k]);
         for (size_t k = 0; k < sizeof nodiff / sizeof nodiff[0]; k++) is_nodiff |= !strcmp(d->name, nodiff[k]);
-        ck_assert_msg(d->zero_cause == (is_mask ? GD_ZC_MASK : GD_ZC_VALUE), "%s: zero_cause", d->name);
+        ck_assert_msg(d->zero_cause == (is_mask ? GD_ZERO_MASK : GD_ZERO_VALUE), "%s: zero_cause", d->name);
         ck_assert_msg(d->differentiable == !is_nodiff, "%s: differentiable", d->name);
         ck_assert_msg(!!(d->flags & GD_OPF_INT_OK) == !strcmp(d->name, "cast"), "%s: INT_OK", d->name);
     }

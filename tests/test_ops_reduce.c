@@ -878,7 +878,7 @@ START_TEST(test_rows) {
         ck_assert_ptr_nonnull(d);
         ck_assert_ptr_nonnull(d->doc);
         ck_assert_int_eq(d->differentiable, d->backward != NULL);
-        ck_assert_int_eq(d->zero_cause, (!strcmp(all[i], "max") || !strcmp(all[i], "min")) ? GD_ZC_MASK : GD_ZC_VALUE);
+        ck_assert_int_eq(d->zero_cause, (!strcmp(all[i], "max") || !strcmp(all[i], "min")) ? GD_ZERO_MASK : GD_ZERO_VALUE);
     }
     ck_assert(gd_op_find("argmax")->flags & GD_OPF_MAKES_INT);
     ck_assert(!gd_op_find("argmin")->differentiable);

@@ -934,7 +934,7 @@ START_TEST(test_rows) {
         ck_assert_ptr_nonnull(op);
         ck_assert_uint_eq(op->flags & GD_OPF_INT_OK, GD_OPF_INT_OK);
         ck_assert(op->differentiable && op->backward && op->doc && op->infer && op->forward);
-        ck_assert_int_eq(op->zero_cause, GD_ZC_VALUE);
+        ck_assert_int_eq(op->zero_cause, GD_ZERO_VALUE);
     }
     ck_assert_int_eq(gd_op_find("concat")->max_in, -1);
     ck_assert_str_eq(gd_op_attr(gd_op_find("concat"), "axis")->dflt, "0");

@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../core/engine.h"
+#include "core/run.h"
 #include "gradcheck.h"
 #include "tests.h"
 

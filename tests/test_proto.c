@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proto/decode.h"
-#include "../proto/encode.h"
-#include "../proto/jsonstr.h"
-#include "../server/reply.h"
-#include "numfmt.h"
+#include "proto/decode.h"
+#include "proto/encode.h"
+#include "proto/jsonstr.h"
+#include "server/reply.h"
+#include "core/numfmt.h"
 #include "tests.h"
 
 /* ---------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+/* validate.c - checking a graph against the op table: nodes added by op name
+ * (with "did you mean"), arity, input names resolved to nodes, and the
+ * static dtype/shape inference pass over every node in topological order.
+ * Storage, the name index and the order are graph.c's. */
+#include "core/validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name, const char *const *inputs, int n_inputs,
+                      gd_error *err) {
+    const gd_op_def *op = gd_op_find(op_name);
+    if (!op) {
+        int n;
+        const gd_op_def *const *all = gd_op_all(&n);
+        const char *names[128];
+        for (int i = 0; i < n && i < 128; i++) names[i] = all[i]->name;
+        char at[64];
+        snprintf(at, sizeof at, "$.graph.nodes[%d].op", g->n);
+        gd_errorf(err, GD_E_UNKNOWN_OP, at, "Node '%s': unknown op '%s'.", name, op_name);
+        gd_error_suggest(err, gd_closest(op_name, names, n < 128 ? n : 128));
+        return NULL;
+    }
+    return gd_graph_add_node(g, name, op, inputs, n_inputs, err);
+}
+
+int gd_graph_index(gd_graph *g, gd_error *err) {
+    int rc = gd_graph_index_names(g, err);
+    if (rc) return rc;
+    for (int i = 0; i < g->n; i++) {
+        gd_node *n = &g->nodes[i];
+        const gd_op_def *op = n->op;
+        if (n->n_in < op->min_in || (op->max_in >= 0 && n->n_in > op->max_in)) {
+            char want[64];
+            if (op->max_in < 0) snprintf(want, sizeof want, "at least %d", op->min_in);
+            else if (op->min_in == op->max_in) snprintf(want, sizeof want, "%d", op->min_in);
+            else snprintf(want, sizeof want, "%d to %d", op->min_in, op->max_in);
+            return gd_node_errorf(err, n, GD_E_INVALID_REQUEST, op->max_in == 0 ? "" : ".inputs",
+                                  "Node '%s' (%s) takes %s input%s (%s), got %d.", n->name, op->name, want,
+                                  strcmp(want, "1") ? "s" : "", op->inputs_doc[0] ? op->inputs_doc : "none", n->n_in);
+        }
+        for (int j = 0; j < n->n_in; j++) {
+            int k = gd_graph_find(g, n->in_names[j]);
+            if (k < 0) {
+                char suffix[48];
+                snprintf(suffix, sizeof suffix, ".inputs[%d]", j);
+                gd_node_errorf(err, n, GD_E_UNKNOWN_NODE, suffix, "Node '%s' (%s): input '%s' names no node.",
+                               n->name, op->name, n->in_names[j]);
+                gd_error_suggest(err, gd_graph_closest_name(g, n->in_names[j]));
+                return GD_E_UNKNOWN_NODE;
+            }
+            n->in[j] = k;
+        }
+    }
+    return 0;
+}
+
+int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err) {
+    int rc;
+    if ((rc = gd_graph_index(g, err)) || (rc = gd_graph_order(g, err))) return rc;
+    gd_meta in[64];
+    for (int k = 0; k < g->n; k++) {
+        gd_node *n = &g->nodes[g->topo[k]];
+        gd_meta *ins = in;
+        if (n->n_in > 64 && !(ins = gd_arena_alloc(g->arena, sizeof(gd_meta) * (size_t)n->n_in))) return gd_error_oom(err);
+        for (int j = 0; j < n->n_in; j++) ins[j] = g->nodes[n->in[j]].meta;
+        if ((rc = n->op->infer(n, ins, lim, &n->meta, err))) return rc;
+    }
+    g->checked = 1;
+    return 0;
+}

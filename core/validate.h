@@ -1,0 +1,28 @@
+/* validate.h - checking a graph against the op table, once per request: nodes
+ * added by op name, arity, input names resolved, cycles rejected, dtypes
+ * inferred for every node and shapes wherever they are known, attributes
+ * validated by each op's inference.
+ *
+ * Knows the graph (graph.h) and the op table (op.h); runs nothing. */
+#ifndef GD_VALIDATE_H
+#define GD_VALIDATE_H
+
+#include "core/op.h"
+
+/* Append a node; `op_name` resolved against the op table (unknown_op with
+ * the closest valid spelling as suggestion otherwise). See
+ * gd_graph_add_node for ownership. */
+gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name, const char *const *inputs, int n_inputs,
+                      gd_error *err);
+
+/* The name index, then every node's arity and input names resolved to node
+ * indices (unknown_node with a suggestion). Names resolve with
+ * gd_graph_find from here on; gd_graph_check calls it again, cheaply. */
+int gd_graph_index(gd_graph *g, gd_error *err);
+
+/* gd_graph_index, the topological order (cycle), then inference over every
+ * node. Returns 0 or an error code with err set (its `at` names the culprit
+ * as "$.graph.nodes[i]..."). */
+int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err);
+
+#endif
