@@ -11,7 +11,8 @@
 
 #include "core/tensor.h"
 
-/* An integer or a list of integers, as attributes such as `axis` take. */
+/* An integer or a list of integers, as attributes such as `axis` take: any
+ * int64, exactly (proto refuses what is not one). */
 typedef struct gd_ints {
     int given;   /* present in the request */
     int is_list; /* given as [..] rather than a bare integer */
@@ -34,7 +35,7 @@ typedef struct gd_attrs {
     gd_num keepdims;   /* reductions; 0/1 */
     gd_num alpha;      /* leaky_relu */
     gd_num min, max;   /* clip */
-    gd_num depth;      /* one_hot */
+    gd_ints depth;     /* one_hot */
     gd_num dtype;      /* cast: a gd_dtype */
 } gd_attrs;
 
