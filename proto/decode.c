@@ -690,7 +690,8 @@ static int int_overflows(const char *lit, size_t len) {
  * so that jansson keeps every other integer exact (an int64 attribute such as
  * "ends": [9223372036854775807] stays exact beside a float64 value written as
  * 1000000000000000000000). Strings are copied untouched. Returns the copy, a
- * gd_arena_buf block the caller releases (NULL when out of memory) and its length in *out_len. */
+ * gd_arena_buf block the caller releases (NULL when out of memory), and its
+ * length in *out_len. */
 static char *big_ints_as_reals(gd_arena *a, const char *body, size_t len, size_t *out_len) {
     size_t big = 0;
     int in_str = 0;
@@ -715,7 +716,7 @@ static char *big_ints_as_reals(gd_arena *a, const char *body, size_t len, size_t
             size_t j = i + (ch == '-');
             while (j < len && body[j] >= '0' && body[j] <= '9') j++;
             int is_int = j > i + (ch == '-') && !(j < len && (body[j] == '.' || body[j] == 'e' || body[j] == 'E'));
-            while (j < len && ((body[j] >= '0' && body[j] <= '9') || strchr(".eE+-", body[j]))) j++;
+            while (j < len && ((body[j] >= '0' && body[j] <= '9') || (body[j] && strchr(".eE+-", body[j])))) j++;
             if (out) memcpy(out + o, body + i, j - i);
             o += j - i;
             if (is_int && int_overflows(body + i, j - i)) {
