@@ -64,6 +64,11 @@ typedef struct gd_node {
     int value_index;             /* where the value came from in the request, for error paths; -1 inline */
     int transport_f32;           /* the value arrived as float32 (proto narrows results back) */
     gd_meta meta;                /* filled by gd_graph_check */
+    /* Set by gd_graph_check when inference failed on a fact that depends on
+     * shapes, for a node that only cond branches need: its meta then has an
+     * unknown shape, and the error (in the arena) fires only if the node is
+     * evaluated (A8: an untaken branch's errors never fire). */
+    const gd_error *deferred;
 } gd_node;
 
 typedef struct gd_graph {

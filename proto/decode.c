@@ -672,7 +672,8 @@ static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limi
     if ((rc = decode_fetch(c, root, endpoint, r))) return rc;
     if ((rc = gd_wire_check_overlaps(&c->wire))) return rc;
     gd_limits gl = {.max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0};
-    return gd_graph_check(c->g, &gl, c->err);
+    return gd_graph_check_request(c->g, r->spec.targets, r->spec.n_targets, r->spec.fetch, r->spec.n_fetch, &gl,
+                                  c->err);
 }
 
 /* An integer literal of len bytes (optional '-', then digits) that json_int_t

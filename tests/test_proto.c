@@ -1644,6 +1644,29 @@ START_TEST(decode_int64_attributes) {
 }
 END_TEST
 
+/* A8: the errors of a node that only an untaken cond branch needs never
+ * fire, through the decoder (which knows the targets and fetches) too. */
+static const char *empty_max_req(int p, const char *target, const char *fetch) {
+    return gd_arena_printf(A, "{'graph': {'nodes': [{'name': 'p', 'op': 'input'}, {'name': 'e', 'op': 'input'},"
+                              " {'name': 'b', 'op': 'variable'}, {'name': 'm', 'op': 'max', 'inputs': ['e']},"
+                              " {'name': 'c', 'op': 'cond', 'inputs': ['p', 'm', 'b']}]},"
+                              " 'values': {'p': %d, 'e': {'shape': [0], 'data': []}, 'b': 2.5},"
+                              " 'target': '%s', 'fetch': [%s]}",
+                           p, target, fetch);
+}
+
+START_TEST(decode_untaken_branch_errors) {
+    gd_run_result res;
+    ck_ok(dec_run(empty_max_req(0, "c", "'m'"), &res));
+    ck_assert_double_eq(gd_f64(res.targets[0])[0], 2.5);
+    ck_assert_ptr_null(res.fetched[0]);
+    ck_err(dec_run(empty_max_req(1, "c", "'m'"), &res), GD_E_INVALID_VALUE, "$.graph.nodes[3]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "no elements"));
+    /* Named as the target, m is needed outright: refused by the decoder. */
+    ck_err(dec(empty_max_req(0, "m", "")), GD_E_INVALID_VALUE, "$.graph.nodes[3]", "");
+}
+END_TEST
+
 Suite *suite_proto(void) {
     Suite *s = suite_create("proto");
     TCase *tc = tcase_create("decode");
@@ -1664,6 +1687,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, decode_then_run_errors);
     tcase_add_test(tc, decode_limits);
     tcase_add_test(tc, decode_int64_attributes);
+    tcase_add_test(tc, decode_untaken_branch_errors);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");
