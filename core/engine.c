@@ -135,6 +135,10 @@ static int compute(run *r, int v) {
     gd_node *nd = &g->nodes[v];
     int rc = gd_cancel_check(r->spec->cancel, r->err);
     if (rc) return rc;
+    if (nd->deferred) { /* a shape error held back by gd_graph_check_request: its branch is taken */
+        *r->err = *nd->deferred;
+        return nd->deferred->code;
+    }
     if (nd->op->flags & GD_OPF_LEAF) {
         if (!nd->value)
             return gd_errorf(r->err, GD_E_MISSING_VALUE, "$.values",

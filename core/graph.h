@@ -11,7 +11,8 @@
 
 #include "core/tensor.h"
 
-/* An integer or a list of integers, as attributes such as `axis` take. */
+/* An integer or a list of integers, as attributes such as `axis` take: any
+ * int64, exactly (proto refuses what is not one). */
 typedef struct gd_ints {
     int given;   /* present in the request */
     int is_list; /* given as [..] rather than a bare integer */
@@ -34,7 +35,7 @@ typedef struct gd_attrs {
     gd_num keepdims;   /* reductions; 0/1 */
     gd_num alpha;      /* leaky_relu */
     gd_num min, max;   /* clip */
-    gd_num depth;      /* one_hot */
+    gd_ints depth;     /* one_hot */
     gd_num dtype;      /* cast: a gd_dtype */
 } gd_attrs;
 
@@ -63,6 +64,11 @@ typedef struct gd_node {
     int value_index;             /* where the value came from in the request, for error paths; -1 inline */
     int transport_f32;           /* the value arrived as float32 (proto narrows results back) */
     gd_meta meta;                /* filled by gd_graph_check */
+    /* Set by gd_graph_check when inference failed on a fact that depends on
+     * shapes, for a node that only cond branches need: its meta then has an
+     * unknown shape, and the error (in the arena) fires only if the node is
+     * evaluated (A8: an untaken branch's errors never fire). */
+    const gd_error *deferred;
 } gd_node;
 
 typedef struct gd_graph {

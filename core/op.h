@@ -22,7 +22,7 @@ typedef struct gd_limits {
 
 /* Attribute kinds, as a decoder must read them. */
 typedef enum gd_attr_kind {
-    GD_ATTR_INT,      /* integer -> gd_num */
+    GD_ATTR_INT,      /* integer -> gd_ints (one entry) */
     GD_ATTR_AXIS,     /* integer or list of integers -> gd_ints */
     GD_ATTR_INTS,     /* list of integers -> gd_ints */
     GD_ATTR_BOOL,     /* true/false -> gd_num 0/1 */

@@ -378,18 +378,19 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
  * one_hot{depth}: int64 indices [...] -> float64 [..., depth]. */
 
 /* depth as validated by infer_one_hot. */
-static int64_t one_hot_depth(const gd_node *n) { return (int64_t)n->attrs.depth.v; }
+static int64_t one_hot_depth(const gd_node *n) { return n->attrs.depth.v[0]; }
 
 static int infer_one_hot(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
-    const gd_num *d = &n->attrs.depth;
+    const gd_ints *d = &n->attrs.depth;
     char a[GD_SHAPE_STR_MAX];
     out->dtype = GD_F64;
     if (!d->given)
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".depth",
                               "Node '%s' (one_hot): `depth`, the number of classes, is required.", n->name);
-    if (!(d->v >= 0) || d->v != floor(d->v) || d->v > 9007199254740992.0)
+    if (d->v[0] < 0)
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".depth",
-                              "Node '%s' (one_hot): `depth` must be an integer >= 0, got %g.", n->name, d->v);
+                              "Node '%s' (one_hot): `depth` must be an integer >= 0, got %lld.", n->name,
+                              (long long)d->v[0]);
     if (in[0].dtype != GD_I64)
         return gd_node_errorf(err, n, GD_E_DTYPE_MISMATCH, ".inputs[0]",
                               "Node '%s' (one_hot): input '%s' is %s, but one_hot takes int64 class indices; cast it "

@@ -55,16 +55,76 @@ int gd_graph_index(gd_graph *g, gd_error *err) {
     return 0;
 }
 
+/* uncond[v] = 1 for the nodes some evaluation needs outside every cond
+ * branch (see gd_graph_check_request for the seeds): the seeds and, in
+ * reverse topological order, the inputs of marked nodes through every edge
+ * but a cond's branch inputs (a cond's predicate is always needed). */
+static int mark_unconditional(const gd_graph *g, const int *targets, int n_targets, const int *fetch, int n_fetch,
+                              unsigned char *uncond) {
+    unsigned char *anc = gd_arena_alloc(g->arena, (size_t)g->n + 1);
+    if (!anc) return -1;
+    memset(anc, 0, (size_t)g->n + 1);
+    for (int v = 0; v < g->n; v++) uncond[v] = g->cons_start[v + 1] == g->cons_start[v];
+    for (int k = 0; k < n_targets; k++) uncond[targets[k]] = anc[targets[k]] = 1;
+    for (int k = g->n - 1; k >= 0; k--) {
+        const gd_node *nd = &g->nodes[g->topo[k]];
+        if (anc[g->topo[k]])
+            for (int i = 0; i < nd->n_in; i++) anc[nd->in[i]] = 1;
+    }
+    for (int k = 0; k < n_fetch; k++)
+        if (!anc[fetch[k]]) uncond[fetch[k]] = 1;
+    for (int k = g->n - 1; k >= 0; k--) {
+        const gd_node *nd = &g->nodes[g->topo[k]];
+        if (!uncond[g->topo[k]]) continue;
+        int branch_from = (nd->op->flags & GD_OPF_COND) ? 1 : nd->n_in;
+        for (int i = 0; i < nd->n_in && i < branch_from; i++) uncond[nd->in[i]] = 1;
+    }
+    return 0;
+}
+
+/* Node n's inference failed with err, and only cond branches need n. If the
+ * failure depends on shapes (inference with every input shape unknown
+ * passes), keep a copy of the error in n->deferred (in g's arena), give n
+ * that inference's dtype and an unknown shape, clear err and return 0;
+ * otherwise return rc, err untouched. */
+static int defer_infer(gd_graph *g, gd_node *n, const gd_meta *ins, const gd_limits *lim, int rc, gd_error *err) {
+    gd_meta *unk = gd_arena_alloc(g->arena, sizeof *unk * (size_t)(n->n_in + 1));
+    gd_error *keep = gd_arena_alloc(g->arena, sizeof *keep);
+    if (!unk || !keep) return gd_error_oom(err);
+    for (int j = 0; j < n->n_in; j++) unk[j] = ins[j], unk[j].shape.rank = -1;
+    gd_meta m = {0};
+    gd_error shapeless;
+    gd_error_clear(&shapeless);
+    if (n->op->infer(n, unk, lim, &m, &shapeless)) return rc;
+    *keep = *err;
+    n->deferred = keep;
+    n->meta.dtype = m.dtype;
+    n->meta.shape.rank = -1;
+    gd_error_clear(err);
+    return 0;
+}
+
 int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err) {
+    return gd_graph_check_request(g, NULL, 0, NULL, 0, lim, err);
+}
+
+int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const int *fetch, int n_fetch,
+                           const gd_limits *lim, gd_error *err) {
     int rc;
     if ((rc = gd_graph_index(g, err)) || (rc = gd_graph_order(g, err))) return rc;
+    unsigned char *uncond = gd_arena_alloc(g->arena, (size_t)g->n + 1);
+    if (!uncond || mark_unconditional(g, targets, n_targets, fetch, n_fetch, uncond)) return gd_error_oom(err);
     gd_meta in[64];
     for (int k = 0; k < g->n; k++) {
         gd_node *n = &g->nodes[g->topo[k]];
         gd_meta *ins = in;
-        if (n->n_in > 64 && !(ins = gd_arena_alloc(g->arena, sizeof(gd_meta) * (size_t)n->n_in))) return gd_error_oom(err);
+        if (n->n_in > 64 && !(ins = gd_arena_alloc(g->arena, sizeof(gd_meta) * (size_t)n->n_in)))
+            return gd_error_oom(err);
         for (int j = 0; j < n->n_in; j++) ins[j] = g->nodes[n->in[j]].meta;
-        if ((rc = n->op->infer(n, ins, lim, &n->meta, err))) return rc;
+        n->deferred = NULL;
+        rc = n->op->infer(n, ins, lim, &n->meta, err);
+        if (rc && !uncond[g->topo[k]]) rc = defer_infer(g, n, ins, lim, rc, err);
+        if (rc) return rc;
     }
     g->checked = 1;
     return 0;

@@ -1,7 +1,8 @@
 /* validate.h - checking a graph against the op table, once per request: nodes
  * added by op name, arity, input names resolved, cycles rejected, dtypes
  * inferred for every node and shapes wherever they are known, attributes
- * validated by each op's inference.
+ * validated by each op's inference (shape errors of nodes that only cond
+ * branches need are deferred to evaluation).
  *
  * Knows the graph (graph.h) and the op table (op.h); runs nothing. */
 #ifndef GD_VALIDATE_H
@@ -24,5 +25,16 @@ int gd_graph_index(gd_graph *g, gd_error *err);
  * node. Returns 0 or an error code with err set (its `at` names the culprit
  * as "$.graph.nodes[i]..."). */
 int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err);
+
+/* gd_graph_check for a request that evaluates `targets` and `fetch` (node
+ * indices, either may be NULL with a count of 0). Inference errors that
+ * depend on shapes, on nodes that only cond branches need, are deferred to
+ * evaluation (gd_node.deferred): a node is needed outside every branch when
+ * a seed needs it through edges other than a cond's branch inputs; the seeds
+ * are the nodes nothing consumes, the targets, and the fetches no target
+ * depends on (a fetch behind a cond is computed only when its branch is
+ * taken). gd_graph_check is this with no targets and no fetch. */
+int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const int *fetch, int n_fetch,
+                           const gd_limits *lim, gd_error *err);
 
 #endif

@@ -53,20 +53,49 @@ static int bad_attr(dctx *c, const gd_jpath *p, const gd_node *n, const char *ke
                      n->op->name, key, what);
 }
 
+/* An integral number that is no exact int64 (gd_json_int64's `why`): outside
+ * the int64 range, or a double beyond 2^53. p names the entry. */
+static int inexact_int(dctx *c, const gd_jpath *p, const gd_node *n, const char *key, const json_t *v, int why) {
+    if (why == GD_JINT_RANGE)
+        return gd_errorf(c->err, GD_E_INVALID_ATTRIBUTE, p->s,
+                         "Node '%s' (%s): '%s' holds %.17g, outside the int64 range (-9223372036854775808 to "
+                         "9223372036854775807).", n->name, n->op->name, key, json_number_value(v));
+    return gd_errorf(c->err, GD_E_INVALID_ATTRIBUTE, p->s,
+                     "Node '%s' (%s): '%s' holds %.17g as a double (written with a fraction or an exponent, or "
+                     "beyond int64), which is not exact beyond 2^53; write an integer within int64, without a "
+                     "fraction or an exponent.", n->name, n->op->name, key, json_number_value(v));
+}
+
+/* One integer of an attribute, any int64 exactly (A8); p names it. */
+static int read_int(dctx *c, const json_t *v, const gd_jpath *p, const gd_node *n, const char *key,
+                    const char *what, int64_t *out) {
+    int why = gd_json_int64(v, out);
+    if (why == GD_JINT_OK) return 0;
+    if (why == GD_JINT_NOT_INT) return bad_attr(c, p, n, key, what);
+    return inexact_int(c, p, n, key, v, why);
+}
+
 /* An integer list (or, for AXIS, a bare integer) into a gd_ints slot. */
 static int read_ints(dctx *c, const json_t *v, const gd_jpath *p, const gd_node *n, const char *key, int allow_scalar,
                      gd_ints *dst) {
     const char *what = allow_scalar ? "an integer or a list of at most 8 integers" : "a list of at most 8 integers";
     gd_ints r = {.given = 1};
     if (json_is_number(v) && allow_scalar) {
-        if (!gd_json_exact_int(v, &r.v[0])) return bad_attr(c, p, n, key, what);
+        int rc = read_int(c, v, p, n, key, what, &r.v[0]);
+        if (rc) return rc;
         r.n = 1;
     } else if (json_is_array(v)) {
         if (json_array_size(v) > GD_MAX_RANK) return bad_attr(c, p, n, key, what);
         r.is_list = 1;
+        gd_jpath pe = *p;
         for (size_t i = 0; i < json_array_size(v); i++) {
             json_t *e = json_array_get(v, i);
-            if (!gd_json_exact_int(e, &r.v[r.n])) return bad_attr(c, p, n, key, what);
+            if (!json_is_number(e)) return bad_attr(c, p, n, key, what);
+            gd_jp_pop(&pe, p->n);
+            gd_jp_index(&pe, i);
+            int why = gd_json_int64(e, &r.v[r.n]);
+            if (why == GD_JINT_NOT_INT) return bad_attr(c, p, n, key, what);
+            if (why != GD_JINT_OK) return inexact_int(c, &pe, n, key, e, why);
             r.n++;
         }
     } else {
@@ -117,9 +146,11 @@ static int decode_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, const json
     int leaf = (n->op->flags & GD_OPF_LEAF) != 0;
     switch (spec->kind) {
     case GD_ATTR_INT: {
-        int64_t iv;
-        if (!gd_json_exact_int(v, &iv)) return bad_attr(c, p, n, spec->name, "an integer");
-        num->given = 1, num->v = (double)iv;
+        gd_ints *iv = slot;
+        int rc = json_is_number(v) ? read_int(c, v, p, n, spec->name, "an integer", &iv->v[0])
+                                   : bad_attr(c, p, n, spec->name, "an integer");
+        if (rc) return rc;
+        iv->given = 1, iv->n = 1;
         return 0;
     }
     case GD_ATTR_AXIS: return read_ints(c, v, p, n, spec->name, 1, slot);
@@ -641,7 +672,67 @@ static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limi
     if ((rc = decode_fetch(c, root, endpoint, r))) return rc;
     if ((rc = gd_wire_check_overlaps(&c->wire))) return rc;
     gd_limits gl = {.max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0};
-    return gd_graph_check(c->g, &gl, c->err);
+    return gd_graph_check_request(c->g, r->spec.targets, r->spec.n_targets, r->spec.fetch, r->spec.n_fetch, &gl,
+                                  c->err);
+}
+
+/* An integer literal of len bytes (optional '-', then digits) that json_int_t
+ * cannot hold. */
+static int int_overflows(const char *lit, size_t len) {
+    int neg = lit[0] == '-';
+    const char *d = lit + neg;
+    size_t n = len - (size_t)neg;
+    while (n > 1 && *d == '0') d++, n--; /* not valid JSON, but never an overflow */
+    if (n != 19) return n > 19;
+    return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
+}
+
+/* body with every integer literal beyond int64 written as a real ("...0.0"),
+ * so that jansson keeps every other integer exact (an int64 attribute such as
+ * "ends": [9223372036854775807] stays exact beside a float64 value written as
+ * 1000000000000000000000). Strings are copied untouched. Returns the copy, a
+ * gd_arena_buf block the caller releases (NULL when out of memory), and its
+ * length in *out_len. */
+static char *big_ints_as_reals(gd_arena *a, const char *body, size_t len, size_t *out_len) {
+    size_t big = 0;
+    int in_str = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        char *out = pass ? gd_arena_buf(a, len + 2 * big + 1, 0) : NULL;
+        if (pass && !out) return NULL;
+        size_t o = 0;
+        in_str = 0;
+        for (size_t i = 0; i < len;) {
+            char ch = body[i];
+            if (in_str || ch == '"' || !(ch == '-' || (ch >= '0' && ch <= '9'))) {
+                if (in_str && ch == '\\' && i + 1 < len) {
+                    if (out) out[o] = ch, out[o + 1] = body[i + 1];
+                    o += 2, i += 2;
+                    continue;
+                }
+                if (ch == '"') in_str = !in_str;
+                if (out) out[o] = ch;
+                o++, i++;
+                continue;
+            }
+            size_t j = i + (ch == '-');
+            while (j < len && body[j] >= '0' && body[j] <= '9') j++;
+            int is_int = j > i + (ch == '-') && !(j < len && (body[j] == '.' || body[j] == 'e' || body[j] == 'E'));
+            while (j < len && ((body[j] >= '0' && body[j] <= '9') || (body[j] && strchr(".eE+-", body[j])))) j++;
+            if (out) memcpy(out + o, body + i, j - i);
+            o += j - i;
+            if (is_int && int_overflows(body + i, j - i)) {
+                if (out) memcpy(out + o, ".0", 2);
+                o += 2, big++;
+            }
+            i = j;
+        }
+        if (pass) {
+            out[o] = '\0';
+            *out_len = o;
+            return out;
+        }
+    }
+    return NULL;
 }
 
 int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
@@ -654,14 +745,22 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
     req->spec.check_numerics = 1;
     gd_error_clear(err);
     json_error_t je;
-    /* Integers are kept as integers first, so that an int64 element is read
-     * exactly (9007199254740993 is not silently 2^53); every float consumer
-     * reads json_number_value, so 1 and 1.0 stay the same number. Only when an
-     * integer does not fit json_int_t is the body read again with integers as
-     * reals (such a value is never a valid int64 element anyway). */
+    /* Integers are kept as integers, so that an int64 element or attribute is
+     * read exactly (9007199254740993 is not silently 2^53); every float
+     * consumer reads json_number_value, so 1 and 1.0 stay the same number.
+     * When an integer does not fit json_int_t (never a valid int64 anyway),
+     * the body is read again with such integers written as reals, the others
+     * still exact; if that copy fails to parse, the error is reported from the
+     * body itself (positions as sent) read with every integer as a real. */
     json_t *root = json_loadb(body, json_len, JSON_REJECT_DUPLICATES, &je);
-    if (!root && json_error_code(&je) == json_error_numeric_overflow)
-        root = json_loadb(body, json_len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
+    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+        size_t len2 = 0;
+        char *body2 = big_ints_as_reals(a, body, json_len, &len2);
+        if (!body2) return gd_error_oom(err);
+        root = json_loadb(body2, len2, JSON_REJECT_DUPLICATES, &je);
+        gd_arena_release(a, body2);
+        if (!root) root = json_loadb(body, json_len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
+    }
     if (!root) {
         if (json_error_code(&je) == json_error_duplicate_key) {
             gd_jpath p;

@@ -37,3 +37,20 @@ int gd_json_exact_int(const json_t *j, int64_t *out) {
     *out = (int64_t)v;
     return 1;
 }
+
+_Static_assert(sizeof(json_int_t) == sizeof(int64_t), "jansson must hold integers as 64-bit (json_int_t)");
+
+int gd_json_int64(const json_t *j, int64_t *out) {
+    if (json_is_integer(j)) {
+        *out = (int64_t)json_integer_value(j);
+        return GD_JINT_OK;
+    }
+    if (!json_is_real(j)) return GD_JINT_NOT_INT;
+    double v = json_real_value(j);
+    if (v != floor(v)) return GD_JINT_NOT_INT;
+    /* 2^63 is the first double past INT64_MAX; -2^63 is INT64_MIN itself. */
+    if (!(v < 9223372036854775808.0 && v >= -9223372036854775808.0)) return GD_JINT_RANGE;
+    if (!(fabs(v) < MAX_SAFE_INT)) return GD_JINT_ROUNDED;
+    *out = (int64_t)v;
+    return GD_JINT_OK;
+}

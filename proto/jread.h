@@ -24,6 +24,20 @@
  * Returns 1 with *out set, or 0. */
 int gd_json_exact_int(const json_t *j, int64_t *out);
 
+/* Any int64, exactly, as integer attributes take it (A8). A JSON integer is
+ * exact whatever its size (jansson's json_int_t is 64-bit; an integer beyond
+ * it is read as a real, see gd_decode_request). A
+ * number with a fraction or an exponent is a double: integral with |v| < 2^53
+ * it is exact; beyond 2^53 it may have been rounded, so it is refused rather
+ * than taken as a nearby integer. Returns GD_JINT_OK with *out set, or why not. */
+enum {
+    GD_JINT_OK = 1,
+    GD_JINT_NOT_INT = 0,  /* not a number, or not integral */
+    GD_JINT_RANGE = -1,   /* integral but outside [-2^63, 2^63 - 1] */
+    GD_JINT_ROUNDED = -2, /* an integral double beyond 2^53: maybe not the integer written */
+};
+int gd_json_int64(const json_t *j, int64_t *out);
+
 /* "a number", "a string", ... for messages about wrong types. */
 const char *gd_json_kind(const json_t *j);
 

@@ -98,7 +98,7 @@ START_TEST(argmax_on_path_names_argmax) {
     tb_node(&t, "W", "variable", "");
     tb_node(&t, "logits", "matmul", "x,W");
     tb_node(&t, "pick", "argmax", "logits")->axis = (gd_ints){.given = 1, .n = 1, .v = {1}};
-    tb_node(&t, "oh", "one_hot", "pick")->depth = (gd_num){1, 2};
+    tb_node(&t, "oh", "one_hot", "pick")->depth = (gd_ints){.given = 1, .n = 1, .v = {2}};
     tb_node(&t, "r", "input", "");
     tb_node(&t, "score", "mul", "oh,r");
     tb_node(&t, "loss", "sum", "score");

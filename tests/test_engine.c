@@ -273,6 +273,176 @@ START_TEST(int64_operands_become_float64) {
 }
 END_TEST
 
+/* ---- A8: an untaken branch's errors never fire -------------------------- */
+
+static const double no_elems[1] = {0}; /* the data of a tensor with no elements */
+
+/* max over e (shape [0]: max has no value) needed only by the then-branch
+ * of c; loss = sum(c); b is the else branch. dead_consumer adds a node that
+ * reads m and that nothing reads. */
+static void empty_max_graph(tb *t, double p, int dead_consumer) {
+    static const double b = 1.5;
+    tb_init(t);
+    tb_node(t, "p", "input", "");
+    tb_node(t, "e", "input", "");
+    tb_node(t, "b", "variable", "");
+    tb_node(t, "m", "max", "e");
+    tb_node(t, "c", "cond", "p,m,b");
+    tb_node(t, "loss", "sum", "c");
+    if (dead_consumer) tb_node(t, "dead", "neg", "m");
+    tb_f64(t, "p", "", &p);
+    tb_f64(t, "e", "0", no_elems);
+    tb_f64(t, "b", "", &b);
+}
+
+START_TEST(untaken_branch_errors_never_fire) {
+    /* What max over an empty input says when something needs it outright. */
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "e", "input", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "m", "max", "e");
+    tb_f64(&t, "e", "0", no_elems);
+    ck_assert_int_eq(tb_check(&t), GD_E_INVALID_VALUE);
+    gd_error want = t.err;
+    tb_free(&t);
+
+    /* Untaken: the run succeeds, the fetch of m is null with its diagnostic. */
+    empty_max_graph(&t, 0, 0);
+    ck_assert_int_eq(tb_run(&t, "loss", "b", "m"), 0);
+    ck_assert_double_eq(gd_f64(t.res.targets[0])[0], 1.5);
+    ck_assert_double_eq(gd_f64(tb_grad(&t, "b"))[0], 1.0);
+    ck_assert_ptr_null(t.res.fetched[0]);
+    const gd_diag *d = tb_diag(&t, "m", 0) ? tb_diag(&t, "m", 0) : tb_diag(&t, "m", 1);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->code, GD_DIAG_UNTAKEN_BRANCH);
+    tb_free(&t);
+
+    /* Taken: the same error as before, code, place and words. */
+    empty_max_graph(&t, 1, 0);
+    ck_assert_int_eq(tb_check(&t), 0);
+    ck_assert_int_eq(tb_run(&t, "loss", "b", "m"), GD_E_INVALID_VALUE);
+    ck_assert_str_eq(t.err.at, want.at);
+    ck_assert_str_eq(t.err.message, want.message);
+    tb_free(&t);
+
+    /* A node that something outside the branch needs keeps its check in
+     * advance (here a consumer nothing reads: every such node is checked, as
+     * registration will). */
+    empty_max_graph(&t, 0, 1);
+    ck_assert_int_eq(tb_run(&t, "loss", "b", NULL), GD_E_INVALID_VALUE);
+    ck_assert_str_eq(t.err.message, want.message);
+    tb_free(&t);
+}
+END_TEST
+
+/* A shape mismatch inside the untaken branch: none when untaken, the same
+ * error when taken. The cond's own rule (branches of known shapes are equal)
+ * still holds in advance, and so do errors no shape could avoid (dtypes). */
+START_TEST(untaken_branch_shape_mismatch) {
+    static const double a3[] = {1, 2, 3}, q2[] = {1, 2}, o3[] = {4, 5, 6};
+    for (int taken = 0; taken <= 1; taken++) {
+        tb t;
+        tb_init(&t);
+        double p = taken;
+        tb_node(&t, "p", "input", "");
+        tb_node(&t, "a", "variable", "");
+        tb_node(&t, "q", "variable", "");
+        tb_node(&t, "o", "variable", "");
+        tb_node(&t, "s", "add", "a,q");
+        tb_node(&t, "r", "reshape", "s")->shape = (gd_ints){.given = 1, .is_list = 1, .n = 1, .v = {3}};
+        tb_node(&t, "c", "cond", "p,r,o");
+        tb_node(&t, "loss", "sum", "c");
+        tb_f64(&t, "p", "", &p);
+        tb_f64(&t, "a", "3", a3);
+        tb_f64(&t, "q", "2", q2);
+        tb_f64(&t, "o", "3", o3);
+        int rc = tb_run(&t, "loss", NULL, NULL);
+        if (taken) {
+            ck_assert_int_eq(rc, GD_E_SHAPE_MISMATCH);
+            ck_assert_str_eq(t.err.at, "$.graph.nodes[4].inputs");
+            ck_assert_ptr_nonnull(strstr(t.err.message, "'s'"));
+        } else {
+            ck_assert_int_eq(rc, 0);
+            ck_assert_double_eq(gd_f64(t.res.targets[0])[0], 15);
+            ck_assert_ptr_nonnull(tb_grad(&t, "o"));
+            ck_assert_ptr_null(tb_grad(&t, "a"));
+            ck_assert_int_eq(tb_diag(&t, "a", 1)->code, GD_DIAG_UNTAKEN_BRANCH);
+        }
+        tb_free(&t);
+    }
+    /* Branches of known, different shapes: the cond itself is wrong. */
+    tb t;
+    tb_init(&t);
+    double p = 0;
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "q", "variable", "");
+    tb_node(&t, "c", "cond", "p,a,q");
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "p", "", &p);
+    tb_f64(&t, "a", "3", a3);
+    tb_f64(&t, "q", "2", q2);
+    ck_assert_int_eq(tb_check(&t), GD_E_SHAPE_MISMATCH);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[3].inputs");
+    tb_free(&t);
+    /* float64 indices fail whatever the shapes: refused in advance. */
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "i", "input", "");
+    tb_node(&t, "g", "gather", "a,i");
+    tb_node(&t, "c", "cond", "p,g,a");
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "p", "", &p);
+    tb_f64(&t, "a", "3", a3);
+    tb_f64(&t, "i", "3", a3);
+    ck_assert_int_eq(tb_check(&t), GD_E_DTYPE_MISMATCH);
+    tb_free(&t);
+}
+END_TEST
+
+/* Nested conds: the empty max sits in the inner cond's then-branch, which
+ * sits in the outer cond's then-branch; it fires only when both are taken. */
+START_TEST(untaken_branch_nested_conds) {
+    static const double one = 1, two = 2;
+    for (int po = 0; po <= 1; po++)
+        for (int pi = 0; pi <= 1; pi++) {
+            tb t;
+            tb_init(&t);
+            double dpo = po, dpi = pi;
+            tb_node(&t, "po", "input", "");
+            tb_node(&t, "pi", "input", "");
+            tb_node(&t, "e", "input", "");
+            tb_node(&t, "z", "variable", "");
+            tb_node(&t, "y", "variable", "");
+            tb_node(&t, "m", "max", "e");
+            tb_node(&t, "inner", "cond", "pi,m,z");
+            tb_node(&t, "outer", "cond", "po,inner,y");
+            tb_f64(&t, "po", "", &dpo);
+            tb_f64(&t, "pi", "", &dpi);
+            tb_f64(&t, "e", "2,0", no_elems);
+            tb_f64(&t, "z", "", &one);
+            tb_f64(&t, "y", "", &two);
+            int rc = tb_run(&t, "outer", NULL, "m,inner");
+            if (po && pi) {
+                ck_assert_int_eq(rc, GD_E_INVALID_VALUE);
+                ck_assert_str_eq(t.err.at, "$.graph.nodes[5]");
+                ck_assert_ptr_nonnull(strstr(t.err.message, "shape [2, 0]"));
+            } else {
+                ck_assert_int_eq(rc, 0);
+                ck_assert_double_eq(gd_f64(t.res.targets[0])[0], po ? 1 : 2);
+                ck_assert_ptr_null(t.res.fetched[0]);
+                ck_assert_int_eq(t.res.fetched[1] != NULL, po);
+                ck_assert_double_eq(gd_f64(tb_grad(&t, po ? "z" : "y"))[0], 1);
+                ck_assert_ptr_null(tb_grad(&t, po ? "y" : "z"));
+            }
+            tb_free(&t);
+        }
+}
+END_TEST
+
 Suite *suite_engine(void) {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("sweeps");
@@ -288,6 +458,9 @@ Suite *suite_engine(void) {
     tcase_add_test(tc, large_matmul_is_cancellable);
     tcase_add_test(tc, eval_returns_values_and_fetches);
     tcase_add_test(tc, int64_operands_become_float64);
+    tcase_add_test(tc, untaken_branch_errors_never_fire);
+    tcase_add_test(tc, untaken_branch_shape_mismatch);
+    tcase_add_test(tc, untaken_branch_nested_conds);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -202,6 +202,70 @@ START_TEST(unknown_shapes_propagate_without_error) {
 }
 END_TEST
 
+/* Inference errors that depend on shapes, on nodes only cond branches need,
+ * wait for evaluation (A8); anything a request needs outright is checked in
+ * advance: the targets, fetches no target depends on, nodes nothing reads,
+ * and every input of those but a cond's branches (its predicate included). */
+START_TEST(check_defers_branch_only_shape_errors) {
+    static const double none[1] = {0}, one = 1;
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "e", "input", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "m", "max", "e");
+    tb_node(&t, "c", "cond", "p,m,b");
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "p", "", &one);
+    tb_f64(&t, "e", "0", none);
+    tb_f64(&t, "b", "", &one);
+    gd_limits lim = {0};
+    ck_assert_int_eq(gd_graph_check(t.g, &lim, &t.err), 0);
+    const gd_node *m = &t.g->nodes[tb_idx(&t, "m")];
+    ck_assert_ptr_nonnull(m->deferred);
+    ck_assert_int_eq(m->deferred->code, GD_E_INVALID_VALUE);
+    ck_assert_str_eq(m->deferred->at, "$.graph.nodes[3]");
+    ck_assert_int_eq(m->meta.dtype, GD_F64);
+    ck_assert_int_lt(m->meta.shape.rank, 0);
+    ck_assert_int_eq(t.g->nodes[tb_idx(&t, "c")].meta.shape.rank, 0); /* from b */
+    ck_assert_ptr_null(t.g->nodes[tb_idx(&t, "c")].deferred);
+    int loss = tb_idx(&t, "loss"), mi = tb_idx(&t, "m");
+    /* m as a target is needed outright; as a fetch behind the cond it is not. */
+    ck_assert_int_eq(gd_graph_check_request(t.g, &mi, 1, NULL, 0, &lim, &t.err), GD_E_INVALID_VALUE);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[3]");
+    ck_assert_int_eq(gd_graph_check_request(t.g, &loss, 1, &mi, 1, &lim, &t.err), 0);
+    ck_assert_ptr_nonnull(m->deferred);
+    tb_free(&t);
+
+    /* As a predicate, m is needed whichever branch is taken. */
+    tb_init(&t);
+    tb_node(&t, "e", "input", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "m", "max", "e");
+    tb_node(&t, "c", "cond", "m,b,b");
+    tb_f64(&t, "e", "0", none);
+    tb_f64(&t, "b", "", &one);
+    ck_assert_int_eq(tb_check(&t), GD_E_INVALID_VALUE);
+    ck_assert_str_eq(t.err.at, "$.graph.nodes[2]");
+    tb_free(&t);
+
+    /* A fetch no target depends on is evaluated whatever the branches. */
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "e", "input", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "m", "max", "e");
+    tb_node(&t, "c", "cond", "p,m,b");
+    tb_f64(&t, "p", "", &one);
+    tb_f64(&t, "e", "0", none);
+    tb_f64(&t, "b", "", &one);
+    int bi = tb_idx(&t, "b");
+    mi = tb_idx(&t, "m");
+    ck_assert_int_eq(gd_graph_check_request(t.g, &bi, 1, &mi, 1, &lim, &t.err), GD_E_INVALID_VALUE);
+    tb_free(&t);
+}
+END_TEST
+
 Suite *suite_graph(void) {
     Suite *s = suite_create("graph");
     TCase *tc = tcase_create("invalid");
@@ -216,6 +280,7 @@ Suite *suite_graph(void) {
     tcase_add_test(tc, sizes_over_limit_or_overflowing);
     tcase_add_test(tc, cond_shapes);
     tcase_add_test(tc, unknown_shapes_propagate_without_error);
+    tcase_add_test(tc, check_defers_branch_only_shape_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -669,10 +669,11 @@ END_TEST
 /* ---------------------------------------------------------------------------
  * one_hot */
 
-static gd_node *one_hot(double depth, int given) {
+static gd_node *one_hot(int64_t depth, int given) {
     gd_node *n = gc_node(A, "one_hot", 1);
     n->attrs.depth.given = given;
-    n->attrs.depth.v = depth;
+    n->attrs.depth.n = 1;
+    n->attrs.depth.v[0] = depth;
     return n;
 }
 
@@ -712,8 +713,9 @@ START_TEST(test_one_hot_errors) {
     x = gc_i64(A, "2", (int64_t[]){0, 1});
     ck_assert_int_eq(fwd_err(one_hot(-1, 1), &x, &err), GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(err.at, "$.graph.nodes[0].depth");
-    ck_assert_int_eq(fwd_err(one_hot(1.5, 1), &x, &err), GD_E_INVALID_ATTRIBUTE);
-    ck_assert_int_eq(fwd_err(one_hot(NAN, 1), &x, &err), GD_E_INVALID_ATTRIBUTE);
+    /* depth is an exact int64 (a non-integer never gets past the decoder) */
+    ck_assert_int_eq(fwd_err(one_hot(INT64_MIN, 1), &x, &err), GD_E_INVALID_ATTRIBUTE);
+    ck_assert_ptr_nonnull(strstr(err.message, "got -9223372036854775808"));
     ck_assert_int_eq(fwd_err(one_hot(0, 0), &x, &err), GD_E_INVALID_ATTRIBUTE);
 
     /* the inferred size is checked before memory is spent */

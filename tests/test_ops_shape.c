@@ -5,6 +5,7 @@
  * cancellation of long kernels. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gradcheck.h"
@@ -949,6 +950,53 @@ START_TEST(test_rows) {
 }
 END_TEST
 
+/* Python's range(len)[start:stop:step], written as CPython's
+ * PySlice_AdjustIndices and a plain loop, in 128-bit arithmetic so that no
+ * bound can overflow: the reference for slice at every int64 extreme. */
+static int py_slice(int64_t len, int64_t start, int64_t stop, int64_t step, int64_t *out) {
+    __int128 lo = step > 0 ? 0 : -1, hi = step > 0 ? len : len - 1, a = start, b = stop;
+    if (a < 0) a += len;
+    if (a < lo) a = lo;
+    if (a > hi) a = hi;
+    if (b < 0) b += len;
+    if (b < lo) b = lo;
+    if (b > hi) b = hi;
+    int n = 0;
+    for (__int128 i = a; step > 0 ? i < b : i > b; i += step) out[n++] = (int64_t)i;
+    return n;
+}
+
+START_TEST(test_slice_python_extremes) {
+    const int64_t bounds[] = {INT64_MIN, INT64_MIN + 1, -9007199254740993, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2,
+                              3, 4, 5, 6, 7, 9007199254740993, INT64_MAX - 1, INT64_MAX};
+    const int64_t steps[] = {INT64_MIN, -9007199254740993, -3, -2, -1, 1, 2, 3, 9007199254740993, INT64_MAX};
+    const int nb = (int)(sizeof bounds / sizeof *bounds), ns = (int)(sizeof steps / sizeof *steps);
+    int cases = 0;
+    for (int len = 0; len <= 5; len++) {
+        char shape[8];
+        snprintf(shape, sizeof shape, "%d", len);
+        gd_tensor *in[] = {arange(shape)};
+        for (int i = 0; i < nb; i++)
+            for (int j = 0; j < nb; j++)
+                for (int k = 0; k < ns; k++) {
+                    int64_t want[8];
+                    int n = py_slice(len, bounds[i], bounds[j], steps[k], want);
+                    gd_node *sl = gc_node(A, "slice", 1);
+                    sl->attrs.starts = INTS(bounds[i]);
+                    sl->attrs.ends = INTS(bounds[j]);
+                    sl->attrs.steps = INTS(steps[k]);
+                    gd_tensor *o = run(sl, in);
+                    ck_assert_msg(o->shape.dim[0] == n, "range(%d)[%lld:%lld:%lld] has %d elements, got %lld", len,
+                                  (long long)bounds[i], (long long)bounds[j], (long long)steps[k], n,
+                                  (long long)o->shape.dim[0]);
+                    for (int e = 0; e < n; e++) ck_assert_double_eq(gd_f64(o)[e], (double)want[e]);
+                    cases++;
+                }
+    }
+    ck_assert_int_eq(cases, 6 * 21 * 21 * 10);
+}
+END_TEST
+
 Suite *suite_ops_shape(void) {
     Suite *s = suite_create("ops_shape");
     TCase *tc = tcase_create("shape");
@@ -976,6 +1024,7 @@ Suite *suite_ops_shape(void) {
     tcase_add_test(tc, test_rows);
     tcase_add_test(tc, test_oom);
     tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_slice_python_extremes);
     suite_add_tcase(s, tc);
     TCase *lt = tcase_create("linalg");
     tcase_add_checked_fixture(lt, setup, teardown);

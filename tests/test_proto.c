@@ -1552,6 +1552,121 @@ START_TEST(decode_mutations) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------
+ * Integer attributes take any int64 exactly (A8); what is not one is refused
+ * with a message that says why, at the entry. */
+
+static const char *slice_req(const char *attrs) {
+    return gd_arena_printf(A, "{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'y', 'op': 'slice',"
+                              " 'inputs': ['x'], %s}]}, 'values': {'x': [0, 1, 2, 3, 4]}, 'target': 'y'}",
+                           attrs);
+}
+
+/* The slice of [0, 1, 2, 3, 4] that the decoded request evaluates to. */
+static void ck_slice_run(const char *attrs, int n, const double *want) {
+    gd_run_result res;
+    memset(&res, 0, sizeof res);
+    ck_ok(dec_full(slice_req(attrs), NULL, 0, GD_EP_EVAL, NULL));
+    ck_ok(gd_run(R.graph, &R.spec, &res, &E));
+    ck_assert_int_eq(res.targets[0]->n, n);
+    for (int i = 0; i < n; i++) ck_assert_double_eq(gd_f64(res.targets[0])[i], want[i]);
+}
+
+START_TEST(decode_int64_attributes) {
+    /* The usual "to the end", and the other extremes, exactly; Python's
+     * range(5)[s:e:k] for each. */
+    ck_slice_run("'starts': [1], 'ends': [9223372036854775807]", 4, (double[]){1, 2, 3, 4});
+    ck_assert_int_eq(node("y")->attrs.ends.v[0], INT64_MAX);
+    ck_slice_run("'starts': [-9223372036854775808], 'ends': [9223372036854775807]", 5, (double[]){0, 1, 2, 3, 4});
+    ck_assert_int_eq(node("y")->attrs.starts.v[0], INT64_MIN);
+    ck_slice_run("'starts': [9223372036854775807], 'ends': [-9223372036854775808], 'steps': [-1]", 5,
+                 (double[]){4, 3, 2, 1, 0});
+    ck_slice_run("'starts': [-9223372036854775808], 'ends': [9223372036854775807], 'steps': [-1]", 0, NULL);
+    ck_slice_run("'starts': [9223372036854775807], 'ends': [-9223372036854775808], 'steps': [-9223372036854775808]",
+                 1, (double[]){4});
+    ck_slice_run("'starts': [9007199254740993], 'ends': [-9007199254740993], 'steps': [-2]", 3, (double[]){4, 2, 0});
+    /* Every integer attribute is read the same way: exact values past 2^53
+     * reach the op, whose own check answers. */
+    ck_err(dec(two_nodes("{'name': 's', 'op': 'sum', 'inputs': ['x'], 'axis': -9223372036854775808}")),
+           GD_E_INVALID_ATTRIBUTE, "$.graph.nodes[1].axis", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "axis -9223372036854775808 is out of range"));
+    ck_err(dec(two_nodes("{'name': 's', 'op': 'transpose', 'inputs': ['x'], 'axes': [9223372036854775807]}")),
+           GD_E_INVALID_ATTRIBUTE, "$.graph.nodes[1].axes", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "(9223372036854775807) is out of range"));
+    ck_err(dec(two_nodes("{'name': 's', 'op': 'reshape', 'inputs': ['x'], 'shape': [9007199254740993, -1]}")),
+           GD_E_SHAPE_MISMATCH, "$.graph.nodes[1].shape", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "into [9007199254740993, -1]"));
+    ck_err(dec(two_nodes("{'name': 's', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [9223372036854775807, 2]}")),
+           GD_E_TOO_LARGE, "$.graph.nodes[1]", "");
+    ck_ok(dec("{'graph': {'nodes': [{'name': 'i', 'op': 'input', 'dtype': 'int64'}, {'name': 's', 'op': 'one_hot',"
+              " 'inputs': ['i'], 'depth': 9007199254740993}]}, 'values': {'i': {'shape': [0], 'data': []}},"
+              " 'target': 's', 'wrt': []}"));
+    ck_assert_int_eq(node("s")->attrs.depth.v[0], 9007199254740993);
+    ck_assert_int_eq(node("s")->meta.shape.dim[1], 9007199254740993);
+    ck_err(dec("{'graph': {'nodes': [{'name': 'x', 'op': 'input', 'shape': [9223372036854775807]}]},"
+               " 'values': {'x': [1]}, 'target': 'x'}"),
+           GD_E_SHAPE_MISMATCH, "$.graph.nodes[0]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "[9223372036854775807]"));
+    /* Beyond int64, and doubles past 2^53 (maybe rounded): refused, at the entry. */
+    ck_err(dec(slice_req("'starts': [0], 'ends': [9223372036854775808]")), GD_E_INVALID_ATTRIBUTE,
+           "$.graph.nodes[1].ends[0]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "outside the int64 range"));
+    ck_err(dec(slice_req("'starts': [0, -9223372036854775809], 'ends': [1, 1]")), GD_E_INVALID_ATTRIBUTE,
+           "$.graph.nodes[1].starts[1]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "not exact beyond 2^53"));
+    ck_err(dec(slice_req("'starts': [0, -99999999999999999999], 'ends': [1, 1]")), GD_E_INVALID_ATTRIBUTE,
+           "$.graph.nodes[1].starts[1]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "outside the int64 range"));
+    /* An integer beyond int64 elsewhere in the body (a float64 value here)
+     * leaves the attributes' integers exact. */
+    ck_ok(dec("{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'y', 'op': 'slice', 'inputs': ['x'],"
+              " 'starts': [9007199254740993], 'ends': [9223372036854775807], 'steps': [-1]}]},"
+              " 'values': {'x': [100000000000000000000, -1]}, 'target': 'y'}"));
+    ck_assert_int_eq(node("y")->attrs.starts.v[0], 9007199254740993);
+    ck_assert_int_eq(node("y")->attrs.ends.v[0], INT64_MAX);
+    ck_assert_double_eq(gd_f64(val("x"))[0], 1e20);
+    ck_err(dec(slice_req("'starts': [0], 'ends': [1e17]")), GD_E_INVALID_ATTRIBUTE, "$.graph.nodes[1].ends[0]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "not exact beyond 2^53"));
+    ck_err(dec(two_nodes("{'name': 's', 'op': 'sum', 'inputs': ['x'], 'axis': 1e300}")), GD_E_INVALID_ATTRIBUTE,
+           "$.graph.nodes[1].axis", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "outside the int64 range"));
+    ck_err(dec("{'graph': {'nodes': [{'name': 'i', 'op': 'input', 'dtype': 'int64'}, {'name': 's', 'op': 'one_hot',"
+               " 'inputs': ['i'], 'depth': 18446744073709551616}]}, 'values': {'i': [0]}, 'target': 's'}"),
+           GD_E_INVALID_ATTRIBUTE, "$.graph.nodes[1].depth", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "outside the int64 range"));
+    /* Small integral doubles stay exact; non-integers and long lists keep their message. */
+    ck_ok(dec(slice_req("'starts': [1.0], 'ends': [3e0]")));
+    ck_assert_int_eq(node("y")->attrs.ends.v[0], 3);
+    ck_err(dec(slice_req("'starts': [0], 'ends': [1.5]")), GD_E_INVALID_ATTRIBUTE, "$.graph.nodes[1].ends", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "must be a list of at most 8 integers"));
+    ck_err(dec(slice_req("'starts': [0], 'ends': [1, 1, 1, 1, 1, 1, 1, 1, 1]")), GD_E_INVALID_ATTRIBUTE,
+           "$.graph.nodes[1].ends", "");
+}
+END_TEST
+
+/* A8: the errors of a node that only an untaken cond branch needs never
+ * fire, through the decoder (which knows the targets and fetches) too. */
+static const char *empty_max_req(int p, const char *target, const char *fetch) {
+    return gd_arena_printf(A, "{'graph': {'nodes': [{'name': 'p', 'op': 'input'}, {'name': 'e', 'op': 'input'},"
+                              " {'name': 'b', 'op': 'variable'}, {'name': 'm', 'op': 'max', 'inputs': ['e']},"
+                              " {'name': 'c', 'op': 'cond', 'inputs': ['p', 'm', 'b']}]},"
+                              " 'values': {'p': %d, 'e': {'shape': [0], 'data': []}, 'b': 2.5},"
+                              " 'target': '%s', 'fetch': [%s]}",
+                           p, target, fetch);
+}
+
+START_TEST(decode_untaken_branch_errors) {
+    gd_run_result res;
+    ck_ok(dec_run(empty_max_req(0, "c", "'m'"), &res));
+    ck_assert_double_eq(gd_f64(res.targets[0])[0], 2.5);
+    ck_assert_ptr_null(res.fetched[0]);
+    ck_err(dec_run(empty_max_req(1, "c", "'m'"), &res), GD_E_INVALID_VALUE, "$.graph.nodes[3]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "no elements"));
+    /* Named as the target, m is needed outright: refused by the decoder. */
+    ck_err(dec(empty_max_req(0, "m", "")), GD_E_INVALID_VALUE, "$.graph.nodes[3]", "");
+}
+END_TEST
+
 Suite *suite_proto(void) {
     Suite *s = suite_create("proto");
     TCase *tc = tcase_create("decode");
@@ -1571,6 +1686,8 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, decode_errors_graph);
     tcase_add_test(tc, decode_then_run_errors);
     tcase_add_test(tc, decode_limits);
+    tcase_add_test(tc, decode_int64_attributes);
+    tcase_add_test(tc, decode_untaken_branch_errors);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");
