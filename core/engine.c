@@ -405,11 +405,14 @@ static int check_targets(run *r, int after_forward) {
     return 0;
 }
 
+/* Zeros of node w's shape and dtype (int64 zeros for an int64 wrt), from
+ * the arena; NULL when the shape is unknown or memory runs out. */
 static gd_tensor *zeros_like_node(run *r, int w) {
     const gd_node *nd = &r->g->nodes[w];
     const gd_shape *sh = r->val[w] ? &r->val[w]->shape : &nd->meta.shape;
+    gd_dtype dt = r->val[w] ? r->val[w]->dtype : nd->meta.dtype;
     if (sh->rank < 0) return NULL;
-    return gd_tensor_new(r->a, sh, GD_F64, 1);
+    return gd_tensor_new(r->a, sh, dt, 1);
 }
 
 int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_trace *tr, gd_error *err) {

@@ -210,6 +210,31 @@ START_TEST(zero_born_in_graph_flows_through) {
 }
 END_TEST
 
+/* A8: unconnected "zero" gives a zero of the wrt's own dtype: int64 zeros
+ * for an int64 wrt (before: float64 zeros). */
+START_TEST(unconnected_zero_for_int64_wrt_is_int64) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "k", "variable", "");
+    tb_node(&t, "kf", "cast", "k")->dtype = (gd_num){1, GD_F64};
+    tb_node(&t, "m", "mul", "x,kf");
+    tb_node(&t, "loss", "sum", "m");
+    tb_f64(&t, "x", "3", v3);
+    tb_i64(&t, "k", "3", (int64_t[]){1, 2, 3});
+    t.spec.unconnected_zero = 1;
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "k");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->dtype, GD_I64);
+    ck_assert_int_eq(g->n, 3);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(gd_i64(g)[i], 0);
+    ck_assert_int_eq(tb_grad(&t, "x")->dtype, GD_F64);
+    ck_assert_int_eq(tb_diag(&t, "k", 1)->code, GD_DIAG_INTEGER_DTYPE);
+    tb_free(&t);
+}
+END_TEST
+
 /* Only the contributions some wrt needs are formed: the input x, the
  * constant and the branch that only feeds x's side are never differentiated. */
 START_TEST(cotangents_only_where_needed) {
@@ -353,6 +378,7 @@ Suite *suite_engine(void) {
     tcase_add_test(tc, unconnected_zero_fills_zeros_and_still_diagnoses);
     tcase_add_test(tc, zero_cotangent_is_multiplied_like_any_other);
     tcase_add_test(tc, zero_born_in_graph_flows_through);
+    tcase_add_test(tc, unconnected_zero_for_int64_wrt_is_int64);
     tcase_add_test(tc, cotangents_only_where_needed);
     tcase_add_test(tc, intermediates_released_early);
     tcase_add_test(tc, deadline_and_cancel_stop_the_run);
