@@ -464,6 +464,58 @@ START_TEST(zero_meeting_infinity_is_non_finite_with_zeroed_at) {
 }
 END_TEST
 
+/* A8's masks and kinks, seen through the diagnostics. abs'(NaN) = 0 (as
+ * PyTorch): a NaN-only input gives a zero gradient born at the abs (mask);
+ * relu'(NaN) = 1: a NaN keeps the relu alive (no zero_gradient). And a
+ * max reduction multiplies its mask: an infinite cotangent born at a log
+ * becomes NaN on the non-selected elements, and the birth named is the
+ * log's, not the max's. */
+START_TEST(masks_and_kinks_name_the_right_births) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "a", "abs", "x");
+    tb_node(&t, "loss", "sum", "a");
+    tb_f64(&t, "x", "1", (double[]){NAN});
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert(gd_f64(tb_grad(&t, "x"))[0] == 0);
+    const gd_diag *d = tb_diag(&t, "x", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_int_eq(d->n_zeroed, 1);
+    ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "a");
+    ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_MASK);
+    tb_free(&t);
+
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "h", "relu", "x");
+    tb_node(&t, "loss", "sum", "h");
+    tb_f64(&t, "x", "2", (double[]){-1, NAN});
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "x");
+    ck_assert(gd_f64(g)[0] == 0 && gd_f64(g)[1] == 1);
+    for (int i = 0; i < t.res.n_diags; i++) ck_assert_int_ne(t.res.diags[i].code, GD_DIAG_ZERO_GRADIENT);
+    tb_free(&t);
+
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "m", "max", "x");
+    tb_node(&t, "three", "constant", "");
+    tb_node(&t, "dm", "sub", "m,three");
+    tb_node(&t, "l", "log", "dm");
+    tb_f64(&t, "x", "3", (double[]){1, 3, 2});
+    tb_f64(&t, "three", "", (double[]){3});
+    ck_assert_int_eq(tb_run(&t, "l", NULL, NULL), 0);
+    g = tb_grad(&t, "x"); /* PyTorch 1.13.1: [nan, inf, nan] */
+    ck_assert(isnan(gd_f64(g)[0]) && gd_f64(g)[1] == INFINITY && isnan(gd_f64(g)[2]));
+    d = tb_diag(&t, "x", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_GRADIENT);
+    ck_assert_str_eq(tb_name(&t, d->origin.node), "l");
+    ck_assert(!d->has_zeroed);
+    tb_free(&t);
+}
+END_TEST
+
 START_TEST(log_of_negative_is_non_finite_value) {
     tb t;
     tb_init(&t);
@@ -592,6 +644,7 @@ Suite *suite_diagnose(void) {
     tcase_add_test(tc, sqrt_at_zero_is_non_finite_gradient);
     tcase_add_test(tc, zero_births_named_after_zeros_flow_on);
     tcase_add_test(tc, zero_meeting_infinity_is_non_finite_with_zeroed_at);
+    tcase_add_test(tc, masks_and_kinks_name_the_right_births);
     tcase_add_test(tc, log_of_negative_is_non_finite_value);
     tcase_add_test(tc, intermediate_wrt_blocked_and_open);
     tcase_add_test(tc, where_condition_and_gather_indices);
