@@ -316,33 +316,50 @@ static const char *cause_text(gd_zero_cause c) {
     return c == GD_ZERO_MASK ? "masked it out" : c == GD_ZERO_VALUE ? "multiplied it by zero values" : "contributions cancel";
 }
 
-static int diag_zero(gd_graph *g, const gd_trace *t, int w, const int *targets, int nt, const unsigned char *in_d,
-                     gd_diag_list *out) {
-    gd_diag *d;
-    if (push(g, out, &d)) return -1;
-    d->code = GD_DIAG_ZERO_GRADIENT, d->is_error = 0, d->wrt = w;
+/* d->zeroed: the births of a zero cotangent (zero events) whose zeroed node
+ * is marked in `below` (the descendants of the wrt, or of the node whose
+ * rule met the zero), each node and cause once, in backward order. */
+static int gather_zeroed(gd_graph *g, const gd_trace *t, const unsigned char *below, gd_diag *d) {
     d->zeroed = gd_arena_alloc(g->arena, sizeof(gd_zeroed) * (size_t)(t->n_zero + 1));
     if (!d->zeroed) return -1;
     for (int e = 0; e < t->n_zero; e++) {
         const gd_zero_event *z = &t->zero[e];
         int u = z->input < 0 ? z->node : g->nodes[z->node].in[z->input];
-        if (!in_d[u]) continue;
+        if (!below[u]) continue;
         int dup = 0;
         for (int j = 0; j < d->n_zeroed; j++) dup |= d->zeroed[j].node == z->node && d->zeroed[j].cause == z->cause;
         if (!dup) d->zeroed[d->n_zeroed++] = (gd_zeroed){z->node, z->cause};
     }
+    return 0;
+}
+
+/* ": 'h' (relu) masked it out; ...", or the target's cotangent when no
+ * zero was born on the way; ends the sentence. */
+static void sb_zeroed(sbuf *m, const gd_graph *g, const gd_diag *d, const int *targets, int nt) {
+    if (d->n_zeroed == 0) {
+        sb_add(m, ": the cotangent given for ");
+        sb_targets(m, g, targets, nt);
+        sb_add(m, " is zero.");
+        return;
+    }
+    for (int j = 0; j < d->n_zeroed && j < 4; j++)
+        sb_add(m, "%s '%s' (%s) %s", j ? ";" : ":", name(g, d->zeroed[j].node), opname(g, d->zeroed[j].node),
+               cause_text(d->zeroed[j].cause));
+    sb_add(m, ".");
+}
+
+static int diag_zero(gd_graph *g, const gd_trace *t, int w, const int *targets, int nt, const unsigned char *in_d,
+                     gd_diag_list *out) {
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_ZERO_GRADIENT, d->is_error = 0, d->wrt = w;
+    if (gather_zeroed(g, t, in_d, d)) return -1;
     sbuf m = {0}, h = {0};
     sb_add(&m, "The gradient of '%s' is all zero", name(g, w));
+    sb_zeroed(&m, g, d, targets, nt);
     if (d->n_zeroed == 0) {
-        sb_add(&m, ": the cotangent given for ");
-        sb_targets(&m, g, targets, nt);
-        sb_add(&m, " is zero.");
         sb_add(&h, "Check target_grad: a zero cotangent gives zero gradients.");
     } else {
-        for (int j = 0; j < d->n_zeroed && j < 4; j++)
-            sb_add(&m, "%s '%s' (%s) %s", j ? ";" : ":", name(g, d->zeroed[j].node), opname(g, d->zeroed[j].node),
-                   cause_text(d->zeroed[j].cause));
-        sb_add(&m, ".");
         const gd_zeroed *z = &d->zeroed[0];
         if (z->cause == GD_ZERO_CANCELLATION)
             sb_add(&h, "The contributions reaching '%s' along different paths sum to zero (as in x - x); check that the graph computes what you intend.", name(g, z->node));
@@ -370,20 +387,38 @@ static void hint_nonfinite(sbuf *h, const gd_graph *g, int v, int grad) {
             v, -1);
 }
 
-static int diag_nonfinite_grad(gd_graph *g, const gd_trace *t, int w, const unsigned char *in_d, gd_diag_list *out) {
+/* non_finite_gradient for w: the first birth in backward order on a path
+ * from w; when that rule multiplied an all-zero cotangent, also where the
+ * zero was born (zeroed_at), so that the user sees the zero meet an
+ * infinity. `parent` and `queue` are scratch of g->n ints. */
+static int diag_nonfinite_grad(gd_graph *g, const gd_trace *t, int w, const int *targets, int nt,
+                               const unsigned char *in_d, int *parent, int *queue, gd_diag_list *out) {
     gd_diag *d;
+    const gd_nonfinite_event *born = NULL;
     if (push(g, out, &d)) return -1;
     d->code = GD_DIAG_NON_FINITE_GRADIENT, d->is_error = 0, d->wrt = w;
-    for (int e = 0; e < t->n_nonfinite_born && d->origin.node < 0; e++) {
+    for (int e = 0; e < t->n_nonfinite_born && !born; e++) {
         const gd_nonfinite_event *nf = &t->nonfinite_born[e];
-        if (in_d[g->nodes[nf->node].in[nf->input]]) d->origin = nf->origin;
+        if (in_d[g->nodes[nf->node].in[nf->input]]) born = nf, d->origin = nf->origin;
+    }
+    if (born && born->zero_cotangent) {
+        unsigned char *below = gd_arena_alloc(g->arena, (size_t)g->n);
+        if (!below) return -1;
+        descendants(g, born->node, below, parent, queue);
+        if (gather_zeroed(g, t, below, d)) return -1;
+        d->has_zeroed = 1;
     }
     sbuf m = {0}, h = {0};
     sb_add(&m, "The gradient of '%s' contains NaN or Infinity", name(g, w));
     if (d->origin.node >= 0) {
         sb_add(&m, ", born in the backward rule of '%s' (%s) at index ", name(g, d->origin.node), opname(g, d->origin.node));
         sb_index(&m, &d->origin);
-        sb_add(&m, ".");
+        if (d->has_zeroed) {
+            sb_add(&m, ", where an all-zero cotangent met a NaN or infinite derivative (0 x Infinity is NaN)");
+            sb_zeroed(&m, g, d, targets, nt);
+        } else {
+            sb_add(&m, ".");
+        }
         hint_nonfinite(&h, g, d->origin.node, 1);
     } else {
         sb_add(&m, ": a forward value on its path is already not finite.");
@@ -410,7 +445,7 @@ int gd_diagnose_wrt(gd_graph *g, const gd_trace *t, const int *targets, int n_ta
         return diag_blocked(g, t, wrt, targets, n_targets, in_d, parent, queue, out);
     }
     if (grad_zero && diag_zero(g, t, wrt, targets, n_targets, in_d, out)) return -1;
-    if (grad_nonfinite && diag_nonfinite_grad(g, t, wrt, in_d, out)) return -1;
+    if (grad_nonfinite && diag_nonfinite_grad(g, t, wrt, targets, n_targets, in_d, parent, queue, out)) return -1;
     return 0;
 }
 

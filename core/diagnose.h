@@ -68,8 +68,9 @@ typedef struct gd_diag {
     int n_path;
     gd_dtype dtype;    /* integer_dtype */
     int made_by;       /* integer_dtype: node that made it int64 */
-    gd_zeroed *zeroed; /* zero_gradient */
+    gd_zeroed *zeroed; /* zero_gradient; non_finite_gradient when has_zeroed */
     int n_zeroed;
+    int has_zeroed;    /* non_finite_gradient: its origin multiplied an all-zero cotangent */
     gd_origin origin;  /* non_finite_* */
 } gd_diag;
 

@@ -260,10 +260,10 @@ static int log_zero(run *r, int v, int input, gd_zero_cause cause) {
     return 0;
 }
 
-static int log_nonfinite(run *r, int v, int input, const gd_tensor *d, int64_t first) {
+static int log_nonfinite(run *r, int v, int input, const gd_tensor *d, int64_t first, int zero_cotangent) {
     gd_nonfinite_event *e = push_event(r, (void **)&r->nf, sizeof *e, &r->n_nf, &r->cap_nf);
     if (!e) return GD_E_TOO_LARGE;
-    e->node = v, e->input = input;
+    e->node = v, e->input = input, e->zero_cotangent = zero_cotangent;
     e->origin.node = v;
     e->origin.shape = d->shape;
     gd_unravel(&d->shape, first, e->origin.index);
@@ -321,10 +321,10 @@ static int backward(run *r) {
         if ((rc = gd_cancel_check(r->spec->cancel, r->err))) return rc;
         gd_tensor *dv = r->cot[v];
         int want[16] = {0}, *wants = want, any = 0;
-        if (dv && gd_all_zero(dv)) {
-            if (r->had_nonzero[v] && (rc = log_zero(r, v, -1, GD_ZERO_CANCELLATION))) return rc;
-            dv = NULL; /* an all-zero cotangent contributes nothing upstream */
-        }
+        /* An all-zero cotangent goes through the rule like any other (0 x Inf
+         * is NaN, as in PyTorch): only where it turned zero is logged. */
+        int dv_zero = dv && gd_all_zero(dv);
+        if (dv_zero && r->had_nonzero[v] && (rc = log_zero(r, v, -1, GD_ZERO_CANCELLATION))) return rc;
         if (dv && nd->n_in > 0) {
             if (nd->n_in > 16 && !ALLOC(r, wants, nd->n_in)) return oom(r);
             for (int i = 0; i < nd->n_in; i++)
@@ -357,10 +357,11 @@ static int backward(run *r) {
                 }
                 int64_t first;
                 if (d && dv_finite && r->spec->check_numerics && !gd_all_finite(d, &first) &&
-                    (rc = log_nonfinite(r, v, i, d, first)))
+                    (rc = log_nonfinite(r, v, i, d, first, dv_zero)))
                     return rc;
                 if (!d || gd_all_zero(d)) {
-                    if ((rc = log_zero(r, v, i, nd->op->zero_cause))) return rc;
+                    /* A zero is born here only from a cotangent that was not all zero. */
+                    if (!dv_zero && (rc = log_zero(r, v, i, nd->op->zero_cause))) return rc;
                     if (!d) continue;
                 } else {
                     r->had_nonzero[u] = 1;
@@ -408,11 +409,14 @@ static int check_targets(run *r, int after_forward) {
     return 0;
 }
 
+/* Zeros of node w's shape and dtype (int64 zeros for an int64 wrt), from
+ * the arena; NULL when the shape is unknown or memory runs out. */
 static gd_tensor *zeros_like_node(run *r, int w) {
     const gd_node *nd = &r->g->nodes[w];
     const gd_shape *sh = r->val[w] ? &r->val[w]->shape : &nd->meta.shape;
+    gd_dtype dt = r->val[w] ? r->val[w]->dtype : nd->meta.dtype;
     if (sh->rank < 0) return NULL;
-    return gd_tensor_new(r->a, sh, GD_F64, 1);
+    return gd_tensor_new(r->a, sh, dt, 1);
 }
 
 int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_trace *tr, gd_error *err) {

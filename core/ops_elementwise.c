@@ -24,6 +24,10 @@
 /* NumPy's sign: 0 for ±0, NaN for NaN. */
 static inline double sign_of(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x == 0 ? 0.0 : x; }
 
+/* The slope of |x| as PyTorch's sgn: -1, 0 at 0 and 0 at NaN, so that abs's
+ * gradient g * slope is 0 at a NaN x (and NaN where g is NaN/Inf at 0). */
+static inline double abs_slope(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }
+
 /* max(x, 0) that propagates NaN and never returns -0. Branch-free: x is
  * kept under an all-ones mask when !(x <= 0) (x > 0 or NaN), else zeroed;
  * the sign of a pre-activation is a coin toss, and the branchy form's
@@ -68,6 +72,13 @@ static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.m
     const double lo = clip_lo(c->node);            \
     const double hi = clip_hi(c->node)
 
+/* The derivatives are PyTorch's formulas, grouped as PyTorch groups them
+ * (sqrt g / (2y), square g * (2x)) so that no intermediate overflows or
+ * underflows where the result does not: reciprocal's (-g * y) * y is finite
+ * for x = 1e-160, g = 1e-100, where -g * (y * y) is -Infinity. Masks select
+ * as PyTorch does: relu passes g unless y <= 0 (so relu'(NaN) = 1), clip
+ * passes it inside [min, max], and a non-selected element gets exactly 0
+ * whatever g is; abs multiplies g by its slope (0 at 0 and at NaN). */
 /*  name        setup        forward y(x)              backward dx(g, x, y) */
 #define UNARY_DIFF_OPS(X)                                                       \
     X(neg,        NOSETUP,     -x,                       -g)                    \
@@ -75,14 +86,14 @@ static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.m
     X(log,        NOSETUP,     log(x),                   g / x)                 \
     X(log1p,      NOSETUP,     log1p(x),                 g / (1.0 + x))         \
     X(expm1,      NOSETUP,     expm1(x),                 g * (y + 1.0))         \
-    X(sqrt,       NOSETUP,     sqrt(x),                  g * 0.5 / y)           \
-    X(square,     NOSETUP,     x * x,                    g * 2.0 * x)           \
-    X(abs,        NOSETUP,     fabs(x),                  g * sign_of(x))        \
+    X(sqrt,       NOSETUP,     sqrt(x),                  g / (2.0 * y))         \
+    X(square,     NOSETUP,     x * x,                    g * (2.0 * x))         \
+    X(abs,        NOSETUP,     fabs(x),                  g * abs_slope(x))      \
     X(sin,        NOSETUP,     sin(x),                   g * cos(x))            \
     X(cos,        NOSETUP,     cos(x),                   -g * sin(x))           \
     X(tanh,       NOSETUP,     tanh(x),                  g * (1.0 - y * y))     \
     X(sigmoid,    NOSETUP,     sigmoid_of(x),            g * y * (1.0 - y))     \
-    X(relu,       NOSETUP,     relu_of(x),               y > 0 ? g : 0.0)       \
+    X(relu,       NOSETUP,     relu_of(x),               y <= 0 ? 0.0 : g)      \
     X(softplus,   NOSETUP,     softplus_of(x),           g * sigmoid_of(x))     \
     X(reciprocal, NOSETUP,     1.0 / x,                  -g * y * y)            \
     X(leaky_relu, LEAKY_SETUP, x > 0 ? x : alpha * x,    x > 0 ? g : alpha * g) \
@@ -224,22 +235,42 @@ static void binary_forward_span(enum binary_kind kind, double *restrict out, con
 }
 
 /* Gradient formulas for the differentiable binary ops, contributions per
- * output element: `g` is dout, `y` the forward output.
- *   mul: da = g b, db = g a;   div: da = g / b, db = -g a / b^2
- *   pow: da = g b a^(b-1) (0 where b == 0), db = g y log(a) (0 where a == 0, b >= 0)
+ * output element: `g` is dout, `y` the forward output. They are PyTorch's,
+ * grouped as PyTorch groups them so that no intermediate overflows or
+ * underflows needlessly:
+ *   mul: da = g b, db = g a;   div: da = g / b, db = -g ((a / b) / b), never
+ *   a / (b b), which underflows to 0 for |b| < 1e-154 (0 / 0 = NaN);
+ *   pow: da = g (b a^(b-1)), selected 0 where b == 0 (see pow_da); db = g (y log a), the
+ *   factor masked to 0 where a == 0 and b >= 0 and still multiplied by g
+ *   (an infinite g gives NaN there, as PyTorch);
  *   maximum/minimum: the selected operand gets g, a tie gives g/2 to each,
- *   and a NaN operand counts as selected (the first when both are NaN).
+ *   the other exactly 0; a NaN operand counts as selected, and two NaNs
+ *   share g evenly (NaN wins the selection, as NumPy's forward).
  * add and sub need no inputs and are handled without this loop. */
+/* pow's gradient to the base, g (b a^(b-1)) as PyTorch, exactly 0 where
+ * b == 0. Where a^(b-1) alone leaves the normal range but a^b = y does not
+ * (a = 1e-150, b = -2: a^-3 = 1e450), the same product is regrouped as
+ * ((g b) y) / a, which stays in range whenever the result does. */
+static inline double pow_da(double g, double a, double b, double y) {
+    if (b == 0) return 0.0;
+    double t = pow(a, b - 1.0);
+    if (!isnormal(t) && a != 0 && isfinite(a) && isnormal(y)) return ((g * b) * y) / a;
+    return g * (b * t);
+}
+
 #define DA_mul (g * b)
 #define DB_mul (g * a)
 #define DA_div (g / b)
-#define DB_div (-g * a / (b * b))
-#define DA_pow (b == 0 ? 0.0 : g * b * pow(a, b - 1.0))
-#define DB_pow ((a == 0 && b >= 0) ? 0.0 : g * y * log(a))
-#define DA_maximum ((a > b || isnan(a)) ? g : a == b ? 0.5 * g : 0.0)
-#define DB_maximum ((b > a || (isnan(b) && !isnan(a))) ? g : a == b ? 0.5 * g : 0.0)
-#define DA_minimum ((a < b || isnan(a)) ? g : a == b ? 0.5 * g : 0.0)
-#define DB_minimum ((b < a || (isnan(b) && !isnan(a))) ? g : a == b ? 0.5 * g : 0.0)
+#define DB_div (-g * ((a / b) / b))
+#define DA_pow pow_da(g, a, b, y)
+#define DB_pow (g * ((a == 0 && b >= 0) ? 0.0 : y * log(a)))
+#define PICK_maximum(p, q) ((p) > (q) || (isnan(p) && !isnan(q)))
+#define PICK_minimum(p, q) ((p) < (q) || (isnan(p) && !isnan(q)))
+#define TIE(p, q) ((p) == (q) || (isnan(p) && isnan(q)))
+#define DA_maximum (PICK_maximum(a, b) ? g : TIE(a, b) ? 0.5 * g : 0.0)
+#define DB_maximum (PICK_maximum(b, a) ? g : TIE(a, b) ? 0.5 * g : 0.0)
+#define DA_minimum (PICK_minimum(a, b) ? g : TIE(a, b) ? 0.5 * g : 0.0)
+#define DB_minimum (PICK_minimum(b, a) ? g : TIE(a, b) ? 0.5 * g : 0.0)
 
 #define BWD_DIFF_OPS(X) X(mul) X(div) X(pow) X(maximum) X(minimum)
 
@@ -488,12 +519,13 @@ const gd_op_def gd_ops_elementwise[] = {
           .nonfinite_grad = "sqrt has an infinite derivative at 0: use sqrt(x + eps) with a small eps, or clip x away "
                             "from 0 in '{node}'."),
     UNARY(square, VALUE, "Elementwise x^2."),
-    UNARY(abs, MASK, "Elementwise |x|; the gradient is sign(x), so 0 at x = 0 (as PyTorch)."),
+    UNARY(abs, MASK, "Elementwise |x|; the gradient is dout * sign(x), with sign 0 at x = 0 and at NaN (as PyTorch)."),
     UNARY(sin, VALUE, "Elementwise sine (radians)."),
     UNARY(cos, VALUE, "Elementwise cosine (radians)."),
     UNARY(tanh, VALUE, "Elementwise hyperbolic tangent."),
     UNARY(sigmoid, VALUE, "Elementwise logistic function 1 / (1 + e^-x), computed without overflow for large |x|."),
-    UNARY(relu, MASK, "Elementwise max(x, 0); NaN stays NaN, and the gradient at x = 0 is 0 (as PyTorch).",
+    UNARY(relu, MASK, "Elementwise max(x, 0); NaN stays NaN; the gradient passes where x > 0 or x is NaN and is "
+                     "exactly 0 elsewhere, x = 0 included (as PyTorch).",
           .zero_gradient = "'{node}' is a dead relu: every input is <= 0. Use leaky_relu, a different "
                            "initialisation or bias, or a smaller learning rate."),
     UNARY(softplus, VALUE,
@@ -521,16 +553,17 @@ const gd_op_def gd_ops_elementwise[] = {
           .nonfinite_value = DIV_HINT, .nonfinite_grad = DIV_HINT),
     BINARY(pow, VALUE,
            "a ** b, with NumPy broadcasting; a negative a with a non-integer b gives NaN. The gradient for a is 0 "
-           "where b == 0, the gradient for b is 0 where a == 0 and b >= 0 (as PyTorch).",
+           "where b == 0, the gradient for b is dout * 0 where a == 0 and b >= 0 (NaN for an infinite dout, as "
+           "PyTorch).",
           .nonfinite_value = POW_HINT, .nonfinite_grad = POW_HINT),
     BINARY(maximum, MASK,
            "Elementwise larger of a and b, with NumPy broadcasting; NaN propagates (maximum(NaN, 1) is NaN). The "
-           "gradient goes to the selected operand (a NaN one; a when both are NaN), and ties share it evenly "
-           "(0.5 each)."),
+           "gradient goes to the selected operand (a NaN one), ties and two NaNs share it evenly (0.5 each), "
+           "and the other operand gets exactly 0."),
     BINARY(minimum, MASK,
            "Elementwise smaller of a and b, with NumPy broadcasting; NaN propagates (minimum(NaN, 1) is NaN). The "
-           "gradient goes to the selected operand (a NaN one; a when both are NaN), and ties share it evenly "
-           "(0.5 each)."),
+           "gradient goes to the selected operand (a NaN one), ties and two NaNs share it evenly (0.5 each), "
+           "and the other operand gets exactly 0."),
 
     NODIFF_UNARY(round, "Elementwise rounding to the nearest integer, halves to even as NumPy (0.5 -> 0, 1.5 -> 2); "
                         "not differentiable.",

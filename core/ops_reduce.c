@@ -196,26 +196,28 @@ static void ties_run(red_ctx *c, int64_t o, const int64_t *off, int64_t len, con
     }
 }
 
-/* dx = [x selected] * w, w holding g / ties. */
+/* dx = w * [x selected], w holding g / ties: multiplied, as PyTorch's amax
+ * rule, so a non-selected element gets g * 0 (NaN where g is NaN/Inf). */
 static void select_run(red_ctx *c, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     const double *x = c->x + o, *r = c->r + off[0], *w = c->w + off[0];
     double *dx = c->dx + o;
     if (inner[0] == 0) {
         double rv = *r, wv = *w;
-        for (int64_t i = 0; i < len; i++) dx[i] = selected(x[i], rv) ? wv : 0.0;
+        for (int64_t i = 0; i < len; i++) dx[i] = wv * (double)selected(x[i], rv);
     } else {
-        for (int64_t i = 0; i < len; i++) dx[i] = selected(x[i], r[i * inner[0]]) ? w[i * inner[0]] : 0.0;
+        for (int64_t i = 0; i < len; i++) dx[i] = w[i * inner[0]] * (double)selected(x[i], r[i * inner[0]]);
     }
 }
 
-/* dx = g * exp(x - r), the softmax of the slice times its cotangent; 0 where
- * the result is -inf (every element -inf: no finite change moves it). */
+/* dx = g * exp(x - r), the softmax of the slice times its cotangent; where
+ * the result is -inf (every element -inf: no finite change moves it) the
+ * factor is 0, still multiplied by g (NaN for a NaN/Inf g, as PyTorch). */
 static void lse_grad_run(red_ctx *c, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     const double *x = c->x + o, *r = c->r + off[0], *g = c->g + off[0];
     double *dx = c->dx + o;
     for (int64_t i = 0; i < len; i++) {
         double ri = r[i * inner[0]];
-        dx[i] = ri == -INFINITY ? 0.0 : g[i * inner[0]] * exp(x[i] - ri);
+        dx[i] = g[i * inner[0]] * (ri == -INFINITY ? 0.0 : exp(x[i] - ri));
     }
 }
 
@@ -328,7 +330,8 @@ static int mean_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor
 }
 
 /* dx = dout / ties on every element equal to its slice's result (PyTorch's
- * amax/amin rule), 0 elsewhere. Uses a kept-size scratch buffer. */
+ * amax/amin rule; a NaN result selects the NaN elements), dout * 0
+ * elsewhere. Uses a kept-size scratch buffer. */
 static int extreme_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
                             const int *want, gd_tensor **din) {
     if (!want[0]) return 0;
@@ -514,16 +517,16 @@ const gd_op_def gd_ops_reduce[] = {
                "`keepdims`; the mean of no elements is NaN, as in NumPy; the gradient is dout / count."),
     REDUCE_ROW("max", infer_reduce_nonempty, max_forward, extreme_backward, GD_ZERO_MASK,
                "Maximum over `axis` (an integer or a list; default: all axes), with `keepdims`; NaN propagates and an "
-               "empty axis is an invalid_value error (NumPy); tied maxima share the gradient evenly (PyTorch amax) "
-               "and a NaN result passes it to the NaN elements."),
+               "empty axis is an invalid_value error (NumPy); tied maxima share the gradient evenly (PyTorch amax), "
+               "a NaN result passes it to the NaN elements, split evenly, and the other elements get dout * 0."),
     REDUCE_ROW("min", infer_reduce_nonempty, min_forward, extreme_backward, GD_ZERO_MASK,
                "Minimum over `axis` (an integer or a list; default: all axes), with `keepdims`; NaN propagates and an "
-               "empty axis is an invalid_value error (NumPy); tied minima share the gradient evenly (PyTorch amin) "
-               "and a NaN result passes it to the NaN elements."),
+               "empty axis is an invalid_value error (NumPy); tied minima share the gradient evenly (PyTorch amin), "
+               "a NaN result passes it to the NaN elements, split evenly, and the other elements get dout * 0."),
     REDUCE_ROW("logsumexp", infer_reduce, logsumexp_forward, logsumexp_backward, GD_ZERO_VALUE,
                "log(sum(exp(x))) over `axis` (an integer or a list; default: all axes), with `keepdims`, computed "
-               "stably by subtracting the maximum; all -inf or empty gives -inf (with zero gradient); the gradient "
-               "is dout * softmax(x)."),
+               "stably by subtracting the maximum; all -inf or empty gives -inf (with gradient dout * 0); the "
+               "gradient is dout * softmax(x)."),
     ARG_ROW("argmax", argmax_forward,
             "Index (int64) of the largest element along the single integer `axis`, or of the flattened tensor when "
             "`axis` is left out (a scalar); ties give the first occurrence and the first NaN wins (NumPy); an empty "

@@ -26,9 +26,11 @@ typedef struct gd_zero_event {
 } gd_zero_event;
 
 /* Node `node`'s backward rule made NaN/Inf in input `input`'s contribution
- * from a finite cotangent. */
+ * from a finite cotangent; zero_cotangent: that cotangent was all zero (a
+ * zero met an infinity). */
 typedef struct gd_nonfinite_event {
     int node, input;
+    int zero_cotangent;
     gd_origin origin;
 } gd_nonfinite_event;
 

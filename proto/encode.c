@@ -106,6 +106,7 @@ static void put_evidence(gd_buf *b, const gd_diag *d, const gd_graph *g) {
     case GD_DIAG_NON_FINITE_VALUE:
         gd_buf_puts(b, ",\"origin\":");
         put_origin(b, g, &d->origin);
+        if (d->has_zeroed) put_zeroed(b, d, g); /* the origin multiplied an all-zero cotangent */
         break;
     }
 }

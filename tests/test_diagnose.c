@@ -370,6 +370,148 @@ START_TEST(sqrt_at_zero_is_non_finite_gradient) {
     ck_assert_int_eq(d->origin.index[0], 1);
     NAMES(&t, d, "'r' (sqrt)");
     ck_assert_ptr_nonnull(strstr(d->hint, "eps"));
+    ck_assert(!d->has_zeroed); /* a nonzero cotangent met the infinity: no zeroed_at */
+    tb_free(&t);
+}
+END_TEST
+
+/* A zero cotangent now flows through the rules below its birth (A8); the
+ * births named stay the ones where a nonzero cotangent became zero: the
+ * dead relu, not the tanh and mul below it that multiplied its zeros, and
+ * the cancellation at 'e', not the exp rule below it. */
+START_TEST(zero_births_named_after_zeros_flow_on) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "h", "mul", "w,x");
+    tb_node(&t, "th", "tanh", "h");
+    tb_node(&t, "a", "relu", "th");
+    tb_node(&t, "loss", "sum", "a");
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "x", "3", (double[]){-1, 1, -0.25}); /* h = [-0.5, -1, -0.5]: a dead relu */
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_int_eq(d->n_zeroed, 1);
+    ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "a");
+    ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_MASK);
+    ck_assert_str_eq(d->message, "The gradient of 'w' is all zero: 'a' (relu) masked it out.");
+    tb_free(&t);
+
+    tb_init(&t);
+    tb_node(&t, "v", "variable", "");
+    tb_node(&t, "e", "exp", "v");
+    tb_node(&t, "dd", "sub", "e,e");
+    tb_node(&t, "loss", "sum", "dd");
+    tb_f64(&t, "v", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    d = tb_diag(&t, "v", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_int_eq(d->n_zeroed, 1);
+    ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "e");
+    ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_CANCELLATION);
+    tb_free(&t);
+}
+END_TEST
+
+/* A8: a zero cotangent that meets an infinite derivative gives NaN (as
+ * PyTorch), and the non_finite_gradient says where the zero was born
+ * (zeroed_at): here a dead relu above sqrt at 0. PyTorch 1.13.1 gives
+ * x.grad = [nan, 0.] for relu(sqrt(x) - 5).sum() at x = [0, 4]. */
+START_TEST(zero_meeting_infinity_is_non_finite_with_zeroed_at) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "five", "constant", "");
+    tb_node(&t, "r", "sqrt", "x");
+    tb_node(&t, "p", "sub", "r,five");
+    tb_node(&t, "h", "relu", "p");
+    tb_node(&t, "loss", "sum", "h");
+    tb_f64(&t, "x", "2", (double[]){0, 4});
+    tb_f64(&t, "five", "", (double[]){5});
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert(isnan(gd_f64(tb_grad(&t, "x"))[0]));
+    const gd_diag *d = tb_diag(&t, "x", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_GRADIENT);
+    ck_assert_str_eq(tb_name(&t, d->origin.node), "r");
+    ck_assert_int_eq(d->origin.index[0], 0);
+    ck_assert(d->has_zeroed);
+    ck_assert_int_eq(d->n_zeroed, 1);
+    ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "h");
+    ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_MASK);
+    ck_assert_str_eq(d->message, "The gradient of 'x' contains NaN or Infinity, born in the backward rule of 'r' "
+                                 "(sqrt) at index [0], where an all-zero cotangent met a NaN or infinite derivative "
+                                 "(0 x Infinity is NaN): 'h' (relu) masked it out.");
+    ck_assert_ptr_nonnull(strstr(d->hint, "eps"));
+    ck_assert_int_eq(t.res.n_diags, 1); /* no zero_gradient: the gradient is not all zero */
+    tb_free(&t);
+
+    /* The zero given as target_grad: zeroed_at is empty and the message says so. */
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "r", "sqrt", "x");
+    tb_f64(&t, "x", "2", (double[]){0, 1});
+    gd_tensor *tg[1] = {gd_tensor_new(t.a, &(gd_shape){.rank = 1, .dim = {2}}, GD_F64, 1)};
+    t.spec.target_grad = tg;
+    ck_assert_int_eq(tb_run(&t, "r", NULL, NULL), 0);
+    d = tb_diag(&t, "x", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_GRADIENT);
+    ck_assert(d->has_zeroed);
+    ck_assert_int_eq(d->n_zeroed, 0);
+    NAMES(&t, d, "the cotangent given for 'r' is zero");
+    tb_free(&t);
+}
+END_TEST
+
+/* A8's masks and kinks, seen through the diagnostics. abs'(NaN) = 0 (as
+ * PyTorch): a NaN-only input gives a zero gradient born at the abs (mask);
+ * relu'(NaN) = 1: a NaN keeps the relu alive (no zero_gradient). And a
+ * max reduction multiplies its mask: an infinite cotangent born at a log
+ * becomes NaN on the non-selected elements, and the birth named is the
+ * log's, not the max's. */
+START_TEST(masks_and_kinks_name_the_right_births) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "a", "abs", "x");
+    tb_node(&t, "loss", "sum", "a");
+    tb_f64(&t, "x", "1", (double[]){NAN});
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert(gd_f64(tb_grad(&t, "x"))[0] == 0);
+    const gd_diag *d = tb_diag(&t, "x", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
+    ck_assert_int_eq(d->n_zeroed, 1);
+    ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "a");
+    ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_MASK);
+    tb_free(&t);
+
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "h", "relu", "x");
+    tb_node(&t, "loss", "sum", "h");
+    tb_f64(&t, "x", "2", (double[]){-1, NAN});
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "x");
+    ck_assert(gd_f64(g)[0] == 0 && gd_f64(g)[1] == 1);
+    for (int i = 0; i < t.res.n_diags; i++) ck_assert_int_ne(t.res.diags[i].code, GD_DIAG_ZERO_GRADIENT);
+    tb_free(&t);
+
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "m", "max", "x");
+    tb_node(&t, "three", "constant", "");
+    tb_node(&t, "dm", "sub", "m,three");
+    tb_node(&t, "l", "log", "dm");
+    tb_f64(&t, "x", "3", (double[]){1, 3, 2});
+    tb_f64(&t, "three", "", (double[]){3});
+    ck_assert_int_eq(tb_run(&t, "l", NULL, NULL), 0);
+    g = tb_grad(&t, "x"); /* PyTorch 1.13.1: [nan, inf, nan] */
+    ck_assert(isnan(gd_f64(g)[0]) && gd_f64(g)[1] == INFINITY && isnan(gd_f64(g)[2]));
+    d = tb_diag(&t, "x", 0);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_GRADIENT);
+    ck_assert_str_eq(tb_name(&t, d->origin.node), "l");
+    ck_assert(!d->has_zeroed);
     tb_free(&t);
 }
 END_TEST
@@ -500,6 +642,9 @@ Suite *suite_diagnose(void) {
     tcase_add_test(tc, dead_relu_is_zero_gradient_mask);
     tcase_add_test(tc, zero_value_and_cancellation);
     tcase_add_test(tc, sqrt_at_zero_is_non_finite_gradient);
+    tcase_add_test(tc, zero_births_named_after_zeros_flow_on);
+    tcase_add_test(tc, zero_meeting_infinity_is_non_finite_with_zeroed_at);
+    tcase_add_test(tc, masks_and_kinks_name_the_right_births);
     tcase_add_test(tc, log_of_negative_is_non_finite_value);
     tcase_add_test(tc, intermediate_wrt_blocked_and_open);
     tcase_add_test(tc, where_condition_and_gather_indices);

@@ -141,6 +141,100 @@ START_TEST(unconnected_zero_fills_zeros_and_still_diagnoses) {
 }
 END_TEST
 
+/* A8: a backward rule computes the same formula whatever the cotangent's
+ * values. sqrt at x = [0, 1]: element 0's gradient is 0 * Infinity = NaN
+ * whether the other element's cotangent is 0 or 1 (PyTorch 1.13.1:
+ *   x = torch.tensor([0., 1.], dtype=torch.float64, requires_grad=True)
+ *   torch.sqrt(x).backward(torch.tensor([0., 0.], dtype=torch.float64))
+ *   x.grad -> [nan, 0.]; with [0., 1.] -> [nan, 0.5]).
+ * Before, an all-zero cotangent was short-circuited to exact zeros. */
+START_TEST(zero_cotangent_is_multiplied_like_any_other) {
+    static const double cots[2][2] = {{0, 0}, {0, 1}};
+    int64_t vjps[2];
+    for (int k = 0; k < 2; k++) {
+        tb t;
+        tb_init(&t);
+        tb_node(&t, "x", "variable", "");
+        tb_node(&t, "r", "sqrt", "x");
+        tb_f64(&t, "x", "2", (double[]){0, 1});
+        gd_tensor *tg[1] = {gc_f64(t.a, "2", cots[k])};
+        t.spec.target_grad = tg;
+        ck_assert_int_eq(tb_run(&t, "r", NULL, NULL), 0);
+        gd_tensor *g = tb_grad(&t, "x");
+        ck_assert(isnan(gd_f64(g)[0]));
+        ck_assert_double_eq(gd_f64(g)[1], 0.5 * cots[k][1]);
+        vjps[k] = t.res.vjp_inputs;
+        tb_free(&t);
+    }
+    ck_assert_int_eq(vjps[0], vjps[1]); /* the same work, values notwithstanding */
+}
+END_TEST
+
+/* A zero cotangent born inside the graph (a dead relu) flows on through the
+ * rules below it: PyTorch's -0.0 from mul (g * x with g = 0, x < 0), and
+ * NaN where it meets sqrt'(0) = Infinity (PyTorch 1.13.1:
+ *   w = torch.tensor([0.5, 1.5], dtype=torch.float64, requires_grad=True)
+ *   torch.relu(w * torch.tensor([-1., -2.], dtype=torch.float64)).sum().backward()
+ *   w.grad -> [-0., -0.]
+ *   x = torch.tensor([0., 4.], dtype=torch.float64, requires_grad=True)
+ *   torch.relu(torch.sqrt(x) - 5).sum().backward(); x.grad -> [nan, 0.]). */
+START_TEST(zero_born_in_graph_flows_through) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "h", "mul", "w,x");
+    tb_node(&t, "a", "relu", "h");
+    tb_node(&t, "loss", "sum", "a");
+    tb_f64(&t, "w", "2", (double[]){0.5, 1.5});
+    tb_f64(&t, "x", "2", (double[]){-1, -2});
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "w");
+    for (int i = 0; i < 2; i++) ck_assert(gd_f64(g)[i] == 0 && signbit(gd_f64(g)[i]));
+    tb_free(&t);
+
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "five", "constant", "");
+    tb_node(&t, "r", "sqrt", "x");
+    tb_node(&t, "p", "sub", "r,five");
+    tb_node(&t, "h", "relu", "p");
+    tb_node(&t, "loss", "sum", "h");
+    tb_f64(&t, "x", "2", (double[]){0, 4});
+    tb_f64(&t, "five", "", (double[]){5});
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    g = tb_grad(&t, "x");
+    ck_assert(isnan(gd_f64(g)[0]));
+    ck_assert(gd_f64(g)[1] == 0);
+    tb_free(&t);
+}
+END_TEST
+
+/* A8: unconnected "zero" gives a zero of the wrt's own dtype: int64 zeros
+ * for an int64 wrt (before: float64 zeros). */
+START_TEST(unconnected_zero_for_int64_wrt_is_int64) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "k", "variable", "");
+    tb_node(&t, "kf", "cast", "k")->dtype = (gd_num){1, GD_F64};
+    tb_node(&t, "m", "mul", "x,kf");
+    tb_node(&t, "loss", "sum", "m");
+    tb_f64(&t, "x", "3", v3);
+    tb_i64(&t, "k", "3", (int64_t[]){1, 2, 3});
+    t.spec.unconnected_zero = 1;
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "k");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->dtype, GD_I64);
+    ck_assert_int_eq(g->n, 3);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(gd_i64(g)[i], 0);
+    ck_assert_int_eq(tb_grad(&t, "x")->dtype, GD_F64);
+    ck_assert_int_eq(tb_diag(&t, "k", 1)->code, GD_DIAG_INTEGER_DTYPE);
+    tb_free(&t);
+}
+END_TEST
+
 /* Only the contributions some wrt needs are formed: the input x, the
  * constant and the branch that only feeds x's side are never differentiated. */
 START_TEST(cotangents_only_where_needed) {
@@ -452,6 +546,9 @@ Suite *suite_engine(void) {
     tcase_add_test(tc, non_scalar_target_needs_cotangent);
     tcase_add_test(tc, int64_target_is_rejected);
     tcase_add_test(tc, unconnected_zero_fills_zeros_and_still_diagnoses);
+    tcase_add_test(tc, zero_cotangent_is_multiplied_like_any_other);
+    tcase_add_test(tc, zero_born_in_graph_flows_through);
+    tcase_add_test(tc, unconnected_zero_for_int64_wrt_is_int64);
     tcase_add_test(tc, cotangents_only_where_needed);
     tcase_add_test(tc, intermediates_released_early);
     tcase_add_test(tc, deadline_and_cancel_stop_the_run);

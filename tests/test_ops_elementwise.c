@@ -341,14 +341,15 @@ START_TEST(test_maximum_minimum_nan) {
     gd_tensor *b = gc_f64(ar, "4", (double[]){1, NAN, 2, NAN});
     ASSERT_VALUES(fwd2("maximum", a, b), NAN, NAN, 2, NAN);
     ASSERT_VALUES(fwd2("minimum", a, b), NAN, NAN, 2, NAN);
-    /* The gradient goes to the NaN side (a when both are); the tie splits. */
+    /* The gradient goes to the NaN side; a tie and two NaNs split it evenly
+     * (A8: NaN wins the selection, split evenly among the NaN operands). */
     static const char *ops[] = {"maximum", "minimum"};
     for (int k = 0; k < 2; k++) {
         gd_node *n = gc_node(ar, ops[k], 2);
         gd_tensor *din[2];
         bwd_ones(n, a, b, fwd(n, a, b), 1, 1, din);
-        ASSERT_VALUES(din[0], 1, 0, 0.5, 1);
-        ASSERT_VALUES(din[1], 0, 1, 0.5, 0);
+        ASSERT_VALUES(din[0], 1, 0, 0.5, 0.5);
+        ASSERT_VALUES(din[1], 0, 1, 0.5, 0.5);
     }
 }
 END_TEST
@@ -456,6 +457,163 @@ START_TEST(test_pow_edge_gradients) {
     ASSERT_VALUES(din[0], 0, 0, 0, -INFINITY, 12);
     /* db = a^b log(a), 0 where a == 0 and b >= 0; log of a negative is NaN. */
     ASSERT_VALUES(din[1], 0, 0, log(2.0), -INFINITY, NAN);
+}
+END_TEST
+
+/* Backward with cotangent dout; din[0..1] set for the wanted inputs. */
+static void bwd_with(gd_node *n, gd_tensor *a, gd_tensor *b, gd_tensor *out, gd_tensor *dout, int wa, int wb,
+                     gd_tensor **din) {
+    const gd_tensor *in[2] = {a, b};
+    int want[2] = {wa, wb};
+    gd_error err;
+    gd_kctx c = {.arena = ar, .err = &err, .node = n};
+    din[0] = din[1] = NULL;
+    int rc = n->op->backward(&c, in, out, dout, want, din);
+    ck_assert_msg(rc == 0, "%s backward failed: %s", n->op->name, err.message);
+}
+
+/* got equals want within 4e-16 relative (a few ulps of regrouping); NaN,
+ * ±Infinity and the sign of a zero exactly. */
+static void assert_close(const char *what, int64_t i, double got, double want) {
+    if (isnan(want) || isinf(want) || want == 0) {
+        ck_assert_msg(isnan(want) ? isnan(got) : got == want && signbit(got) == signbit(want),
+                      "%s element %lld: got %.17g, want %.17g", what, (long long)i, got, want);
+        return;
+    }
+    ck_assert_msg(fabs(got - want) <= 4e-16 * fabs(want), "%s element %lld: got %.17g, want %.17g", what,
+                  (long long)i, got, want);
+}
+
+/* Every unary rule at magnitudes near 1e±300 (and 5e-324), for cotangents
+ * just as extreme. Expected values: PyTorch 1.13.1 (python3-torch, float64),
+ *   x = torch.tensor(XS, dtype=torch.float64, requires_grad=True)
+ *   f(x).backward(torch.tensor(GS, dtype=torch.float64)); x.grad
+ * with softplus = torch.nn.functional.softplus, except where PyTorch itself
+ * overflows needlessly (marked): there the exact value -g/x^2, rounded
+ * (Python's fractions.Fraction), which gradd's (-g*y)*y reaches. */
+START_TEST(test_unary_extreme_magnitudes) {
+    static const double xs[6] = {1e-300, -1e-300, 1e300, -1e300, 3e-160, 0.25};
+    static const double gs[6] = {1e300, 1e-300, 1e300, 1e-300, 1e-100, 5e-324};
+    static const struct {
+        const char *op;
+        double want[6];
+    } cases[] = {
+        {"neg", {-1e+300, -1e-300, -1e+300, -1e-300, -1e-100, -5e-324}},
+        {"exp", {1e+300, 1e-300, INFINITY, 0.0, 1e-100, 5e-324}},
+        {"log", {INFINITY, -1.0, 1.0, -0.0, 3.3333333333333335e+59, 2e-323}},
+        {"log1p", {1e+300, 1e-300, 1.0, -0.0, 1e-100, 5e-324}},
+        {"expm1", {1e+300, 1e-300, INFINITY, 0.0, 1e-100, 5e-324}},
+        /* g * 0.5 / y lost 5e-324 * 0.5 to 0 at x = 0.25 */
+        {"sqrt", {INFINITY, NAN, 5e+149, NAN, 2.8867513459481287e-21, 5e-324}},
+        {"square", {2.0, -0.0, INFINITY, -2.0, 6e-260, 0.0}},
+        {"abs", {1e+300, -1e-300, 1e+300, -1e-300, 1e-100, 5e-324}},
+        {"sin", {1e+300, 1e-300, -5.753861119575491e+299, -5.753861119575491e-301, 1e-100, 5e-324}},
+        {"cos", {-1.0, 0.0, 8.178819121159085e+299, -8.178819121159086e-301, -3e-260, -0.0}},
+        {"tanh", {1e+300, 1e-300, 0.0, 0.0, 1e-100, 5e-324}},
+        {"sigmoid", {2.5e+299, 2.5e-301, 0.0, 0.0, 2.5e-101, 0.0}},
+        {"relu", {1e+300, 0.0, 1e+300, 0.0, 1e-100, 5e-324}},
+        /* element 5: PyTorch's g * z / (z + 1) rounds g * z among subnormals
+         * first and gives 0; g * sigmoid(0.25) = 2.8e-324 rounds to 5e-324 */
+        {"softplus", {5e+299, 5e-301, 1e+300, 0.0, 5e-101, 5e-324}},
+        /* PyTorch's -g * (y * y) gives -inf, -0.0 and -inf at elements 1, 2
+         * and 4: exact -9.999999999999999e299, -1e-300 and -1.1111111111111111e219 */
+        {"reciprocal", {-INFINITY, -9.999999999999999e+299, -1e-300, -0.0, -1.1111111111111111e+219, -8e-323}},
+    };
+    gd_tensor *x = gc_f64(ar, "6", xs), *g = gc_f64(ar, "6", gs);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        gd_node *n = gc_node(ar, cases[k].op, 1);
+        gd_tensor *din[2];
+        bwd_with(n, x, NULL, fwd(n, x, NULL), g, 1, 0, din);
+        for (int64_t i = 0; i < 6; i++) assert_close(cases[k].op, i, gd_f64(din[0])[i], cases[k].want[i]);
+    }
+}
+END_TEST
+
+/* The binary rules at extreme magnitudes: PyTorch 1.13.1 values, computed as
+ * above with a + b, a * b, a / b, torch.maximum/minimum and a ** b. div's
+ * first three columns are issue 8's defect: -g a / (b b) gave NaN, -Infinity
+ * and a value off by 1e-5 (b * b underflows). */
+START_TEST(test_binary_extreme_magnitudes) {
+    gd_tensor *a = gc_f64(ar, "7", (double[]){0.0, 5e-324, 1e-20, 1e300, 1e-300, 1e150, 2.0});
+    gd_tensor *b = gc_f64(ar, "7", (double[]){1e-300, 1e-300, 1e-160, 1e-300, 1e300, 1e150, -1e300});
+    gd_tensor *g = gc_f64(ar, "7", (double[]){1.0, 1.0, 1.0, 1e-300, 1e300, 1e-300, 1e-300});
+    static const struct {
+        const char *op;
+        double da[7], db[7];
+    } cases[] = {
+        {"mul", {1e-300, 1e-300, 1e-160, 0.0, INFINITY, 1e-150, -1.0}, {0.0, 5e-324, 1e-20, 1.0, 1.0, 1e-150, 2e-300}},
+        {"div",
+         {9.999999999999999e+299, 9.999999999999999e+299, 1e+160, 1.0, 1.0, 0.0, -0.0},
+         {-0.0, -4.940656458412465e+276, -1e+300, -INFINITY, -0.0, -0.0, -0.0}},
+        {"maximum", {0.0, 0.0, 1.0, 1e-300, 0.0, 5e-301, 1e-300}, {1.0, 1.0, 0.0, 0.0, 1e+300, 5e-301, 0.0}},
+        {"minimum", {1.0, 1.0, 0.0, 0.0, 1e+300, 5e-301, 0.0}, {0.0, 0.0, 1.0, 1e-300, 0.0, 5e-301, 1e-300}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        gd_node *n = gc_node(ar, cases[k].op, 2);
+        gd_tensor *din[2];
+        bwd_with(n, a, b, fwd(n, a, b), g, 1, 1, din);
+        for (int64_t i = 0; i < 7; i++) {
+            assert_close(cases[k].op, i, gd_f64(din[0])[i], cases[k].da[i]);
+            assert_close(cases[k].op, i, gd_f64(din[1])[i], cases[k].db[i]);
+        }
+    }
+    /* pow; element 3 (a = 1e-150, b = -2): PyTorch's g * (b * a^(b-1))
+     * overflows to -inf in a^-3 = 1e450; the exact value is -2e150. */
+    gd_tensor *pa = gc_f64(ar, "6", (double[]){1e-300, 1e300, 0.5, 1e-150, 2.0, 0.0});
+    gd_tensor *pb = gc_f64(ar, "6", (double[]){2.0, 0.5, -1.0, -2.0, 1e3, 2.0});
+    gd_tensor *pg = gc_f64(ar, "6", (double[]){1e300, 1e-300, 1e-300, 1e-300, 1e-300, 1.0});
+    static const double pda[6] = {2.0, 0.0, -4e-300, -2e150, 5357.543035931337, 0.0};
+    static const double pdb[6] = {-0.0, 6.907755278982136e-148, -1.3862943611198906e-300, -345.38776394910684,
+                                  7.427131700168752, 0.0};
+    gd_node *n = gc_node(ar, "pow", 2);
+    gd_tensor *din[2];
+    bwd_with(n, pa, pb, fwd(n, pa, pb), pg, 1, 1, din);
+    for (int64_t i = 0; i < 6; i++) {
+        assert_close("pow a", i, gd_f64(din[0])[i], pda[i]);
+        assert_close("pow b", i, gd_f64(din[1])[i], pdb[i]);
+    }
+}
+END_TEST
+
+/* A8: masked derivatives. relu, clip and maximum/minimum select (a
+ * non-selected element gets exactly 0 whatever the cotangent), pow's
+ * exponent gradient at base 0 multiplies (Inf * 0 = NaN); relu'(NaN) = 1,
+ * abs'(NaN) = 0. Expected values: PyTorch 1.13.1, e.g.
+ *   x = torch.tensor([nan, -1., 2.], dtype=torch.float64, requires_grad=True)
+ *   torch.relu(x).backward(torch.tensor([2., inf, 3.], dtype=torch.float64))
+ *   x.grad -> [2., 0., 3.]; the same with torch.abs -> [0., nan, -3.] at
+ *   x = [nan, 0., -2.]; torch.clamp(x, 0, 1) at [-1, .5, 2] with
+ *   [inf, 1, nan] -> [0., 1., 0.]; a ** b at a = [0, 0], b = [2, 0] with
+ *   [inf, nan] -> da [nan, 0.], db [nan, nan]. */
+START_TEST(test_masked_gradients_at_nan_and_inf) {
+    gd_tensor *din[2];
+    gd_node *n = gc_node(ar, "relu", 1);
+    gd_tensor *x = gc_f64(ar, "3", (double[]){NAN, -1, 2});
+    bwd_with(n, x, NULL, fwd(n, x, NULL), gc_f64(ar, "3", (double[]){2, INFINITY, 3}), 1, 0, din);
+    ASSERT_VALUES(din[0], 2, 0, 3);
+    ck_assert(!signbit(gd_f64(din[0])[1]));
+    n = gc_node(ar, "abs", 1);
+    x = gc_f64(ar, "3", (double[]){NAN, 0, -2});
+    bwd_with(n, x, NULL, fwd(n, x, NULL), gc_f64(ar, "3", (double[]){2, INFINITY, 3}), 1, 0, din);
+    ASSERT_VALUES(din[0], 0, NAN, -3);
+    n = clip_node(1, 0, 1, 1);
+    x = gc_f64(ar, "3", (double[]){-1, 0.5, 2});
+    bwd_with(n, x, NULL, fwd(n, x, NULL), gc_f64(ar, "3", (double[]){INFINITY, 1, NAN}), 1, 0, din);
+    ASSERT_VALUES(din[0], 0, 1, 0);
+    n = gc_node(ar, "pow", 2);
+    gd_tensor *a = gc_f64(ar, "2", (double[]){0, 0}), *b = gc_f64(ar, "2", (double[]){2, 0});
+    bwd_with(n, a, b, fwd(n, a, b), gc_f64(ar, "2", (double[]){INFINITY, NAN}), 1, 1, din);
+    ASSERT_VALUES(din[0], NAN, 0);
+    ASSERT_VALUES(din[1], NAN, NAN);
+    /* maximum: the unselected side gets exactly 0 from an infinite g
+     * (PyTorch: torch.maximum at a = [1, 1], b = [0, 1], g = [inf, inf] ->
+     * da [inf, inf/2 = inf], db [0., inf]). */
+    n = gc_node(ar, "maximum", 2);
+    a = gc_f64(ar, "2", (double[]){1, 1});
+    b = gc_f64(ar, "2", (double[]){0, 1});
+    bwd_with(n, a, b, fwd(n, a, b), gc_f64(ar, "2", (double[]){INFINITY, INFINITY}), 1, 1, din);
+    ASSERT_VALUES(din[0], INFINITY, INFINITY);
+    ASSERT_VALUES(din[1], 0, INFINITY);
 }
 END_TEST
 
@@ -750,6 +908,9 @@ Suite *suite_ops_elementwise(void) {
     tcase_add_test(tc, test_kink_gradients);
     tcase_add_test(tc, test_pow_edge_gradients);
     tcase_add_test(tc, test_div_sub_gradients);
+    tcase_add_test(tc, test_unary_extreme_magnitudes);
+    tcase_add_test(tc, test_binary_extreme_magnitudes);
+    tcase_add_test(tc, test_masked_gradients_at_nan_and_inf);
     tcase_add_test(tc, test_cast_values);
     tcase_add_test(tc, test_cast_invalid_value);
     tcase_add_test(tc, test_attribute_errors);

@@ -276,6 +276,117 @@ START_TEST(test_reduce_nan) {
 }
 END_TEST
 
+/* Within 4e-16 relative (regrouping); NaN, ±Infinity and a zero's sign exactly. */
+static void expect_close(const char *what, const gd_tensor *t, const double *want, int64_t n) {
+    ck_assert_int_eq(t->n, n);
+    for (int64_t i = 0; i < n; i++) {
+        double g = gd_f64(t)[i], w = want[i];
+        if (isnan(w) || isinf(w) || w == 0)
+            ck_assert_msg(isnan(w) ? isnan(g) : g == w && signbit(g) == signbit(w), "%s element %lld: %.17g, expected %.17g",
+                          what, (long long)i, g, w);
+        else
+            ck_assert_msg(fabs(g - w) <= 4e-16 * fabs(w), "%s element %lld: %.17g, expected %.17g", what,
+                          (long long)i, g, w);
+    }
+}
+
+/* Every reduction and nn rule at magnitudes near 1e±300, with cotangents as
+ * extreme. Expected values: PyTorch 1.13.1 (python3-torch, float64) on
+ *   x = [[1e300, -1e300, 1e-300], [5e-324, -1e-300, 1e-300]], axis 1:
+ *   x.sum(1), x.mean(1), x.amax(1), x.amin(1), torch.logsumexp(x, 1),
+ *   torch.softmax(x, 1), torch.log_softmax(x, 1) and
+ *   torch.nn.functional.cross_entropy(x, labels), each .backward(g) with the
+ *   cotangent g written beside it. */
+START_TEST(test_extreme_magnitudes) {
+    static const double xv[6] = {1e300, -1e300, 1e-300, 5e-324, -1e-300, 1e-300};
+    static const struct {
+        const char *op, *gshape;
+        double g[6];
+        double want[6];
+    } cases[] = {
+        {"sum", "2", {1e-300, 1e300}, {1e-300, 1e-300, 1e-300, 1e+300, 1e+300, 1e+300}},
+        {"mean", "2",
+         {1e-300, 5e-324},
+         {3.3333333333333334e-301, 3.3333333333333334e-301, 3.3333333333333334e-301, 0.0, 0.0, 0.0}},
+        {"max", "2", {1e300, 1e-300}, {1e+300, 0.0, 0.0, 0.0, 0.0, 1e-300}},
+        {"min", "2", {1e300, 1e-300}, {0.0, 1e+300, 0.0, 0.0, 1e-300, 0.0}},
+        {"logsumexp", "2",
+         {1e300, 1e-300},
+         {1e+300, 0.0, 0.0, 3.3333333333333334e-301, 3.3333333333333334e-301, 3.3333333333333334e-301}},
+        {"softmax", "2,3",
+         {1e300, 1e-300, -1e300, 1e-300, 1e300, 5e-324},
+         {0.0, -0.0, -0.0, -1.1111111111111112e+299, 2.2222222222222223e+299, -1.1111111111111112e+299}},
+        {"log_softmax", "2,3",
+         {1e-300, 1e-300, 1e-300, 1e300, -1e300, 1e-300},
+         {-2.0000000000000004e-300, 1e-300, 1e-300, 1e+300, -1e+300, 6.666666666666667e-301}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        gd_node *n = node_axis(cases[k].op, 1, "1", -1);
+        gd_tensor *x = gc_f64(A, "2,3", xv), *din[1];
+        gd_tensor *y = fwd(n, &x);
+        vjp(n, &x, y, gc_f64(A, cases[k].gshape, cases[k].g), 1, din);
+        expect_close(cases[k].op, din[0], cases[k].want, 6);
+    }
+    /* softmax_cross_entropy: class indices [1, 2] with g = 1e-300, and
+     * probabilities [[0.25, 0.5, 0.25], [1e-300, 1, 0]] with g = 1e300. */
+    gd_node *n = gc_node(A, "softmax_cross_entropy", 2);
+    gd_tensor *in[2] = {gc_f64(A, "2,3", xv), gc_i64(A, "2", (int64_t[]){1, 2})}, *din[2];
+    gd_tensor *y = fwd(n, in);
+    vjp(n, in, y, gc_f64(A, "", (double[]){1e-300}), 1, din);
+    expect_close("sce indices", din[0],
+                 (double[]){5e-301, -5e-301, 0.0, 1.6666666666666667e-301, 1.6666666666666667e-301,
+                            -3.3333333333333334e-301},
+                 6);
+    in[1] = gc_f64(A, "2,3", (double[]){0.25, 0.5, 0.25, 1e-300, 1.0, 0.0});
+    y = fwd(n, in);
+    vjp(n, in, y, gc_f64(A, "", (double[]){1e300}), 3, din);
+    expect_close("sce logits", din[0],
+                 (double[]){3.75e+299, -2.5e+299, -1.25e+299, 1.6666666666666668e+299, -3.3333333333333335e+299,
+                            1.6666666666666668e+299},
+                 6);
+    expect_close("sce probabilities", din[1],
+                 (double[]){-0.0, INFINITY, INFINITY, 5.4930614433405494e+299, 5.4930614433405494e+299,
+                            5.4930614433405494e+299},
+                 6);
+}
+END_TEST
+
+/* A8: the masked derivatives of max/min and logsumexp multiply, as
+ * PyTorch's do: a non-selected element gets g * 0, NaN for an infinite g
+ * (PyTorch 1.13.1: torch.amax of [1, 3, 2] with g = inf -> [nan, inf, nan];
+ * torch.logsumexp of [-inf, 0] with g = inf -> [nan, inf]). The one
+ * deliberate difference: NaN wins max/min, its gradient split evenly among
+ * the NaN elements (PyTorch gives NaN everywhere). */
+START_TEST(test_masked_gradients_multiply) {
+    gd_tensor *din[1];
+    const char *ops[] = {"max", "min"};
+    for (int k = 0; k < 2; k++) {
+        gd_node *n = node_axis(ops[k], 1, "", -1);
+        gd_tensor *x = gc_f64(A, "3", (double[]){1, k ? 0 : 3, 2});
+        gd_tensor *y = fwd(n, &x);
+        vjp(n, &x, y, gc_f64(A, "", (double[]){INFINITY}), 1, din);
+        expect_vals(din[0], (double[]){NAN, INFINITY, NAN}, 3);
+        x = gc_f64(A, "4", (double[]){1, NAN, 2, NAN});
+        y = fwd(n, &x);
+        vjp(n, &x, y, gc_f64(A, "", (double[]){1}), 1, din);
+        expect_vals(din[0], (double[]){0, 0.5, 0, 0.5}, 4);
+    }
+    gd_node *n = node_axis("logsumexp", 1, "", -1);
+    gd_tensor *x = gc_f64(A, "2", (double[]){-INFINITY, 0});
+    gd_tensor *y = fwd(n, &x);
+    vjp(n, &x, y, gc_f64(A, "", (double[]){INFINITY}), 1, din);
+    expect_vals(din[0], (double[]){NAN, INFINITY}, 2);
+    /* every element -inf: the factor is 0 (gradd's documented gradient),
+     * multiplied by g: 0 for a finite g, NaN for a NaN one */
+    x = gc_f64(A, "2", (double[]){-INFINITY, -INFINITY});
+    y = fwd(n, &x);
+    vjp(n, &x, y, gc_f64(A, "", (double[]){1}), 1, din);
+    expect_vals(din[0], (double[]){0, 0}, 2);
+    vjp(n, &x, y, gc_f64(A, "", (double[]){NAN}), 1, din);
+    expect_vals(din[0], (double[]){NAN, NAN}, 2);
+}
+END_TEST
+
 /* Empty reductions: sum 0, mean NaN, logsumexp -inf, max/min invalid_value. */
 START_TEST(test_reduce_empty) {
     gd_shape s = gc_shape("0,3");
@@ -904,6 +1015,8 @@ Suite *suite_ops_reduce(void) {
     tcase_add_test(tc, test_reduce_backward_values);
     tcase_add_test(tc, test_reduce_ties);
     tcase_add_test(tc, test_reduce_nan);
+    tcase_add_test(tc, test_extreme_magnitudes);
+    tcase_add_test(tc, test_masked_gradients_multiply);
     tcase_add_test(tc, test_reduce_empty);
     tcase_add_test(tc, test_logsumexp_stable);
     tcase_add_test(tc, test_reduce_attr_errors);

@@ -697,6 +697,54 @@ START_TEST(test_matmul_forward) {
 }
 END_TEST
 
+/* matmul at magnitudes near 1e±300, and a zero cotangent against an
+ * infinite operand (A8: multiplied like any other, 0 x Inf = NaN; BLAS
+ * must not skip the zero). Expected values: PyTorch 1.13.1, float64:
+ *   a = [[1e300, 1e-300], [5e-324, -1e-300]], b = [[1e-300, 1e300], [1e300, 2]]
+ *   (a @ b).backward([[1e-300, 1e300], [0, 1e-300]])
+ *   a.grad -> [[inf, 2e300], [1, 2e-300]], b.grad -> [[1, inf], [0, 1]];
+ *   a = [[inf, 1]], b = [[2], [3]], (a @ b).backward([[0.]]) -> b.grad [[nan], [0]]. */
+START_TEST(test_matmul_extreme_and_zero_cotangent) {
+    gd_node *n = gc_node(A, "matmul", 2);
+    int want[] = {1, 1};
+    gd_tensor *din[2];
+    gd_tensor *in[] = {gc_f64(A, "2,2", (double[]){1e300, 1e-300, 5e-324, -1e-300}),
+                       gc_f64(A, "2,2", (double[]){1e-300, 1e300, 1e300, 2})};
+    gd_tensor *o = run(n, in);
+    backward(n, in, o, gc_f64(A, "2,2", (double[]){1e-300, 1e300, 0, 1e-300}), want, din);
+    expect_f64(din[0], "2,2", (double[]){INFINITY, 2e300, 1, 2e-300});
+    expect_f64(din[1], "2,2", (double[]){1, INFINITY, 0, 1});
+    gd_tensor *z[] = {gc_f64(A, "1,2", (double[]){INFINITY, 1}), gc_f64(A, "2,1", (double[]){2, 3})};
+    o = run(n, z);
+    backward(n, z, o, gc_f64(A, "1,1", (double[]){0}), want, din);
+    ck_assert(isnan(gd_f64(din[1])[0]));
+    ck_assert(gd_f64(din[1])[1] == 0);
+    expect_f64(din[0], "1,2", (double[]){0, 0});
+}
+END_TEST
+
+/* slice and gather scatter: the elements they did not select get exactly 0
+ * whatever the cotangent holds, the selected ones get it as is (PyTorch
+ * 1.13.1: x[1:].backward([inf, nan]) on x = [1, 2, 3] -> [0., inf, nan]). */
+START_TEST(test_scatter_selects_exact_zeros) {
+    gd_node *n = gc_node(A, "slice", 1);
+    n->attrs.starts = INTS(1);
+    n->attrs.ends = INTS(3);
+    gd_tensor *x[] = {gc_f64(A, "3", (double[]){1, 2, 3})};
+    gd_tensor *o = run(n, x), *din[2];
+    backward(n, x, o, gc_f64(A, "2", (double[]){INFINITY, NAN}), (int[]){1}, din);
+    ck_assert(gd_f64(din[0])[0] == 0 && !signbit(gd_f64(din[0])[0]));
+    ck_assert(gd_f64(din[0])[1] == INFINITY);
+    ck_assert(isnan(gd_f64(din[0])[2]));
+    gd_node *g = gc_node(A, "gather", 2);
+    gd_tensor *p[] = {gc_f64(A, "3", (double[]){1, 2, 3}), gc_i64(A, "1", (int64_t[]){2})};
+    o = run(g, p);
+    backward(g, p, o, gc_f64(A, "1", (double[]){NAN}), (int[]){1, 0}, din);
+    ck_assert(gd_f64(din[0])[0] == 0 && gd_f64(din[0])[1] == 0);
+    ck_assert(isnan(gd_f64(din[0])[2]));
+}
+END_TEST
+
 /* K = 0 gives zeros; M or N = 0 gives an empty output; the gradients are
  * zeros of the inputs' shapes. No BLAS call sees a zero size. */
 START_TEST(test_matmul_empty) {
@@ -1032,6 +1080,8 @@ Suite *suite_ops_shape(void) {
     tcase_add_test(lt, test_matmul_grad);
     tcase_add_test(lt, test_matmul_forward);
     tcase_add_test(lt, test_matmul_empty);
+    tcase_add_test(lt, test_matmul_extreme_and_zero_cotangent);
+    tcase_add_test(lt, test_scatter_selects_exact_zeros);
     tcase_add_test(lt, test_matmul_errors);
     tcase_add_test(lt, test_matmul_chunked);
     tcase_add_test(lt, test_cancel);
