@@ -71,14 +71,13 @@ static void decimal_round(decimal *out, const decimal *full, int n, double a) {
     if (full->d[n] >= '5') decimal_step(out, +1);
 }
 
-/* x as strtod reads it ("d.ddde-XX"), as a double, or rounded to float. */
+/* x as strtod reads it, as a double, or as strtof rounds it to a float. The
+ * digits go as an integer with a scaled exponent ("ddddde-XX"): no decimal
+ * point, so the locale's radix character cannot matter. */
 static double decimal_read(const decimal *x, int f32) {
     char s[40];
-    int o = 0;
-    s[o++] = x->d[0];
-    s[o++] = '.';
-    for (int i = 1; i < x->n; i++) s[o++] = x->d[i];
-    snprintf(s + o, sizeof s - (size_t)o, "e%d", x->exp);
+    memcpy(s, x->d, (size_t)x->n);
+    snprintf(s + x->n, sizeof s - (size_t)x->n, "e%d", x->exp - (x->n - 1));
     return f32 ? (double)strtof(s, NULL) : strtod(s, NULL);
 }
 
