@@ -83,7 +83,7 @@ static double decimal_read(const decimal *x, int f32) {
 
 /* The shortest decimal that reads back to a (> 0, finite; a float's value
  * when f32), the nearest to a among the shortest. max digits always read
- * back (17 for float64, 9 for float32). Below uniq digits, at most one
+ * back (17 for float64, 9 for float32). Up to uniq digits, at most one
  * decimal of each length can read back and it is the correctly rounded one
  * (such decimals are spaced wider than the value's ulp), so lengths up to
  * uniq need no neighbour check and shorter lengths show in uniq's trailing
