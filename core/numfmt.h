@@ -8,8 +8,9 @@
 #ifndef GD_NUMFMT_H
 #define GD_NUMFMT_H
 
-/* Shortest decimal that reads back (strtod / strtof) to the same value,
- * formatted as Python's repr formats a float: "2.0", "0.1", "1e-05",
+/* Shortest decimal that reads back (strtod / strtof) to the same value (of
+ * those, the nearest to it; of two equally near, the one ending in an even
+ * digit), formatted as Python's repr formats a float: "2.0", "0.1", "1e-05",
  * "1.2345678901234568e+17", "-0.0"; fixed notation for decimal exponents in
  * [-4, 16), exponent notation (at least two exponent digits) outside. Non-finite
  * values give NaN, Infinity, -Infinity (no quotes). Returns the length.

@@ -16,6 +16,7 @@
     X(diagnose)           \
     X(property)           \
     X(proto)              \
+    X(numfmt)             \
     X(fixtures)
 
 #define GD__DECL_SUITE(name) Suite *suite_##name(void);
