@@ -98,8 +98,10 @@ make -j"$JOBS"
 run_check
 
 step "3b/6 deployment: offline checks, scale-out behind nginx, make distcheck"
-# deploy_checks: nginx -t, systemd-analyze verify, kubectl kustomize (when
-# kubectl exists), compose/k8s consistency. scaleout_test: three gradd
+# deploy_checks: nginx -t, systemd-analyze verify, deploy/k8s rendered
+# (tests/k8s_render.py, and kubectl kustomize where kubectl exists: both must
+# agree), compose/k8s consistency; with CI=true a check that cannot run
+# fails rather than skips. scaleout_test: three gradd
 # replicas behind the compose nginx config on loopback, one SIGKILLed and
 # one SIGTERMed under load; every request must get its correct answer.
 bash "$ROOT/tests/deploy_checks.sh" "$ROOT/build/gradd"
