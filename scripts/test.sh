@@ -140,9 +140,10 @@ step "4b/6 ThreadSanitizer build (build-tsan/): gradd's worker pool end to end"
 # The HTTP tests drive gradd's listener thread, worker pool and signal
 # handling with 64 concurrent clients, SIGTERM drains and saturation; here
 # the gradd they start is built with -fsanitize=thread and halts on the first
-# race. OpenBLAS's own (uninstrumented) threads are suppressed, see
-# tests/tsan.supp. setarch -R: TSan's fixed shadow layout clashes with
-# high-entropy ASLR on recent kernels.
+# race. Nothing is suppressed: OpenBLAS stays single-threaded here, since
+# its uninstrumented worker threads cannot be suppressed without hiding
+# gradd's own races (see tests/tsan.supp). setarch -R: TSan's fixed shadow
+# layout clashes with high-entropy ASLR on recent kernels.
 fresh_build build-tsan CFLAGS="$TSAN_CFLAGS" LDFLAGS="$TSAN_LDFLAGS"
 (
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp"
