@@ -1407,7 +1407,9 @@ static void *slow_main(void *arg) {
     matmul_body(body, sizeof body, j->n, j->x, j->extra);
     CURL *h = curl_easy_init();
     if (j->go) pthread_barrier_wait(j->go);
-    ht_req rq = {.path = "/v1/eval", .body = body};
+    /* queued behind others, it may wait long on a loaded machine: the test's
+     * own timeout, not the client's, bounds the wait */
+    ht_req rq = {.path = "/v1/eval", .body = body, .timeout_ms = 300000};
     if (j->sent) rq.progress = on_progress, rq.progress_data = j;
     ht_do(h, j->port, &rq, &j->r);
     curl_easy_cleanup(h);
@@ -1704,12 +1706,16 @@ START_TEST(sigterm_drains_in_flight) {
     int n = matmul_n();
     ht_server s;
     /* the drain lasts 1 s x the time scale; readyz must turn 503 within 0.9
-     * of it, and a request 0.3 after its end must find gradd closed */
-    char drain[32];
+     * of it, and a request 0.3 after its end must find gradd closed. The K
+     * requests run one after another (0.3 s each here, 13 times that on a
+     * loaded machine): the deadline and the grace period must not be what
+     * ends them, so both are far from the default 30 s. */
+    char drain[32], grace[32], deadline_ms[32];
     double drain_s = ht_scaled_ms(1000) / 1000.0;
     ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "16", "--drain-ms",
-                             ht_scaled_ms_arg(drain, sizeof drain, 1000), "--grace-ms", "60000", "--max-elements",
-                             "100000000"));
+                             ht_scaled_ms_arg(drain, sizeof drain, 1000), "--grace-ms",
+                             ht_scaled_ms_arg(grace, sizeof grace, 300000), "--deadline-ms",
+                             ht_scaled_ms_arg(deadline_ms, sizeof deadline_ms, 300000), "--max-elements", "100000000"));
     slow_job jobs[K];
     atomic_int sent[K];
     pthread_t th[K];
@@ -2163,7 +2169,7 @@ static Suite *suite_http(void) {
 
     tc = tcase_create("slow");
     tcase_add_checked_fixture(tc, NULL, teardown_kill);
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 180); /* sigterm_drains_in_flight: 8 large matmuls in a row, 3 s here, 30 s under load */
     tcase_add_test(tc, overloaded_503);
     tcase_add_test(tc, deadline_504);
     tcase_add_test(tc, sigterm_drains_in_flight);
