@@ -1425,7 +1425,9 @@ START_TEST(overloaded_503) {
     enum { K = 8 };
     int n = matmul_n();
     ht_server s;
-    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "1", "--max-elements", "100000000"));
+    char deadline[32]; /* the accepted requests wait for each other: not the default 30 s deadline under load */
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "1", "--max-elements", "100000000",
+                             "--deadline-ms", ht_scaled_ms_arg(deadline, sizeof deadline, 300000)));
     slow_job jobs[K];
     pthread_t th[K];
     pthread_barrier_t go;
