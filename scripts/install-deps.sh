@@ -4,8 +4,8 @@
 # missing packages trigger `apt-get update` + `apt-get install`.
 # Runs apt through sudo only when not root.
 #   --build   only what building gradd and `make check` need (the build stage
-#             of deploy/Dockerfile); the rest is for coverage, benchmarks and
-#             tests/scaleout_test.sh (nginx).
+#             of deploy/Dockerfile); the rest is for coverage, benchmarks,
+#             tests/scaleout_test.sh (nginx) and tests/deploy_checks.sh.
 set -euo pipefail
 
 PACKAGES=(
@@ -25,6 +25,13 @@ PACKAGES=(
     python3-numpy
     python3-torch
     python3-yaml
+)
+# tests/deploy_checks.sh: systemd-analyze verify/security on deploy/gradd.service
+# (under CI a missing tool fails the check).  deploy/k8s is rendered by
+# tests/k8s_render.py (python3-yaml): Debian 12's kubectl (kubernetes-client
+# 1.20, kustomize v2) cannot read it, and Debian ships no kustomize.
+PACKAGES+=(
+    systemd
 )
 # bench/http_bench.sh (`make bench-http`): wrk drives the load; the FastAPI +
 # PyTorch peer runs on uvicorn with uvloop + httptools (uvicorn[standard]'s

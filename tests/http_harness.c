@@ -39,10 +39,18 @@ void ht_sleep_ms(int ms) {
     }
 }
 
-double ht_time_mult(void) {
-    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+double ht_time_scale(void) {
+    const char *m = getenv("GD_TEST_TIME_SCALE");
+    if (!m || !*m) m = getenv("CK_TIMEOUT_MULTIPLIER");
     double v = m ? strtod(m, NULL) : 1.0;
     return v >= 1.0 ? v : 1.0;
+}
+
+long ht_scaled_ms(double ms) { return lround(ms * ht_time_scale()); }
+
+const char *ht_scaled_ms_arg(char *buf, size_t n, double ms) {
+    snprintf(buf, n, "%ld", ht_scaled_ms(ms));
+    return buf;
 }
 
 /* ---- the gradd process ------------------------------------------------------ */
@@ -123,14 +131,27 @@ static int free_port(void) {
     return port;
 }
 
+/* Logs of every gradd this process started, for ht_check_logs. */
+static char g_logs[64][512];
+static int g_nlogs;
+
+static void log_add(const char *path) {
+    for (int i = 0; i < g_nlogs; i++)
+        if (!strcmp(g_logs[i], path)) return;
+    if (g_nlogs < 64) snprintf(g_logs[g_nlogs++], sizeof g_logs[0], "%s", path);
+}
+
 /* fork + execve gradd with argv, its output into log_path, the environment
- * minus GRADD_*. The child dies with the test process. Returns the pid. */
-static pid_t spawn(char *const *argv, const char *log_path) {
+ * minus GRADD_* plus extra_env ("NAME=value", NULL-terminated, may be NULL).
+ * The child dies with the test process. Returns the pid. */
+static pid_t spawn(char *const *argv, const char *log_path, const char *const *extra_env) {
     static char *envp[1024];
     int k = 0;
-    for (char **e = environ; *e && k < 1023; e++)
+    for (char **e = environ; *e && k < 1000; e++)
         if (strncmp(*e, "GRADD_", 6) != 0) envp[k++] = *e;
+    for (int i = 0; extra_env && extra_env[i] && k < 1023; i++) envp[k++] = (char *)extra_env[i];
     envp[k] = NULL;
+    log_add(log_path);
     int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ck_assert_msg(logfd >= 0, "cannot create %s: %s", log_path, strerror(errno));
     pid_t parent = getpid();
@@ -209,10 +230,10 @@ void ht_server_start(ht_server *s, const char *const *args) {
         char *argv[96];
         build_argv(argv, 96, port_s, args, 1);
         snprintf(s->log_path, sizeof s->log_path, "%s/gradd-%d-%d.log", ht_tmpdir(), (int)getpid(), ++counter);
-        s->pid = spawn(argv, s->log_path);
+        s->pid = spawn(argv, s->log_path, NULL);
         s->port = port;
         live_add(s);
-        double deadline = ht_now() + 15.0 * ht_time_mult();
+        double deadline = ht_now() + 15.0 * ht_time_scale();
         int exited = 0;
         while (ht_now() < deadline) {
             int st;
@@ -237,7 +258,7 @@ void ht_server_start(ht_server *s, const char *const *args) {
             live_del(s->pid);
             s->pid = 0;
             ck_abort_msg("gradd did not answer GET /healthz with 200 within %.0f s on port %d; log:\n%s",
-                         15.0 * ht_time_mult(), port, ht_server_log_tail(s, tail, sizeof tail));
+                         15.0 * ht_time_scale(), port, ht_server_log_tail(s, tail, sizeof tail));
         }
         /* Exit status 2 is a refused configuration: retrying cannot help. */
         if (WIFEXITED(s->status) && WEXITSTATUS(s->status) == 2) break;
@@ -248,13 +269,17 @@ void ht_server_start(ht_server *s, const char *const *args) {
 }
 
 int ht_server_run_exit(const char *const *args, char *out, size_t out_size) {
+    return ht_server_run_exit_env(NULL, args, out, out_size);
+}
+
+int ht_server_run_exit_env(const char *const *env, const char *const *args, char *out, size_t out_size) {
     static int counter;
     ht_server s;
     memset(&s, 0, sizeof s);
     char *argv[96];
     build_argv(argv, 96, NULL, args, 0);
     snprintf(s.log_path, sizeof s.log_path, "%s/gradd-exit-%d-%d.log", ht_tmpdir(), (int)getpid(), ++counter);
-    s.pid = spawn(argv, s.log_path);
+    s.pid = spawn(argv, s.log_path, env);
     live_add(&s);
     int rc = ht_server_wait(&s, 10.0);
     if (rc) {
@@ -274,7 +299,7 @@ void ht_server_signal(ht_server *s, int sig) {
 
 int ht_server_wait(ht_server *s, double timeout_s) {
     if (s->pid <= 0) return 0;
-    double deadline = ht_now() + timeout_s * ht_time_mult();
+    double deadline = ht_now() + timeout_s * ht_time_scale();
     for (;;) {
         int st;
         pid_t p = waitpid(s->pid, &st, WNOHANG);
@@ -289,6 +314,18 @@ int ht_server_wait(ht_server *s, double timeout_s) {
     }
 }
 
+/* The first line of a sanitizer report in the file at path, into line;
+ * NULL when there is none. */
+static const char *sanitizer_line(const char *path, char *line, size_t n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    const char *found = NULL;
+    while (!found && fgets(line, (int)n, f))
+        if (strstr(line, "Sanitizer") || strstr(line, "runtime error:")) found = line;
+    fclose(f);
+    return found;
+}
+
 void ht_server_stop(ht_server *s) {
     char tail[1500], how[96];
     if (s->pid > 0) {
@@ -298,7 +335,7 @@ void ht_server_stop(ht_server *s) {
             waitpid(s->pid, &s->status, 0);
             live_del(s->pid);
             s->pid = 0;
-            ck_abort_msg("gradd did not exit within %.0f s of SIGTERM; log:\n%s", 30.0 * ht_time_mult(),
+            ck_abort_msg("gradd did not exit within %.0f s of SIGTERM; log:\n%s", 30.0 * ht_time_scale(),
                          ht_server_log_tail(s, tail, sizeof tail));
         }
     }
@@ -306,6 +343,29 @@ void ht_server_stop(ht_server *s) {
     ck_assert_msg(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0,
                   "gradd should exit with status 0 after SIGTERM, got %s; log:\n%s", how,
                   ht_server_log_tail(s, tail, sizeof tail));
+    char line[512];
+    ck_assert_msg(!sanitizer_line(s->log_path, line, sizeof line), "sanitizer report in gradd's log: %s--- log:\n%s",
+                  line, ht_server_log_tail(s, tail, sizeof tail));
+}
+
+int ht_logs_clean(char *why, size_t n) {
+    char line[512], tail[1500];
+    for (int i = 0; i < g_nlogs; i++) {
+        if (!sanitizer_line(g_logs[i], line, sizeof line)) continue;
+        ht_server s = {0};
+        _Static_assert(sizeof s.log_path == sizeof g_logs[0], "log paths are copied whole");
+        memcpy(s.log_path, g_logs[i], sizeof s.log_path);
+        snprintf(why, n, "sanitizer report in %s: %s--- end of that log:\n%s", g_logs[i], line,
+                 ht_server_log_tail(&s, tail, sizeof tail));
+        return -1;
+    }
+    return 0;
+}
+
+void ht_check_logs(void) {
+    char why[2400];
+    int rc = ht_logs_clean(why, sizeof why);
+    ck_assert_msg(rc == 0, "%s", why);
 }
 
 void ht_server_kill_all(void) {
@@ -387,7 +447,7 @@ int ht_do(CURL *h, int port, const ht_req *rq, ht_resp *r) {
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     long tmo = rq->timeout_ms > 0 ? rq->timeout_ms : 60000;
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(tmo * ht_time_mult()));
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(tmo * ht_time_scale()));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
@@ -523,7 +583,7 @@ int ht_raw(int port, const char *data, size_t len, double timeout_s, ht_resp *r)
         if (n <= 0) break;
         off += (size_t)n;
     }
-    double deadline = ht_now() + timeout_s * ht_time_mult();
+    double deadline = ht_now() + timeout_s * ht_time_scale();
     char *buf = NULL;
     size_t blen = 0, cap = 0;
     int done = 0;

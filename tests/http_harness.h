@@ -6,7 +6,19 @@
  * The harness never calls ck_assert from a thread other than the test's own:
  * functions meant for client threads return a status and a message instead.
  * Servers are children of the test process that die with it
- * (PR_SET_PDEATHSIG), so a test that fails or times out leaves none behind. */
+ * (PR_SET_PDEATHSIG), so a test that fails or times out leaves none behind.
+ *
+ * Time scale: GD_TEST_TIME_SCALE (a number >= 1, default 1) stretches every
+ * time window of these tests, so that they hold on a loaded machine and in
+ * the slow builds (scripts/test.sh raises it for ASan, TSan and coverage):
+ * the harness's own waits and HTTP timeouts, and each window a test derives
+ * with ht_scaled_ms() (gradd's --drain-ms and --deadline-ms in the drain and
+ * deadline tests, how long a test waits for /readyz to turn 503, ...).
+ * test_http also hands it to Check as CK_TIMEOUT_MULTIPLIER when that is not
+ * set, so the test cases' timeouts stretch by the same factor.  Without
+ * GD_TEST_TIME_SCALE, CK_TIMEOUT_MULTIPLIER (if set) is the scale.
+ * Nothing is ever shrunk: only what could pass by luck on a fast machine
+ * would, and a window stretched by S still tests the same rule. */
 #ifndef GD_HTTP_HARNESS_H
 #define GD_HTTP_HARNESS_H
 
@@ -20,9 +32,14 @@
 
 double ht_now(void);            /* CLOCK_MONOTONIC seconds */
 void ht_sleep_ms(int ms);
-/* CK_TIMEOUT_MULTIPLIER (default 1): every wait of the harness is scaled by
- * it, as Check scales the tests' own timeouts. */
-double ht_time_mult(void);
+/* The time scale S (see the top of this file): GD_TEST_TIME_SCALE, else
+ * CK_TIMEOUT_MULTIPLIER, else 1; never below 1. */
+double ht_time_scale(void);
+/* ms x S, rounded: a window of the test in milliseconds, stretched. */
+long ht_scaled_ms(double ms);
+/* The same as a decimal string in buf (for gradd flags such as --drain-ms);
+ * returns buf. */
+const char *ht_scaled_ms_arg(char *buf, size_t n, double ms);
 
 /* ---- the gradd process ------------------------------------------------------ */
 
@@ -57,6 +74,10 @@ void ht_server_start(ht_server *s, const char *const *args);
  * the end of its output in out (may be NULL). */
 int ht_server_run_exit(const char *const *args, char *out, size_t out_size);
 
+/* The same with extra "NAME=value" variables in gradd's environment (env,
+ * NULL-terminated; GRADD_* ones included), e.g. a bad GRADD_PORT. */
+int ht_server_run_exit_env(const char *const *env, const char *const *args, char *out, size_t out_size);
+
 /* Send sig to the server. */
 void ht_server_signal(ht_server *s, int sig);
 /* Wait up to timeout_s (scaled) for the server to exit. Returns 0 when it did
@@ -67,6 +88,14 @@ int ht_server_wait(ht_server *s, double timeout_s);
 void ht_server_stop(ht_server *s);
 /* SIGKILL and reap every server still running (a checked fixture's teardown). */
 void ht_server_kill_all(void);
+/* The logs of every gradd this process started must hold no sanitizer
+ * report (ASan, UBSan's "runtime error:", TSan, LeakSanitizer): a report that
+ * did not change an exit status, or came from a server that was killed, still
+ * fails the test. ht_logs_clean returns 0, or -1 with the first report and
+ * its log in why; ht_check_logs asserts it (test thread only). ht_server_stop
+ * checks the stopped server's log the same way. */
+int ht_logs_clean(char *why, size_t n);
+void ht_check_logs(void);
 /* The last `n - 1` bytes at most of gradd's log, NUL-terminated, into buf. */
 const char *ht_server_log_tail(const ht_server *s, char *buf, size_t n);
 

@@ -26,6 +26,11 @@
 # A, B, C and D, retries on another replica, and B leaving the rotation while
 # it drained (a 503 from B replayed elsewhere).  No Docker needed.
 # Needs nginx, curl and python3 (standard library); takes about 20 s.
+#
+# GD_TEST_TIME_SCALE (default 1; see tests/http_harness.h) stretches every
+# wait of this script by that factor: the polls for a replica to become
+# healthy, for the DNS stand-in, the balancer, the load's progress and a
+# request in flight, and the load's own time limits.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +45,11 @@ export OPENBLAS_NUM_THREADS=1
 PY=python3
 CLIENTS=${SCALEOUT_CLIENTS:-16}
 REQUESTS=${SCALEOUT_REQUESTS:-6000}
+# scaled N: N stretched by GD_TEST_TIME_SCALE (never shrunk), rounded up.
+scaled() {
+    awk -v n="$1" -v s="${GD_TEST_TIME_SCALE:-1}" \
+        'BEGIN { if (s + 0 < 1) s = 1; v = n * s; printf "%d", (v == int(v)) ? v : int(v) + 1 }'
+}
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -84,7 +94,7 @@ start_replica() {
     "$GRADD" --host "$addr" --port "$PORT" --workers 1 --blas-threads 1 2>"$TMP/gradd-$name.log" &
     PID[$name]=$!
     PIDS+=("$!")
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 "$(scaled 100)"); do
         if "$GRADD" --healthcheck --host "$addr" --port "$PORT" >/dev/null 2>&1; then return 0; fi
         kill -0 "${PID[$name]}" 2>/dev/null || break
         sleep 0.1
@@ -100,7 +110,7 @@ in_flight() {
 # signal_in_flight NAME SIG: send SIG once the replica has a request in flight.
 signal_in_flight() {
     local name=$1 sig=$2 n
-    for _ in $(seq 1 500); do
+    for _ in $(seq 1 "$(scaled 500)"); do
         n=$(in_flight "$name")
         if [ "${n:-0}" -gt 0 ]; then
             kill -"$sig" "${PID[$name]}"
@@ -115,7 +125,7 @@ signal_in_flight() {
 # wait_progress FRACTION_PERCENT: until the load has answered that share.
 wait_progress() {
     local want=$(( REQUESTS * $1 / 100 )) got=0
-    for _ in $(seq 1 3000); do
+    for _ in $(seq 1 "$(scaled 3000)"); do
         [ -f "$TMP/progress" ] && read -r got _ <"$TMP/progress"
         [ "$got" -ge "$want" ] && return 0
         kill -0 "$LOAD_PID" 2>/dev/null || die "the load ended before $1 % (at $got requests)"
@@ -129,9 +139,9 @@ wait_progress() {
 # ---------------------------------------------------------------------------
 printf '%s\n' "${ADDR[A]}" "${ADDR[B]}" "${ADDR[C]}" >"$TMP/addrs"
 $PY "$ROOT/tests/scaleout.py" dns --name gradd --addr-file "$TMP/addrs" \
-    --port-file "$TMP/dns.port" --max-seconds 300 2>"$TMP/dns.log" &
+    --port-file "$TMP/dns.port" --max-seconds "$(scaled 300)" 2>"$TMP/dns.log" &
 PIDS+=("$!")
-for _ in $(seq 1 100); do [ -f "$TMP/dns.port" ] && break; sleep 0.05; done
+for _ in $(seq 1 "$(scaled 100)"); do [ -f "$TMP/dns.port" ] && break; sleep 0.05; done
 [ -f "$TMP/dns.port" ] || die "the DNS stand-in did not start"
 DNS_PORT=$(cat "$TMP/dns.port")
 
@@ -167,7 +177,7 @@ LB="http://127.0.0.1:$LB_PORT"
 
 # Ready when requests through the balancer reached each of A, B and C.
 seen=""
-for _ in $(seq 1 200); do
+for _ in $(seq 1 "$(scaled 200)"); do
     kill -0 "$LB_PID" 2>/dev/null || die "nginx exited"
     curl -s --max-time 2 -o /dev/null "$LB/readyz" || true
     seen=$(sed -n 's|.*"GET /readyz [^"]*" 200 .* upstream="\(127\.0\.0\.[0-9]*\):[0-9]*".*|\1|p' \
@@ -183,7 +193,7 @@ note "balancer on $LB reaches replicas $seen"
 # ---------------------------------------------------------------------------
 T0=$(now_ms)
 $PY "$ROOT/tests/scaleout.py" load --url "$LB" --clients "$CLIENTS" --requests "$REQUESTS" \
-    --progress "$TMP/progress" --max-seconds 240 >"$TMP/load.out" 2>&1 &
+    --progress "$TMP/progress" --max-seconds "$(scaled 240)" --timeout "$(scaled 60)" >"$TMP/load.out" 2>&1 &
 LOAD_PID=$!
 
 wait_progress 15

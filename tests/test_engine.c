@@ -540,6 +540,7 @@ END_TEST
 Suite *suite_engine(void) {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("sweeps");
+    tcase_set_timeout(tc, 30); /* large_matmul_is_cancellable, intermediates_released_early: big tensors */
     tcase_add_test(tc, cond_never_computes_untaken_branch);
     tcase_add_test(tc, missing_value_on_taken_path);
     tcase_add_test(tc, several_targets_sum_their_gradients);

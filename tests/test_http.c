@@ -1,8 +1,10 @@
 /* test_http.c - gradd end to end over loopback HTTP (check + libcurl): every
  * status and error code of the wire contract (../shared/api-v1.md), the
  * tensor formats and binary framing, auth, CORS, request ids, the limits,
- * 503 by real saturation, 504 by a real deadline, 64 concurrent clients with
- * every body checked, and SIGTERM with requests in flight.
+ * 503 by real saturation, 504 by a real deadline (also in the queue), 64
+ * concurrent clients with every body checked, SIGTERM with requests in
+ * flight, the drain, --healthcheck, the text and JSON logs, bad flags, and no
+ * sanitizer report in any gradd log (what tests/server_smoke.sh checked).
  *
  * Each test starts its own gradd (GRADD_BIN, default ../gradd beside this
  * binary's directory) on a free port and stops it with SIGTERM, expecting
@@ -11,7 +13,9 @@
  *
  * Environment: GD_HTTP_CLIENTS / GD_HTTP_REQUESTS scale the load test
  * (default 64 x 200); GD_HTTP_MATMUL_N the size of the slow matmuls
- * (default 2000, about 0.3 s on one core). */
+ * (default 2000, about 0.3 s on one core); GD_TEST_TIME_SCALE stretches every
+ * time window (drain, deadline, waits; see http_harness.h) and, unless
+ * CK_TIMEOUT_MULTIPLIER is set, Check's timeouts with them. */
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -226,9 +230,15 @@ static void setup_default(void) { ht_server_start(&g_srv, NULL); }
 static void teardown_stop(void) {
     if (g_srv.pid > 0) ht_server_stop(&g_srv);
     ht_server_kill_all();
+    ht_check_logs();
 }
 
-static void teardown_kill(void) { ht_server_kill_all(); }
+/* Also after a test that failed half-way: no gradd outlives it, and no
+ * sanitizer report in any of its gradd logs goes unnoticed. */
+static void teardown_kill(void) {
+    ht_server_kill_all();
+    ht_check_logs();
+}
 
 /* ---- the contract's example -------------------------------------------------- */
 
@@ -655,7 +665,7 @@ START_TEST(binary_framing_errors) {
     ht_resp_free(&r);
     rq.headers = ARGS(ctype, "Gradd-Json-Length: 12abc");
     ht_do(NULL, g_srv.port, &rq, &r);
-    expect_error(&r, 400, "invalid_request", NULL, NULL);
+    expect_error(&r, 400, "invalid_request", "header Gradd-Json-Length", NULL);
     ht_resp_free(&r);
     free(body);
 
@@ -831,8 +841,16 @@ START_TEST(method_not_allowed_405) {
                       c[i].allow);
         ck_assert_msg(!list_has(allow, c[i].method), "%s %s: Allow: %s lists the refused method", c[i].method,
                       c[i].path, allow);
+        ck_assert_msg(list_has(allow, "OPTIONS") && (strcmp(c[i].allow, "GET") || list_has(allow, "HEAD")),
+                      "%s %s: Allow: %s should also list OPTIONS (and HEAD beside GET)", c[i].method, c[i].path, allow);
         ht_resp_free(&r);
     }
+    /* OPTIONS without --cors-origin: 204, no CORS headers */
+    ht_resp r = do_req(g_srv.port, "OPTIONS", "/v1/grad", NULL, NULL);
+    expect_status(&r, 204);
+    char v[128];
+    ck_assert_msg(!ht_header(&r, "Access-Control-Allow-Origin", v, sizeof v), "no --cors-origin, yet %s", v);
+    ht_resp_free(&r);
 }
 END_TEST
 
@@ -905,13 +923,45 @@ static double metric_value(const char *text, const char *name) {
     return sum;
 }
 
+/* The value of one exact sample line ("name{labels}" as gradd prints it);
+ * -1 when absent. */
+static double metric_sample(const char *text, const char *sample) {
+    size_t n = strlen(sample);
+    for (const char *line = text; line && *line;) {
+        if (!strncmp(line, sample, n) && line[n] == ' ') return strtod(line + n, NULL);
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    return -1;
+}
+
+/* Poll /metrics until sample equals want, for up to timeout_s (scaled):
+ * counters are updated when a request completes, which may be a moment after
+ * its client has the answer. Returns the last value seen. */
+static double metric_wait(int port, const char *sample, double want, double timeout_s) {
+    double v = -1;
+    for (double t0 = ht_now(); ht_now() < t0 + timeout_s * ht_time_scale(); ht_sleep_ms(10)) {
+        ht_resp m;
+        ht_get(port, "/metrics", &m);
+        v = metric_sample(m.body, sample);
+        ht_resp_free(&m);
+        if (v == want) break;
+    }
+    return v;
+}
+
 START_TEST(health_ready_metrics) {
     ht_resp r;
     ht_get(g_srv.port, "/healthz", &r);
-    expect_status(&r, 200);
+    expect_body(&r, 200, "{'status': 'ok'}", NO_STATS);
     ht_resp_free(&r);
     ht_get(g_srv.port, "/readyz", &r);
+    expect_body(&r, 200, "{'status': 'ready'}", NO_STATS);
+    ht_resp_free(&r);
+    ht_req head = {.method = "HEAD", .path = "/healthz"};
+    ht_do(NULL, g_srv.port, &head, &r);
     expect_status(&r, 200);
+    ck_assert_msg(r.body_len == 0, "HEAD /healthz should have no body, got %zu bytes", r.body_len);
     ht_resp_free(&r);
     /* one request of each outcome, then the counters must show them */
     ht_post(g_srv.port, "/v1/grad", J(CONTRACT_REQ), &r);
@@ -924,7 +974,11 @@ START_TEST(health_ready_metrics) {
     expect_status(&r, 200);
     char ct[128];
     need_header(&r, "Content-Type", ct, sizeof ct);
-    ck_assert_msg(!strncasecmp(ct, "text/plain", 10), "/metrics Content-Type should be text/plain, got %s", ct);
+    ck_assert_msg(!strncasecmp(ct, "text/plain", 10) && strstr(ct, "version=0.0.4"),
+                  "/metrics Content-Type should be Prometheus text/plain; version=0.0.4, got %s", ct);
+    char build[128];
+    snprintf(build, sizeof build, "gradd_build_info{version=\"%s\"} 1", PACKAGE_VERSION);
+    ck_assert_msg(strstr(r.body, build) != NULL, "/metrics should have %s:\n%.2000s", build, r.body);
     const char *names[] = {"gradd_in_flight", "gradd_queue_depth", "gradd_build_info"};
     for (int i = 0; i < 3; i++)
         ck_assert_msg(metric_value(r.body, names[i]) >= 0, "/metrics has no sample %s:\n%.2000s", names[i], r.body);
@@ -973,6 +1027,15 @@ START_TEST(request_id) {
     ht_resp_free(&r);
     ck_assert_msg(*id && *id2 && strcmp(id, id2), "generated X-Request-Ids should be non-empty and differ: %s / %s",
                   id, id2);
+    ck_assert_msg(strlen(id) == 16 && strspn(id, "0123456789abcdef") == 16,
+                  "a generated X-Request-Id should be 16 hex digits, got %s", id);
+    /* one that cannot go into a log line as it is: replaced by a generated one */
+    r = do_req(g_srv.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS("X-Request-Id: has space"));
+    expect_status(&r, 200);
+    need_header(&r, "X-Request-Id", id, sizeof id);
+    ck_assert_msg(strlen(id) == 16 && strspn(id, "0123456789abcdef") == 16,
+                  "an X-Request-Id with a space should be replaced by a generated one, got \"%s\"", id);
+    ht_resp_free(&r);
 }
 END_TEST
 
@@ -1057,8 +1120,12 @@ static void check_preflight(int port) {
     need_header(&r, "Access-Control-Allow-Methods", v, sizeof v);
     ck_assert_msg(list_has(v, "POST"), "Access-Control-Allow-Methods should list POST: %s", v);
     need_header(&r, "Access-Control-Allow-Headers", v, sizeof v);
-    ck_assert_msg(list_has(v, "Content-Type") && list_has(v, "Authorization") && list_has(v, "Gradd-Json-Length"),
-                  "Access-Control-Allow-Headers should list Content-Type, Authorization, Gradd-Json-Length: %s", v);
+    ck_assert_msg(list_has(v, "Content-Type") && list_has(v, "Authorization") && list_has(v, "Gradd-Json-Length") &&
+                      list_has(v, "X-Request-Id"),
+                  "Access-Control-Allow-Headers should list Content-Type, Authorization, Gradd-Json-Length, "
+                  "X-Request-Id: %s", v);
+    need_header(&r, "Access-Control-Max-Age", v, sizeof v);
+    ck_assert_msg(!strcmp(v, "86400"), "Access-Control-Max-Age should be 86400 (a day), got %s", v);
     ht_resp_free(&r);
 }
 
@@ -1160,6 +1227,9 @@ START_TEST(too_large_body) {
     expect_body(&r, 200, CONTRACT_RESP, 9);
     ht_resp_free(&r);
     free(ok);
+    /* the three refusals, by Content-Length and chunked, are counted */
+    double v = metric_wait(s.port, "gradd_rejected_total{reason=\"body_too_large\"}", 3, 5);
+    ck_assert_msg(v == 3, "gradd_rejected_total{reason=\"body_too_large\"} should be 3, got %g", v);
     ht_server_stop(&s);
 }
 END_TEST
@@ -1273,6 +1343,23 @@ static void matmul_expect(char *out, size_t size, int n, double x) {
     fill(out, size, "{'values': {'s': @}, 'diagnostics': []}", 0, &s);
 }
 
+/* An eval of reps chained products m x m x ... x m (m: [n, n] of 0.5): reps
+ * times the work of matmul_body, no more memory. Its value is not checked. */
+static void matmul_chain_body(char *out, size_t size, int n, int reps, const char *extra) {
+    char t[4096];
+    int k = snprintf(t, sizeof t,
+                     "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+                     " {'name': 'm', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [#, #]},"
+                     " {'name': 'p0', 'op': 'matmul', 'inputs': ['m', 'm']}");
+    for (int i = 1; i < reps && k < 3000; i++)
+        k += snprintf(t + k, sizeof t - (size_t)k, ", {'name': 'p%d', 'op': 'matmul', 'inputs': ['p%d', 'm']}", i,
+                      i - 1);
+    snprintf(t + k, sizeof t - (size_t)k,
+             ", {'name': 's', 'op': 'sum', 'inputs': ['p%d']}]}, 'values': {'x': 0.5}, 'target': 's'%s}", reps - 1,
+             extra ? extra : "");
+    fill(out, size, t, n, NULL);
+}
+
 /* Checks a 200 body against `want` without ck_assert (for client threads). */
 static int body_matches(const ht_resp *r, long status, const char *want, int nodes, char *why, size_t n) {
     if (r->curl_code) {
@@ -1320,7 +1407,9 @@ static void *slow_main(void *arg) {
     matmul_body(body, sizeof body, j->n, j->x, j->extra);
     CURL *h = curl_easy_init();
     if (j->go) pthread_barrier_wait(j->go);
-    ht_req rq = {.path = "/v1/eval", .body = body};
+    /* queued behind others, it may wait long on a loaded machine: the test's
+     * own timeout, not the client's, bounds the wait */
+    ht_req rq = {.path = "/v1/eval", .body = body, .timeout_ms = 300000};
     if (j->sent) rq.progress = on_progress, rq.progress_data = j;
     ht_do(h, j->port, &rq, &j->r);
     curl_easy_cleanup(h);
@@ -1336,7 +1425,9 @@ START_TEST(overloaded_503) {
     enum { K = 8 };
     int n = matmul_n();
     ht_server s;
-    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "1", "--max-elements", "100000000"));
+    char deadline[32]; /* the accepted requests wait for each other: not the default 30 s deadline under load */
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "1", "--max-elements", "100000000",
+                             "--deadline-ms", ht_scaled_ms_arg(deadline, sizeof deadline, 300000)));
     slow_job jobs[K];
     pthread_t th[K];
     pthread_barrier_t go;
@@ -1372,6 +1463,13 @@ START_TEST(overloaded_503) {
            n200, n503, slowest503, ht_now() - t0);
     ck_assert_msg(n503 >= 1, "no 503 from %d concurrent large matmuls with --workers 1 --queue 1", K);
     ck_assert_msg(n200 >= 1, "every request was refused");
+    /* every refusal counted by its reason; nothing left in flight or queued */
+    double v = metric_wait(s.port, "gradd_rejected_total{reason=\"queue_full\"}", n503, 5);
+    ck_assert_msg(v == n503, "gradd_rejected_total{reason=\"queue_full\"} should be %d, got %g", n503, v);
+    v = metric_wait(s.port, "gradd_in_flight", 0, 5);
+    ck_assert_msg(v == 0, "gradd_in_flight should be back to 0, got %g", v);
+    v = metric_wait(s.port, "gradd_queue_depth", 0, 5);
+    ck_assert_msg(v == 0, "gradd_queue_depth should be back to 0, got %g", v);
     /* still serving */
     ht_resp r;
     ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
@@ -1382,10 +1480,14 @@ START_TEST(overloaded_503) {
 END_TEST
 
 /* A large matmul with a small deadline: the request's deadline_ms, the
- * server's --deadline-ms, and the request unable to raise the server's. */
+ * server's --deadline-ms, and the request unable to raise the server's. The
+ * server's deadline is 100 ms x the time scale (a small request must fit
+ * it on a loaded machine or under TSan); the large request chains as many
+ * products as it takes to outlast it several times. */
 START_TEST(deadline_504) {
-    int n = matmul_n() * 3 / 2; /* ~1 s of BLAS if the deadline were ignored */
-    char body[2048];
+    int n = matmul_n() * 3 / 2; /* ~1 s of BLAS per product if the deadline were ignored */
+    int reps = (int)ceil(ht_time_scale());
+    char body[2048], deadline[32];
     ht_resp r;
     ht_server s;
     ht_server_start(&s, ARGS("--workers", "2", "--blas-threads", "1", "--max-elements", "100000000"));
@@ -1396,21 +1498,24 @@ START_TEST(deadline_504) {
     ht_resp_free(&r);
     ht_server_stop(&s);
 
-    ht_server_start(&s, ARGS("--workers", "2", "--blas-threads", "1", "--deadline-ms", "100", "--max-elements",
-                             "100000000"));
+    ht_server_start(&s, ARGS("--workers", "2", "--blas-threads", "1", "--deadline-ms",
+                             ht_scaled_ms_arg(deadline, sizeof deadline, 100), "--max-elements", "100000000"));
     /* a small request fits the deadline */
     ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
     expect_body(&r, 200, CONTRACT_RESP, 9);
     ht_resp_free(&r);
-    matmul_body(body, sizeof body, n, 0.5, NULL);
+    matmul_chain_body(body, sizeof body, n, reps, NULL);
     ht_post(s.port, "/v1/eval", body, &r);
     expect_error(&r, 504, "deadline_exceeded", NULL, NULL);
-    printf("deadline_504: --deadline-ms 100 on matmul %d answered in %.3f s\n", n, r.t_done - r.t_start);
+    printf("deadline_504: --deadline-ms %s on %d x matmul %d answered in %.3f s\n", deadline, reps, n,
+           r.t_done - r.t_start);
     ht_resp_free(&r);
-    matmul_body(body, sizeof body, n, 0.5, ", 'deadline_ms': 600000");
+    matmul_chain_body(body, sizeof body, n, reps, ", 'deadline_ms': 600000");
     ht_post(s.port, "/v1/eval", body, &r);
     expect_error(&r, 504, "deadline_exceeded", NULL, NULL);
     ht_resp_free(&r);
+    double v = metric_wait(s.port, "gradd_requests_total{route=\"/v1/eval\",status=\"504\"}", 2, 5);
+    ck_assert_msg(v == 2, "gradd_requests_total{route=\"/v1/eval\",status=\"504\"} should be 2, got %g", v);
     ht_server_stop(&s);
 }
 END_TEST
@@ -1602,8 +1707,17 @@ START_TEST(sigterm_drains_in_flight) {
     enum { K = 8 };
     int n = matmul_n();
     ht_server s;
-    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "16", "--drain-ms", "1000",
-                             "--grace-ms", "60000", "--max-elements", "100000000"));
+    /* the drain lasts 1 s x the time scale; readyz must turn 503 within 0.9
+     * of it, and a request 0.3 after its end must find gradd closed. The K
+     * requests run one after another (0.3 s each here, 13 times that on a
+     * loaded machine): the deadline and the grace period must not be what
+     * ends them, so both are far from the default 30 s. */
+    char drain[32], grace[32], deadline_ms[32];
+    double drain_s = ht_scaled_ms(1000) / 1000.0;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "16", "--drain-ms",
+                             ht_scaled_ms_arg(drain, sizeof drain, 1000), "--grace-ms",
+                             ht_scaled_ms_arg(grace, sizeof grace, 300000), "--deadline-ms",
+                             ht_scaled_ms_arg(deadline_ms, sizeof deadline_ms, 300000), "--max-elements", "100000000"));
     slow_job jobs[K];
     atomic_int sent[K];
     pthread_t th[K];
@@ -1613,7 +1727,7 @@ START_TEST(sigterm_drains_in_flight) {
         pthread_create(&th[k], NULL, slow_main, &jobs[k]);
     }
     /* in flight: every body handed over, and gradd says so */
-    double deadline = ht_now() + 20 * ht_time_mult(), inflight = -1;
+    double deadline = ht_now() + 20 * ht_time_scale(), inflight = -1;
     int all_sent = 0;
     while (ht_now() < deadline) {
         all_sent = 1;
@@ -1632,7 +1746,7 @@ START_TEST(sigterm_drains_in_flight) {
 
     /* draining: readyz 503, but still serving */
     long ready = 0;
-    while (ht_now() < t_term + 0.9) {
+    while (ht_now() < t_term + 0.9 * drain_s) {
         ht_resp r;
         ht_req rq = {.path = "/readyz", .timeout_ms = 2000};
         ht_do(NULL, s.port, &rq, &r);
@@ -1652,7 +1766,7 @@ START_TEST(sigterm_drains_in_flight) {
     pthread_create(&late_th, NULL, slow_main, &late);
 
     /* after the drain period gradd accepts no new work */
-    while (ht_now() < t_term + 1.3) ht_sleep_ms(10);
+    while (ht_now() < t_term + 1.3 * drain_s) ht_sleep_ms(10);
     ht_resp after;
     ht_req arq = {.path = "/v1/grad", .body = J(CONTRACT_REQ), .timeout_ms = 3000};
     ht_do(NULL, s.port, &arq, &after);
@@ -1693,6 +1807,8 @@ START_TEST(bad_flags_exit_2) {
         ARGS("--port", "abc"),       ARGS("--port", "70000"),          ARGS("--workers", "0"),
         ARGS("--log-format", "xml"), ARGS("--bogus"),                  ARGS("--max-body", "-5"),
         ARGS("--queue"),             ARGS("--token-file", "/nonexistent/gradd-token"),
+        ARGS("--max-body", "12Q"),   ARGS("--token-file", token_file("")),
+        ARGS("--max-buffered", "10", "--max-body", "20"),
     };
     char out[1200];
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -1707,6 +1823,10 @@ START_TEST(bad_flags_exit_2) {
                   "--help should list flags and variables:\n%.1000s", help);
     ck_assert_int_eq(ht_server_run_exit(ARGS("--version"), out, sizeof out), 0);
     ck_assert_msg(strstr(out, PACKAGE_VERSION) != NULL, "--version should print %s:\n%s", PACKAGE_VERSION, out);
+    /* a bad GRADD_* variable is refused the same way, and named */
+    int st = ht_server_run_exit_env(ARGS("GRADD_PORT=notaport"), ARGS("--version"), out, sizeof out);
+    ck_assert_msg(st == 2 && strstr(out, "GRADD_PORT"), "GRADD_PORT=notaport should exit 2 naming it, got %d:\n%s",
+                  st, out);
 }
 END_TEST
 
@@ -1765,7 +1885,8 @@ END_TEST
  * at once, so that the replica leaves such a balancer's rotation. */
 START_TEST(drain_turns_away_retrying_balancers) {
     ht_server s;
-    ht_server_start(&s, ARGS("--drain-ms", "3000"));
+    char drain[32];
+    ht_server_start(&s, ARGS("--drain-ms", ht_scaled_ms_arg(drain, sizeof drain, 3000)));
     const char *const retry_hdr[] = {"Gradd-Drain-Retry: 1", NULL};
     ht_resp r;
     ht_req before = {.path = "/v1/grad", .body = J(CONTRACT_REQ), .headers = retry_hdr};
@@ -1775,12 +1896,15 @@ START_TEST(drain_turns_away_retrying_balancers) {
 
     ht_server_signal(&s, SIGTERM);
     long ready = 0;
-    for (double t0 = ht_now(); ht_now() < t0 + 2.0 && ready != 503; ht_sleep_ms(5)) {
+    for (double t0 = ht_now(); ht_now() < t0 + 2.0 * ht_time_scale() && ready != 503; ht_sleep_ms(5)) {
         ht_get(s.port, "/readyz", &r);
         ready = r.status;
         ht_resp_free(&r);
     }
     ck_assert_int_eq(ready, 503);
+    ht_get(s.port, "/readyz", &r); /* why, in the error body */
+    expect_error(&r, 503, "overloaded", NULL, NULL);
+    ht_resp_free(&r);
     ht_do(NULL, s.port, &before, &r);
     ck_assert_msg(r.status == 503, "a draining gradd should turn Gradd-Drain-Retry work away, got %ld: %s", r.status,
                   r.body ? r.body : "");
@@ -1790,6 +1914,9 @@ START_TEST(drain_turns_away_retrying_balancers) {
     ht_resp_free(&r);
     ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r); /* a direct client: still served */
     expect_body(&r, 200, CONTRACT_RESP, 9);
+    char conn[64];
+    ck_assert_msg(ht_header(&r, "Connection", conn, sizeof conn) && !strcasecmp(conn, "close"),
+                  "answers during the drain should say Connection: close, so that clients reconnect elsewhere");
     ht_resp_free(&r);
     ht_get(s.port, "/metrics", &r);
     ck_assert_msg(r.body && strstr(r.body, "gradd_rejected_total{reason=\"draining\"} 1"),
@@ -1819,7 +1946,7 @@ START_TEST(buffered_bytes_cap_503) {
 
     ht_resp r;
     long status = 0;
-    for (double t0 = ht_now(); ht_now() < t0 + 5.0 * ht_time_mult(); ht_sleep_ms(20)) {
+    for (double t0 = ht_now(); ht_now() < t0 + 5.0 * ht_time_scale(); ht_sleep_ms(20)) {
         /* the first connection's headers may not be read yet: retry until they are */
         ck_assert_msg(ht_raw(s.port, head, strlen(head), 5.0, &r) == 0,
                       "no answer to a second 64 KiB body over a 100 KiB --max-buffered (want 503 at once)");
@@ -1835,7 +1962,7 @@ START_TEST(buffered_bytes_cap_503) {
 
     close(fd); /* its reservation goes back */
     long after = 0;
-    for (double t0 = ht_now(); ht_now() < t0 + 5.0 * ht_time_mult() && after != 200; ht_sleep_ms(20)) {
+    for (double t0 = ht_now(); ht_now() < t0 + 5.0 * ht_time_scale() && after != 200; ht_sleep_ms(20)) {
         ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
         after = r.status;
         ht_resp_free(&r);
@@ -1846,6 +1973,153 @@ START_TEST(buffered_bytes_cap_503) {
                       !strstr(r.body, "gradd_rejected_total{reason=\"buffered_bytes\"} 0"),
                   "the refusal should be counted:\n%s", r.body ? r.body : "");
     ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* gradd --healthcheck (the container health check): exit 0 and a message
+ * on stdout while gradd answers GET /healthz, exit 1 once it is gone. */
+START_TEST(healthcheck_flag) {
+    ht_server s;
+    ht_server_start(&s, NULL);
+    char port[16], out[1200];
+    snprintf(port, sizeof port, "%d", s.port);
+    int st = ht_server_run_exit(ARGS("--healthcheck", "--host", "127.0.0.1", "--port", port), out, sizeof out);
+    ck_assert_msg(st == 0 && strstr(out, "gradd --healthcheck:"), "--healthcheck on a live gradd: exit %d:\n%s", st,
+                  out);
+    ht_server_stop(&s);
+    st = ht_server_run_exit(ARGS("--healthcheck", "--host", "127.0.0.1", "--port", port), out, sizeof out);
+    ck_assert_msg(st == 1 && strstr(out, "gradd --healthcheck:"), "--healthcheck with gradd stopped: exit %d "
+                  "(want 1):\n%s", st, out);
+}
+END_TEST
+
+/* The whole of gradd's log, NUL-terminated and malloc'd. */
+static char *read_log(const ht_server *s) {
+    FILE *f = fopen(s->log_path, "rb");
+    ck_assert_msg(f != NULL, "cannot read %s", s->log_path);
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (len + 4096 + 1 > cap) buf = realloc(buf, cap = 2 * cap + 8192);
+        got = fread(buf + len, 1, 4096, f);
+        len += got;
+    } while (got > 0);
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The text log: one line per request with its id, method, route and status,
+ * and a last line when gradd has stopped. */
+START_TEST(request_log_text) {
+    ht_server s;
+    ht_server_start(&s, NULL);
+    ht_resp r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS("X-Request-Id: log-test-42"));
+    expect_status(&r, 200);
+    ht_resp_free(&r);
+    r = do_req(s.port, NULL, "/v1/eval", "{", ARGS("X-Request-Id: log-test-43"));
+    expect_status(&r, 400);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+    char *log = read_log(&s);
+    const char *want[] = {"INFO request id=log-test-42 method=POST route=/v1/grad status=200 ",
+                          "INFO request id=log-test-43 method=POST route=/v1/eval status=400 ", "INFO stopped\n"};
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(strstr(log, want[i]) != NULL, "gradd's log lacks \"%s\":\n%.3000s", want[i], log);
+    free(log);
+}
+END_TEST
+
+/* --log-format json: every line one JSON object with a "msg"; one "request"
+ * line per request, with its id (16 hex digits when generated) and status. */
+START_TEST(request_log_json) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--log-format", "json"));
+    ht_resp r;
+    ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    expect_status(&r, 200);
+    ht_resp_free(&r);
+    r = do_req(s.port, NULL, "/v1/grad", "{", ARGS("X-Request-Id: json-log-1"));
+    expect_status(&r, 400);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+    char *log = read_log(&s), why[600];
+    /* ht_server_start's own GET /healthz polls are requests too */
+    int requests = 0, generated_ok = 0, named_ok = 0, lines = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *j = ht_parse(line, strlen(line), why, sizeof why);
+        ck_assert_msg(json_is_object(j) && json_is_string(json_object_get(j, "msg")),
+                      "a --log-format json line that is not a JSON object with \"msg\": %s", line);
+        lines++;
+        if (!strcmp(json_string_value(json_object_get(j, "msg")), "request")) {
+            requests++;
+            const char *id = json_string_value(json_object_get(j, "id"));
+            const char *route = json_string_value(json_object_get(j, "route"));
+            json_int_t status = json_integer_value(json_object_get(j, "status"));
+            ck_assert_msg(id && route && status >= 200, "a request line without id, route or status: %s", line);
+            if (!strcmp(route, "/v1/grad") && status == 200)
+                generated_ok = strlen(id) == 16 && strspn(id, "0123456789abcdef") == 16;
+            if (!strcmp(id, "json-log-1")) named_ok = status == 400 && !strcmp(route, "/v1/grad");
+        }
+        json_decref(j);
+    }
+    free(log);
+    ck_assert_msg(requests >= 3 && generated_ok && named_ok,
+                  "the JSON log should have a request line for each request (%d lines, %d request lines; the 200 "
+                  "with a generated id: %s; json-log-1 with status 400: %s)",
+                  lines, requests, generated_ok ? "yes" : "no", named_ok ? "yes" : "no");
+}
+END_TEST
+
+/* A request whose --deadline-ms passes while it waits in the queue is answered
+ * 504 without being computed: one worker is busy decoding a 2-million-number
+ * body (decoding is not interruptible), longer than the deadline (150 ms x
+ * the time scale) of the small request queued behind it. */
+typedef struct big_job {
+    int port;
+    const char *body;
+    ht_resp r;
+} big_job;
+
+static void *big_main(void *arg) {
+    big_job *j = arg;
+    ht_req rq = {.path = "/v1/grad", .body = j->body};
+    ht_do(NULL, j->port, &rq, &j->r);
+    return NULL;
+}
+
+START_TEST(queue_deadline_504) {
+    enum { N = 2000000 };
+    char *big = malloc((size_t)N * 12 + 256);
+    size_t k = (size_t)sprintf(big, "{\"graph\": {\"nodes\": [{\"name\": \"x\", \"op\": \"variable\"},"
+                                    " {\"name\": \"l\", \"op\": \"sum\", \"inputs\": [\"x\"]}]},"
+                                    " \"target\": \"l\", \"values\": {\"x\": [0.123456789");
+    for (int i = 1; i < N; i++) memcpy(big + k, ",0.123456789", 12), k += 12;
+    strcpy(big + k, "]}}");
+    char deadline[32];
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "4", "--deadline-ms",
+                             ht_scaled_ms_arg(deadline, sizeof deadline, 150)));
+    big_job job = {.port = s.port, .body = big};
+    pthread_t th;
+    pthread_create(&th, NULL, big_main, &job);
+    /* until the large body is with the worker */
+    double inflight = metric_wait(s.port, "gradd_in_flight", 1, 20);
+    ck_assert_msg(inflight == 1, "the large request never got to the worker (gradd_in_flight %g)", inflight);
+    ht_resp r;
+    ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    const char *const waited[] = {"waited", NULL};
+    expect_error_ex(&r, 504, "deadline_exceeded", NULL, NULL, waited);
+    printf("queue_deadline_504: --deadline-ms %s; a small request behind a %d-number body answered 504 in %.3f s\n",
+           deadline, N, r.t_done - r.t_start);
+    ht_resp_free(&r);
+    pthread_join(th, NULL);
+    ck_assert_msg(job.r.curl_code == 0, "the large request: %s", curl_easy_strerror((CURLcode)job.r.curl_code));
+    ht_resp_free(&job.r);
+    free(big);
+    double v = metric_wait(s.port, "gradd_rejected_total{reason=\"queue_deadline\"}", 1, 5);
+    ck_assert_msg(v == 1, "gradd_rejected_total{reason=\"queue_deadline\"} should be 1, got %g", v);
     ht_server_stop(&s);
 }
 END_TEST
@@ -1890,15 +2164,19 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, too_large_elements);
     tcase_add_test(tc, bad_flags_exit_2);
     tcase_add_test(tc, blas_spin_timeout);
+    tcase_add_test(tc, healthcheck_flag);
+    tcase_add_test(tc, request_log_text);
+    tcase_add_test(tc, request_log_json);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("slow");
     tcase_add_checked_fixture(tc, NULL, teardown_kill);
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 180); /* sigterm_drains_in_flight: 8 large matmuls in a row, 3 s here, 30 s under load */
     tcase_add_test(tc, overloaded_503);
     tcase_add_test(tc, deadline_504);
     tcase_add_test(tc, sigterm_drains_in_flight);
     tcase_add_test(tc, drain_turns_away_retrying_balancers);
+    tcase_add_test(tc, queue_deadline_504);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("load");
@@ -1910,6 +2188,10 @@ static Suite *suite_http(void) {
 }
 
 int main(void) {
+    /* One time scale for everything: Check's timeouts follow GD_TEST_TIME_SCALE
+     * unless CK_TIMEOUT_MULTIPLIER says otherwise (read by tcase_set_timeout). */
+    const char *scale = getenv("GD_TEST_TIME_SCALE");
+    if (scale && *scale && !getenv("CK_TIMEOUT_MULTIPLIER")) setenv("CK_TIMEOUT_MULTIPLIER", scale, 1);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     ht_tmpdir(); /* once, so that every forked test shares it */

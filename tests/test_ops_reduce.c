@@ -1008,6 +1008,7 @@ END_TEST
 Suite *suite_ops_reduce(void) {
     Suite *s = suite_create("ops_reduce");
     TCase *tc = tcase_create("reduce");
+    tcase_set_timeout(tc, 30); /* gradchecks and test_reduce_long: ~0.2 s here, x4 under ASan, more under load */
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_reduce_gradcheck, 0, N_RED_OPS * N_FORMS * 2);
     tcase_add_test(tc, test_reduce_scalar_and_shapes);
@@ -1025,6 +1026,7 @@ Suite *suite_ops_reduce(void) {
     suite_add_tcase(s, tc);
 
     TCase *nn = tcase_create("nn");
+    tcase_set_timeout(nn, 60); /* test_cancel runs 2M-element kernels: 0.5 s here, hit the 4 s default under load */
     tcase_add_checked_fixture(nn, setup, teardown);
     tcase_add_loop_test(nn, test_softmax_gradcheck, 0, N_SM_CASES * 2);
     tcase_add_test(nn, test_softmax_values);

@@ -1691,6 +1691,7 @@ Suite *suite_proto(void) {
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");
+    tcase_set_timeout(tc, 30); /* encode_fmt_double/float sweep many values: ~0.1 s here */
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, encode_fmt_double);
     tcase_add_test(tc, encode_fmt_float);
