@@ -177,7 +177,11 @@ class Pow(torch.autograd.Function):
         zero = torch.zeros((), dtype=F64)
         ga = torch.where(b == 0, zero, g * (b * tpow(a, b - 1)))
         mask = (a == 0) & (b >= 0)
-        if "masked_select" in ctx.flags:
+        if "rule_overflow" in ctx.flags:  # today's gradd: (g * b) * a^(b-1), (g * y) * log(a)
+            ga = torch.where(b == 0, zero, (g * b) * tpow(a, b - 1))
+            gb = (g * r) * torch.log(a)
+            gb = torch.where(mask, zero if "masked_select" in ctx.flags else g * 0, gb)
+        elif "masked_select" in ctx.flags:
             gb = torch.where(mask, zero, g * (r * torch.log(a)))
         else:
             gb = g * torch.where(mask, zero, r * torch.log(a))
@@ -278,8 +282,11 @@ class Reduce(torch.autograd.Function):
 class LogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, dims, keep, flags):
-        r = torch.logsumexp(x, dims, keepdim=True) if x.numel() else \
-            torch.full(_kept_shape(x.shape, dims), -math.inf, dtype=F64)
+        if not dims:  # a scalar: log(exp(x)) is x, as NumPy's logaddexp.reduce
+            r = x.clone()
+        else:
+            r = torch.logsumexp(x, dims, keepdim=True) if x.numel() else \
+                torch.full(_kept_shape(x.shape, dims), -math.inf, dtype=F64)
         ctx.save_for_backward(x, r)
         ctx.dims, ctx.keep, ctx.flags = dims, keep, flags
         return r if keep else _squeeze(r, dims)
@@ -290,7 +297,7 @@ class LogSumExp(torch.autograd.Function):
         if not ctx.keep:
             g = _unsqueeze(g, ctx.dims)
         zero = torch.zeros((), dtype=F64)
-        ninf = x == -math.inf
+        ninf = (x == -math.inf) & ~torch.isnan(r)  # a NaN result passes NaN, as PyTorch
         if "masked_select" in ctx.flags:
             d = torch.where(ninf, zero, g * torch.exp(x - r))
         else:
@@ -406,8 +413,8 @@ class _Exact(torch.autograd.Function):
     Non-finite or zero operands take the plain float formula (0 * inf = NaN)."""
 
     @staticmethod
-    def forward(ctx, x, which):
-        ctx.which = which
+    def forward(ctx, x, which, flags=frozenset()):
+        ctx.which, ctx.flags = which, flags
         ctx.save_for_backward(x)
         return x * x if which == "square" else torch.reciprocal(x)
 
@@ -416,6 +423,10 @@ class _Exact(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         out = []
         for xv, gv in zip(x.reshape(-1).tolist(), g.reshape(-1).tolist()):
+            if "rule_overflow" in ctx.flags:  # today's gradd: g * 2.0 * x, -g * y * y
+                y = 1 / xv if xv != 0 else math.copysign(math.inf, xv)
+                out.append(gv * 2.0 * xv if ctx.which == "square" else -gv * y * y)
+                continue
             plain = math.isfinite(xv) and math.isfinite(gv) and xv != 0
             if ctx.which == "square":
                 if not plain:
@@ -436,7 +447,7 @@ class _Exact(torch.autograd.Function):
                 d = 2 * Fraction(xv) if ctx.which == "square" else 1 / Fraction(xv) ** 2
                 if abs(d) > Fraction(sys.float_info.max):
                     out[-1] = math.nan
-        return torch.tensor(out, dtype=F64).reshape(x.shape), None
+        return torch.tensor(out, dtype=F64).reshape(x.shape), None, None
 
 
 def _libm(fn, tfn, x):
@@ -539,6 +550,8 @@ def _sce(z, y, flags):
 
 def apply_op(op, a, xs, flags):
     """The forward of one node (differentiable through torch where the contract says so)."""
+    if op in ("square", "reciprocal"):
+        return _Exact.apply(f64(xs[0]), op, flags)
     if op in UNARY:
         return UNARY[op](f64(xs[0]))
     if op in NONDIFF_UNARY:
@@ -586,8 +599,8 @@ def apply_op(op, a, xs, flags):
         x = f64(xs[0])
         dims = _axes(a.get("axis"), x.dim())
         keep = a.get("keepdims", False)
-        if not dims:
-            return x
+        if not dims and ("axis" in a or op in ("sum", "mean")):
+            return x  # axis [] reduces nothing
         if op in ("max", "min"):
             if any(x.shape[d] == 0 for d in dims):
                 raise GdError("invalid_value")
