@@ -119,10 +119,6 @@ def tensor_to_wire(t, form):
 
 # ---- custom backward rules -----------------------------------------------------------------
 
-def _flag(ctx_flags, name):
-    return name in ctx_flags
-
-
 class Div(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, flags):
@@ -683,6 +679,8 @@ def apply_op(op, a, xs, flags):
     raise GdError("unknown_op")
 
 
+SHAPE_KEEPING = set(UNARY) | set(NONDIFF_UNARY) | {
+    "abs", "relu", "softplus", "leaky_relu", "clip", "softmax", "log_softmax", "stop_gradient", "cast"}
 NO_ZEROSKIP = set(NONDIFF_UNARY) | set(COMPARE) | {"argmax", "argmin", "one_hot", "stop_gradient", "cast"}
 
 
@@ -745,6 +743,17 @@ class Graph:
                 dead.add(s)
                 stack.extend(self.nodes[s].get("inputs", []))
         return dead
+
+    def static_shape(self, name):
+        """A shape known without values, where an attribute fixes it (broadcast_to, reshape
+        without -1) and shape-keeping ops pass it on; None otherwise."""
+        n = self.nodes[name]
+        op = n["op"]
+        if op in ("broadcast_to", "reshape") and -1 not in n.get("shape", [-1]):
+            return n["shape"]
+        if op in SHAPE_KEEPING:
+            return self.static_shape(n["inputs"][0])
+        return n.get("shape") if op in ("variable", "input", "constant") else None
 
     def attrs(self, n):
         return {k: v for k, v in n.items() if k not in ("name", "op", "inputs")}
@@ -891,7 +900,10 @@ def _expected(req, binsec, flags, eager):
                         try:
                             t = Graph(req, binsec, flags, True, fill_declared=True).eval(w)
                         except GdError:
-                            continue
+                            shape = g.static_shape(w)
+                            if shape is None:
+                                continue
+                            t = torch.zeros(shape, dtype=F64)
                     as_float = "int64_zero" in flags
                     grads[w] = torch.zeros(t.shape, dtype=F64 if as_float else t.dtype)
     out_t = {t: tvals[t].detach() for t in targets}
