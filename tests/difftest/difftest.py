@@ -86,6 +86,7 @@ def _reexec_with_torch():
 
 
 _reexec_with_torch()
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (read-only in distcheck)
 sys.path.insert(0, HERE)
 import torch  # noqa: E402
 import gen  # noqa: E402
