@@ -31,7 +31,8 @@ simplified, while it still fails outside the known classes) and written to
 ./difftest-failures/seedS_caseK.json (--save DIR). Copy a case worth keeping into
 tests/difftest/cases/: every run replays those first (a known-class case counts under its
 class, and passes once the fix lands); a failure outside the classes belongs there with
-its fix, or with a new class naming the defect it stands for.
+its fix, or with a new class naming the defect it stands for. Until then it waits in
+tests/difftest/findings/, which make check does not replay (`--replay FILE` does).
 
 Scope: v1 and amendment A8. A1-A7 are later work (a request without variables is answered
 as v1 does: 200 with no gradients). float32 transport is not generated. The reference has
