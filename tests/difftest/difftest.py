@@ -101,7 +101,7 @@ torch.set_num_threads(1)
 # the line when the fix lands.
 KNOWN_CLASSES = {
     "div_denominator": ("flag:div_denominator", "issue 8 defect 1: div's denominator gradient -g*a/(b*b) under/overflows"),
-    "rule_overflow": ("flag:rule_overflow", "issue 8 defect 1's review: square g*2.0*x, reciprocal -g*y*y, pow (g*b)*a^(b-1) and (g*y)*log(a) over/underflow where the reference does not"),
+    "rule_overflow": ("flag:rule_overflow", "issue 8 defect 1's review: sqrt g*0.5/y, square g*2.0*x, reciprocal -g*y*y, pow (g*b)*a^(b-1) and (g*y)*log(a) over/underflow where the reference does not"),
     "signed_zero": ("pred:signed_zero", "not a defect: 1/(+-0) where the sign of a zero is not fixed (see the tolerance above)"),
     "shortest_float": ("pred:shortest_float", "issue 8 defect 2: a float64 printed with more digits than the shortest round trip"),
     "big_slice_bounds": ("flag:big_slice_bounds", "issue 8 defect 3: slice bounds beyond 2^53 rejected as invalid_attribute"),

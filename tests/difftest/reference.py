@@ -275,6 +275,41 @@ class Reduce(torch.autograd.Function):
         return d, None, None, None, None
 
 
+class SeqSum(torch.autograd.Function):
+    """sum over dims, adding the reduced elements one by one in row-major order, as NumPy
+    does below its pairwise block of 8 (torch's vectorized order differs, and with
+    cancellation between 1e300s the order decides the result)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keep):
+        ctx.dims, ctx.keep, ctx.shape = dims, keep, x.shape
+        rest = [d for d in range(x.dim()) if d not in dims]
+        xp = x.permute(tuple(rest) + tuple(dims))
+        n = _count(x.shape, dims)
+        rows = xp.reshape(-1, n).tolist() if n else [[]] * _count(x.shape, rest)
+        out = []
+        for row in rows:
+            acc = 0.0
+            for v in row:
+                acc += v
+            out.append(acc)
+        r = torch.tensor(out, dtype=F64).reshape([x.shape[d] for d in rest])
+        return _unsqueeze(r, dims) if keep else r
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.keep:
+            g = _unsqueeze(g, ctx.dims)
+        return g.expand(ctx.shape).clone(), None, None
+
+
+def _count(shape, axes):
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
 class LogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, dims, keep, flags):
@@ -319,13 +354,10 @@ class ZeroSkip(torch.autograd.Function):
         out = [None] * len(xd)
         if not y.requires_grad or not need:
             return (None,) + tuple(out)
-        if bool((g == 0).all()):
-            for i in need:
-                out[i] = torch.zeros_like(xd[i])
-            return (None,) + tuple(out)
         gs = torch.autograd.grad(y, [xd[i] for i in need], g, allow_unused=True)
-        for i, gi in zip(need, gs):
-            out[i] = gi if gi is not None else torch.zeros_like(xd[i])
+        zero = bool((g == 0).all())
+        for i, gi in zip(need, gs):  # an input that passes no gradient stays None
+            out[i] = None if gi is None else torch.zeros_like(xd[i]) if zero else gi
         return (None,) + tuple(out)
 
 
@@ -400,6 +432,25 @@ class _Libm(torch.autograd.Function):
             xd = x.detach().requires_grad_(True)
             (d,) = torch.autograd.grad(ctx.tfn(xd), xd, g)
         return None, None, d
+
+
+class Sqrt(torch.autograd.Function):
+    """sqrt with PyTorch's rule g / (2 * y); flag rule_overflow: today's gradd g * 0.5 / y,
+    whose g * 0.5 underflows for a subnormal g."""
+
+    @staticmethod
+    def forward(ctx, x, flags):
+        y = torch.sqrt(x)
+        ctx.save_for_backward(y)
+        ctx.flags = flags
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        if "rule_overflow" in ctx.flags:
+            return g * 0.5 / y, None
+        return g / (2 * y), None
 
 
 class _Exact(torch.autograd.Function):
@@ -546,6 +597,8 @@ def _sce(z, y, flags):
 
 def apply_op(op, a, xs, flags):
     """The forward of one node (differentiable through torch where the contract says so)."""
+    if op == "sqrt":
+        return Sqrt.apply(f64(xs[0]), flags)
     if op in ("square", "reciprocal"):
         return _Exact.apply(f64(xs[0]), op, flags)
     if op in UNARY:
@@ -603,7 +656,7 @@ def apply_op(op, a, xs, flags):
             return Reduce.apply(x, dims, keep, op == "max", flags)
         if op == "logsumexp":
             return LogSumExp.apply(x, dims, keep, flags)
-        r = torch.sum(x, dims, keepdim=keep)
+        r = SeqSum.apply(x, dims, keep)
         if op == "mean":
             cnt = 1
             for d in dims:
