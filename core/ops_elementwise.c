@@ -87,7 +87,7 @@ static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.m
     X(log1p,      NOSETUP,     log1p(x),                 g / (1.0 + x))         \
     X(expm1,      NOSETUP,     expm1(x),                 g * (y + 1.0))         \
     X(sqrt,       NOSETUP,     sqrt(x),                  g / (2.0 * y))         \
-    X(square,     NOSETUP,     x * x,                    g * (2.0 * x))         \
+    X(square,     NOSETUP,     x * x,                    2.0 * (g * x))         \
     X(abs,        NOSETUP,     fabs(x),                  g * abs_slope(x))      \
     X(sin,        NOSETUP,     sin(x),                   g * cos(x))            \
     X(cos,        NOSETUP,     cos(x),                   -g * sin(x))           \
@@ -238,8 +238,10 @@ static void binary_forward_span(enum binary_kind kind, double *restrict out, con
  * output element: `g` is dout, `y` the forward output. They are PyTorch's,
  * grouped as PyTorch groups them so that no intermediate overflows or
  * underflows needlessly:
- *   mul: da = g b, db = g a;   div: da = g / b, db = -g ((a / b) / b), never
- *   a / (b b), which underflows to 0 for |b| < 1e-154 (0 / 0 = NaN);
+ *   mul: da = g b, db = g a;   div: da = g / b, db = (-g (a / b)) / b, the
+ *   contract's -g*(a/b)/b read left to right (never a / (b b), which
+ *   underflows to 0 for |b| < 1e-154, nor g ((a / b) / b), where a / b / b
+ *   overflows even when g is small or zero);
  *   pow: da = g (b a^(b-1)), selected 0 where b == 0 (see pow_da); db = g (y log a), the
  *   factor masked to 0 where a == 0 and b >= 0 and still multiplied by g
  *   (an infinite g gives NaN there, as PyTorch);
@@ -261,7 +263,7 @@ static inline double pow_da(double g, double a, double b, double y) {
 #define DA_mul (g * b)
 #define DB_mul (g * a)
 #define DA_div (g / b)
-#define DB_div (-g * ((a / b) / b))
+#define DB_div ((-g * (a / b)) / b)
 #define DA_pow pow_da(g, a, b, y)
 #define DB_pow (g * ((a == 0 && b >= 0) ? 0.0 : y * log(a)))
 #define PICK_maximum(p, q) ((p) > (q) || (isnan(p) && !isnan(q)))

@@ -21,8 +21,9 @@ Agreement, element by element, for target values, gradients and fetched values:
     cotangents get no such slack;
   - every float64 printed in a JSON answer is the shortest text that reads back (Python's repr).
 
-A failure is first matched against KNOWN_CLASSES below: the defects of today's gradd that
-teammates are fixing (issue 8). Each class names a reference flag that reproduces the defect (or
+A failure is first matched against KNOWN_CLASSES below: known defects of gradd still to be fixed,
+and tolerances that are not defects (today only signed_zero: issue 8's defect classes were deleted
+as their fixes landed, and their cases under cases/ now pass). Each class names a reference flag that reproduces the defect (or
 a predicate on the request and answer); a failing case that agrees with the reference run with
 one class's flag is counted under that class and tolerated. Delete a class's line once its fix
 lands: its cases must then agree with the contract. Any other failure fails the run; it is
@@ -100,16 +101,7 @@ torch.set_num_threads(1)
 # X agrees with gradd; "pred:X" = the predicate PREDICATES[X] holds.  One line per class: delete
 # the line when the fix lands.
 KNOWN_CLASSES = {
-    "div_denominator": ("flag:div_denominator", "issue 8 defect 1: div's denominator gradient -g*a/(b*b) under/overflows"),
-    "rule_overflow": ("flag:rule_overflow", "issue 8 defect 1's review: sqrt g*0.5/y, square g*2.0*x, reciprocal -g*y*y, pow (g*b)*a^(b-1) and (g*y)*log(a) over/underflow where the reference does not"),
     "signed_zero": ("pred:signed_zero", "not a defect: 1/(+-0) where the sign of a zero is not fixed (see the tolerance above)"),
-    "shortest_float": ("pred:shortest_float", "issue 8 defect 2: a float64 printed with more digits than the shortest round trip"),
-    "big_slice_bounds": ("flag:big_slice_bounds", "issue 8 defect 3: slice bounds beyond 2^53 rejected as invalid_attribute"),
-    "untaken_error": ("pred:untaken_error", "issue 8 defect 4: an error of a node only the untaken cond branch needs fires"),
-    "zero_cotangent": ("flag:zero_cotangent", "A8: an all-zero cotangent is short-circuited to exact zeros (0*inf not NaN)"),
-    "masked_select": ("flag:masked_select", "A8: max/min reduction, pow exponent and logsumexp(-inf) masks select instead of multiply"),
-    "relu_abs_nan": ("flag:relu_abs_nan", "A8: relu'(NaN) is 0 (contract 1) and abs'(NaN) NaN (contract 0)"),
-    "int64_zero": ("flag:int64_zero", "A8: unconnected zero for an int64 wrt gives float64 zeros, not int64"),
 }
 
 

@@ -171,7 +171,13 @@ class Pow(torch.autograd.Function):
     def backward(ctx, g):
         a, b, r = ctx.saved_tensors
         zero = torch.zeros((), dtype=F64)
-        ga = torch.where(b == 0, zero, g * (b * tpow(a, b - 1)))
+        t = tpow(a, b - 1)
+        # Where a^(b-1) alone leaves the normal range but a^b does not, the derivative
+        # b a^(b-1) = b y / a is finite: g (b y / a) computed as ((g b) y) / a, so that a zero
+        # cotangent gives 0 and no needless overflow decides the result (A8).
+        normal = lambda x: torch.isfinite(x) & (x.abs() >= 2.2250738585072014e-308)
+        regroup = ~normal(t) & (a != 0) & torch.isfinite(a) & normal(r)
+        ga = torch.where(b == 0, zero, torch.where(regroup, ((g * b) * r) / a, g * (b * t)))
         mask = (a == 0) & (b >= 0)
         if "rule_overflow" in ctx.flags:  # today's gradd: (g * b) * a^(b-1), (g * y) * log(a)
             ga = torch.where(b == 0, zero, (g * b) * tpow(a, b - 1))
@@ -185,14 +191,14 @@ class Pow(torch.autograd.Function):
 
 
 class MaxMin(torch.autograd.Function):
-    """Elementwise maximum/minimum: NaN wins (a when both), ties split evenly, selection."""
+    """Elementwise maximum/minimum: NaN wins (two NaNs split evenly, A8), ties split evenly, selection."""
 
     @staticmethod
     def forward(ctx, a, b, is_max):
         r = torch.maximum(a, b) if is_max else torch.minimum(a, b)
         an, bn = torch.isnan(a), torch.isnan(b)
         better = (a > b) if is_max else (a < b)
-        wa = torch.where(an, 1.0, torch.where(bn, 0.0, torch.where(a == b, 0.5, torch.where(better, 1.0, 0.0))))
+        wa = torch.where(an & bn, 0.5, torch.where(an, 1.0, torch.where(bn, 0.0, torch.where(a == b, 0.5, torch.where(better, 1.0, 0.0)))))
         wa = wa.to(F64)
         ctx.save_for_backward(wa)
         return r
@@ -457,7 +463,8 @@ class _Exact(torch.autograd.Function):
     """A unary op whose backward is a product of extreme factors (square: 2*x*g,
     reciprocal: -g/x^2): computed exactly in rationals and rounded once, so that neither
     torch's association nor gradd's decides an overflow (A8: no needless over/underflow).
-    Non-finite or zero operands take the plain float formula (0 * inf = NaN)."""
+    Non-finite or zero operands take the float formula grouped cotangent first, as the
+    contract's div rule -g*(a/b)/b: 2 (g x) and (-g y) y (0 * inf = NaN)."""
 
     @staticmethod
     def forward(ctx, x, which, flags=frozenset()):
@@ -474,26 +481,27 @@ class _Exact(torch.autograd.Function):
                 y = 1 / xv if xv != 0 else math.copysign(math.inf, xv)
                 out.append(gv * 2.0 * xv if ctx.which == "square" else -gv * y * y)
                 continue
-            plain = math.isfinite(xv) and math.isfinite(gv) and xv != 0
+            # plain: the exact path; also y = 1/x must be finite (else the forward value is
+            # a real infinity and 0 x Infinity = NaN)
+            plain = math.isfinite(xv) and math.isfinite(gv) and xv != 0 and math.isfinite(1 / xv)
             if ctx.which == "square":
                 if not plain:
-                    out.append(2 * xv * gv)
+                    out.append(2 * (gv * xv))  # gradd's grouping: 2 (g x)
                     continue
                 q = 2 * Fraction(xv) * Fraction(gv)
             else:
                 if not plain:
                     y = 1 / xv if xv != 0 else math.copysign(math.inf, xv)
-                    out.append(-gv * (y * y))
+                    out.append((-gv * y) * y)  # as div's -g*(a/b)/b: the cotangent first
                     continue
                 q = -Fraction(gv) / (Fraction(xv) ** 2)
             try:
                 out.append(float(q))
             except OverflowError:
                 out.append(math.inf if q > 0 else -math.inf)
-            if gv == 0:  # 0 times a derivative that overflows float64 is NaN, as PyTorch
-                d = 2 * Fraction(xv) if ctx.which == "square" else 1 / Fraction(xv) ** 2
-                if abs(d) > Fraction(sys.float_info.max):
-                    out[-1] = math.nan
+            # A zero cotangent times a finite derivative too large for float64 is 0, not
+            # NaN: the contract's div rule -g*(a/b)/b multiplies the cotangent first, and
+            # reciprocal and square follow it (0 x Infinity = NaN only for a real infinity).
         return torch.tensor(out, dtype=F64).reshape(x.shape), None, None
 
 
@@ -742,8 +750,9 @@ NO_ZEROSKIP = set(NONDIFF_UNARY) | set(COMPARE) | {"argmax", "argmin", "one_hot"
 class Graph:
     """A request's graph and values, evaluated lazily as the contract's cond requires."""
 
-    def __init__(self, req, binsec, flags, eager=False, fill_declared=False):
+    def __init__(self, req, binsec, flags, eager=False, fill_declared=False, branches=True):
         self.fill_declared = fill_declared  # an unsent leaf with a declared shape: zeros
+        self.branches = branches  # False: a cond is never evaluated, so its branches are not checked
         self.nodes = {n["name"]: n for n in req["graph"]["nodes"]}
         self.order = [n["name"] for n in req["graph"]["nodes"]]
         self.values = req.get("values", {})
@@ -766,7 +775,9 @@ class Graph:
                         raise
             elif op == "cond":
                 p = self.check(n["inputs"][0])
-                if self.eager or p is None:
+                if not self.branches:
+                    p = None  # only the predicate is needed outright
+                elif self.eager or p is None:
                     self.check(n["inputs"][1])
                     self.check(n["inputs"][2])
                 if p is not None and p.dim() == 0:
@@ -878,15 +889,20 @@ def _expected(req, binsec, flags, eager):
     g = Graph(req, binsec, flags, eager)
     targets = req["target"] if isinstance(req["target"], list) else [req["target"]]
     # Shape checks fire for every node the request forces (targets, fetch, and nodes no one
-    # consumes), except inside the untaken branch of a cond; then the targets are evaluated
+    # consumes), except inside the untaken branch of a cond; a node no one consumes is checked
+    # but never evaluated, so the branches of a cond it needs are never checked (A8: a branch's
+    # errors fire only when it is evaluated); then the targets are evaluated
     # lazily (a cond evaluates its taken input only), then fetch: a node that only untaken
     # branches need is null, as is a wrt on it.
     used = {i for n in g.nodes.values() for i in n.get("inputs", [])}
     fetch = req.get("fetch", [])
     sg = Graph(req, binsec, flags, eager, fill_declared=True)
+    dangling = Graph(req, binsec, flags, eager, fill_declared=True, branches=False)
     for r in g.order:
-        if r in targets or r in fetch or r not in used:
+        if r in targets or r in fetch:
             sg.check(r)
+        elif r not in used:
+            dangling.check(r)
     tvals = {}
     with torch.enable_grad():
         for t in targets:
