@@ -59,6 +59,12 @@ static inline double clip_of(double x, double lo, double hi) {
 static double leaky_alpha(const gd_node *n) { return n->attrs.alpha.given ? n->attrs.alpha.v : 0.01; }
 static double clip_lo(const gd_node *n) { return n->attrs.min.given ? n->attrs.min.v : -INFINITY; }
 static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.max.v : INFINITY; }
+/* Where clip passes the gradient: inside [lo, hi], bounds included (as
+ * torch.clamp; NaN is outside). Without bounds clip is the identity, whose
+ * gradient passes everywhere, NaN included. */
+static int clip_passes(double x, double lo, double hi) {
+    return (x >= lo && x <= hi) || (lo == -INFINITY && hi == INFINITY);
+}
 
 /* ---------------------------------------------------------------------------
  * Unary ops: one forward and one backward loop per op, generated from the
@@ -97,7 +103,7 @@ static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.m
     X(softplus,   NOSETUP,     softplus_of(x),           g * sigmoid_of(x))     \
     X(reciprocal, NOSETUP,     1.0 / x,                  -g * y * y)            \
     X(leaky_relu, LEAKY_SETUP, x > 0 ? x : alpha * x,    x > 0 ? g : alpha * g) \
-    X(clip,       CLIP_SETUP,  clip_of(x, lo, hi),       (x >= lo && x <= hi) ? g : 0.0)
+    X(clip,       CLIP_SETUP,  clip_of(x, lo, hi),       clip_passes(x, lo, hi) ? g : 0.0)
 
 /*  name   forward y(x) */
 #define UNARY_NODIFF_OPS(X)  \

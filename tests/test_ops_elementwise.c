@@ -600,6 +600,12 @@ START_TEST(test_masked_gradients_at_nan_and_inf) {
     x = gc_f64(ar, "3", (double[]){-1, 0.5, 2});
     bwd_with(n, x, NULL, fwd(n, x, NULL), gc_f64(ar, "3", (double[]){INFINITY, 1, NAN}), 1, 0, din);
     ASSERT_VALUES(din[0], 0, 1, 0);
+    /* clip without bounds is the identity: its gradient passes at NaN too
+     * (the 200,000-case differential test found 0 there). */
+    n = clip_node(0, 0, 0, 0);
+    x = gc_f64(ar, "3", (double[]){NAN, -1e300, INFINITY});
+    bwd_with(n, x, NULL, fwd(n, x, NULL), gc_f64(ar, "3", (double[]){1.5, 2, -3}), 1, 0, din);
+    ASSERT_VALUES(din[0], 1.5, 2, -3);
     n = gc_node(ar, "pow", 2);
     gd_tensor *a = gc_f64(ar, "2", (double[]){0, 0}), *b = gc_f64(ar, "2", (double[]){2, 0});
     bwd_with(n, a, b, fwd(n, a, b), gc_f64(ar, "2", (double[]){INFINITY, NAN}), 1, 1, din);
