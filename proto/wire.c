@@ -295,15 +295,24 @@ int gd_wire_check_overlaps(gd_wire_in *c) {
 
 static const char *const tensor_keys[] = {"shape", "dtype", "data", "b64", "offset", "nbytes", NULL};
 
+/* j, at path p, as a non-negative integer (a dimension, an offset, a byte
+ * count): invalid_request for another type, invalid_value for a negative or
+ * inexact number. */
+static int count_at(gd_wire_in *c, const json_t *j, const gd_jpath *p, int64_t *v) {
+    if (!json_is_number(j)) return gd_json_wrong_type(c->err, p, "a non-negative integer", j);
+    if (!gd_json_exact_int(j, v) || *v < 0)
+        return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "%s must be a non-negative integer, got %.17g.", p->s,
+                         json_number_value(j));
+    return 0;
+}
+
 /* A non-negative integer field of a tensor object (offset, nbytes). */
 static int get_count(gd_wire_in *c, const json_t *j, gd_jpath *p, const char *key, uint64_t *v) {
     size_t mark = p->n;
     gd_jp_key(p, key);
-    if (!json_is_number(j)) return gd_json_wrong_type(c->err, p, "a non-negative integer", j);
     int64_t d;
-    if (!gd_json_exact_int(j, &d) || d < 0)
-        return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "%s must be a non-negative integer, got %.17g.", p->s,
-                         json_number_value(j));
+    int rc = count_at(c, j, p, &d);
+    if (rc) return rc;
     *v = (uint64_t)d;
     gd_jp_pop(p, mark);
     return 0;
@@ -342,11 +351,9 @@ static int read_shape(gd_wire_in *c, const json_t *js, gd_jpath *p, gd_shape *s)
         json_t *d = json_array_get(js, i);
         size_t m2 = p->n;
         gd_jp_index(p, i);
-        if (!json_is_number(d)) return gd_json_wrong_type(c->err, p, "a non-negative integer", d);
         int64_t x;
-        if (!gd_json_exact_int(d, &x) || x < 0)
-            return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "%s must be a non-negative integer, got %.17g.", p->s,
-                             json_number_value(d));
+        int rc = count_at(c, d, p, &x);
+        if (rc) return rc;
         s->dim[s->rank++] = x;
         gd_jp_pop(p, m2);
     }
