@@ -35,6 +35,8 @@ typedef struct run {
     gd_tensor **cot;             /* [n] cotangents */
     unsigned char *had_nonzero;  /* [n] some contribution to cot was nonzero */
     gd_origin *fwd_birth;        /* [n] */
+    unsigned char *scanned;      /* [n] searched by branch_deferred; NULL: no node has a deferred error */
+    int *sstack, *sphase;        /* branch_deferred's stack */
     int64_t vjp_inputs;
     /* event logs, grown by push_event */
     gd_zero_event *zero;
@@ -179,6 +181,35 @@ static int compute(run *r, int v) {
     return 0;
 }
 
+/* A cond has picked branch b: before any of b's values is computed, raise
+ * the first error gd_graph_check_request deferred in what b needs (nested
+ * conds: their predicates only), in the order evaluation would meet them.
+ * So a taken branch's static errors come before its missing values, as the
+ * graph's other static errors do. Each node is searched at most once. */
+static int branch_deferred(run *r, int b) {
+    gd_graph *g = r->g;
+    if (!r->scanned || r->state[b] == ST_DONE || r->scanned[b]) return 0;
+    int sp = 0;
+    r->sstack[sp] = b, r->sphase[sp++] = 0, r->scanned[b] = 1;
+    while (sp > 0) {
+        int v = r->sstack[sp - 1];
+        const gd_node *nd = &g->nodes[v];
+        int i = r->sphase[sp - 1]++;
+        int n_in = (nd->op->flags & GD_OPF_COND) ? 1 : nd->n_in;
+        if (i < n_in) {
+            int u = nd->in[i];
+            if (r->state[u] != ST_DONE && !r->scanned[u]) r->scanned[u] = 1, r->sstack[sp] = u, r->sphase[sp++] = 0;
+            continue;
+        }
+        if (nd->deferred) {
+            *r->err = *nd->deferred;
+            return nd->deferred->code;
+        }
+        sp--;
+    }
+    return 0;
+}
+
 /* Evaluate `root` and what it needs, depth first with an explicit stack (no
  * recursion: graphs may be deep). A cond evaluates its predicate, then only
  * the branch the predicate picks. */
@@ -200,7 +231,8 @@ static int eval_root(run *r, int root, int *stack, int *phase) {
                 const gd_tensor *p = r->val[nd->in[0]];
                 double pv = p->dtype == GD_F64 ? gd_f64(p)[0] : (double)gd_i64(p)[0];
                 r->taken[v] = pv != 0.0 ? 1 : 2;
-                int b = nd->in[r->taken[v]];
+                int b = nd->in[r->taken[v]], rc = branch_deferred(r, b);
+                if (rc) return rc;
                 if (r->state[b] != ST_DONE) stack[sp] = b, phase[sp++] = 0;
             } else {
                 int rc = compute(r, v);
@@ -228,6 +260,10 @@ static int forward(run *r, gd_run_result *res) {
     for (int i = 0; i < r->n; i++) edges += g->nodes[i].n_in;
     int *stack, *phase;
     if (!ALLOC(r, stack, edges + r->n + 1) || !ALLOC(r, phase, edges + r->n + 1)) return oom(r);
+    for (int v = 0; v < r->n && !r->scanned; v++)
+        if (g->nodes[v].deferred &&
+            (!ALLOC(r, r->scanned, r->n) || !ALLOC(r, r->sstack, r->n) || !ALLOC(r, r->sphase, r->n)))
+            return oom(r);
     int rc;
     for (int k = 0; k < s->n_targets; k++)
         if ((rc = eval_root(r, s->targets[k], stack, phase))) return rc;

@@ -192,7 +192,7 @@ static void sum_run(void *vc, int64_t o, const int64_t *off, int64_t len, const 
     const double *s = c->src + o;
     double *d = c->dst + off[0];
     if (inner[0] == 0) {
-        double acc = 0;
+        double acc = -0.0;
         for (int64_t i = 0; i < len; i++) acc += s[i];
         *d += acc;
     } else {
@@ -201,9 +201,13 @@ static void sum_run(void *vc, int64_t o, const int64_t *off, int64_t len, const 
 }
 
 void gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shape *from) {
-    int64_t n = 0;
+    int64_t n = 0, m = 0;
     gd_shape_numel(to, &n);
-    memset(dst, 0, (size_t)n * sizeof *dst);
+    gd_shape_numel(from, &m);
+    /* -0.0 is the exact additive identity (-0.0 + x is x, and a sum of
+     * negative zeros stays -0.0, as NumPy's); an empty sum is +0.0. */
+    if (m == 0) memset(dst, 0, (size_t)n * sizeof *dst);
+    else for (int64_t k = 0; k < n; k++) dst[k] = -0.0;
     sum_ctx c = {dst, src};
     const gd_shape *ops[1] = {to};
     gd_for_runs(from, 1, ops, sum_run, &c);

@@ -84,22 +84,27 @@ static int mark_unconditional(const gd_graph *g, const int *targets, int n_targe
 
 /* Node n's inference failed with err, and only cond branches need n. If the
  * failure depends on shapes (inference with every input shape unknown
- * passes), keep a copy of the error in n->deferred (in g's arena), give n
- * that inference's dtype and an unknown shape, clear err and return 0;
+ * passes, or a leaf's value has another shape than it declares), keep a copy
+ * of the error in n->deferred (in g's arena), give n the dtype it would have
+ * and the shape it declares (unknown for an op), clear err and return 0;
  * otherwise return rc, err untouched. */
 static int defer_infer(gd_graph *g, gd_node *n, const gd_meta *ins, const gd_limits *lim, int rc, gd_error *err) {
     gd_meta *unk = gd_arena_alloc(g->arena, sizeof *unk * (size_t)(n->n_in + 1));
     gd_error *keep = gd_arena_alloc(g->arena, sizeof *keep);
     if (!unk || !keep) return gd_error_oom(err);
-    for (int j = 0; j < n->n_in; j++) unk[j] = ins[j], unk[j].shape.rank = -1;
     gd_meta m = {0};
-    gd_error shapeless;
-    gd_error_clear(&shapeless);
-    if (n->op->infer(n, unk, lim, &m, &shapeless)) return rc;
+    if ((n->op->flags & GD_OPF_LEAF) && rc == GD_E_SHAPE_MISMATCH && n->value) {
+        m.dtype = n->value->dtype, m.shape = n->shape_decl;
+    } else {
+        for (int j = 0; j < n->n_in; j++) unk[j] = ins[j], unk[j].shape.rank = -1;
+        gd_error shapeless;
+        gd_error_clear(&shapeless);
+        if (n->op->infer(n, unk, lim, &m, &shapeless)) return rc;
+        m.shape.rank = -1;
+    }
     *keep = *err;
     n->deferred = keep;
-    n->meta.dtype = m.dtype;
-    n->meta.shape.rank = -1;
+    n->meta = m;
     gd_error_clear(err);
     return 0;
 }

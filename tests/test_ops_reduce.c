@@ -419,6 +419,23 @@ START_TEST(test_reduce_empty) {
 }
 END_TEST
 
+/* The sign of a zero sum follows IEEE addition, as NumPy's: a sum of negative
+ * zeros is -0.0, one +0.0 among them makes +0.0, and an empty sum is +0.0. */
+START_TEST(test_sum_signed_zero) {
+    gd_shape s = gc_shape("2,2"), e = gc_shape("0");
+    gd_tensor *x = gd_tensor_new(A, &s, GD_F64, 0), *z = gd_tensor_new(A, &e, GD_F64, 0);
+    double *xv = gd_f64(x);
+    xv[0] = -0.0, xv[1] = -0.0, xv[2] = -0.0, xv[3] = 0.0;
+    gd_tensor *y = fwd(node_axis("sum", 1, "1", 0), &x);
+    ck_assert(gd_f64(y)[0] == 0 && signbit(gd_f64(y)[0]));
+    ck_assert(gd_f64(y)[1] == 0 && !signbit(gd_f64(y)[1]));
+    y = fwd(node_axis("mean", 1, "1", 0), &x);
+    ck_assert(signbit(gd_f64(y)[0]) && !signbit(gd_f64(y)[1]));
+    y = fwd(node_axis("sum", 1, "", 0), &z);
+    ck_assert(gd_f64(y)[0] == 0 && !signbit(gd_f64(y)[0]));
+}
+END_TEST
+
 /* logsumexp never overflows, and all -inf is -inf with zero gradient. */
 START_TEST(test_logsumexp_stable) {
     gd_tensor *din[1];
@@ -1019,6 +1036,7 @@ Suite *suite_ops_reduce(void) {
     tcase_add_test(tc, test_extreme_magnitudes);
     tcase_add_test(tc, test_masked_gradients_multiply);
     tcase_add_test(tc, test_reduce_empty);
+    tcase_add_test(tc, test_sum_signed_zero);
     tcase_add_test(tc, test_logsumexp_stable);
     tcase_add_test(tc, test_reduce_attr_errors);
     tcase_add_test(tc, test_argmax_values);

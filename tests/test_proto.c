@@ -1667,6 +1667,46 @@ START_TEST(decode_untaken_branch_errors) {
 }
 END_TEST
 
+/* A taken branch's static errors come before its missing values, as
+ * everywhere else: e declares shape [0] and is not sent, so max(e) fails on
+ * its shape alone whatever e's value (k, evaluated first, is missing too). */
+static const char *declared_empty_req(int p) {
+    return gd_arena_printf(A, "{'graph': {'nodes': [{'name': 'p', 'op': 'input'},"
+                              " {'name': 'e', 'op': 'input', 'shape': [0]}, {'name': 'k', 'op': 'input'},"
+                              " {'name': 'b', 'op': 'variable'}, {'name': 'm', 'op': 'max', 'inputs': ['e']},"
+                              " {'name': 's', 'op': 'add', 'inputs': ['k', 'm']},"
+                              " {'name': 'c', 'op': 'cond', 'inputs': ['p', 's', 'b']}]},"
+                              " 'values': {'p': %d, 'b': 2.5}, 'target': 'c'}",
+                           p);
+}
+
+/* A leaf whose value has another shape than it declares is a check on a
+ * value's shape: it fires only when a taken branch needs the leaf. */
+static const char *declared_mismatch_req(int p) {
+    return gd_arena_printf(A, "{'graph': {'nodes': [{'name': 'p', 'op': 'input'},"
+                              " {'name': 'a', 'op': 'variable', 'shape': [2]}, {'name': 'b', 'op': 'variable'},"
+                              " {'name': 'n', 'op': 'neg', 'inputs': ['a']},"
+                              " {'name': 'c', 'op': 'cond', 'inputs': ['p', 'n', 'b']}]},"
+                              " 'values': {'p': %d, 'a': [1, 2, 3], 'b': [4, 5]}, 'target': 'c',"
+                              " 'target_grad': [1, 1]}",
+                           p);
+}
+
+START_TEST(decode_taken_branch_error_order) {
+    gd_run_result res;
+    ck_ok(dec_run(declared_empty_req(0), &res));
+    ck_assert_double_eq(gd_f64(res.targets[0])[0], 2.5);
+    ck_err(dec_run(declared_empty_req(1), &res), GD_E_INVALID_VALUE, "$.graph.nodes[4]", "");
+
+    ck_ok(dec_run(declared_mismatch_req(0), &res));
+    ck_assert_int_eq(res.targets[0]->shape.rank, 1);
+    ck_assert_int_eq(res.targets[0]->shape.dim[0], 2);
+    ck_assert_double_eq(gd_f64(res.targets[0])[1], 5);
+    ck_err(dec_run(declared_mismatch_req(1), &res), GD_E_SHAPE_MISMATCH, "$.graph.nodes[1]", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "declares shape [2] but its value has shape [3]"));
+}
+END_TEST
+
 Suite *suite_proto(void) {
     Suite *s = suite_create("proto");
     TCase *tc = tcase_create("decode");
@@ -1688,6 +1728,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, decode_limits);
     tcase_add_test(tc, decode_int64_attributes);
     tcase_add_test(tc, decode_untaken_branch_errors);
+    tcase_add_test(tc, decode_taken_branch_error_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");
