@@ -16,11 +16,13 @@ PACKAGES=(
     curl
     gcovr
     libcurl4-openssl-dev
+    libgnutls28-dev
     libjansson-dev
     libmicrohttpd-dev
     libopenblas-dev
     libsubunit-dev
     nginx
+    openssl
     pkg-config
     python3-numpy
     python3-torch
@@ -57,10 +59,12 @@ BUILD_PACKAGES=(
     check
     curl
     libcurl4-openssl-dev
+    libgnutls28-dev
     libjansson-dev
     libmicrohttpd-dev
     libopenblas-dev
     libsubunit-dev
+    openssl
     pkg-config
     python3
 )

@@ -29,6 +29,7 @@ typedef enum kind {
     K_SIZE,    /* int64_t bytes at off; suffixes K, M, G (KiB, MiB, GiB) */
     K_FORMAT,  /* gd_log_format at off: json | text */
     K_TOKEN,   /* a path: the token is read from the file */
+    K_PATH,    /* a file path (any characters but control ones), char array at off, size `max` */
     K_ACTION,  /* no value: sets cfg->action to `min` */
 } kind;
 
@@ -77,6 +78,12 @@ static const opt opts[] = {
      "require 'Authorization: Bearer <token>' on /v1/* (token: the file's content)"},
     {"cors-origin", "GRADD_CORS_ORIGIN", K_STR, OFF(cors_origin), 0, GD_ORIGIN_MAX, "ORIGIN", "none",
      "send CORS headers for this origin (or *) and answer preflight OPTIONS"},
+    {"tls-cert", "GRADD_TLS_CERT", K_PATH, OFF(tls_cert), 0, GD_PATH_MAX, "PATH", "none",
+     "serve HTTPS with this PEM certificate (chain); needs --tls-key"},
+    {"tls-key", "GRADD_TLS_KEY", K_PATH, OFF(tls_key), 0, GD_PATH_MAX, "PATH", "none",
+     "the PEM private key of --tls-cert"},
+    {"tls-client-ca", "GRADD_TLS_CLIENT_CA", K_PATH, OFF(tls_client_ca), 0, GD_PATH_MAX, "PATH", "none",
+     "mutual TLS: /v1/* requires a client certificate issued by a CA in this PEM file (401 otherwise)"},
     {"drain-ms", "GRADD_DRAIN_MS", K_I64, OFF(drain_ms), 0, 3600000, "MS", "5000",
      "after SIGTERM/SIGINT keep serving this long while /readyz answers 503"},
     {"grace-ms", "GRADD_GRACE_MS", K_I64, OFF(grace_ms), 0, 3600000, "MS", "20000",
@@ -218,6 +225,12 @@ static int set_value(gd_config *cfg, const source *s, const char *v, char *msg, 
         return 0;
     case K_TOKEN:
         return read_token(cfg, v, name, msg, size);
+    case K_PATH:
+        if (strlen(v) >= (size_t)o->max || !is_clean(v, 1))
+            return fail(msg, size, "invalid value '%s' for %s: expected a file path of printable characters, "
+                        "shorter than %d bytes", v, name, (int)o->max);
+        snprintf(field, (size_t)o->max, "%s", v);
+        return 0;
     case K_ACTION:
         break;
     }
@@ -316,6 +329,12 @@ static int derive(gd_config *cfg, const unsigned char *given, char *msg, size_t 
         return fail(msg, size, "--max-buffered %lld is smaller than --max-body %lld: no body of the largest "
                     "allowed size could ever be accepted", (long long)cfg->max_buffered, (long long)cfg->max_body);
     if (!cfg->host[0]) return fail(msg, size, "invalid value '' for --host: expected an address");
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return fail(msg, size, "--tls-cert and --tls-key go together: give %s too",
+                    cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
+    if (cfg->tls_client_ca[0] && !cfg->tls_cert[0])
+        return fail(msg, size, "--tls-client-ca needs --tls-cert and --tls-key: client certificates are "
+                    "asked for only over HTTPS");
     return 0;
 }
 

@@ -25,6 +25,7 @@ typedef enum gd_log_format { GD_LOG_TEXT = 0, GD_LOG_JSON = 1 } gd_log_format;
 #define GD_HOST_MAX 256
 #define GD_ORIGIN_MAX 512
 #define GD_TOKEN_MAX 4096
+#define GD_PATH_MAX 4096
 
 typedef struct gd_config {
     gd_action action;
@@ -46,6 +47,9 @@ typedef struct gd_config {
     char token[GD_TOKEN_MAX + 1];   /* from --token-file; empty: no auth */
     size_t token_len;
     char cors_origin[GD_ORIGIN_MAX];/* --cors-origin; empty: no CORS headers */
+    char tls_cert[GD_PATH_MAX];     /* --tls-cert, PEM certificate chain; empty: plain HTTP */
+    char tls_key[GD_PATH_MAX];      /* --tls-key, its PEM private key */
+    char tls_client_ca[GD_PATH_MAX];/* --tls-client-ca, PEM CA(s) that /v1/ clients' certificates must chain to */
     gd_log_format log_format;       /* --log-format */
     int usable_cpus;                /* what cpus.h found, for the startup line */
 } gd_config;

@@ -40,6 +40,7 @@
 #include "server/log.h"
 #include "proto/encode.h"
 #include "server/reply.h"
+#include "server/tls.h"
 
 #define ID_MAX 128        /* longest X-Request-Id echoed back */
 #define GD_DRAIN_RETRY_HEADER "Gradd-Drain-Retry" /* sent by balancers that retry a 503 elsewhere */
@@ -50,6 +51,7 @@ struct gd_http {
     gd_pool *pool;
     gd_metrics *metrics;
     struct MHD_Daemon *d;
+    const gd_tls *tls;        /* NULL: plain HTTP; the caller's */
     int listen_fd, port;
     int quiesced_fd;          /* the listening socket after quiesce: closed after MHD stops */
     const char *poll_mode;
@@ -359,6 +361,12 @@ static int precheck(gd_http *h, req *r) {
         gd_reply_errorf(&r->reply, GD_E_UNAUTHORIZED, NULL,
                         "This server requires the header 'Authorization: Bearer <token>' with a valid token.");
         r->reply.www_authenticate = 1;
+        gd_metrics_reject(h->metrics, GD_REJ_UNAUTHORIZED);
+        return 1;
+    }
+    if (r->rd->auth && !gd_tls_client_ok(h->tls, r->conn)) {
+        gd_reply_errorf(&r->reply, GD_E_UNAUTHORIZED, NULL,
+                        "This server requires a TLS client certificate issued by its --tls-client-ca authority.");
         gd_metrics_reject(h->metrics, GD_REJ_UNAUTHORIZED);
         return 1;
     }
@@ -706,12 +714,25 @@ static int start_daemon(gd_http *h, int v6, char *msg, size_t size) {
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL, h->poll_mode = "epoll";
     else flags |= MHD_USE_AUTO, h->poll_mode = "auto";
     if (v6) flags |= MHD_USE_IPv6;
+    /* TLS options in an array (the last one ends the list when there is no TLS). */
+    struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (h->tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(msg, size, "this libmicrohttpd was built without TLS: --tls-cert cannot be used");
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls->cert_pem};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls->key_pem};
+        if (h->tls->ca_pem) tls[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls->ca_pem};
+    }
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, h,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, /* first: it covers the rest */
                             MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg->conn_timeout_s,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg->max_connections,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
     if (!h->d) {
         snprintf(msg, size, "libmicrohttpd did not start on %s:%d", h->cfg->host, h->port);
@@ -720,13 +741,14 @@ static int start_daemon(gd_http *h, int v6, char *msg, size_t size) {
     return 0;
 }
 
-gd_http *gd_http_start(const gd_config *cfg, gd_pool *pool, gd_metrics *m, char *msg, size_t msg_size) {
+gd_http *gd_http_start(const gd_config *cfg, const gd_tls *tls, gd_pool *pool, gd_metrics *m, char *msg,
+                       size_t msg_size) {
     gd_http *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(msg, msg_size, "out of memory");
         return NULL;
     }
-    h->cfg = cfg, h->pool = pool, h->metrics = m;
+    h->cfg = cfg, h->tls = tls, h->pool = pool, h->metrics = m;
     h->listen_fd = h->quiesced_fd = -1;
     h->lim.max_nodes = cfg->max_nodes;
     h->lim.max_elements = cfg->max_elements;

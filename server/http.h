@@ -18,14 +18,16 @@
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/pool.h"
+#include "server/tls.h"
 
 typedef struct gd_http gd_http;
 
 /* Bind cfg->host:cfg->port and start serving with `pool` for compute and
- * `m` for counters (both borrowed; they must outlive the daemon). Returns
- * NULL with a message in msg when the address cannot be bound or MHD does
- * not start. */
-gd_http *gd_http_start(const gd_config *cfg, gd_pool *pool, gd_metrics *m, char *msg, size_t msg_size);
+ * `m` for counters, over HTTPS when tls is not NULL (all borrowed; they must
+ * outlive the daemon). Returns NULL with a message in msg when the address
+ * cannot be bound or MHD does not start. */
+gd_http *gd_http_start(const gd_config *cfg, const gd_tls *tls, gd_pool *pool, gd_metrics *m, char *msg,
+                       size_t msg_size);
 
 int gd_http_port(const gd_http *h);      /* the bound port (useful with --port 0) */
 const char *gd_http_poll_mode(const gd_http *h); /* "epoll" or "poll" */

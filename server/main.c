@@ -128,7 +128,7 @@ static int run_action(const gd_config *cfg, const char *prog) {
         gd_config_version();
         return 0;
     case GD_ACT_HEALTHCHECK: {
-        int rc = gd_probe_healthz(cfg->host, cfg->port, HEALTHCHECK_TIMEOUT_MS, msg, sizeof msg);
+        int rc = gd_probe_healthz(cfg->host, cfg->port, cfg->tls_cert[0] != 0, HEALTHCHECK_TIMEOUT_MS, msg, sizeof msg);
         fprintf(rc ? stderr : stdout, "gradd --healthcheck: %s\n", msg);
         return rc;
     }
@@ -140,16 +140,18 @@ static int run_action(const gd_config *cfg, const char *prog) {
 static void log_listening(const gd_config *cfg, const gd_http *h) {
     int v6 = strchr(cfg->host, ':') != NULL;
     gd_log_event("info",
-                 "gradd %s listening on http://%s%s%s:%d (%s; %d workers x %d BLAS threads, %d usable CPUs; "
-                 "queue %d; max body %lld bytes; deadline %lld ms; auth %s; CORS %s)",
-                 PACKAGE_VERSION, v6 ? "[" : "", cfg->host, v6 ? "]" : "", gd_http_port(h), gd_http_poll_mode(h),
+                 "gradd %s listening on %s://%s%s%s:%d (%s; %d workers x %d BLAS threads, %d usable CPUs; "
+                 "queue %d; max body %lld bytes; deadline %lld ms; auth %s%s; CORS %s)",
+                 PACKAGE_VERSION, cfg->tls_cert[0] ? "https" : "http", v6 ? "[" : "", cfg->host, v6 ? "]" : "", gd_http_port(h), gd_http_poll_mode(h),
                  cfg->workers, cfg->blas_threads, cfg->usable_cpus, cfg->queue, (long long)cfg->max_body,
                  (long long)cfg->deadline_ms, cfg->token_len ? "on" : "off",
+                 cfg->tls_client_ca[0] ? ", client certificates" : "",
                  cfg->cors_origin[0] ? cfg->cors_origin : "off");
 }
 
-/* Start pool and daemon, serve until a signal, shut down. Exit status. */
-static int serve(const gd_config *cfg) {
+/* Start pool and daemon (HTTPS with tls), serve until a signal, shut down.
+ * Exit status. */
+static int serve(const gd_config *cfg, const gd_tls *tls) {
     char msg[512];
     gd_log_init(cfg->log_format);
     if (install_signals()) {
@@ -159,7 +161,7 @@ static int serve(const gd_config *cfg) {
     openblas_set_num_threads(cfg->blas_threads);
     gd_metrics *m = gd_metrics_new();
     gd_pool *pool = m ? gd_pool_new(cfg->workers, cfg->queue) : NULL;
-    gd_http *h = pool ? gd_http_start(cfg, pool, m, msg, sizeof msg) : NULL;
+    gd_http *h = pool ? gd_http_start(cfg, tls, pool, m, msg, sizeof msg) : NULL;
     if (!h) {
         gd_log_event("error", "cannot start: %s", pool ? msg : "cannot create the worker threads");
         gd_pool_free(pool);
@@ -199,5 +201,12 @@ int main(int argc, char **argv) {
     }
     if (cfg.action != GD_ACT_SERVE) return run_action(&cfg, argv[0]);
     if (cfg.blas_threads > 1) tame_blas_spin(argv);
-    return serve(&cfg);
+    gd_tls *tls;
+    if (gd_tls_load(&cfg, &tls, msg, sizeof msg)) { /* a wrong file is a wrong setting: exit 2 */
+        fprintf(stderr, "gradd: %s\n", msg);
+        return 2;
+    }
+    int rc = serve(&cfg, tls);
+    gd_tls_free(tls);
+    return rc;
 }

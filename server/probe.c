@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -66,28 +68,97 @@ static int connect_to(const char *host, int port, int64_t deadline, char *msg, s
     return fd;
 }
 
-int gd_probe_healthz(const char *host, int port, int timeout_ms, char *msg, size_t msg_size) {
+/* One connection's I/O: plain, or through a GnuTLS client session. */
+typedef struct conn {
+    int fd;
+    gnutls_session_t tls; /* NULL: plain */
+    gnutls_certificate_credentials_t cred;
+} conn;
+
+/* After a GnuTLS call on cn returned r: 1 to call it again (it was waiting
+ * for the socket, which is now ready), 0 to take r as its result. A call
+ * still waiting at the deadline keeps GNUTLS_E_AGAIN. */
+static int tls_again(conn *cn, ssize_t r, int64_t deadline) {
+    if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED) return 0;
+    return !wait_fd(cn->fd, gnutls_record_get_direction(cn->tls) ? POLLOUT : POLLIN, deadline);
+}
+
+/* The TLS handshake. The server's certificate is not verified: the probe
+ * asks a gradd on this machine or in this container whether it is alive,
+ * and sends nothing secret. */
+static int tls_open(conn *cn, const char *host, int64_t deadline, char *msg, size_t size) {
+    if (gnutls_certificate_allocate_credentials(&cn->cred) < 0 || gnutls_init(&cn->tls, GNUTLS_CLIENT) < 0 ||
+        gnutls_set_default_priority(cn->tls) < 0 ||
+        gnutls_credentials_set(cn->tls, GNUTLS_CRD_CERTIFICATE, cn->cred) < 0) {
+        snprintf(msg, size, "cannot set up a TLS client session");
+        return -1;
+    }
+    gnutls_server_name_set(cn->tls, GNUTLS_NAME_DNS, host, strlen(host));
+    gnutls_transport_set_int(cn->tls, cn->fd);
+    int rc;
+    do rc = gnutls_handshake(cn->tls);
+    while (tls_again(cn, rc, deadline));
+    if (rc < 0) {
+        snprintf(msg, size, "TLS handshake with %s failed: %s", host,
+                 rc == GNUTLS_E_AGAIN ? "no answer before the timeout" : gnutls_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_close(conn *cn) {
+    if (cn->tls) gnutls_deinit(cn->tls);
+    if (cn->cred) gnutls_certificate_free_credentials(cn->cred);
+    if (cn->fd >= 0) close(cn->fd);
+}
+
+static ssize_t conn_send(conn *cn, const char *p, size_t n, int64_t deadline) {
+    ssize_t r;
+    if (cn->tls) {
+        do r = gnutls_record_send(cn->tls, p, n);
+        while (tls_again(cn, r, deadline));
+        return r;
+    }
+    if (wait_fd(cn->fd, POLLOUT, deadline)) return -1;
+    return send(cn->fd, p, n, MSG_NOSIGNAL);
+}
+
+static ssize_t conn_recv(conn *cn, char *p, size_t n, int64_t deadline) {
+    ssize_t r;
+    if (cn->tls) {
+        do r = gnutls_record_recv(cn->tls, p, n);
+        while (tls_again(cn, r, deadline));
+        return r;
+    }
+    if (wait_fd(cn->fd, POLLIN, deadline)) return -1;
+    return recv(cn->fd, p, n, 0);
+}
+
+int gd_probe_healthz(const char *host, int port, int tls, int timeout_ms, char *msg, size_t msg_size) {
     if (strcmp(host, "0.0.0.0") == 0) host = "127.0.0.1";
     else if (strcmp(host, "::") == 0) host = "::1";
     int64_t deadline = now_ms() + timeout_ms;
-    int fd = connect_to(host, port, deadline, msg, msg_size);
-    if (fd < 0) return 1;
+    conn cn = {.fd = connect_to(host, port, deadline, msg, msg_size)};
+    if (cn.fd < 0) return 1;
+    if (tls && tls_open(&cn, host, deadline, msg, msg_size)) {
+        conn_close(&cn);
+        return 1;
+    }
     char req[512];
     int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n", host);
     char buf[64];
     size_t got = 0;
-    if (wait_fd(fd, POLLOUT, deadline) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+    if (conn_send(&cn, req, (size_t)n, deadline) != n) {
         snprintf(msg, msg_size, "cannot send the request to %s:%d", host, port);
-        close(fd);
+        conn_close(&cn);
         return 1;
     }
     while (got < sizeof buf - 1 && !memchr(buf, '\n', got)) {
-        if (wait_fd(fd, POLLIN, deadline)) break;
-        ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        ssize_t r = conn_recv(&cn, buf + got, sizeof buf - 1 - got, deadline);
         if (r <= 0) break;
         got += (size_t)r;
     }
-    close(fd);
+    conn_close(&cn);
     buf[got] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
     if (strncmp(buf, "HTTP/1.", 7) == 0 && strncmp(buf + 8, " 200", 4) == 0) {
