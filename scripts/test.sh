@@ -7,7 +7,7 @@
 #   1. installs the build dependencies      (scripts/install-deps.sh)
 #   2. regenerates the build system         (autoreconf -fi)
 #   3. plain build + make check             in build/
-#      deployment checks, the scale-out test and make distcheck from it
+#      deployment checks, the scale-out test, the soak and make distcheck from it
 #   4. ASan/UBSan build + make check        in build-asan/
 #      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
 #   5. coverage build + make check + gcovr  in build-cov/  (reports over
@@ -116,7 +116,7 @@ make -j"$JOBS"
 use_time_scale "$PLAIN_SCALE"   # also for 3b's scale-out test
 run_check
 
-step "3b/6 deployment: offline checks, scale-out behind nginx, make distcheck"
+step "3b/6 deployment: offline checks, scale-out behind nginx, soak, make distcheck"
 # deploy_checks: nginx -t, systemd-analyze verify, deploy/k8s rendered
 # (tests/k8s_render.py, and kubectl kustomize where kubectl exists: both must
 # agree), compose/k8s consistency; with CI=true a check that cannot run
@@ -125,6 +125,10 @@ step "3b/6 deployment: offline checks, scale-out behind nginx, make distcheck"
 # one SIGTERMed under load; every request must get its correct answer.
 bash "$ROOT/tests/deploy_checks.sh" "$ROOT/build/gradd"
 bash "$ROOT/tests/scaleout_test.sh" "$ROOT/build/gradd"
+# soak: 60 s of mixed load (8 clients: JSON and binary grads, evals, diagnostics,
+# errors, 413s, 504s), every answer checked, /metrics reconciled, RSS growth
+# under 50 % from the warm point; prints the RSS curve.
+GRADD_BIN="$ROOT/build/gradd" python3 "$ROOT/tests/soak.py" --seconds 60
 (cd "$ROOT/build" && make -j"$JOBS" distcheck)
 
 step "4/6 sanitizer build (build-asan/)"
