@@ -132,7 +132,7 @@ def row3():
     try:
         for _ in range(128):
             try:
-                s = socket.create_connection(("127.0.0.2", g.port), timeout=2)
+                s = socket.create_connection(("127.0.0.1", g.port), timeout=2, source_address=("127.0.0.2", 0))
                 s.sendall(b"P")
                 socks.append(s)
             except OSError:
