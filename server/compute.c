@@ -33,8 +33,11 @@ static void error_reply(const gd_compute_in *in, const gd_cancel *cancel, gd_err
     gd_reply_error(out, err, NULL, 0, NULL);
 }
 
-/* The 200 (or 422) body of a successful run. */
-static void success_reply(const gd_compute_in *in, const gd_request *req, const gd_run_result *res, gd_reply *out) {
+/* The 200 (or 422) body of a successful run. The encoded response counts
+ * against the request's memory limit, beside what the arena still holds: a
+ * response that outgrows it is 413 (A7). */
+static void success_reply(const gd_compute_in *in, const gd_request *req, const gd_run_result *res, gd_arena *a,
+                          gd_reply *out) {
     gd_error err;
     if (gd_no_gradients(req, res, &err)) {
         gd_reply_error(out, &err, res->diags, res->n_diags, req->graph);
@@ -49,9 +52,19 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
     out->status = 200;
     out->binary = req->tensor_format == GD_TF_BINARY;
     gd_buf *bin = out->binary ? &out->bin : NULL;
+    gd_buf_charge_to(&out->body, a);
+    gd_buf_charge_to(&out->bin, a);
     int rc = req->endpoint == GD_EP_EVAL ? gd_encode_eval_response(&out->body, bin, req, res, &st)
                                          : gd_encode_grad_response(&out->body, bin, req, res, &st);
-    if (rc)
+    int over = out->body.over_limit || out->bin.over_limit;
+    gd_buf_charge_to(&out->body, NULL); /* the reply outlives the arena */
+    gd_buf_charge_to(&out->bin, NULL);
+    if (rc && over)
+        gd_reply_errorf(out, GD_E_TOO_LARGE, NULL,
+                        "The response would need more memory than this server allows for one request "
+                        "(with the request's tensors); fetch fewer or smaller values, or ask for the "
+                        "\"binary\" tensor format.");
+    else if (rc)
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL,
                         "The server ran out of memory while encoding the response; retry later.");
 }
@@ -104,7 +117,7 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
         if (err.code == GD_OK) err.code = (gd_err)rc;
         error_reply(in, cancel, &err, out);
     } else {
-        success_reply(in, &req, &res, out);
+        success_reply(in, &req, &res, a, out);
     }
     gd_arena_free(a);
 }
