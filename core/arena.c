@@ -120,6 +120,8 @@ void gd_bufcache_free(gd_bufcache *c) {
 
 size_t gd_bufcache_bytes(const gd_bufcache *c) { return c->list.bytes; }
 
+void gd_bufcache_clear(gd_bufcache *c) { free_spares_from(&c->list, &c->list.head); }
+
 gd_arena *gd_arena_new_cached(size_t limit, gd_bufcache *cache) {
     gd_arena *a = calloc(1, sizeof *a);
     if (a) a->limit = limit, a->cache = cache;
@@ -248,6 +250,25 @@ void gd_arena_release(gd_arena *a, void *p) {
     if (b->size >= SPARE_MIN) push_spare(&a->spare, b);
     else free(b);
 }
+
+size_t gd_arena_buf_cost(size_t n) {
+    if (n > SIZE_MAX / 2) return SIZE_MAX / 2;
+    size_t total = sizeof(buf_hdr) + ((n + 63) & ~(size_t)63);
+    return total >= SPARE_MIN ? total + total / 8 : total; /* take_spare's slack */
+}
+
+/* A chunk is left behind only for an allocation that does not fit in its
+ * tail, so the tails left unused total less than the allocations; then the
+ * first chunk may be new and nearly empty, and every call rounds to 16. */
+size_t gd_arena_small_cost(size_t n, size_t count) {
+    return 2 * (n + 16 * count) + CHUNK_MIN + sizeof(chunk) * (count + 1);
+}
+
+int gd_arena_charge(gd_arena *a, size_t n) { return charge(a, n); }
+
+void gd_arena_uncharge(gd_arena *a, size_t n) { a->live -= n < a->live ? n : a->live; }
+
+void gd_arena_reset_peak(gd_arena *a) { a->peak = a->live; }
 
 size_t gd_arena_live(const gd_arena *a) { return a->live; }
 size_t gd_arena_peak(const gd_arena *a) { return a->peak; }

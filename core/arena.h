@@ -39,6 +39,9 @@ gd_bufcache *gd_bufcache_new(size_t max_bytes);
 /* Free the cache and every buffer it holds. NULL is fine. */
 void gd_bufcache_free(gd_bufcache *c);
 size_t gd_bufcache_bytes(const gd_bufcache *c); /* bytes held now */
+/* Free every buffer the cache holds (it stays usable): memory handed back
+ * when its owner has been idle for a while. */
+void gd_bufcache_clear(gd_bufcache *c);
 
 /* n zeroed bytes aligned to 16, valid until gd_arena_free. NULL past the limit. */
 void *gd_arena_alloc(gd_arena *a, size_t n);
@@ -51,6 +54,23 @@ char *gd_arena_printf(gd_arena *a, const char *fmt, ...) __attribute__((format(p
 void *gd_arena_buf(gd_arena *a, size_t n, int zero);
 /* Hand a gd_arena_buf block back early. NULL is fine. */
 void gd_arena_release(gd_arena *a, void *p);
+
+/* Memory the request holds outside the arena's blocks (the parsed JSON, the
+ * encoded response) counted against the same limit: gd_arena_charge adds n
+ * bytes (0, or -1 and nothing counted when the limit would be passed),
+ * gd_arena_uncharge takes them off again. */
+int gd_arena_charge(gd_arena *a, size_t n);
+void gd_arena_uncharge(gd_arena *a, size_t n);
+/* Restart the high-water mark at what is held now (a run measures its own). */
+void gd_arena_reset_peak(gd_arena *a);
+
+/* The most that a gd_arena_buf(a, n, ...) may count against the limit (its
+ * header and rounding, and the slack of a recycled buffer), and an upper
+ * bound of what gd_arena_alloc calls totalling n bytes in `count` calls add
+ * (chunk headers and the tails that chunks leave unused): for planning
+ * (memplan.h). */
+size_t gd_arena_buf_cost(size_t n);
+size_t gd_arena_small_cost(size_t n, size_t count);
 
 size_t gd_arena_live(const gd_arena *a);  /* bytes held now */
 size_t gd_arena_peak(const gd_arena *a);  /* most bytes held at once */

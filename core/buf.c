@@ -2,6 +2,8 @@
  * doubles as it grows and stays NUL-terminated. */
 #include "core/buf.h"
 
+#include "core/arena.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,7 +12,19 @@
 
 void gd_buf_init(gd_buf *b) { memset(b, 0, sizeof *b); }
 
+int gd_buf_charge_to(gd_buf *b, gd_arena *a) {
+    if (b->charge) gd_arena_uncharge(b->charge, b->cap);
+    b->charge = NULL;
+    if (a && gd_arena_charge(a, b->cap)) {
+        b->over_limit = b->failed = 1;
+        return -1;
+    }
+    b->charge = a;
+    return 0;
+}
+
 void gd_buf_free(gd_buf *b) {
+    if (b->charge) gd_arena_uncharge(b->charge, b->cap);
     free(b->data);
     memset(b, 0, sizeof *b);
 }
@@ -26,8 +40,16 @@ int gd_buf_reserve(gd_buf *b, size_t n) {
     if (n > SIZE_MAX / 2 - b->len - 1) { b->failed = 1; return -1; }
     size_t need = b->len + n + 1, cap = b->cap ? b->cap : 256;
     while (cap < need) cap *= 2;
+    if (b->charge && gd_arena_charge(b->charge, cap - b->cap)) {
+        b->over_limit = b->failed = 1;
+        return -1;
+    }
     char *d = realloc(b->data, cap);
-    if (!d) { b->failed = 1; return -1; }
+    if (!d) {
+        if (b->charge) gd_arena_uncharge(b->charge, cap - b->cap);
+        b->failed = 1;
+        return -1;
+    }
     b->data = d, b->cap = cap;
     return 0;
 }

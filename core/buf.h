@@ -10,14 +10,26 @@
 
 #include <stddef.h>
 
+struct gd_arena;
+
 /* data is malloc'd and owned by the buffer; it is always NUL-terminated past
  * len (handy for text, harmless for binary). After an allocation failure
- * `failed` is set and further appends do nothing. */
+ * `failed` is set and further appends do nothing. With `charge` set (see
+ * gd_buf_charge_to), the buffer's capacity counts against that arena's limit
+ * and growing past the limit fails too, with `over_limit` set. */
 typedef struct gd_buf {
     char *data;
     size_t len, cap;
     int failed;
+    int over_limit;
+    struct gd_arena *charge;
 } gd_buf;
+
+/* Count b's capacity, now and as it grows, against arena a's limit (a request
+ * bounding its encoded response); NULL stops counting (and takes what was
+ * counted back off the previous arena). Returns 0, or -1 with over_limit set
+ * when what b already holds does not fit. */
+int gd_buf_charge_to(gd_buf *b, struct gd_arena *a);
 
 void gd_buf_init(gd_buf *b);                              /* empty; allocates nothing */
 void gd_buf_free(gd_buf *b);                              /* releases data; b is empty again */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/flow.h"
+#include "core/memplan.h"
 
 enum { ST_NEW = 0, ST_ACTIVE = 1, ST_DONE = 2 };
 
@@ -89,34 +90,23 @@ static void *push_event(run *r, void **items, size_t size, int *n, int *cap) {
 
 /* ---- forward ---------------------------------------------------------- */
 
-/* Structural analysis before anything runs: which nodes can run at all
- * (ancestors of targets and fetches), how many consumers will read each
- * value, and which values the backward sweep may read (so they are kept). */
-static int plan(run *r) {
-    gd_graph *g = r->g;
-    int n = r->n;
-    unsigned char *cand, *sopen, *sneeds;
-    if (!ALLOC(r, cand, n) || !ALLOC(r, sopen, n) || !ALLOC(r, sneeds, n)) return oom(r);
-    for (int k = 0; k < r->spec->n_targets; k++) cand[r->spec->targets[k]] = 1;
-    for (int k = 0; k < r->spec->n_fetch; k++) cand[r->spec->fetch[k]] = 1;
-    for (int k = n - 1; k >= 0; k--) {
-        int v = g->topo[k];
-        if (!cand[v]) continue;
-        for (int i = 0; i < g->nodes[v].n_in; i++) {
-            cand[g->nodes[v].in[i]] = 1;
-            r->refc[g->nodes[v].in[i]]++;
-        }
-    }
-    if (!r->spec->grad) return 0;
-    /* Every cond branch counts as open here: the choices come later. */
-    gd_flow_needs(g, NULL, g->topo, n, r->is_wrt, sneeds);
-    for (int k = 0; k < r->spec->n_targets; k++) sopen[r->spec->targets[k]] = 1;
-    gd_flow_open(g, NULL, g->topo, n, sneeds, sopen);
-    for (int v = 0; v < n; v++) {
-        if (!sopen[v] || !sneeds[v]) continue;
-        r->keep[v] = 1;
-        for (int i = 0; i < g->nodes[v].n_in; i++) r->keep[g->nodes[v].in[i]] = 1;
-    }
+/* Plan the run's memory from the shapes before anything runs (memplan.h)
+ * and take its structure: how many consumers will read each value, which
+ * values the backward sweep keeps. A request whose plan cannot fit the
+ * arena's limit is too_large now rather than after its kernels ran. */
+static int follow_plan(run *r, gd_run_result *res) {
+    gd_memplan p;
+    gd_arena_reset_peak(r->a);
+    int rc = gd_memplan_make(r->g, r->spec, &p, r->err);
+    if (rc) return rc;
+    r->refc = p.refc, r->keep = p.keep;
+    res->planned_bytes = p.bounded ? p.peak : 0;
+    size_t limit = gd_arena_limit(r->a);
+    if (p.bounded && limit && p.peak > limit)
+        return gd_errorf(r->err, GD_E_TOO_LARGE, NULL,
+                         "The request needs up to %.1f MiB at once (planned from its shapes before running), more "
+                         "than the %.1f MiB this server allows for one request; send smaller tensors or split the "
+                         "work.", (double)p.peak / 1048576.0, (double)limit / 1048576.0);
     return 0;
 }
 
@@ -462,8 +452,7 @@ int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_t
     gd_error_clear(err);
     if (!g->checked) return gd_errorf(err, GD_E_INTERNAL, NULL, "gd_run on an unchecked graph.");
     if (!ALLOC(r, r->val, n) || !ALLOC(r, r->state, n) || !ALLOC(r, r->evaluated, n) || !ALLOC(r, r->taken, n) ||
-        !ALLOC(r, r->order, n) || !ALLOC(r, r->pos, n) || !ALLOC(r, r->refc, n) || !ALLOC(r, r->keep, n) ||
-        !ALLOC(r, r->returned, n) || !ALLOC(r, r->nonfinite, n) || !ALLOC(r, r->is_wrt, n) ||
+        !ALLOC(r, r->order, n) || !ALLOC(r, r->pos, n) || !ALLOC(r, r->returned, n) || !ALLOC(r, r->nonfinite, n) || !ALLOC(r, r->is_wrt, n) ||
         !ALLOC(r, r->open, n) || !ALLOC(r, r->needs, n) || !ALLOC(r, r->cot, n) || !ALLOC(r, r->had_nonzero, n) ||
         !ALLOC(r, r->fwd_birth, n) || !ALLOC(r, res->targets, spec->n_targets) ||
         !ALLOC(r, res->grads, spec->n_wrt) || !ALLOC(r, res->fetched, spec->n_fetch))
@@ -473,7 +462,7 @@ int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_t
     for (int k = 0; k < spec->n_fetch; k++) r->returned[spec->fetch[k]] = 1;
     if (spec->grad)
         for (int k = 0; k < spec->n_wrt; k++) r->is_wrt[spec->wrt[k]] = 1;
-    if ((rc = check_targets(r, 0)) || (rc = plan(r))) return rc;
+    if ((rc = check_targets(r, 0)) || (rc = follow_plan(r, res))) return rc;
 
     int64_t t0 = gd_now_ns();
     if ((rc = forward(r, res))) return rc;

@@ -38,6 +38,7 @@ typedef struct gd_run_result {
     int n_diags;
     int64_t forward_us, backward_us;
     size_t peak_bytes;           /* the arena's high-water mark during the run */
+    size_t planned_bytes;        /* the memory plan's bound of it (memplan.h); 0: not bounded */
     int64_t vjp_inputs;          /* input contributions the backward sweep formed */
 } gd_run_result;
 

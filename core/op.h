@@ -71,6 +71,12 @@ typedef int (*gd_forward_fn)(gd_kctx *c, const gd_tensor *const *in, gd_tensor *
 typedef int (*gd_backward_fn)(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out,
                               const gd_tensor *dout, const int *want, gd_tensor **din);
 
+/* Scratch: the most arena bytes (gd_arena_buf_cost of each buffer) the
+ * forward kernel (backward = 0) allocates besides its output, or the
+ * backward rule besides its din, for inputs and output of these metas
+ * (shapes known). For the memory plan (memplan.h); NULL: none. */
+typedef size_t (*gd_scratch_fn)(const gd_node *n, const gd_meta *in, const gd_meta *out, int backward);
+
 enum {
     GD_OPF_LEAF = 1 << 0,      /* variable / input / constant */
     GD_OPF_INT_OK = 1 << 1,    /* int64 inputs reach the kernel unconverted */
@@ -129,6 +135,7 @@ typedef struct gd_op_def {
     gd_infer_fn infer;
     gd_forward_fn forward;
     gd_backward_fn backward;     /* NULL iff !differentiable (and for leaves) */
+    gd_scratch_fn scratch;       /* NULL: the kernels allocate nothing on the side */
 } gd_op_def;
 
 /* A leaf whose value comes from the request's `values` (variable, input),

@@ -197,6 +197,16 @@ static int softmax_any_backward(gd_kctx *c, const gd_tensor *const *in, const gd
     return rc;
 }
 
+/* The forward's [2, inner] and the backward's [inner], when inner > 1. */
+static size_t softmax_scratch(const gd_node *n, const gd_meta *in, const gd_meta *out, int backward) {
+    (void)out;
+    int axis;
+    gd_error err;
+    if (softmax_axis(n, &in[0].shape, &axis, &err) || axis < 0) return 0;
+    axis_view v = view_around(&in[0].shape, axis);
+    return v.inner > 1 ? gd_arena_buf_cost((size_t)v.inner * (backward ? 8 : 16)) : 0;
+}
+
 static int softmax_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     return softmax_any_forward(c, in, out, 0);
 }
@@ -320,6 +330,18 @@ static int sce_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     if (qt) drop_copy(c, qt, in[1]);
     drop_copy(c, zt, in[0]);
     return rc;
+}
+
+/* float64 copies of int64 logits, and of int64 probability labels (rank 2),
+ * forward and backward alike. */
+static size_t sce_scratch(const gd_node *n, const gd_meta *in, const gd_meta *out, int backward) {
+    (void)n, (void)out, (void)backward;
+    size_t c = 0;
+    int64_t k;
+    for (int i = 0; i < 2; i++)
+        if (in[i].dtype == GD_I64 && (i == 0 || in[i].shape.rank != 1) && !gd_shape_numel(&in[i].shape, &k) && k > 0)
+            c += gd_arena_buf_cost((size_t)k * 8);
+    return c;
 }
 
 /* Fused backward. With g = dout / N and p = softmax(z_n):
@@ -449,12 +471,13 @@ const gd_op_def gd_ops_nn[] = {
      .n_attrs = GD_NELEMS(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZERO_VALUE,
      .doc = "exp(x) / sum(exp(x)) along the single integer `axis` (default -1), computed stably by subtracting the "
             "maximum; a slice holding NaN or +inf, or only -inf, gives NaN; fused backward y * (dout - sum(dout * y)).",
-     .infer = infer_softmax, .forward = softmax_forward, .backward = softmax_backward},
+     .infer = infer_softmax, .forward = softmax_forward, .backward = softmax_backward, .scratch = softmax_scratch},
     {.name = "log_softmax", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = softmax_attrs,
      .n_attrs = GD_NELEMS(softmax_attrs), .differentiable = 1, .zero_cause = GD_ZERO_VALUE,
      .doc = "x - logsumexp(x) along the single integer `axis` (default -1), computed stably; fused backward "
             "dout - exp(y) * sum(dout).",
-     .infer = infer_softmax, .forward = log_softmax_forward, .backward = log_softmax_backward},
+     .infer = infer_softmax, .forward = log_softmax_forward, .backward = log_softmax_backward,
+     .scratch = softmax_scratch},
     {.name = "softmax_cross_entropy", .min_in = 2, .max_in = 2, .inputs_doc = "logits, labels", .attrs = NULL,
      .n_attrs = 0, .differentiable = 1, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "Mean over N of -sum_c labels * log_softmax(logits) for logits [N, C] and labels either int64 class "
@@ -462,7 +485,7 @@ const gd_op_def gd_ops_nn[] = {
             "the gradient -log_softmax(logits) * dout / N); N = 0 gives NaN, the mean of nothing as in NumPy; the "
             "logits' gradient is (softmax - labels) * dout / N for labels that sum to 1 per row (in general "
             "(softmax * sum(labels) - labels) * dout / N).",
-     .infer = infer_sce, .forward = sce_forward, .backward = sce_backward},
+     .infer = infer_sce, .forward = sce_forward, .backward = sce_backward, .scratch = sce_scratch},
     {.name = "one_hot", .min_in = 1, .max_in = 1, .inputs_doc = "indices", .attrs = one_hot_attrs,
      .n_attrs = GD_NELEMS(one_hot_attrs), .differentiable = 0, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "float64 one-hot encoding of int64 `indices` with `depth` classes (required, >= 0), of shape "

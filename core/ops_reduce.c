@@ -495,10 +495,31 @@ static const gd_attr_spec arg_attrs[] = {
     GD_ATTR("axis", GD_ATTR_AXIS, axis, "null"),
 };
 
-#define REDUCE_ROW(NAME, INFER, FWD, BWD, ZC, DOC)                                                             \
+#define REDUCE_ROW(NAME, INFER, FWD, BWD, SCR, ZC, DOC)                                                        \
     {.name = NAME, .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = reduce_attrs,                        \
      .n_attrs = GD_NELEMS(reduce_attrs), .differentiable = 1, .zero_cause = ZC, .doc = DOC, .infer = INFER,       \
-     .forward = FWD, .backward = BWD}
+     .forward = FWD, .backward = BWD, .scratch = SCR}
+
+/* A buffer of the kept shape: logsumexp's forward, max/min's backward. */
+static size_t kept_scratch(const gd_meta *out) {
+    int64_t k;
+    return !gd_shape_numel(&out->shape, &k) && k > 0 ? gd_arena_buf_cost((size_t)k * 8) : 0;
+}
+static size_t lse_scratch(const gd_node *n, const gd_meta *in, const gd_meta *out, int backward) {
+    (void)n, (void)in;
+    return backward ? 0 : kept_scratch(out);
+}
+static size_t extreme_scratch(const gd_node *n, const gd_meta *in, const gd_meta *out, int backward) {
+    (void)n, (void)in;
+    return backward ? kept_scratch(out) : 0;
+}
+/* argmax/argmin's [inner]: inner is at most the output's size (1 without an axis). */
+static size_t arg_scratch(const gd_node *n, const gd_meta *in, const gd_meta *out, int backward) {
+    (void)n, (void)in, (void)backward;
+    int64_t k;
+    if (gd_shape_numel(&out->shape, &k) || k < 1) k = 1;
+    return gd_arena_buf_cost((size_t)k * 8);
+}
 
 #define ARG_HINT                                                                                         \
     "Replace '{node}' ({op}) with a soft selection such as softmax over the same axis, or use a straight-through " \
@@ -506,24 +527,25 @@ static const gd_attr_spec arg_attrs[] = {
 #define ARG_ROW(NAME, FWD, DOC)                                                                                \
     {.name = NAME, .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = arg_attrs, .n_attrs = GD_NELEMS(arg_attrs), \
      .differentiable = 0, .flags = GD_OPF_INT_OK | GD_OPF_MAKES_INT, .zero_cause = GD_ZERO_VALUE, .doc = DOC,   \
-     .infer = infer_arg, .forward = FWD, .backward = NULL, .hints = {.no_gradient = ARG_HINT}}
+     .infer = infer_arg, .forward = FWD, .backward = NULL, .scratch = arg_scratch,                              \
+     .hints = {.no_gradient = ARG_HINT}}
 
 const gd_op_def gd_ops_reduce[] = {
-    REDUCE_ROW("sum", infer_reduce, sum_forward, sum_backward, GD_ZERO_VALUE,
+    REDUCE_ROW("sum", infer_reduce, sum_forward, sum_backward, NULL, GD_ZERO_VALUE,
                "Sum over `axis` (an integer or a list; default: all axes; [] reduces nothing), keeping the reduced "
                "axes as size 1 when `keepdims`; the sum of no elements is 0."),
-    REDUCE_ROW("mean", infer_reduce, mean_forward, mean_backward, GD_ZERO_VALUE,
+    REDUCE_ROW("mean", infer_reduce, mean_forward, mean_backward, NULL, GD_ZERO_VALUE,
                "Mean over `axis` (an integer or a list; default: all axes), keeping the reduced axes as size 1 when "
                "`keepdims`; the mean of no elements is NaN, as in NumPy; the gradient is dout / count."),
-    REDUCE_ROW("max", infer_reduce_nonempty, max_forward, extreme_backward, GD_ZERO_MASK,
+    REDUCE_ROW("max", infer_reduce_nonempty, max_forward, extreme_backward, extreme_scratch, GD_ZERO_MASK,
                "Maximum over `axis` (an integer or a list; default: all axes), with `keepdims`; NaN propagates and an "
                "empty axis is an invalid_value error (NumPy); tied maxima share the gradient evenly (PyTorch amax), "
                "a NaN result passes it to the NaN elements, split evenly, and the other elements get dout * 0."),
-    REDUCE_ROW("min", infer_reduce_nonempty, min_forward, extreme_backward, GD_ZERO_MASK,
+    REDUCE_ROW("min", infer_reduce_nonempty, min_forward, extreme_backward, extreme_scratch, GD_ZERO_MASK,
                "Minimum over `axis` (an integer or a list; default: all axes), with `keepdims`; NaN propagates and an "
                "empty axis is an invalid_value error (NumPy); tied minima share the gradient evenly (PyTorch amin), "
                "a NaN result passes it to the NaN elements, split evenly, and the other elements get dout * 0."),
-    REDUCE_ROW("logsumexp", infer_reduce, logsumexp_forward, logsumexp_backward, GD_ZERO_VALUE,
+    REDUCE_ROW("logsumexp", infer_reduce, logsumexp_forward, logsumexp_backward, lse_scratch, GD_ZERO_VALUE,
                "log(sum(exp(x))) over `axis` (an integer or a list; default: all axes), with `keepdims`, computed "
                "stably by subtracting the maximum; all -inf or empty gives -inf (with gradient dout * 0); the "
                "gradient is dout * softmax(x)."),

@@ -10,8 +10,11 @@
 #include "proto/decode.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/dupkey.h"
@@ -26,6 +29,39 @@ static const char *const tensor_formats[] = {"nested", "flat", "b64", "binary", 
 const char *gd_tensor_format_name(gd_tensor_format f) {
     return (f >= GD_TF_NESTED && f <= GD_TF_BINARY) ? tensor_formats[f] : "nested";
 }
+
+/* ---- the parsed JSON's memory ------------------------------------------------ */
+
+/* jansson's tree can be 80 times the body ({"pad":[{},{},...]}), so it counts
+ * against the request's memory limit (A7): jansson allocates through these
+ * hooks, and while a request is decoded on a thread (json_arena set) every
+ * block is charged to that request's arena as malloc holds it (its usable
+ * size and chunk header); the decoder frees the tree before it returns, so
+ * what is charged is uncharged on the same thread. json_set_alloc_funcs is
+ * process-wide, hence a thread-local arena, and hooks installed before main,
+ * before jansson allocates anything. Blocks carry no header of ours, so
+ * what json_dumps returns may still be handed to free(). */
+static _Thread_local gd_arena *json_arena;
+static _Thread_local int json_refused; /* a block was refused since json_arena was set */
+
+static size_t json_cost(void *p) { return malloc_usable_size(p) + sizeof(size_t); }
+
+static void *json_malloc(size_t n) {
+    void *p = malloc(n);
+    if (p && json_arena && gd_arena_charge(json_arena, json_cost(p))) {
+        free(p);
+        json_refused = 1;
+        return NULL;
+    }
+    return p;
+}
+
+static void json_free(void *p) {
+    if (p && json_arena) gd_arena_uncharge(json_arena, json_cost(p));
+    free(p);
+}
+
+__attribute__((constructor)) static void json_hooks_install(void) { json_set_alloc_funcs(json_malloc, json_free); }
 
 /* ---- decoding context ------------------------------------------------------- */
 
@@ -687,6 +723,12 @@ static int int_overflows(const char *lit, size_t len) {
     return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
 }
 
+static int parse_too_large(gd_error *err) {
+    return gd_errorf(err, GD_E_TOO_LARGE, NULL,
+                     "The parsed body needs more memory than this server allows for one request (a JSON tree "
+                     "takes many times the text); send large tensors in the \"b64\" or binary form.");
+}
+
 /* body with every integer literal beyond int64 written as a real ("...0.0"),
  * so that jansson keeps every other integer exact (an int64 attribute such as
  * "ends": [9223372036854775807] stays exact beside a float64 value written as
@@ -735,10 +777,8 @@ static char *big_ints_as_reals(gd_arena *a, const char *body, size_t len, size_t
     return NULL;
 }
 
-int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
-                      int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
-    gd_error local;
-    if (!err) err = &local; /* the decoder reads back codes it set */
+static int decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
+                          int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
     memset(req, 0, sizeof *req);
     req->endpoint = endpoint == GD_EP_EVAL ? GD_EP_EVAL : GD_EP_GRAD;
     req->deadline_ms = -1;
@@ -762,6 +802,7 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
         if (!root) root = json_loadb(body, json_len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
     }
     if (!root) {
+        if (json_refused) return parse_too_large(err);
         if (json_error_code(&je) == json_error_duplicate_key) {
             gd_jpath p;
             gd_dupkey_path(body, (size_t)je.position <= json_len ? (size_t)je.position : json_len, &p);
@@ -776,9 +817,25 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
                        .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};
     int rc = decode_root(&c, root, req->endpoint, lim, req);
     json_decref(root);
+    if (rc && json_refused) return parse_too_large(err);
     if (rc) {
         if (err && err->code == GD_OK) err->code = (gd_err)rc;
         return rc;
     }
     return 0;
+}
+
+/* The parse is charged to the request's arena for as long as it lasts (see
+ * json_malloc); one that outgrows the limit is too_large whatever else the
+ * body holds. */
+int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
+                      int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
+    gd_error local;
+    if (!err) err = &local; /* the decoder reads back codes it set */
+    gd_arena *outer = json_arena;
+    int outer_refused = json_refused;
+    json_arena = a, json_refused = 0;
+    int rc = decode_request(a, body, json_len, bin, bin_len, endpoint, lim, req, err);
+    json_arena = outer, json_refused = outer_refused;
+    return rc;
 }

@@ -3,8 +3,10 @@
  * before returning; only the reply's buffers outlive the call. */
 #include "server/compute.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
@@ -33,8 +35,11 @@ static void error_reply(const gd_compute_in *in, const gd_cancel *cancel, gd_err
     gd_reply_error(out, err, NULL, 0, NULL);
 }
 
-/* The 200 (or 422) body of a successful run. */
-static void success_reply(const gd_compute_in *in, const gd_request *req, const gd_run_result *res, gd_reply *out) {
+/* The 200 (or 422) body of a successful run. The encoded response counts
+ * against the request's memory limit, beside what the arena still holds: a
+ * response that outgrows it is 413 (A7). */
+static void success_reply(const gd_compute_in *in, const gd_request *req, const gd_run_result *res, gd_arena *a,
+                          gd_reply *out) {
     gd_error err;
     if (gd_no_gradients(req, res, &err)) {
         gd_reply_error(out, &err, res->diags, res->n_diags, req->graph);
@@ -49,9 +54,19 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
     out->status = 200;
     out->binary = req->tensor_format == GD_TF_BINARY;
     gd_buf *bin = out->binary ? &out->bin : NULL;
+    gd_buf_charge_to(&out->body, a);
+    gd_buf_charge_to(&out->bin, a);
     int rc = req->endpoint == GD_EP_EVAL ? gd_encode_eval_response(&out->body, bin, req, res, &st)
                                          : gd_encode_grad_response(&out->body, bin, req, res, &st);
-    if (rc)
+    int over = out->body.over_limit || out->bin.over_limit;
+    gd_buf_charge_to(&out->body, NULL); /* the reply outlives the arena */
+    gd_buf_charge_to(&out->bin, NULL);
+    if (rc && over)
+        gd_reply_errorf(out, GD_E_TOO_LARGE, NULL,
+                        "The response would need more memory than this server allows for one request "
+                        "(with the request's tensors); fetch fewer or smaller values, or ask for the "
+                        "\"binary\" tensor format.");
+    else if (rc)
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL,
                         "The server ran out of memory while encoding the response; retry later.");
 }
@@ -61,29 +76,102 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
  * from them: a request of the same size then reuses warm pages instead of
  * faulting in fresh ones (about 15% of an MLP step). The cache is created on
  * a thread's first request and freed by the key's destructor when the
- * worker exits. */
+ * worker exits. Every cache is also on a list, so that gd_compute_trim_idle
+ * can empty it while its worker waits; the worker holds its cache's mutex
+ * while it computes (never contended but by the trimmer). */
 #define GD_WORKER_CACHE_BYTES ((size_t)64 << 20)
+
+typedef struct worker_mem {
+    gd_bufcache *cache;
+    pthread_mutex_t mu;
+    struct worker_mem *prev, *next;
+} worker_mem;
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t workers_mu = PTHREAD_MUTEX_INITIALIZER;
+static worker_mem *workers;          /* every thread's, under workers_mu */
+static atomic_int busy;              /* requests computing now */
+static _Atomic int64_t last_done_ns; /* when the last one finished */
+static atomic_int trimmed;           /* trimmed since then */
 
-static void cache_destroy(void *c) { gd_bufcache_free(c); }
+static void cache_destroy(void *p) {
+    worker_mem *w = p;
+    pthread_mutex_lock(&workers_mu);
+    if (w->prev) w->prev->next = w->next;
+    else workers = w->next;
+    if (w->next) w->next->prev = w->prev;
+    pthread_mutex_unlock(&workers_mu);
+    gd_bufcache_free(w->cache);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
 static void cache_key_init(void) { (void)pthread_key_create(&cache_key, cache_destroy); }
 
-/* This thread's cache, or NULL (then arenas simply allocate afresh). */
-static gd_bufcache *worker_cache(void) {
+/* This thread's cache and its mutex, or NULL (then arenas simply allocate
+ * afresh). */
+static worker_mem *worker_cache(void) {
     pthread_once(&cache_once, cache_key_init);
-    gd_bufcache *c = pthread_getspecific(cache_key);
-    if (!c && (c = gd_bufcache_new(GD_WORKER_CACHE_BYTES)) && pthread_setspecific(cache_key, c)) {
-        gd_bufcache_free(c);
-        c = NULL;
+    worker_mem *w = pthread_getspecific(cache_key);
+    if (w) return w;
+    if (!(w = calloc(1, sizeof *w))) return NULL;
+    if (!(w->cache = gd_bufcache_new(GD_WORKER_CACHE_BYTES)) || pthread_mutex_init(&w->mu, NULL)) {
+        gd_bufcache_free(w->cache);
+        free(w);
+        return NULL;
     }
-    return c;
+    if (pthread_setspecific(cache_key, w)) {
+        gd_bufcache_free(w->cache);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_lock(&workers_mu);
+    w->next = workers;
+    if (workers) workers->prev = w;
+    workers = w;
+    pthread_mutex_unlock(&workers_mu);
+    return w;
+}
+
+int gd_compute_trim_idle(int64_t idle_ms) {
+    if (idle_ms <= 0 || atomic_load(&busy) || atomic_load(&trimmed) ||
+        gd_now_ns() - atomic_load(&last_done_ns) < idle_ms * 1000000)
+        return 0;
+    pthread_mutex_lock(&workers_mu);
+    for (worker_mem *w = workers; w; w = w->next)
+        if (pthread_mutex_trylock(&w->mu) == 0) { /* busy again: that worker keeps its cache */
+            gd_bufcache_clear(w->cache);
+            pthread_mutex_unlock(&w->mu);
+        }
+    pthread_mutex_unlock(&workers_mu);
+    malloc_trim(0);
+    atomic_store(&trimmed, 1);
+    return 1;
+}
+
+/* The request's arena, under its worker's cache (locked until compute_end). */
+static gd_arena *compute_begin(const gd_compute_in *in, worker_mem **wm) {
+    atomic_fetch_add(&busy, 1);
+    *wm = worker_cache();
+    if (*wm) pthread_mutex_lock(&(*wm)->mu);
+    return gd_arena_new_cached(in->arena_limit, *wm ? (*wm)->cache : NULL);
+}
+
+static void compute_end(gd_arena *a, worker_mem *wm) {
+    gd_arena_free(a);
+    if (wm) pthread_mutex_unlock(&wm->mu);
+    atomic_store(&last_done_ns, gd_now_ns());
+    atomic_store(&trimmed, 0);
+    atomic_fetch_sub(&busy, 1);
 }
 
 void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
-    gd_arena *a = gd_arena_new_cached(in->arena_limit, worker_cache());
+    worker_mem *wm;
+    gd_arena *a = compute_begin(in, &wm);
     if (!a) {
+        compute_end(NULL, wm);
         if (in->body_done) in->body_done(in->body_done_arg);
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is out of memory; retry later.");
         return;
@@ -104,7 +192,7 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
         if (err.code == GD_OK) err.code = (gd_err)rc;
         error_reply(in, cancel, &err, out);
     } else {
-        success_reply(in, &req, &res, out);
+        success_reply(in, &req, &res, a, out);
     }
-    gd_arena_free(a);
+    compute_end(a, wm);
 }

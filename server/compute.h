@@ -35,4 +35,13 @@ typedef struct gd_compute_in {
  * stopped by cancel->cancelled (shutdown) is answered 503. */
 void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out);
 
+/* Memory stays warm per worker between requests (each keeps the big
+ * buffers of its last requests for the next); once no request has run for
+ * idle_ms, the workers' caches are freed and malloc_trim(0) (glibc) hands
+ * the free pages of every malloc arena back to the system, so that an idle
+ * gradd's RSS returns near where it started (A7). Call it now and then from
+ * any thread; it does the trimming once per idle period and returns 1 then,
+ * else 0. idle_ms 0: never. */
+int gd_compute_trim_idle(int64_t idle_ms);
+
 #endif

@@ -67,7 +67,9 @@ static const opt opts[] = {
     {"max-nodes", "GRADD_MAX_NODES", K_INT, OFF(max_nodes), 1, 10000000, "N", "10000",
      "nodes of one graph (413 too_large)"},
     {"max-memory", "GRADD_MAX_MEMORY", K_SIZE, OFF(max_memory), MIB, 1024 * GIB, "BYTES", "1G",
-     "memory one request's computation may hold (413 too_large)"},
+     "memory one request may hold: parsed JSON, computation, encoded response (413 too_large)"},
+    {"idle-trim-ms", "GRADD_IDLE_TRIM_MS", K_I64, OFF(idle_trim_ms), 0, 86400000, "MS", "10000",
+     "after this long without work, hand cached memory back to the system (0: never)"},
     {"deadline-ms", "GRADD_DEADLINE_MS", K_I64, OFF(deadline_ms), 1, 86400000, "MS", "30000",
      "compute deadline from receipt; a request's deadline_ms may only lower it (504)"},
     {"max-connections", "GRADD_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 1000000, "N", "1024",
@@ -346,6 +348,7 @@ static void set_defaults(gd_config *cfg) {
     cfg->max_elements = (int64_t)1 << 24;
     cfg->max_nodes = 10000;
     cfg->max_memory = GIB;
+    cfg->idle_trim_ms = 10000;
     cfg->deadline_ms = 30000;
     cfg->max_connections = 1024;
     cfg->conn_timeout_s = 30;

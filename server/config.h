@@ -38,7 +38,8 @@ typedef struct gd_config {
     int64_t max_buffered;           /* --max-buffered, body bytes held across all connections */
     int64_t max_elements;           /* --max-elements, elements of any one tensor */
     int max_nodes;                  /* --max-nodes, nodes of one graph */
-    int64_t max_memory;             /* --max-memory, bytes one request's computation may hold */
+    int64_t max_memory;             /* --max-memory, bytes one request may hold (JSON, arena, response) */
+    int64_t idle_trim_ms;           /* --idle-trim-ms, idle time before cached memory is released; 0: never */
     int64_t deadline_ms;            /* --deadline-ms, compute deadline (a request may ask for less) */
     int max_connections;            /* --max-connections, open connections at once */
     int conn_timeout_s;             /* --conn-timeout, idle connection timeout in seconds */

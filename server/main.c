@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/compute.h"
 #include "server/config.h"
 #include "gd_config.h"
 #include "server/http.h"
@@ -169,7 +170,12 @@ static int serve(const gd_config *cfg, const gd_tls *tls) {
         return 1;
     }
     log_listening(cfg, h);
-    int sig = wait_signal(-1);
+    /* Between signals, look now and then whether the workers have been idle
+     * for --idle-trim-ms (compute.h). */
+    int64_t period = cfg->idle_trim_ms ? cfg->idle_trim_ms / 4 : -1;
+    if (period >= 0) period = period < 10 ? 10 : period > 1000 ? 1000 : period;
+    int sig;
+    while (!(sig = wait_signal(period))) gd_compute_trim_idle(cfg->idle_trim_ms);
     shut_down(cfg, h, pool, sig);
     gd_metrics_free(m);
     return 0;

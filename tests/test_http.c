@@ -2124,6 +2124,129 @@ START_TEST(queue_deadline_504) {
 }
 END_TEST
 
+/* ---- memory (issue 9, rows 7, 9, 10; A7) ----------------------------------------- */
+
+/* RSS says little under a sanitizer (shadow memory, ASan's quarantine of
+ * freed blocks): a sanitizer build of these tests (and of the gradd they
+ * start, built with the same flags) checks the answers but not the RSS. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RSS_MEANINGFUL 0
+#else
+#define RSS_MEANINGFUL 1
+#endif
+
+/* A field of /proc/PID/status in KiB (VmRSS, VmHWM), or -1. */
+static long proc_kib(pid_t pid, const char *field) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') v = strtol(line + n + 1, NULL, 10);
+    if (f) fclose(f);
+    return v;
+}
+
+/* Row 7: two 4096 x 4096 matmuls under --max-memory 512M are 413 from the
+ * plan of their shapes, at once (they used to take 25 s of CPU first). */
+START_TEST(memory_plan_refuses_at_once) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--max-memory", "512M"));
+    const char *body =
+        "{'graph': {'nodes': [{'name': 'a', 'op': 'variable'},"
+        " {'name': 'A', 'op': 'broadcast_to', 'inputs': ['a'], 'shape': [4096, 4096]},"
+        " {'name': 'M', 'op': 'matmul', 'inputs': ['A', 'A']}, {'name': 'N', 'op': 'matmul', 'inputs': ['M', 'A']},"
+        " {'name': 'L', 'op': 'sum', 'inputs': ['N']}]}, 'values': {'a': 0.001}, 'target': 'L'}";
+    ht_resp r;
+    ht_post(s.port, "/v1/grad", J(body), &r);
+    expect_error_ex(&r, 413, "too_large", NULL, NULL, (const char *const[]){"planned from its shapes", NULL});
+    double dt = r.t_done - r.t_start, limit = (double)ht_scaled_ms(1000) / 1000;
+    printf("memory_plan_refuses_at_once: 413 in %.1f ms\n", dt * 1e3);
+    ck_assert_msg(dt < limit, "the 413 took %.3f s (limit %.1f s): was a kernel run first?", dt, limit);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* Row 9: the parsed JSON counts against --max-memory. A 3.9 MB body of
+ * empty objects, whose tree takes about 300 MB, is 413 under 64M and the
+ * server's peak RSS grows far less than that. Then, after --idle-trim-ms
+ * without work (and a request that filled the worker's buffer cache), RSS
+ * comes back within 2x of the idle RSS. */
+START_TEST(memory_json_tree_bounded_and_trimmed) {
+    ht_server s;
+    char trim[32];
+    ht_server_start(&s, ARGS("--max-memory", "64M", "--workers", "1", "--idle-trim-ms",
+                             ht_scaled_ms_arg(trim, sizeof trim, 300)));
+    ht_resp r;
+    ht_get(s.port, "/healthz", &r);
+    ht_resp_free(&r);
+    ht_sleep_ms((int)ht_scaled_ms(700)); /* past a first trim: what an idle gradd holds */
+    long idle = proc_kib(s.pid, "VmRSS"), hwm0 = proc_kib(s.pid, "VmHWM");
+    ck_assert_msg(idle > 0 && hwm0 > 0, "cannot read /proc/%d/status", (int)s.pid);
+
+    size_t n = 1300000;
+    char *body = malloc(3 * n + 16);
+    size_t o = (size_t)sprintf(body, "{\"pad\":[");
+    for (size_t i = 0; i < n; i++) memcpy(body + o, i ? ",{}" : "{}", i ? 3 : 2), o += i ? 3 : 2;
+    memcpy(body + o, "]}", 3);
+    ht_post(s.port, "/v1/grad", body, &r);
+    free(body);
+    expect_error(&r, 413, "too_large", NULL, NULL);
+    ht_resp_free(&r);
+    long hwm = proc_kib(s.pid, "VmHWM");
+    printf("memory_json_tree: idle RSS %ld KiB, peak RSS %ld -> %ld KiB for a 3.9 MB body of {}\n", idle, hwm0, hwm);
+    ck_assert_msg(!RSS_MEANINGFUL || hwm - hwm0 < 150 * 1024,
+                  "peak RSS grew by %ld KiB for a 3.9 MB body under --max-memory 64M", hwm - hwm0);
+
+    /* A request that leaves 36 MB in the worker's cache (the warm memory). */
+    const char *work = "{'graph': {'nodes': [{'name': 'c', 'op': 'input'},"
+                       " {'name': 'p', 'op': 'broadcast_to', 'inputs': ['c'], 'shape': [1500, 1500]},"
+                       " {'name': 'q', 'op': 'exp', 'inputs': ['p']}, {'name': 't', 'op': 'sum', 'inputs': ['q']}]},"
+                       " 'values': {'c': 0}, 'target': 't'}";
+    ht_post(s.port, "/v1/eval", J(work), &r);
+    ck_assert_msg(r.status == 200, "status %ld: %.300s", r.status, r.body);
+    ht_resp_free(&r);
+    long busy = proc_kib(s.pid, "VmRSS"), rss = busy;
+    for (double t0 = ht_now(); RSS_MEANINGFUL && ht_now() < t0 + (double)ht_scaled_ms(5000) / 1000 && rss > 2 * idle;
+         ht_sleep_ms(50))
+        rss = proc_kib(s.pid, "VmRSS");
+    printf("memory_idle_trim: RSS %ld KiB after the work, %ld KiB once idle (idle RSS %ld KiB)\n", busy, rss, idle);
+    ck_assert_msg(!RSS_MEANINGFUL || rss <= 2 * idle,
+                  "RSS %ld KiB after --idle-trim-ms without work, more than 2 x the idle %ld KiB", rss, idle);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* Row 10: the encoded response counts against --max-memory. A 418-byte
+ * /v1/eval fetching seven 1e6-element broadcasts (about 140 MB of text)
+ * under 64M is 413, not a 200 of that size. */
+START_TEST(memory_response_counts) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--max-memory", "64M", "--workers", "1"));
+    ht_resp r;
+    ht_get(s.port, "/healthz", &r);
+    ht_resp_free(&r);
+    long hwm0 = proc_kib(s.pid, "VmHWM");
+    char body[2048];
+    size_t o = (size_t)snprintf(body, sizeof body, "{\"graph\":{\"nodes\":[{\"name\":\"x\",\"op\":\"input\"}");
+    for (int i = 0; i < 7; i++)
+        o += (size_t)snprintf(body + o, sizeof body - o,
+                              ",{\"name\":\"b%d\",\"op\":\"broadcast_to\",\"inputs\":[\"x\"],\"shape\":[1000000]}", i);
+    o += (size_t)snprintf(body + o, sizeof body - o, "]},\"values\":{\"x\":0.3333333333333333},\"target\":\"x\","
+                          "\"fetch\":[\"b0\",\"b1\",\"b2\",\"b3\",\"b4\",\"b5\",\"b6\"]}");
+    ht_post(s.port, "/v1/eval", body, &r);
+    expect_error_ex(&r, 413, "too_large", NULL, NULL, (const char *const[]){"response", NULL});
+    ht_resp_free(&r);
+    long hwm = proc_kib(s.pid, "VmHWM");
+    printf("memory_response_counts: 413; peak RSS %ld -> %ld KiB\n", hwm0, hwm);
+    ck_assert_msg(!RSS_MEANINGFUL || hwm - hwm0 < 150 * 1024, "peak RSS grew by %ld KiB under --max-memory 64M",
+                  hwm - hwm0);
+    ht_server_stop(&s);
+}
+END_TEST
+
 /* ---- the suite ----------------------------------------------------------------- */
 
 static Suite *suite_http(void) {
@@ -2177,6 +2300,14 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, sigterm_drains_in_flight);
     tcase_add_test(tc, drain_turns_away_retrying_balancers);
     tcase_add_test(tc, queue_deadline_504);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("memory");
+    tcase_add_checked_fixture(tc, NULL, teardown_kill);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, memory_plan_refuses_at_once);
+    tcase_add_test(tc, memory_json_tree_bounded_and_trimmed);
+    tcase_add_test(tc, memory_response_counts);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("load");

@@ -17,6 +17,7 @@
     X(property)           \
     X(proto)              \
     X(numfmt)             \
+    X(memory)             \
     X(fixtures)
 
 #define GD__DECL_SUITE(name) Suite *suite_##name(void);

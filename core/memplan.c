@@ -1,0 +1,295 @@
+/* memplan.c - the engine's schedule replayed on shapes (see memplan.h).
+ *
+ * Without a cond the replay is exact in its order: the same depth-first
+ * evaluation as engine.c's eval_root, the same release at the last read,
+ * the same reverse sweep. Every byte count is an upper bound of what the
+ * arena will count for it: gd_arena_buf_cost for a tensor buffer, the
+ * broadcast shape for a contribution that may arrive unreduced, the op
+ * row's `scratch`, and gd_arena_small_cost for the bookkeeping arrays, tensor
+ * headers and event logs, whose sizes are bounded by node and edge counts.
+ * tests/test_engine.c holds the plan against the arena's measured peak over
+ * the fixture graphs. */
+#include "core/memplan.h"
+
+#include <string.h>
+
+#include "core/flow.h"
+#include "core/trace.h"
+
+/* The replay's state; arrays in the graph's arena. */
+typedef struct sim {
+    const gd_graph *g;
+    const gd_run_spec *spec;
+    gd_memplan *p;
+    int n;
+    unsigned char *cand;      /* [n] will run (an ancestor of a target or a fetch) */
+    unsigned char *is_wrt, *returned, *done, *vlive, *clive, *needs, *open;
+    size_t *vcost;            /* [n] cost of the node's value buffer */
+    size_t *ccost;            /* [n] cost of its cotangent's buffer */
+    int *rc;                  /* [n] the replay's own copy of refc */
+    int *order, n_order;
+    int *stack, *phase;
+    gd_meta *metas;           /* room for the widest node's input metas */
+    size_t live, peak;
+} sim;
+
+#define ALLOC(a, ptr, count) (((ptr) = gd_arena_alloc((a), sizeof(*(ptr)) * (size_t)((count) + 1))) != NULL)
+
+static size_t tensor_cost(const gd_shape *s) {
+    int64_t n;
+    if (gd_shape_numel(s, &n) || n <= 0) return 0;
+    return gd_arena_buf_cost((size_t)n * 8);
+}
+
+static int is_leaf(const gd_node *nd) { return (nd->op->flags & GD_OPF_LEAF) != 0; }
+
+static void bump(sim *s, size_t transient) {
+    if (s->live + transient > s->peak) s->peak = s->live + transient;
+}
+
+/* What node v's kernel takes besides its output (forward) or its
+ * contributions (backward): int64 inputs converted to float64 unless the
+ * row takes int64, and the row's scratch. */
+static size_t side_cost(sim *s, int v, int backward) {
+    const gd_node *nd = &s->g->nodes[v];
+    size_t c = 0;
+    for (int i = 0; i < nd->n_in; i++) {
+        const gd_meta *m = &s->g->nodes[nd->in[i]].meta;
+        s->metas[i] = *m;
+        if (m->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK)) c += tensor_cost(&m->shape);
+    }
+    if (nd->op->scratch) c += nd->op->scratch(nd, s->metas, &nd->meta, backward);
+    return c;
+}
+
+/* Node v's contributions to its inputs (the ones whose `want` is set),
+ * each at most of the larger of the input's and the output's shape; and in
+ * *sum_max the largest input shape, for the buffer that undoes broadcasting. */
+static size_t din_cost(const sim *s, int v, const unsigned char *needs, size_t *sum_max) {
+    const gd_node *nd = &s->g->nodes[v];
+    size_t c = 0, out = tensor_cost(&nd->meta.shape);
+    *sum_max = 0;
+    for (int i = 0; i < nd->n_in; i++) {
+        if (!gd_flow_carries(s->g, NULL, v, i) || !needs[nd->in[i]]) continue;
+        size_t in = tensor_cost(&s->g->nodes[nd->in[i]].meta.shape);
+        c += in > out ? in : out;
+        if (in > *sum_max) *sum_max = in;
+    }
+    return c;
+}
+
+/* ---- the structure: who runs, refc, keep (the engine's inputs) --------------- */
+
+static int structure(sim *s, gd_arena *a) {
+    const gd_graph *g = s->g;
+    const gd_run_spec *spec = s->spec;
+    int n = s->n;
+    gd_memplan *p = s->p;
+    for (int k = 0; k < spec->n_targets; k++) s->cand[spec->targets[k]] = 1;
+    for (int k = 0; k < spec->n_fetch; k++) s->cand[spec->fetch[k]] = 1;
+    for (int k = n - 1; k >= 0; k--) {
+        int v = g->topo[k];
+        if (!s->cand[v]) continue;
+        for (int i = 0; i < g->nodes[v].n_in; i++) {
+            s->cand[g->nodes[v].in[i]] = 1;
+            p->refc[g->nodes[v].in[i]]++;
+        }
+    }
+    if (!spec->grad) return 0;
+    unsigned char *sopen, *sneeds;
+    if (!ALLOC(a, sopen, n) || !ALLOC(a, sneeds, n)) return -1;
+    /* Every cond branch counts as open here: the choices come later. */
+    gd_flow_needs(g, NULL, g->topo, n, s->is_wrt, sneeds);
+    for (int k = 0; k < spec->n_targets; k++) sopen[spec->targets[k]] = 1;
+    gd_flow_open(g, NULL, g->topo, n, sneeds, sopen);
+    for (int v = 0; v < n; v++) {
+        if (!sopen[v] || !sneeds[v]) continue;
+        p->keep[v] = 1;
+        for (int i = 0; i < g->nodes[v].n_in; i++) p->keep[g->nodes[v].in[i]] = 1;
+    }
+    return 0;
+}
+
+/* ---- the forward sweep, as engine.c runs it ------------------------------- */
+
+static void forward_step(sim *s, int v) {
+    const gd_node *nd = &s->g->nodes[v];
+    s->done[v] = 1;
+    s->order[s->n_order++] = v;
+    if (is_leaf(nd)) return; /* its value is the request's, held already */
+    bump(s, side_cost(s, v, 0) + s->vcost[v]);
+    s->live += s->vcost[v];
+    s->vlive[v] = 1;
+    for (int i = 0; i < nd->n_in; i++) {
+        int u = nd->in[i];
+        if (--s->rc[u] == 0 && !s->p->keep[u] && !s->returned[u] && s->vlive[u]) {
+            s->live -= s->vcost[u];
+            s->vlive[u] = 0;
+        }
+    }
+}
+
+/* engine.c's eval_root without cond (the replay is not used with one). */
+static void visit(sim *s, int root) {
+    int sp = 0;
+    if (s->done[root]) return;
+    s->stack[sp] = root, s->phase[sp++] = 0;
+    while (sp > 0) {
+        int v = s->stack[sp - 1];
+        const gd_node *nd = &s->g->nodes[v];
+        if (s->done[v]) { sp--; continue; }
+        if (s->phase[sp - 1]++ == 0) {
+            for (int i = nd->n_in - 1; i >= 0; i--)
+                if (!s->done[nd->in[i]]) s->stack[sp] = nd->in[i], s->phase[sp++] = 0;
+        } else {
+            forward_step(s, v);
+            sp--;
+        }
+    }
+}
+
+/* ---- the reverse sweep ---------------------------------------------------- */
+
+/* Add a contribution of `cost` bytes into u's cotangent: it becomes the
+ * cotangent, or is added and released. */
+static void accumulate(sim *s, int u, size_t cost) {
+    if (s->clive[u]) return;
+    s->clive[u] = 1;
+    s->ccost[u] = cost;
+    s->live += cost;
+}
+
+static size_t seed_cost(const sim *s, int k) {
+    const gd_tensor *tg = s->spec->target_grad ? s->spec->target_grad[k] : NULL;
+    return tg ? tensor_cost(&tg->shape) : gd_arena_buf_cost(8);
+}
+
+static void backward_step(sim *s, int v, const unsigned char *needs) {
+    const gd_node *nd = &s->g->nodes[v];
+    size_t sum_max, din = s->clive[v] ? din_cost(s, v, needs, &sum_max) : 0;
+    if (din) {
+        bump(s, side_cost(s, v, 1) + din);
+        s->live += din;
+        for (int i = 0; i < nd->n_in; i++) {
+            int u = nd->in[i];
+            if (!gd_flow_carries(s->g, NULL, v, i) || !needs[u]) continue;
+            size_t in = tensor_cost(&s->g->nodes[u].meta.shape), out = tensor_cost(&nd->meta.shape);
+            bump(s, in); /* the broadcast undone into a new buffer */
+            s->live -= in > out ? in : out;
+            accumulate(s, u, in);
+        }
+    }
+    if (!s->is_wrt[v] && s->clive[v]) s->live -= s->ccost[v], s->clive[v] = 0;
+    if (!s->returned[v] && s->vlive[v]) s->live -= s->vcost[v], s->vlive[v] = 0;
+}
+
+static void backward(sim *s) {
+    const gd_run_spec *spec = s->spec;
+    unsigned char *needs = s->needs, *open = s->open;
+    gd_flow_needs(s->g, NULL, s->order, s->n_order, s->is_wrt, needs);
+    for (int k = 0; k < spec->n_targets; k++)
+        if (s->g->nodes[spec->targets[k]].meta.dtype == GD_F64) open[spec->targets[k]] = 1;
+    gd_flow_open(s->g, NULL, s->order, s->n_order, NULL, open);
+    for (int k = 0; k < spec->n_targets; k++) {
+        int t = spec->targets[k];
+        if (!needs[t]) continue;
+        size_t c = seed_cost(s, k);
+        bump(s, c);
+        accumulate(s, t, c);
+    }
+    for (int k = s->n_order - 1; k >= 0; k--) backward_step(s, s->order[k], needs);
+    for (int k = 0; k < spec->n_wrt; k++) { /* zeros for a wrt without a cotangent */
+        int w = spec->wrt[k];
+        if (open[w] ? !s->clive[w] : spec->unconnected_zero) s->live += tensor_cost(&s->g->nodes[w].meta.shape);
+    }
+    bump(s, 0);
+}
+
+/* ---- with a cond: everything at once ------------------------------------- */
+
+/* Every value that may run, every cotangent that may be formed and every
+ * seed and zero result held together, plus the largest one node's kernel
+ * takes on the side: a bound whatever the branches and the order. */
+static void all_at_once(sim *s) {
+    const gd_graph *g = s->g;
+    const gd_run_spec *spec = s->spec;
+    size_t held = 0, side = 0;
+    unsigned char *needs = s->needs;
+    if (spec->grad) gd_flow_needs(g, NULL, g->topo, s->n, s->is_wrt, needs);
+    for (int v = 0; v < s->n; v++) {
+        if (!s->cand[v]) continue;
+        size_t sum_max = 0, f = 0, b = 0;
+        if (!is_leaf(&g->nodes[v])) held += s->vcost[v], f = side_cost(s, v, 0);
+        if (spec->grad && needs[v]) {
+            held += tensor_cost(&g->nodes[v].meta.shape);
+            b = side_cost(s, v, 1) + din_cost(s, v, needs, &sum_max) + sum_max;
+        }
+        if (f > side) side = f;
+        if (b > side) side = b;
+    }
+    if (spec->grad) {
+        for (int k = 0; k < spec->n_targets; k++) held += seed_cost(s, k);
+        for (int k = 0; k < spec->n_wrt; k++) held += tensor_cost(&g->nodes[spec->wrt[k]].meta.shape);
+    }
+    s->live += held;
+    bump(s, side);
+}
+
+/* ---- the plan --------------------------------------------------------------- */
+
+/* What the engine and the diagnostics allocate in small pieces, bounded by
+ * counts: per node the engine's arrays (a gd_origin the largest), per edge
+ * the depth-first stack, tensor headers (an output, and per input a
+ * conversion, a contribution and its reduction, forward and backward),
+ * event logs that double as they grow, input arrays of wide nodes; per
+ * diagnostic its texts. */
+static size_t small_cost(const gd_graph *g, const gd_run_spec *spec) {
+    size_t n = (size_t)g->n, edges = 0;
+    for (int v = 0; v < g->n; v++) edges += (size_t)g->nodes[v].n_in;
+    size_t hdr = (sizeof(gd_tensor) + 15) & ~(size_t)15;
+    size_t per_node = 64 + 2 * sizeof(gd_origin) + 4 * hdr + 4 * sizeof(gd_zero_event) + 128;
+    size_t per_edge = 16 + 6 * hdr + 4 * (sizeof(gd_zero_event) + sizeof(gd_nonfinite_event)) + 64;
+    size_t diags = (size_t)(spec->n_wrt + spec->n_targets + spec->n_fetch + 1) * 4096;
+    return gd_arena_small_cost(n * per_node + edges * per_edge + diags, 40 + 8 * n + 2 * edges);
+}
+
+int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_error *err) {
+    gd_arena *a = g->arena;
+    int n = g->n, max_in = 1, edges = 0, has_cond = 0;
+    sim S = {.g = g, .spec = spec, .p = plan, .n = n}, *s = &S;
+    memset(plan, 0, sizeof *plan);
+    for (int v = 0; v < n; v++) {
+        if (g->nodes[v].n_in > max_in) max_in = g->nodes[v].n_in;
+        edges += g->nodes[v].n_in;
+    }
+    if (!ALLOC(a, plan->refc, n) || !ALLOC(a, plan->keep, n) || !ALLOC(a, s->cand, n) || !ALLOC(a, s->is_wrt, n) ||
+        !ALLOC(a, s->returned, n) || !ALLOC(a, s->done, n) || !ALLOC(a, s->vlive, n) || !ALLOC(a, s->clive, n) ||
+        !ALLOC(a, s->needs, n) || !ALLOC(a, s->open, n) ||
+        !ALLOC(a, s->vcost, n) || !ALLOC(a, s->ccost, n) || !ALLOC(a, s->rc, n) || !ALLOC(a, s->order, n) ||
+        !ALLOC(a, s->stack, edges + n + 1) || !ALLOC(a, s->phase, edges + n + 1) || !ALLOC(a, s->metas, max_in))
+        return gd_error_oom(err);
+    for (int k = 0; k < spec->n_targets; k++) s->returned[spec->targets[k]] = 1;
+    for (int k = 0; k < spec->n_fetch; k++) s->returned[spec->fetch[k]] = 1;
+    if (spec->grad)
+        for (int k = 0; k < spec->n_wrt; k++) s->is_wrt[spec->wrt[k]] = 1;
+    if (structure(s, a)) return gd_error_oom(err);
+    plan->bounded = 1;
+    for (int v = 0; v < n; v++) {
+        if (!s->cand[v]) continue;
+        if (g->nodes[v].meta.shape.rank < 0) plan->bounded = 0;
+        has_cond |= (g->nodes[v].op->flags & GD_OPF_COND) != 0;
+        s->vcost[v] = is_leaf(&g->nodes[v]) ? 0 : tensor_cost(&g->nodes[v].meta.shape);
+        s->rc[v] = plan->refc[v];
+    }
+    if (!plan->bounded) return 0;
+    s->live = s->peak = gd_arena_live(a) + small_cost(g, spec);
+    if (has_cond) {
+        all_at_once(s);
+    } else {
+        for (int k = 0; k < spec->n_targets; k++) visit(s, spec->targets[k]);
+        for (int k = 0; k < spec->n_fetch; k++) visit(s, spec->fetch[k]);
+        if (spec->grad) backward(s);
+    }
+    plan->peak = s->peak;
+    return 0;
+}
