@@ -36,9 +36,7 @@ its fix, or with a new class naming the defect it stands for. Until then it wait
 tests/difftest/findings/, which make check does not replay (`--replay FILE` does).
 
 Scope: v1 and amendment A8. A1-A7 are later work (a request without variables is answered
-as v1 does: 200 with no gradients). float32 transport is not generated. The reference has
-no static shape inference: a `wrt` that nothing evaluates gets zeros (unconnected "zero")
-only when its shape can be computed from the values sent or a leaf's declared shape.
+as v1 does: 200 with no gradients). float32 transport is not generated.
 
 Usage:
   difftest.py [--cases N] [--seed S] [--no-replay] [--keep-going] [--save DIR]

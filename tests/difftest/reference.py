@@ -740,8 +740,78 @@ def apply_op(op, a, xs, flags):
     raise GdError("unknown_op")
 
 
-SHAPE_KEEPING = set(UNARY) | set(NONDIFF_UNARY) | {
-    "abs", "relu", "softplus", "leaky_relu", "clip", "softmax", "log_softmax", "stop_gradient", "cast"}
+# ---- static inference -------------------------------------------------------------------
+
+KEEP_DTYPE = {"reshape", "transpose", "broadcast_to", "slice", "stop_gradient", "gather"}
+
+
+def infer_dtype(op, a, dts):
+    """A node's dtype from its inputs' dtypes alone (known even where its shape is not)."""
+    if op == "cast":
+        return I64 if a.get("dtype") == "int64" else F64
+    if op in ("argmax", "argmin"):
+        return I64
+    if op in KEEP_DTYPE:
+        return dts[0]
+    if op == "concat":
+        return I64 if all(d == I64 for d in dts) else F64
+    if op in ("where", "cond"):
+        return I64 if dts[1] == I64 and dts[2] == I64 else F64
+    return F64
+
+
+def infer_shape(op, a, shapes, dts):
+    """A node's shape as the contract's static inference knows it before any kernel runs:
+    None where an input's shape is unknown (an unsent leaf without a declared shape) or the
+    node's check fails (a node that only cond branches need keeps its error for evaluation,
+    and its shape is unknown meanwhile). Attributes fix a shape without the input's
+    (reshape without -1, broadcast_to), argmax/argmin without an axis give a scalar, as does
+    softmax_cross_entropy, and a cond takes whichever branch's shape is known, the first's
+    when both are (they must then agree)."""
+    if op == "cond":
+        p, s1, s2 = shapes
+        if p is not None and len(p) > 0:
+            return None
+        if s1 is not None and s2 is not None and s1 != s2:
+            return None
+        return s1 if s1 is not None else s2
+    if any(s is None for s in shapes):
+        if op == "reshape":
+            t = a.get("shape", [])
+            ok = t.count(-1) <= 1 and all(d >= -1 for d in t)
+            return list(t) if ok and -1 not in t else None
+        if op == "broadcast_to":
+            t = a.get("shape", [])
+            return list(t) if all(d >= 0 for d in t) else None
+        if op in ("argmax", "argmin"):
+            return [] if "axis" not in a else None
+        if op == "softmax_cross_entropy":
+            z, y = shapes
+            if (z is not None and len(z) != 2) or (y is not None and len(y) not in (1, 2)):
+                return None
+            if y is not None and len(y) == 1 and dts[1] != I64:
+                return None
+            return []
+        return None
+    dummies = [torch.zeros(s, dtype=d) for s, d in zip(shapes, dts)]
+    try:
+        with torch.no_grad():
+            return list(apply_op(op, a, dummies, frozenset()).shape)
+    except GdError as e:
+        if e.static:
+            return None
+    # a kernel's error on the zeros stands in for: the shape is known all the same
+    if op == "gather":
+        p, i = shapes
+        ax = a.get("axis", 0) % len(p)
+        return p[:ax] + i + p[ax + 1:]
+    if op == "one_hot":
+        return shapes[0] + [a["depth"]]
+    if op == "softmax_cross_entropy":
+        return []
+    return shapes[0]
+
+
 NO_ZEROSKIP = set(NONDIFF_UNARY) | set(COMPARE) | {"argmax", "argmin", "one_hot", "stop_gradient", "cast"}
 
 
@@ -757,7 +827,7 @@ class Graph:
         self.order = [n["name"] for n in req["graph"]["nodes"]]
         self.values = req.get("values", {})
         self.binsec, self.flags, self.eager = binsec, flags, eager
-        self.memo, self.smemo = {}, {}
+        self.memo, self.smemo, self.smeta = {}, {}, {}
 
     def check(self, name):
         """The checks that need shapes only, over what the request forces: a tensor, or
@@ -808,16 +878,27 @@ class Graph:
                 stack.extend(self.nodes[s].get("inputs", []))
         return dead
 
-    def static_shape(self, name):
-        """A shape known without values, where an attribute fixes it (broadcast_to, reshape
-        without -1) and shape-keeping ops pass it on; None otherwise."""
+    def static_meta(self, name):
+        """(shape or None, dtype) of a node by static inference (infer_shape): leaves from
+        the value sent or the declarations."""
+        if name in self.smeta:
+            return self.smeta[name]
         n = self.nodes[name]
         op = n["op"]
-        if op in ("broadcast_to", "reshape") and -1 not in n.get("shape", [-1]):
-            return n["shape"]
-        if op in SHAPE_KEEPING:
-            return self.static_shape(n["inputs"][0])
-        return n.get("shape") if op in ("variable", "input", "constant") else None
+        if op in ("variable", "input", "constant"):
+            v = n.get("value") if op == "constant" else self.values.get(name)
+            if v is not None:
+                t = decode_tensor(v, n.get("dtype"), self.binsec)
+                m = (list(t.shape), t.dtype)
+            else:
+                m = (n.get("shape"), I64 if n.get("dtype") == "int64" else F64)
+        else:
+            ms = [self.static_meta(i) for i in n["inputs"]]
+            dts = [d for _, d in ms]
+            a = self.attrs(n)
+            m = (infer_shape(op, a, [s for s, _ in ms], dts), infer_dtype(op, a, dts))
+        self.smeta[name] = m
+        return m
 
     def attrs(self, n):
         return {k: v for k, v in n.items() if k not in ("name", "op", "inputs")}
@@ -891,15 +972,23 @@ def _expected(req, binsec, flags, eager):
     # Shape checks fire for every node the request forces (targets, fetch, and nodes no one
     # consumes), except inside the untaken branch of a cond; a node no one consumes is checked
     # but never evaluated, so the branches of a cond it needs are never checked (A8: a branch's
-    # errors fire only when it is evaluated); then the targets are evaluated
+    # errors fire only when it is evaluated). A fetch that a target needs (through any input,
+    # branches too) forces nothing of its own: the target's evaluation runs it or, behind an
+    # untaken branch, leaves it null, and no check of it fires. Then the targets are evaluated
     # lazily (a cond evaluates its taken input only), then fetch: a node that only untaken
     # branches need is null, as is a wrt on it.
     used = {i for n in g.nodes.values() for i in n.get("inputs", [])}
     fetch = req.get("fetch", [])
+    needed, stack = set(), list(targets)
+    while stack:
+        s = stack.pop()
+        if s not in needed:
+            needed.add(s)
+            stack.extend(g.nodes[s].get("inputs", []))
     sg = Graph(req, binsec, flags, eager, fill_declared=True)
     dangling = Graph(req, binsec, flags, eager, fill_declared=True, branches=False)
     for r in g.order:
-        if r in targets or r in fetch:
+        if r in targets or (r in fetch and r not in needed):
             sg.check(r)
         elif r not in used:
             dangling.check(r)
@@ -965,14 +1054,11 @@ def _expected(req, binsec, flags, eager):
             for w in wrt:
                 if grads[w] is None:
                     t = g.memo.get(w)
-                    if t is None:  # not evaluated: zeros when its shape can be known
-                        try:
-                            t = Graph(req, binsec, flags, True, fill_declared=True).eval(w)
-                        except GdError:
-                            shape = g.static_shape(w)
-                            if shape is None:
-                                continue
-                            t = torch.zeros(shape, dtype=F64)
+                    if t is None:  # not evaluated: zeros of its static shape, when known
+                        shape, dt = g.static_meta(w)
+                        if shape is None:
+                            continue
+                        t = torch.zeros(shape, dtype=dt)
                     as_float = "int64_zero" in flags
                     grads[w] = torch.zeros(t.shape, dtype=F64 if as_float else t.dtype)
     out_t = {t: tvals[t].detach() for t in targets}
