@@ -35,6 +35,85 @@ class GdError(Exception):
         self.static = static  # decided from shapes and attributes, before any kernel runs
 
 
+# ---- float32 transport --------------------------------------------------------------------
+# float32 is a transport encoding only: values are widened to float64 on arrival (f32r), and a
+# value or gradient of a leaf whose value came as float32 goes back narrowed (f32r again),
+# printed as the shortest decimal that reads back to the same float32 (f32_text).
+
+F32_MAX = float.fromhex("0x1.fffffep127")
+F32_INF_FROM = Fraction(2) ** 128 - Fraction(2) ** 103  # halfway FLT_MAX..2^128: rounds to inf
+
+
+def f32r(x):
+    """x rounded to the nearest float32 (ties to even, overflow to infinity), as a float."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", x))[0]
+    except OverflowError:  # rounds beyond FLT_MAX
+        return math.copysign(math.inf, x)
+
+
+def _f32_bits_step(f, k):
+    """The float32 k steps (in bit patterns) from the finite float32 f, towards +inf for k > 0."""
+    b = struct.unpack("<i", struct.pack("<f", f))[0]
+    if b < 0:  # negative floats: sign-magnitude
+        b = -(b & 0x7FFFFFFF)
+    b += k
+    if b < 0:
+        b = (-b) | -0x80000000
+    return struct.unpack("<f", struct.pack("<i", b))[0]
+
+
+def f32_read(text):
+    """The float32 nearest the decimal text, exactly (as strtof), with no detour through a
+    double's rounding."""
+    q = Fraction(text)
+    if q == 0:
+        return float(text)  # keeps the sign of -0.0
+    if abs(q) >= F32_INF_FROM:
+        return math.copysign(math.inf, q)
+    f = f32r(float(q))
+    if math.isinf(f):
+        f = math.copysign(F32_MAX, q)
+    best = None
+    for c in (_f32_bits_step(f, -1), f, _f32_bits_step(f, 1)):
+        if math.isinf(c):
+            continue
+        d = abs(Fraction(c) - q)
+        even = struct.unpack("<i", struct.pack("<f", c))[0] % 2 == 0
+        if best is None or d < best[0] or (d == best[0] and even):
+            best = (d, c)
+    return best[1]
+
+
+def f32_text(f):
+    """The shortest decimal that reads back to the float32 f, nearest to f among those (ties
+    to an even last digit), in Python's repr layout (float64's rule, applied to float32). f
+    must be a float32 value."""
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "Infinity" if f > 0 else "-Infinity"
+    if f == 0:
+        return "-0.0" if math.copysign(1, f) < 0 else "0.0"
+    import decimal
+    exact = decimal.Decimal(f)
+    for p in range(1, 10):
+        ctx_dn = decimal.Context(prec=p, rounding=decimal.ROUND_FLOOR)
+        ctx_up = decimal.Context(prec=p, rounding=decimal.ROUND_CEILING)
+        ok = [c for c in (ctx_dn.plus(exact), ctx_up.plus(exact)) if f32_read(str(c)) == f]
+        if ok:
+            # the nearest; a tie goes to the even last digit, as printf and repr round
+            best = min(ok, key=lambda c: (abs(c - exact), c.as_tuple().digits[-1] % 2))
+            # at most 9 digits: the double nearest them prints them back (trailing zeros dropped)
+            return repr(float(best))
+    raise AssertionError("no float32 text for %r" % f)
+
+
+def narrow(t):
+    """A float64 tensor's float32 transport form: every element rounded to float32."""
+    return torch.tensor([f32r(x) for x in t.reshape(-1).tolist()], dtype=F64).reshape(t.shape)
+
+
 # ---- tensors on the wire -----------------------------------------------------------------
 
 def num_in(v):
@@ -71,14 +150,16 @@ def _flatten(v, out):
 
 
 def decode_tensor(v, dtype=None, binsec=b""):
-    """A wire tensor (any form) as a torch tensor; dtype is the leaf's declared one."""
+    """A wire tensor (any form) as a torch tensor; dtype is the leaf's declared one. float32
+    arrives widened to float64 (JSON numbers rounded to float32 first), with t.f32 set."""
     if isinstance(v, dict):
         shape = v["shape"]
         dt = v.get("dtype", dtype or "float64")
         if "b64" in v or "offset" in v:
             raw = base64.b64decode(v["b64"]) if "b64" in v else binsec[v["offset"]:v["offset"] + v["nbytes"]]
-            n = len(raw) // 8
-            data = list(struct.unpack("<%d%s" % (n, "q" if dt == "int64" else "d"), raw))
+            size = 4 if dt == "float32" else 8
+            n = len(raw) // size
+            data = list(struct.unpack("<%d%s" % (n, {"int64": "q", "float32": "f"}.get(dt, "d")), raw))
         else:
             data = [num_in(e) for e in v["data"]]
     else:
@@ -86,8 +167,11 @@ def decode_tensor(v, dtype=None, binsec=b""):
         data = []
         _flatten(v, data)
         dt = dtype or "float64"
-    t = torch.tensor(data, dtype=I64 if dt == "int64" else F64)
-    return t.reshape(shape)
+    if dt == "float32":
+        data = [f32r(x) for x in data]
+    t = torch.tensor(data, dtype=I64 if dt == "int64" else F64).reshape(shape)
+    t.f32 = dt == "float32"
+    return t
 
 
 def tensor_to_nested(t):
@@ -101,9 +185,11 @@ def tensor_to_nested(t):
     return rec(t.tolist())
 
 
-def tensor_to_wire(t, form):
-    """t in one request form: nested, flat or b64 (binary framing is done by the sender)."""
-    dt = "int64" if t.dtype == I64 else "float64"
+def tensor_to_wire(t, form, f32=False):
+    """t in one request form: nested, flat or b64 (binary framing is done by the sender).
+    f32: a float64 t travels as float32: "dtype": "float32", 4-byte raw elements (rounded
+    here); JSON numbers go as they are, for gradd to round on arrival."""
+    dt = "int64" if t.dtype == I64 else "float32" if f32 else "float64"
     if form == "nested" and t.numel() == 0 and t.dim() > 1:
         form = "flat"  # [] cannot say [0, 3]
     if form == "nested":
@@ -113,7 +199,9 @@ def tensor_to_wire(t, form):
         return {"shape": list(t.shape), "dtype": dt,
                 "data": flat if t.dtype == I64 else [num_out(x) for x in flat]}
     flat = t.reshape(-1).tolist()
-    raw = struct.pack("<%d%s" % (len(flat), "q" if t.dtype == I64 else "d"), *flat)
+    if dt == "float32":
+        flat = [f32r(x) for x in flat]
+    raw = struct.pack("<%d%s" % (len(flat), {"int64": "q", "float32": "f"}.get(dt, "d")), *flat)
     return {"shape": list(t.shape), "dtype": dt, "b64": base64.b64encode(raw).decode()}
 
 
@@ -1031,8 +1119,8 @@ def _expected(req, binsec, flags, eager):
         else:
             wrt = [n for n in g.order if g.nodes[n]["op"] == "variable"]
             if not wrt:  # v1: 200 with no gradients (A1's 422 no_variables is not in scope)
-                return ("ok", {t: v.detach() for t, v in tvals.items()}, {},
-                        {f: (None if v is None else v.detach()) for f, v in vals.items()})
+                return _answer(req, {t: v.detach() for t, v in tvals.items()}, {},
+                               {f: (None if v is None else v.detach()) for f, v in vals.items()})
         grads = {}
         want = []
         for w in wrt:
@@ -1064,4 +1152,28 @@ def _expected(req, binsec, flags, eager):
     out_t = {t: tvals[t].detach() for t in targets}
     out_g = {w: (None if v is None else v.detach()) for w, v in grads.items()}
     out_v = {f: (None if v is None else v.detach()) for f, v in vals.items()}
+    return _answer(req, out_t, out_g, out_v)
+
+
+def _answer(req, out_t, out_g, out_v):
+    """("ok", ...), float32 transport marked: what belongs to a leaf whose value came as
+    float32 goes back narrowed; the tensors stay float64 with t.f32 set, so that the
+    comparison rounds to float32 after applying its tolerance."""
+    narrowed = f32_leaves(req)
+    for out in (out_t, out_g, out_v):
+        for name, v in out.items():
+            if v is not None and v.dtype == F64:
+                v.f32 = name in narrowed
     return ("ok", out_t, out_g, out_v)
+
+
+def f32_leaves(req):
+    """The leaves whose value travels as float32: declared so, or sent with "dtype": "float32"."""
+    out = set()
+    for n in req["graph"]["nodes"]:
+        if n["op"] not in ("variable", "input", "constant"):
+            continue
+        v = n.get("value") if n["op"] == "constant" else req.get("values", {}).get(n["name"])
+        if n.get("dtype") == "float32" or (isinstance(v, dict) and v.get("dtype") == "float32"):
+            out.add(n["name"])
+    return out
