@@ -332,6 +332,27 @@ class Abs(torch.autograd.Function):
         return g * s, None
 
 
+def _sigmoid(x):
+    """1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: torch's form overflows e^-x for
+    x < -709 and gives 0 where the value is e^x, down to the subnormals (sigmoid(log(1e-323)))."""
+    return torch.where(x >= 0, 1 / (1 + torch.exp(-x)), torch.exp(x) / (1 + torch.exp(x)))
+
+
+class Sigmoid(torch.autograd.Function):
+    """sigmoid computed without underflow (_sigmoid); PyTorch's rule g (1 - y) y."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = _sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (1 - y) * y
+
+
 class Softplus(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
@@ -341,7 +362,7 @@ class Softplus(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * torch.sigmoid(x)
+        return g * _sigmoid(x)
 
 
 class Reduce(torch.autograd.Function):
@@ -600,7 +621,7 @@ def _libm(fn, tfn, x):
 UNARY = {
     "neg": lambda x: -x, "exp": torch.exp, "log": torch.log, "log1p": lambda x: _libm(math.log1p, torch.log1p, x),
     "expm1": lambda x: _libm(math.expm1, torch.expm1, x), "sqrt": torch.sqrt, "square": lambda x: _Exact.apply(x, "square"),
-    "sin": torch.sin, "cos": torch.cos, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+    "sin": torch.sin, "cos": torch.cos, "tanh": torch.tanh, "sigmoid": lambda x: Sigmoid.apply(x),
     "reciprocal": lambda x: _Exact.apply(x, "reciprocal"),
 }
 NONDIFF_UNARY = {
