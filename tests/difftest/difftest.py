@@ -314,7 +314,8 @@ def compare_tensor(where, e, g, out, slack=0.0):
     for i, (x, y) in enumerate(zip(ef, gf)):
         ok = (x == y) if e.dtype == ref.I64 else close32(x, y, slack) if f32 else close(float(x), float(y), slack)
         if not ok:
-            out.append("%s[%d]: expected %r%s, got %r" % (where, i, x, " (float32 %r)" % ref.f32r(x) if f32 else "", y))
+            n32 = " (float32 %r)" % ref.f32r(x) if f32 and ref.f32r(x) != x else ""
+            out.append("%s[%d]: expected %r%s, got %r" % (where, i, x, n32, y))
             return
     texts = (getattr(g, "texts", None) or []) if f32 else []
     for i, text in enumerate(texts):  # the float32 printing rule
@@ -387,11 +388,11 @@ def shortest_float(case, ans):
 
 def signed_zero(case, ans):
     """Every disagreement is an infinity of the other sign, and the graph divides by a value
-    (reciprocal, div, pow, sqrt's gradient): a zero's sign, which the comparison does not fix, came out of it."""
+    (reciprocal, div, pow, the gradients of sqrt and log): a zero's sign, which the comparison does not fix, came out of it."""
     diffs = compare(ref.expected(case["request"]), ans, case)
     ops = {n["op"] for n in case["request"]["graph"]["nodes"]}
     flips = ("expected inf, got -inf", "expected -inf, got inf")
-    return bool(diffs) and bool(ops & {"reciprocal", "div", "pow", "sqrt"}) and all(d.endswith(flips) for d in diffs)
+    return bool(diffs) and bool(ops & {"reciprocal", "div", "pow", "sqrt", "log"}) and all(d.endswith(flips) for d in diffs)
 
 
 PREDICATES = {"untaken_error": untaken_error, "shortest_float": shortest_float, "signed_zero": signed_zero}
