@@ -4,6 +4,10 @@ What a correct gradd answers to a /v1/grad request: forward values as NumPy comp
 gradients by torch.autograd, with custom backward rules where the contract pins a choice that
 torch 1.13 does not make (NaN winning max/min selections, the pow exponent gradient and max/min
 reductions multiplying their masks, div's denominator rule written against overflow, relu'(NaN)=1).
+float32 transport: values that arrive as float32 are rounded to float32 and widened (f32r), and
+what belongs to a leaf sent as float32 comes back marked (t.f32), for the comparison to narrow
+it. A `wrt` that nothing evaluates gets `unconnected: "zero"` zeros of its static shape
+(infer_shape: what the contract knows before any kernel runs), null when that is unknown.
 It never talks to gradd and knows nothing of HTTP; difftest.py does that.
 
 `flags` switch the reference to a known defect of today's gradd (KNOWN_CLASSES in difftest.py):
