@@ -933,9 +933,8 @@ NO_ZEROSKIP = set(NONDIFF_UNARY) | set(COMPARE) | {"argmax", "argmin", "one_hot"
 class Graph:
     """A request's graph and values, evaluated lazily as the contract's cond requires."""
 
-    def __init__(self, req, binsec, flags, eager=False, fill_declared=False, branches=True):
+    def __init__(self, req, binsec, flags, eager=False, fill_declared=False):
         self.fill_declared = fill_declared  # an unsent leaf with a declared shape: zeros
-        self.branches = branches  # False: a cond is never evaluated, so its branches are not checked
         self.nodes = {n["name"]: n for n in req["graph"]["nodes"]}
         self.order = [n["name"] for n in req["graph"]["nodes"]]
         self.values = req.get("values", {})
@@ -944,7 +943,10 @@ class Graph:
 
     def check(self, name):
         """The checks that need shapes only, over what the request forces: a tensor, or
-        None where a value is missing or only a kernel could tell (no error then)."""
+        None where a value is missing or only a kernel could tell (no error then). They stop
+        at a cond's branches, which only the predicate's value decides on: a branch's checks
+        fire when it is evaluated, in evaluation order (after a missing value or a kernel's
+        error that comes first), and never for the untaken one (A8)."""
         if name in self.smemo:
             return self.smemo[name]
         n = self.nodes[name]
@@ -958,13 +960,14 @@ class Graph:
                         raise
             elif op == "cond":
                 p = self.check(n["inputs"][0])
-                if not self.branches:
-                    p = None  # only the predicate is needed outright
-                elif self.eager or p is None:
+                if self.eager:  # the untaken_error predicate: both branches, as gradd once did
                     self.check(n["inputs"][1])
                     self.check(n["inputs"][2])
-                if p is not None and p.dim() == 0:
-                    t = self.check(n["inputs"][1 if p.item() != 0 else 2])
+                s1, s2 = (self.static_meta(i)[0] for i in n["inputs"][1:])
+                if (p is not None and p.dim() > 0) or (s1 is not None and s2 is not None and s1 != s2):
+                    raise GdError("shape_mismatch")
+                shape, dt = self.static_meta(name)  # what follows sees the cond's static shape
+                t = None if shape is None else torch.zeros(shape, dtype=dt)
             else:
                 xs = [self.check(i) for i in n["inputs"]]
                 if all(x is not None for x in xs):
@@ -1083,13 +1086,12 @@ def _expected(req, binsec, flags, eager):
     g = Graph(req, binsec, flags, eager)
     targets = req["target"] if isinstance(req["target"], list) else [req["target"]]
     # Shape checks fire for every node the request forces (targets, fetch, and nodes no one
-    # consumes), except inside the untaken branch of a cond; a node no one consumes is checked
-    # but never evaluated, so the branches of a cond it needs are never checked (A8: a branch's
-    # errors fire only when it is evaluated). A fetch that a target needs (through any input,
-    # branches too) forces nothing of its own: the target's evaluation runs it or, behind an
-    # untaken branch, leaves it null, and no check of it fires. Then the targets are evaluated
-    # lazily (a cond evaluates its taken input only), then fetch: a node that only untaken
-    # branches need is null, as is a wrt on it.
+    # consumes) and what they need outside cond branches (A8: a branch's errors fire only when
+    # it is evaluated; Graph.check). A fetch that a target needs (through any input, branches
+    # too) forces nothing of its own: the target's evaluation runs it or, behind an untaken
+    # branch, leaves it null, and no check of it fires. Then the targets are evaluated lazily
+    # (a cond evaluates its taken input only), then fetch: a node that only untaken branches
+    # need is null, as is a wrt on it.
     used = {i for n in g.nodes.values() for i in n.get("inputs", [])}
     fetch = req.get("fetch", [])
     needed, stack = set(), list(targets)
@@ -1099,12 +1101,9 @@ def _expected(req, binsec, flags, eager):
             needed.add(s)
             stack.extend(g.nodes[s].get("inputs", []))
     sg = Graph(req, binsec, flags, eager, fill_declared=True)
-    dangling = Graph(req, binsec, flags, eager, fill_declared=True, branches=False)
     for r in g.order:
-        if r in targets or (r in fetch and r not in needed):
+        if r in targets or (r in fetch and r not in needed) or r not in used:
             sg.check(r)
-        elif r not in used:
-            dangling.check(r)
     tvals = {}
     with torch.enable_grad():
         for t in targets:
