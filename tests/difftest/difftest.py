@@ -3,9 +3,10 @@
 
 Each case is a random well-typed POST /v1/grad request (gen.py: every op of GET /v1/ops with its
 attributes, broadcasting, ties, kinks, magnitudes 1e-300..1e300, NaN/Inf, int64, every tensor form
-in and out including binary framing, cond with unsent leaves on the untaken branch, several
-targets, target_grad, wrt on intermediates, fetch). reference.py computes the contract's answer
-(shared/api-v1.md with amendment A8) in float64 with torch.autograd; gradd's answer must agree.
+in and out including binary framing, float32 transport, cond with unsent leaves on the untaken
+branch, several targets, target_grad, wrt on intermediates, fetch). reference.py computes the
+contract's answer (shared/api-v1.md with amendment A8) in float64 with torch.autograd; gradd's
+answer must agree.
 
 Agreement, element by element, for target values, gradients and fetched values:
   - same status; for an error, the same error code;
@@ -19,7 +20,13 @@ Agreement, element by element, for target values, gradients and fetched values:
     sent (1 without target_grad) and CANCEL = 1e-14, only when S <= 1e6: fused rules such as
     softmax's y * (g - sum(g * y)) cancel, so a true 0 comes out as 1e-17; cases with extreme
     cotangents get no such slack;
-  - every float64 printed in a JSON answer is the shortest text that reads back (Python's repr).
+  - every float64 printed in a JSON answer is the shortest text that reads back (Python's repr);
+  - float32 transport (the target value, fetched value or gradient of a leaf whose value came
+    as float32): dtype "float32" in the flat, b64 and binary forms (4-byte elements), and the
+    element is a float32 rounding of some value within the float64 tolerance above of the
+    reference's unrounded one (rounding after the tolerance, so that a value near a rounding
+    boundary may go either way); each printed number is the shortest text that reads back to
+    the same float32, nearest among those, in repr's layout (reference.f32_text).
 
 A failure is first matched against KNOWN_CLASSES below: known defects of gradd still to be fixed,
 and tolerances that are not defects (today only signed_zero: issue 8's defect classes were deleted
@@ -36,9 +43,7 @@ its fix, or with a new class naming the defect it stands for. Until then it wait
 tests/difftest/findings/, which make check does not replay (`--replay FILE` does).
 
 Scope: v1 and amendment A8. A1-A7 are later work (a request without variables is answered
-as v1 does: 200 with no gradients). float32 transport is not generated. The reference has
-no static shape inference: a `wrt` that nothing evaluates gets zeros (unconnected "zero")
-only when its shape can be computed from the values sent or a leaf's declared shape.
+as v1 does: 200 with no gradients).
 
 Usage:
   difftest.py [--cases N] [--seed S] [--no-replay] [--keep-going] [--save DIR]
@@ -188,8 +193,8 @@ def parse_answer(status, headers, raw):
     bad = []
 
     def pf(s):
-        v = float(s)
-        if repr(v) != s:
+        v = Num(s)
+        if repr(float(v)) != s:
             bad.append(s)
         return v
     sec = b""
@@ -203,15 +208,30 @@ def parse_answer(status, headers, raw):
     return status, body, sec, bad
 
 
+class Num(float):
+    """A JSON number of gradd's answer, with the text it was printed as."""
+
+    def __new__(cls, text):
+        v = float.__new__(cls, text)
+        v.text = text
+        return v
+
+
 def answer_tensor(v, sec):
+    """gradd's tensor as a torch tensor; t.texts: its JSON numbers' texts (None for NaN and
+    infinities, and for raw forms), for the float32 printing rule."""
     if v is None:
         return None
     if isinstance(v, dict):
         t = ref.decode_tensor(v, None, sec)
+        t.texts = [getattr(x, "text", None) for x in v.get("data", [])] if "data" in v else None
         return t
     dt = "int64" if _all_ints(v) and not _has_float(v) else None
     t = ref.decode_tensor(v, dt)
     t.nested = True
+    flat = []
+    ref._flatten(v, flat)
+    t.texts = [getattr(x, "text", None) for x in flat]
     return t
 
 
@@ -234,6 +254,19 @@ def close(a, b, slack=0.0):
         return a == b
     d = abs(a - b)
     return d <= RTOL * max(abs(a), abs(b)) or d <= ATOL or d <= slack
+
+
+def close32(a, b, slack=0.0):
+    """float32 transport: b (gradd's, narrowed) is a float32 rounding of some value within the
+    float64 tolerance of a (the reference's, before narrowing): the rounding comes after the
+    tolerance, so a reference value near a float32 rounding boundary may go either way."""
+    b = ref.f32r(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a):
+        return a == b
+    tol = max(RTOL * abs(a), ATOL, slack)
+    return ref.f32r(a - tol) <= b <= ref.f32r(a + tol)
 
 
 def cancellation_slack(req):
@@ -273,11 +306,22 @@ def compare_tensor(where, e, g, out, slack=0.0):
         if g.numel():  # an empty nested [] has no dtype to read
             out.append("%s: dtype %s, got %s" % (where, e.dtype, g.dtype))
             return
+    f32 = getattr(e, "f32", False)
+    if not getattr(g, "nested", False) and e.dtype == ref.F64 and f32 != getattr(g, "f32", False):
+        out.append("%s: dtype %s, got %s" % (where, "float32" if f32 else "float64", "float64" if f32 else "float32"))
+        return
     ef, gf = e.reshape(-1).tolist(), g.reshape(-1).tolist()
     for i, (x, y) in enumerate(zip(ef, gf)):
-        ok = (x == y) if e.dtype == ref.I64 else close(float(x), float(y), slack)
+        ok = (x == y) if e.dtype == ref.I64 else close32(x, y, slack) if f32 else close(float(x), float(y), slack)
         if not ok:
-            out.append("%s[%d]: expected %r, got %r" % (where, i, x, y))
+            n32 = " (float32 %r)" % ref.f32r(x) if f32 and ref.f32r(x) != x else ""
+            out.append("%s[%d]: expected %r%s, got %r" % (where, i, x, n32, y))
+            return
+    texts = (getattr(g, "texts", None) or []) if f32 else []
+    for i, text in enumerate(texts):  # the float32 printing rule
+        if text is not None and ref.f32_text(ref.f32_read(text)) != text:
+            out.append("%s[%d]: %s is not the shortest float32 text (%s)" % (
+                where, i, text, ref.f32_text(ref.f32_read(text))))
             return
 
 
@@ -311,6 +355,25 @@ def compare(exp, ans, case):
     return out
 
 
+def float32_reach(req):
+    """The nodes that a leaf sent as float32 feeds, the leaves themselves included."""
+    reach = set(ref.f32_leaves(req))
+    grew = True
+    while grew:
+        grew = False
+        for n in req["graph"]["nodes"]:
+            if n["name"] not in reach and any(i in reach for i in n.get("inputs", [])):
+                reach.add(n["name"])
+                grew = True
+    return reach
+
+
+def float32_cotangent(req):
+    tg = req.get("target_grad")
+    tgs = (tg.values() if isinstance(req["target"], list) else [tg]) if tg is not None else []
+    return any(isinstance(v, dict) and v.get("dtype") == "float32" for v in tgs)
+
+
 # ---- running and classifying a case ------------------------------------------------------------
 
 def untaken_error(case, ans):
@@ -325,11 +388,11 @@ def shortest_float(case, ans):
 
 def signed_zero(case, ans):
     """Every disagreement is an infinity of the other sign, and the graph divides by a value
-    (reciprocal, div, pow, sqrt's gradient): a zero's sign, which the comparison does not fix, came out of it."""
+    (reciprocal, div, pow, the gradients of sqrt and log): a zero's sign, which the comparison does not fix, came out of it."""
     diffs = compare(ref.expected(case["request"]), ans, case)
     ops = {n["op"] for n in case["request"]["graph"]["nodes"]}
     flips = ("expected inf, got -inf", "expected -inf, got inf")
-    return bool(diffs) and bool(ops & {"reciprocal", "div", "pow", "sqrt"}) and all(d.endswith(flips) for d in diffs)
+    return bool(diffs) and bool(ops & {"reciprocal", "div", "pow", "sqrt", "log"}) and all(d.endswith(flips) for d in diffs)
 
 
 PREDICATES = {"untaken_error": untaken_error, "shortest_float": shortest_float, "signed_zero": signed_zero}
@@ -533,12 +596,16 @@ def main(argv):
         if replay_only is not None:
             cases = 0
         rng = random.Random(seed)
-        opcount = {}
+        opcount, opcount32, cases32 = {}, {}, 0
         for k in range(cases):
             case = gen.make_case(rng)
             case["seed"] = [seed, k]
+            reach32 = float32_reach(case["request"])
+            cases32 += bool(reach32) or float32_cotangent(case["request"])
             for n in case["request"]["graph"]["nodes"]:
                 opcount[n["op"]] = opcount.get(n["op"], 0) + 1
+                if n["name"] in reach32:
+                    opcount32[n["op"]] = opcount32.get(n["op"], 0) + 1
             try:
                 verdict, diffs, _ = run_case(srv, case)
             except Exception as x:
@@ -559,9 +626,10 @@ def main(argv):
                     print("difftest: stopping after 20 failures")
                     break
         if cases:
-            print("per-op node counts (%d cases, seed %d):" % (cases, seed))
+            print("per-op node counts (%d cases, seed %d; %d with float32 transport), all and "
+                  "fed by a float32 leaf:" % (cases, seed, cases32))
             for op in sorted(opcount):
-                print("  %-22s %d" % (op, opcount[op]))
+                print("  %-22s %6d %6d" % (op, opcount[op], opcount32.get(op, 0)))
             missing = sorted(set(gen.ALL_OPS) - set(opcount))
             if missing:
                 print("  never generated: %s" % ", ".join(missing))

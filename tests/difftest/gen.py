@@ -6,7 +6,10 @@ broadcasts, its attributes drawn from their valid forms (negative axes, keepdims
 out of range and past 2^53, negative steps, negative gather indices). It runs each new node's
 forward through reference.apply_op to learn its shape, and draws again when the op does not fit.
 Values come in one of three profiles: plain (small numbers, integers for ties and kinks),
-extreme (magnitudes 1e-300..1e300) and special (NaN, ±Inf, ±0 mixed in). A case is
+extreme (magnitudes 1e-300..1e300) and special (NaN, ±Inf, ±0 mixed in). In a quarter of the
+cases some float leaves travel as float32 (declared `"dtype": "float32"` on the node, or named on
+a flat/b64/binary value; JSON numbers sent unrounded, for gradd to round on arrival, which takes
+1e300 to Infinity and 1e-300 to 0), and some cotangents too. A case is
 {"request": ..., "binary_values": [names sent in the binary section]}.
 
 It knows nothing of gradd or HTTP.
@@ -32,7 +35,9 @@ class Builder:
     def __init__(self, rng):
         self.rng = rng
         self.profile = rng.choices(["plain", "extreme", "special"], [5, 3, 2])[0]
+        self.f32 = rng.random() < 0.25  # float32 transport for some float leaves
         self.nodes, self.values, self.vals = [], {}, {}
+        self.f32_leaves = {}  # name: "declared" (dtype on the node) or "explicit" (on the value)
         self.unsent = set()
         self.k = 0
 
@@ -75,13 +80,30 @@ class Builder:
             n["dtype"] = "int64"
         if r.random() < 0.3:
             n["shape"] = list(shape)
+        f32 = None
+        if self.f32 and dtype == "float64" and r.random() < 0.6:
+            f32 = r.choice(["declared", "explicit"])
+            if f32 == "declared":
+                n["dtype"] = "float32"
         if op == "constant":
-            n["value"] = ref.tensor_to_wire(t, r.choice(["nested", "flat"]))
+            forms = {None: ["nested", "flat"], "declared": ["nested", "flat", "b64"], "explicit": ["flat", "b64"]}[f32]
+            n["value"] = self.wire_value(t, r.choice(forms), f32)
         else:
             self.values[name] = t
+        if f32:
+            self.f32_leaves[name] = f32
+            t = ref.narrow(t)  # gradd widens what arrived as float32: the graph sees this
         self.nodes.append(n)
         self.vals[name] = t
         return name
+
+    def wire_value(self, t, form, f32):
+        """t in a request form; float32 transport (f32: declared on the node or explicit on the
+        value) sends JSON numbers as they are, for gradd to round, and b64 as 4-byte floats."""
+        v = ref.tensor_to_wire(t, form, f32=bool(f32))
+        if f32 == "declared" and isinstance(v, dict) and "data" in v and self.rng.random() < 0.5:
+            del v["dtype"]  # the node's declaration says float32
+        return v
 
     # -- picking inputs --
     def pool(self, dtype="float64"):
@@ -327,7 +349,10 @@ def make_case(rng):
                     c.reshape(-1)[rng.randrange(c.numel())] = 1.0
             else:
                 c = b.tensor(list(v.shape))
-            tg[t] = ref.tensor_to_wire(c, rng.choice(["nested", "flat", "b64"]))
+            if b.f32 and rng.random() < 0.3:  # a float32 cotangent, rounded on arrival
+                tg[t] = ref.tensor_to_wire(c, rng.choice(["flat", "b64"]), f32=True)
+            else:
+                tg[t] = ref.tensor_to_wire(c, rng.choice(["nested", "flat", "b64"]))
     if tg:
         req["target_grad"] = tg if as_list else tg[targets[0]]
     names = [n["name"] for n in b.nodes]
@@ -344,10 +369,13 @@ def make_case(rng):
     for name, t in b.values.items():
         if name in b.unsent:
             continue
+        f32 = b.f32_leaves.get(name)
         form = rng.choice(["nested", "nested", "flat", "b64", "binary"])
+        if f32 == "explicit" and form == "nested":
+            form = "flat"  # only a tensor object can say float32
         if form == "nested" and (t.numel() == 0 and t.dim() > 1):
             form = "flat"  # [] cannot say [0, 3]
-        values[name] = ref.tensor_to_wire(t, "b64" if form == "binary" else form)
+        values[name] = b.wire_value(t, "b64" if form == "binary" else form, f32)
         if form == "binary":
             binary.append(name)
     req["values"] = values
