@@ -12,8 +12,9 @@
 
 #define N_BUCKETS 1024
 #define OVER_CAP_HEADER_MS 1000 /* an over-the-cap connection gets its 503 or goes */
+#define LINGER_MS 1000          /* see gd_conn_linger */
 
-typedef enum phase { P_HEADERS, P_BODY, P_BUSY } phase;
+typedef enum phase { P_HEADERS, P_BODY, P_BUSY, P_LINGER } phase;
 
 /* One client address: its open connections and buffered bytes. */
 typedef struct ip_entry {
@@ -107,6 +108,7 @@ static int late(const gd_conns *cs, gd_conn *c, int64_t now) {
                                                                                 : period;
         return now - c->t0_ns > limit;
     }
+    if (c->ph == P_LINGER) return now - c->t0_ns > LINGER_MS * 1000000LL;
     if (c->ph != P_BODY || now - c->t0_ns < period) return 0;
     double want = (double)cs->lim.min_body_rate * (double)(now - c->t0_ns) / 1e9;
     if ((double)(c->bytes - c->period_bytes) < want) return 1;
@@ -122,7 +124,7 @@ static void sweep(gd_conns *cs) {
         if (c->shut || !late(cs, c, now)) continue;
         c->shut = 1;
         shutdown(c->fd, SHUT_RDWR);
-        if (cs->metrics) gd_metrics_reject(cs->metrics, GD_REJ_SLOW_CLIENT);
+        if (cs->metrics && c->ph != P_LINGER) gd_metrics_reject(cs->metrics, GD_REJ_SLOW_CLIENT);
     }
 }
 
@@ -228,6 +230,7 @@ static void set_phase(gd_conns *cs, gd_conn *c, phase ph) {
 void gd_conn_body_started(gd_conns *cs, gd_conn *c) { set_phase(cs, c, P_BODY); }
 void gd_conn_busy(gd_conns *cs, gd_conn *c) { set_phase(cs, c, P_BUSY); }
 void gd_conn_wait_request(gd_conns *cs, gd_conn *c) { set_phase(cs, c, P_HEADERS); }
+void gd_conn_linger(gd_conns *cs, gd_conn *c) { set_phase(cs, c, P_LINGER); }
 
 void gd_conn_body_bytes(gd_conns *cs, gd_conn *c, size_t n) {
     pthread_mutex_lock(&cs->mu);

@@ -54,6 +54,11 @@ void gd_conn_body_bytes(gd_conns *cs, gd_conn *c, size_t n);
 void gd_conn_busy(gd_conns *cs, gd_conn *c);
 /* The request is over; the connection waits for the next one's headers. */
 void gd_conn_wait_request(gd_conns *cs, gd_conn *c);
+/* The connection was answered in the middle of its body and is to close:
+ * its owner reads and drops what still comes for a second (so that the
+ * client, still sending, reads the answer rather than a reset), then the
+ * watchdog shuts it down. */
+void gd_conn_linger(gd_conns *cs, gd_conn *c);
 
 /* Reserve n bytes of body buffer for a request on c against both budgets.
  * 0, or -1 (nothing reserved) when either would be exceeded. Any thread. */

@@ -319,9 +319,13 @@ static enum MHD_Result put_header(void *cls, enum MHD_ValueKind kind, const char
 
 /* The decided reply, in the middle of a body: libmicrohttpd 0.9.75 takes a
  * response only at the headers or once the body is complete, so the answer
- * is written on the socket here and the caller returns MHD_NO (MHD closes
- * the connection). Over TLS only the closing is possible. The answer is
- * small and the socket has nothing else to send, so one send suffices. */
+ * is written on the socket here, followed by the end of our side of the
+ * stream. The rest of the body is then read and dropped for a second (a
+ * lingering close: a client still sending would otherwise get a reset
+ * before it reads the answer), and the connection closed (conns.h), or at
+ * once when the body ends (on_access returns MHD_NO). Over TLS only the
+ * closing is possible (MHD_NO now). The answer is small and the socket has
+ * nothing else to send, so one send suffices. */
 static enum MHD_Result answer_midbody(gd_http *h, req *r) {
     gd_reply *p = &r->reply;
     const union MHD_ConnectionInfo *fd = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -341,13 +345,18 @@ static enum MHD_Result answer_midbody(gd_http *h, req *r) {
             r->raw = 1;
             r->status = p->status;
             r->bytes_out = body_len;
+            shutdown(fd->connect_fd, SHUT_WR);
         }
     }
     gd_buf_free(&out);
     if (resp) MHD_destroy_response(resp);
     r->have_reply = 0;
-    r->sent = 1;
     r->answered_ns = gd_now_ns();
+    if (r->raw && r->cn) {
+        gd_conn_linger(h->conns, r->cn);
+        return MHD_YES; /* r->discard is set: the rest is dropped */
+    }
+    r->sent = 1;
     h->raw_closing = 1;
     return MHD_NO;
 }
@@ -751,6 +760,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         size_t n = *upload_size;
         *upload_size = 0;
         return on_body(h, r, upload, n);
+    }
+    if (r->raw) { /* answered mid-body; the body has ended: close now */
+        h->raw_closing = 1;
+        return MHD_NO;
     }
     if (r->cn) gd_conn_busy(h->conns, r->cn);
     if (r->have_reply) return send_reply(h, r);
