@@ -30,6 +30,7 @@
     X(NOT_FOUND,           "not_found",           404, "No such route.")                \
     X(METHOD_NOT_ALLOWED,  "method_not_allowed",  405, "Method not allowed on this route.") \
     X(TOO_LARGE,           "too_large",           413, "Over the configured limits.")   \
+    X(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415, "Unsupported Content-Type or Content-Encoding.") \
     X(NO_GRADIENTS,        "no_gradients",        422, "No gradients provided for any variable.") \
     X(INTERNAL,            "internal",            500, "Internal error.")               \
     X(OVERLOADED,          "overloaded",          503, "The server is overloaded; retry later.") \

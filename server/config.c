@@ -61,7 +61,9 @@ static const opt opts[] = {
     {"max-body", "GRADD_MAX_BODY", K_SIZE, OFF(max_body), 1, 64 * GIB, "BYTES", "64M",
      "largest request body (413 too_large)"},
     {"max-buffered", "GRADD_MAX_BUFFERED", K_SIZE, OFF(max_buffered), 1, 1024 * GIB, "BYTES", "4 x max-body",
-     "request bodies held across all connections (503 past it)"},
+     "request bodies held across all connections, counted as they arrive (503 past it)"},
+    {"max-buffered-per-ip", "GRADD_MAX_BUFFERED_PER_IP", K_SIZE, OFF(max_buffered_per_ip), 1, 1024 * GIB, "BYTES",
+     "max-buffered / 4, at least max-body", "request bodies held for one client address (503 past it)"},
     {"max-elements", "GRADD_MAX_ELEMENTS", K_I64, OFF(max_elements), 1, (int64_t)1 << 40, "N", "16777216",
      "elements of any one tensor, sent or computed (413 too_large)"},
     {"max-nodes", "GRADD_MAX_NODES", K_INT, OFF(max_nodes), 1, 10000000, "N", "10000",
@@ -73,9 +75,15 @@ static const opt opts[] = {
     {"deadline-ms", "GRADD_DEADLINE_MS", K_I64, OFF(deadline_ms), 1, 86400000, "MS", "30000",
      "compute deadline from receipt; a request's deadline_ms may only lower it (504)"},
     {"max-connections", "GRADD_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 1000000, "N", "1024",
-     "open connections at once"},
+     "open connections at once; past it a new connection is answered 503 with Retry-After"},
+    {"max-conns-per-ip", "GRADD_MAX_CONNS_PER_IP", K_INT, OFF(max_conns_per_ip), 0, 1000000, "N",
+     "max-connections / 2", "open connections from one client address (0: no limit); more are refused"},
     {"conn-timeout", "GRADD_CONN_TIMEOUT", K_INT, OFF(conn_timeout_s), 1, 86400, "SECONDS", "30",
      "an idle or stalled connection is closed after this long"},
+    {"header-timeout-ms", "GRADD_HEADER_TIMEOUT_MS", K_I64, OFF(header_timeout_ms), 1, 86400000, "MS", "10000",
+     "a request's headers must arrive within this long of the connection waiting for them"},
+    {"min-body-rate", "GRADD_MIN_BODY_RATE", K_SIZE, OFF(min_body_rate), 0, 1024 * GIB, "BYTES", "1K",
+     "bytes/s a body must keep up over every header-timeout-ms period (0: no check)"},
     {"token-file", "GRADD_TOKEN_FILE", K_TOKEN, 0, 0, 0, "PATH", "none",
      "require 'Authorization: Bearer <token>' on /v1/* (token: the file's content)"},
     {"cors-origin", "GRADD_CORS_ORIGIN", K_STR, OFF(cors_origin), 0, GD_ORIGIN_MAX, "ORIGIN", "none",
@@ -327,6 +335,13 @@ static int derive(gd_config *cfg, const unsigned char *given, char *msg, size_t 
     if (!was_given(given, "queue")) cfg->queue = 64 * cfg->workers;
     if (!was_given(given, "max-buffered"))
         cfg->max_buffered = cfg->max_body > INT64_MAX / 4 ? INT64_MAX : 4 * cfg->max_body;
+    if (!was_given(given, "max-buffered-per-ip"))
+        cfg->max_buffered_per_ip = cfg->max_buffered / 4 > cfg->max_body ? cfg->max_buffered / 4 : cfg->max_body;
+    if (!was_given(given, "max-conns-per-ip")) cfg->max_conns_per_ip = (cfg->max_connections + 1) / 2;
+    if (cfg->max_buffered_per_ip < cfg->max_body)
+        return fail(msg, size, "--max-buffered-per-ip %lld is smaller than --max-body %lld: no body of the largest "
+                    "allowed size could ever be accepted", (long long)cfg->max_buffered_per_ip,
+                    (long long)cfg->max_body);
     if (cfg->max_buffered < cfg->max_body)
         return fail(msg, size, "--max-buffered %lld is smaller than --max-body %lld: no body of the largest "
                     "allowed size could ever be accepted", (long long)cfg->max_buffered, (long long)cfg->max_body);
@@ -352,6 +367,8 @@ static void set_defaults(gd_config *cfg) {
     cfg->deadline_ms = 30000;
     cfg->max_connections = 1024;
     cfg->conn_timeout_s = 30;
+    cfg->header_timeout_ms = 10000;
+    cfg->min_body_rate = KIB;
     cfg->drain_ms = 5000;
     cfg->grace_ms = 20000;
     cfg->log_format = GD_LOG_TEXT;
@@ -382,8 +399,8 @@ void gd_config_usage(const char *prog) {
         char left[64];
         if (o->arg) snprintf(left, sizeof left, "--%s %s", o->flag, o->arg);
         else snprintf(left, sizeof left, "--%s", o->flag);
-        printf("  %-26s %s\n", left, o->help);
-        if (o->env) printf("  %-26s [%s; default: %s]\n", "", o->env, o->dflt);
+        printf("  %-28s %s\n", left, o->help);
+        if (o->env) printf("  %-28s [%s; default: %s]\n", "", o->env, o->dflt);
     }
     printf("\nSignals: SIGTERM/SIGINT drain (--drain-ms), stop accepting, finish in-flight requests\n"
            "(--grace-ms), then exit 0; a second signal ends the drain period early, a third\n"

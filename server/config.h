@@ -36,13 +36,17 @@ typedef struct gd_config {
     int queue;                      /* --queue, jobs that may wait for a worker */
     int64_t max_body;               /* --max-body, bytes of one request body */
     int64_t max_buffered;           /* --max-buffered, body bytes held across all connections */
+    int64_t max_buffered_per_ip;    /* --max-buffered-per-ip, body bytes held for one client address */
     int64_t max_elements;           /* --max-elements, elements of any one tensor */
     int max_nodes;                  /* --max-nodes, nodes of one graph */
     int64_t max_memory;             /* --max-memory, bytes one request may hold (JSON, arena, response) */
     int64_t idle_trim_ms;           /* --idle-trim-ms, idle time before cached memory is released; 0: never */
     int64_t deadline_ms;            /* --deadline-ms, compute deadline (a request may ask for less) */
     int max_connections;            /* --max-connections, open connections at once */
+    int max_conns_per_ip;           /* --max-conns-per-ip, open connections from one address; 0: no limit */
     int conn_timeout_s;             /* --conn-timeout, idle connection timeout in seconds */
+    int64_t header_timeout_ms;      /* --header-timeout-ms, time to send the headers of a request */
+    int64_t min_body_rate;          /* --min-body-rate, bytes/s a body must keep up; 0: no check */
     int64_t drain_ms;               /* --drain-ms, keep serving after SIGTERM while readyz is 503 */
     int64_t grace_ms;               /* --grace-ms, then time for in-flight requests to finish */
     char token[GD_TOKEN_MAX + 1];   /* from --token-file; empty: no auth */

@@ -1,12 +1,18 @@
 /* http.c - the libmicrohttpd front of gradd (see http.h).
  *
  * A request's life, all on MHD's thread unless said otherwise:
- *   1. headers: route, method, auth and CORS preflight are decided; a
- *      Content-Length over --max-body is answered 413 at once (MHD then
- *      closes the connection without reading the body); the body's bytes
- *      are reserved against the global --max-buffered cap (503 past it);
- *   2. body: buffered, or discarded when an answer is already decided (a
- *      chunked body that grows past the cap is discarded, then 413);
+ *   1. headers: the framing (Content-Length, Transfer-Encoding: 400 when
+ *      ambiguous or unknown), the connection cap (503), route, method, auth,
+ *      CORS preflight, media type (415) and a Content-Length over --max-body
+ *      (413) are decided here. An answer decided here for a request with a
+ *      body is sent at once: MHD then reads none of the body, sends no
+ *      100 Continue and closes the connection;
+ *   2. body: buffered as it arrives, each piece reserved against
+ *      --max-buffered and the client's --max-buffered-per-ip (conns.h); a
+ *      body that outgrows --max-body (chunked) or the budget is answered
+ *      413 or 503 at once (answer_midbody) and the connection closed; the
+ *      watchdog of conns.h closes connections whose headers or body come
+ *      too slowly;
  *   3. complete: cheap endpoints are answered here; /v1/grad and /v1/eval
  *      claim a pool slot (503 with Retry-After when full), suspend the
  *      connection, then queue the job (in that order: a resume must never
@@ -36,6 +42,7 @@
 
 #include "core/buf.h"
 #include "server/compute.h"
+#include "server/conns.h"
 #include "gd_config.h"
 #include "server/log.h"
 #include "proto/encode.h"
@@ -57,7 +64,8 @@ struct gd_http {
     const char *poll_mode;
     atomic_int draining;
     atomic_int in_flight;     /* suspended requests */
-    atomic_llong buffered;    /* body bytes reserved across connections */
+    gd_conns *conns;          /* open connections, buffered bytes, receive deadlines */
+    int raw_closing;          /* MHD's thread: answer_midbody's MHD_NO is not an error to log */
     gd_decode_limits lim;
     gd_buf ops;               /* the GET /v1/ops body, built once */
     uint64_t id_seed;
@@ -97,7 +105,11 @@ typedef struct req {
     int64_t start_ns, recv_ns, answered_ns;
     char *body;               /* malloc'd, cap bytes */
     size_t len, cap;
-    long long reserved;       /* bytes of h->buffered held for this body */
+    gd_conn *cn;              /* the connection's record in h->conns (NULL: out of memory) */
+    long long reserved;       /* bytes of the buffer budgets held for this body */
+    int64_t announced;        /* Content-Length, or -1 (chunked or none) */
+    int binary_ct;            /* Content-Type is the binary framing type */
+    int raw;                  /* answered by answer_midbody, on the socket itself */
     int discard;              /* body bytes are dropped: the answer is decided */
     uint64_t bytes_in;
     size_t json_len;          /* the JSON part of the body (all of it unless binary framing) */
@@ -180,13 +192,10 @@ static const route_def *find_route(const char *url) {
     return NULL;
 }
 
-/* Count n more body bytes against the global cap; -1 (nothing counted) past it. */
+/* Count n more body bytes against the buffer budgets; -1 (nothing
+ * counted) past either. */
 static int reserve_bytes(gd_http *h, req *r, long long n) {
-    long long now = atomic_fetch_add(&h->buffered, n) + n;
-    if (now > (long long)h->cfg->max_buffered) {
-        atomic_fetch_sub(&h->buffered, n);
-        return -1;
-    }
+    if (!r->cn || gd_conns_reserve(h->conns, r->cn, n)) return -1;
     r->reserved += n;
     return 0;
 }
@@ -197,7 +206,7 @@ static void release_body(req *r) {
     free(r->body);
     r->body = NULL;
     r->len = r->cap = 0;
-    if (r->reserved) atomic_fetch_sub(&r->h->buffered, r->reserved);
+    if (r->reserved) gd_conns_release(r->h->conns, r->cn, r->reserved);
     r->reserved = 0;
 }
 
@@ -303,6 +312,57 @@ static enum MHD_Result send_reply(gd_http *h, req *r) {
     return ok;
 }
 
+/* One "Name: value" line of a response's header into a buffer. */
+static enum MHD_Result put_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    gd_buf_printf(cls, "%s: %s\r\n", key, value ? value : "");
+    return MHD_YES;
+}
+
+/* The decided reply, in the middle of a body: libmicrohttpd 0.9.75 takes a
+ * response only at the headers or once the body is complete, so the answer
+ * is written on the socket here, followed by the end of our side of the
+ * stream. The rest of the body is then read and dropped for a second (a
+ * lingering close: a client still sending would otherwise get a reset
+ * before it reads the answer), and the connection closed (conns.h), or at
+ * once when the body ends (on_access returns MHD_NO). Over TLS only the
+ * closing is possible (MHD_NO now). The answer is small and the socket has
+ * nothing else to send, so one send suffices. */
+static enum MHD_Result answer_midbody(gd_http *h, req *r) {
+    gd_reply *p = &r->reply;
+    const union MHD_ConnectionInfo *fd = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    gd_buf out;
+    gd_buf_init(&out);
+    if (resp && fd && !MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION)) {
+        const char *reason = MHD_get_reason_phrase_for((unsigned)p->status);
+        size_t body_len = p->static_body ? p->static_len : p->body.len;
+        const char *body = p->static_body ? p->static_body : p->body.data;
+        add_headers(h, r, resp, p, body_len);
+        gd_buf_printf(&out, "HTTP/1.1 %d %s\r\n", p->status, reason ? reason : "");
+        MHD_get_response_headers(resp, put_header, &out);
+        gd_buf_printf(&out, "Content-Length: %zu\r\nConnection: close\r\n\r\n", body_len);
+        if (body_len) gd_buf_append(&out, body, body_len);
+        if (!out.failed && send(fd->connect_fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)out.len) {
+            r->raw = 1;
+            r->status = p->status;
+            r->bytes_out = body_len;
+            shutdown(fd->connect_fd, SHUT_WR);
+        }
+    }
+    gd_buf_free(&out);
+    if (resp) MHD_destroy_response(resp);
+    r->have_reply = 0;
+    r->answered_ns = gd_now_ns();
+    if (r->raw && r->cn) {
+        gd_conn_linger(h->conns, r->cn);
+        return MHD_YES; /* r->discard is set: the rest is dropped */
+    }
+    r->sent = 1;
+    h->raw_closing = 1;
+    return MHD_NO;
+}
+
 /* ---- the cheap endpoints ---------------------------------------------------------- */
 
 /* 204 to OPTIONS on a known path, with Allow (add_headers adds the CORS
@@ -385,53 +445,141 @@ static int precheck(gd_http *h, req *r) {
     return 0;
 }
 
-/* ---- the body ------------------------------------------------------------------------ */
+/* ---- the headers ---------------------------------------------------------------------- */
 
-/* A body announced by Content-Length: over --max-body is answered 413 now;
- * otherwise its bytes are reserved and its buffer allocated at once. */
-static enum MHD_Result expect_body(gd_http *h, req *r, const char *cl) {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(cl, &end, 10);
-    if (errno || *end || n > (unsigned long long)h->cfg->max_body) {
-        gd_reply_errorf(&r->reply, GD_E_TOO_LARGE, NULL, "The request body has %s bytes; the limit is %lld bytes.",
-                        cl, (long long)h->cfg->max_body);
-        gd_metrics_reject(h->metrics, GD_REJ_BODY_TOO_LARGE);
-        decide(r);
-        return send_reply(h, r);
+/* The framing headers as sent: MHD frames a body by the first
+ * Transfer-Encoding, else the first Content-Length, and ignores the rest. */
+typedef struct framing {
+    int n_cl, n_te, cl_differ;
+    const char *cl, *te;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    framing *f = cls;
+    (void)kind;
+    value = value ? value : "";
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->n_cl++ == 0) f->cl = value;
+        else if (strcmp(f->cl, value) != 0) f->cl_differ = 1;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (f->n_te++ == 0) f->te = value;
     }
-    if (n == 0) return MHD_YES;
-    if (reserve_bytes(h, r, (long long)n) || !(r->body = malloc((size_t)n))) {
-        gd_reply_errorf(&r->reply, GD_E_OVERLOADED, NULL,
-                        "The server holds too many request bodies right now; retry later.");
-        gd_metrics_reject(h->metrics, GD_REJ_BUFFERED);
-        decide(r);
-        return send_reply(h, r);
-    }
-    r->cap = (size_t)n;
     return MHD_YES;
 }
 
-/* Headers are in: route, check, and prepare for the body. */
-static enum MHD_Result on_headers(gd_http *h, req *r) {
-    if (precheck(h, r)) {
-        decide(r);
-        return MHD_YES;
+/* RFC 9112 6.3: a body framed two ways could be read one way here and
+ * another by a proxy in front (request smuggling), and an unknown coding
+ * cannot be framed at all. Returns 1 with a 400 reply when the framing is
+ * not exactly one Content-Length (repeats equal) or one chunked
+ * Transfer-Encoding; sets r->announced. */
+static int bad_framing(req *r) {
+    framing f = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    r->announced = -1;
+    const char *why = NULL;
+    if (f.n_cl && f.n_te) why = "The request has both Content-Length and Transfer-Encoding; send one of them.";
+    else if (f.cl_differ) why = "The request has Content-Length headers with different values.";
+    else if (f.n_te > 1) why = "The request has more than one Transfer-Encoding header; send one: chunked.";
+    else if (f.n_te && strcasecmp(f.te, "chunked") != 0) why = "The only Transfer-Encoding accepted is chunked.";
+    if (why) {
+        gd_reply_errorf(&r->reply, GD_E_INVALID_REQUEST, f.n_te ? "header Transfer-Encoding" : "header Content-Length",
+                        "%s", why);
+        return 1;
     }
-    if (!r->rd->compute) {
-        r->discard = 1; /* a GET with a body: ignore it */
-        return MHD_YES;
-    }
-    const char *cl = header(r->conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return cl ? expect_body(h, r, cl) : MHD_YES;
+    if (f.n_cl) r->announced = (int64_t)strtoll(f.cl, NULL, 10); /* MHD has checked its digits */
+    return 0;
 }
 
-/* Grow the buffer of a body without Content-Length (chunked) to hold `need`
- * bytes, counting the growth against the global cap. 0, or -1 past it. */
+/* Does the request announce a body (a non-zero Content-Length, or chunked)? */
+static int has_body(const req *r) {
+    return r->announced != 0 && (r->announced > 0 || header(r->conn, MHD_HTTP_HEADER_TRANSFER_ENCODING));
+}
+
+/* Is the header value, without parameters and surrounding blanks, `want`
+ * (case-insensitive)? */
+static int value_is(const char *v, const char *want) {
+    v += strspn(v, " \t");
+    size_t n = strcspn(v, ";");
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    return n == strlen(want) && strncasecmp(v, want, n) == 0;
+}
+
+/* The media-type rule of the contract (A7): absent, JSON and form-encoded
+ * (what curl -d sends) read as JSON; the binary framing type as binary;
+ * anything else, or a Content-Encoding other than identity, is 415.
+ * Returns 1 with the reply set when refused; sets r->binary_ct. */
+static int bad_media_type(req *r) {
+    const char *ct = header(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ce = header(r->conn, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (ce && !value_is(ce, "identity")) {
+        gd_reply_errorf(&r->reply, GD_E_UNSUPPORTED_MEDIA_TYPE, "header Content-Encoding",
+                        "Content-Encoding '%.64s' is not supported; send the body uncompressed.", ce);
+        return 1;
+    }
+    r->binary_ct = ct && value_is(ct, GD_CT_BINARY);
+    if (!ct || r->binary_ct || value_is(ct, "") || value_is(ct, GD_CT_JSON) ||
+        value_is(ct, "application/x-www-form-urlencoded"))
+        return 0;
+    gd_reply_errorf(&r->reply, GD_E_UNSUPPORTED_MEDIA_TYPE, "header Content-Type",
+                    "Content-Type '%.64s' is not supported; send %s or %s.", ct, GD_CT_JSON, GD_CT_BINARY);
+    return 1;
+}
+
+/* A Content-Length over --max-body: 1 with a 413 reply. */
+static int too_large(gd_http *h, req *r) {
+    if (r->announced <= h->cfg->max_body) return 0;
+    gd_reply_errorf(&r->reply, GD_E_TOO_LARGE, NULL, "The request body has %lld bytes; the limit is %lld bytes.",
+                    (long long)r->announced, (long long)h->cfg->max_body);
+    gd_metrics_reject(h->metrics, GD_REJ_BODY_TOO_LARGE);
+    return 1;
+}
+
+/* A connection opened past --max-connections gets 503 to anything but
+ * /healthz (a liveness probe must not fail because the server is busy). */
+static int over_cap(gd_http *h, req *r) {
+    if (!r->cn || !gd_conn_over_cap(r->cn) || (r->rd && r->rd->route == GD_ROUTE_HEALTHZ)) return 0;
+    gd_reply_errorf(&r->reply, GD_E_OVERLOADED, NULL,
+                    "The server has %d connections open, its limit; retry later.", h->cfg->max_connections);
+    gd_metrics_reject(h->metrics, GD_REJ_CONNECTION_LIMIT);
+    return 1;
+}
+
+/* The answer decided at the headers: with a body announced, sent now (MHD
+ * then reads no body and closes the connection); without one, at the end
+ * of the request as usual, so that the connection may stay open. */
+static enum MHD_Result answer_at_headers(gd_http *h, req *r) {
+    decide(r);
+    if (r->cn) gd_conn_busy(h->conns, r->cn);
+    if (!has_body(r)) return MHD_YES;
+    return send_reply(h, r);
+}
+
+/* Headers are in: check, route, and prepare for the body. */
+static enum MHD_Result on_headers(gd_http *h, req *r) {
+    if (over_cap(h, r) || bad_framing(r)) {
+        r->announced = 1; /* whatever was sent: answer now and close */
+        return answer_at_headers(h, r);
+    }
+    if (precheck(h, r)) return answer_at_headers(h, r);
+    if (r->rd->compute && (bad_media_type(r) || too_large(h, r))) return answer_at_headers(h, r);
+    if (!r->rd->compute) r->discard = 1; /* a GET with a body: ignore it */
+    if (r->cn) {
+        if (has_body(r)) gd_conn_body_started(h->conns, r->cn);
+        else gd_conn_busy(h->conns, r->cn);
+    }
+    return MHD_YES;
+}
+
+/* ---- the body ------------------------------------------------------------------------ */
+
+/* Grow the body's buffer to hold `need` bytes: doubling, up to the
+ * announced length (or --max-body when chunked), the growth counted
+ * against the buffer budgets as it happens. 0, or -1 past them. */
 static int grow_body(gd_http *h, req *r, size_t need) {
-    size_t cap = r->cap ? r->cap : 16384;
+    size_t limit = r->announced > 0 ? (size_t)r->announced : (size_t)h->cfg->max_body;
+    size_t cap = r->cap ? r->cap : 4096;
     while (cap < need) cap *= 2;
-    if (cap > (size_t)h->cfg->max_body) cap = (size_t)h->cfg->max_body;
+    if (cap > limit) cap = limit;
     if (reserve_bytes(h, r, (long long)(cap - r->cap))) return -1;
     char *b = realloc(r->body, cap);
     if (!b) return -1;
@@ -439,37 +587,38 @@ static int grow_body(gd_http *h, req *r, size_t need) {
     return 0;
 }
 
-/* A piece of the body: kept, or dropped when the answer is decided. */
-static void on_body(gd_http *h, req *r, const char *data, size_t n) {
+/* A piece of the body: kept, or dropped when the answer is decided. A body
+ * that cannot be kept is answered at once (MHD_NO: the connection closes). */
+static enum MHD_Result on_body(gd_http *h, req *r, const char *data, size_t n) {
     r->bytes_in += n;
-    if (r->discard) return;
+    if (r->cn) gd_conn_body_bytes(h->conns, r->cn, n);
+    if (r->discard) return MHD_YES;
     size_t need = r->len + n;
     if (need > (size_t)h->cfg->max_body) {
         gd_reply_errorf(&r->reply, GD_E_TOO_LARGE, NULL, "The request body exceeds the limit of %lld bytes.",
                         (long long)h->cfg->max_body);
         gd_metrics_reject(h->metrics, GD_REJ_BODY_TOO_LARGE);
         decide(r);
-        return;
+        return answer_midbody(h, r);
     }
     if (need > r->cap && grow_body(h, r, need)) {
         gd_reply_errorf(&r->reply, GD_E_OVERLOADED, NULL,
                         "The server holds too many request bodies right now; retry later.");
         gd_metrics_reject(h->metrics, GD_REJ_BUFFERED);
         decide(r);
-        return;
+        return answer_midbody(h, r);
     }
     memcpy(r->body + r->len, data, n);
     r->len = need;
+    return MHD_YES;
 }
 
-/* Binary framing: Content-Type application/vnd.gradd.v1+binary and
+/* Binary framing (Content-Type application/vnd.gradd.v1+binary) needs
  * Gradd-Json-Length N <= body length. Sets r->json_len; -1 with a 400
  * reply when the framing is wrong. */
 static int parse_framing(req *r) {
-    const char *ct = header(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
-    size_t tl = strlen(GD_CT_BINARY);
     r->json_len = r->len;
-    if (!ct || strncasecmp(ct, GD_CT_BINARY, tl) != 0 || (ct[tl] && ct[tl] != ';' && ct[tl] != ' ')) return 0;
+    if (!r->binary_ct) return 0;
     const char *jl = header(r->conn, "Gradd-Json-Length");
     if (!jl) {
         gd_reply_errorf(&r->reply, GD_E_INVALID_REQUEST, "header Gradd-Json-Length",
@@ -589,6 +738,8 @@ static req *req_new(gd_http *h, struct MHD_Connection *c, const char *url, const
     r->start_ns = gd_now_ns();
     r->m = parse_method(method);
     r->rd = find_route(url);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->cn = ci ? ci->socket_context : NULL;
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     atomic_init(&r->job.cancel.cancelled, 0);
@@ -614,10 +765,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     if (*upload_size) {
-        on_body(h, r, upload, *upload_size);
+        size_t n = *upload_size;
         *upload_size = 0;
-        return MHD_YES;
+        return on_body(h, r, upload, n);
     }
+    if (r->raw) { /* answered mid-body; the body has ended: close now */
+        h->raw_closing = 1;
+        return MHD_NO;
+    }
+    if (r->cn) gd_conn_busy(h->conns, r->cn);
     if (r->have_reply) return send_reply(h, r);
     if (!r->rd->compute) {
         answer_get(h, r);
@@ -633,7 +789,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)c;
     if (!r) return;
     if (r->counted) atomic_fetch_sub(&h->in_flight, 1);
-    int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status : 0;
+    if (r->cn) gd_conn_wait_request(h->conns, r->cn);
+    int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->raw ? r->status : 0;
     int64_t end = r->answered_ns ? r->answered_ns : gd_now_ns();
     gd_log_req line = {r->id, r->method, r->path, status, r->bytes_in, status ? r->bytes_out : 0,
                        r->queue_us, r->compute_us, (end - r->start_ns) / 1000};
@@ -645,12 +802,30 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
+/* A connection opens or closes: its record in h->conns. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    gd_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        gd_conn_close(h->conns, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *addr = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *socket_context = fd ? gd_conn_open(h->conns, fd->connect_fd, addr ? addr->client_addr : NULL) : NULL;
+}
+
 /* MHD's own messages (bad HTTP, socket errors) go to the log. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    gd_http *h = cls;
     char msg[512];
-    (void)cls;
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\r\n")] = '\0';
+    if (h->raw_closing && strncmp(msg, "Application reported internal error", 35) == 0) {
+        h->raw_closing = 0; /* the MHD_NO of answer_midbody: the answer was sent and logged */
+        return;
+    }
     gd_log_event("warn", "libmicrohttpd: %s", msg);
 }
 
@@ -708,6 +883,14 @@ static uint64_t random_seed(void) {
     return s;
 }
 
+/* MHD's own cap: --max-connections and room for the connections past it,
+ * which are answered 503 (or closed within a second when they send no
+ * request); beyond this MHD closes new connections unanswered. */
+static unsigned long conn_limit(int max_connections) {
+    unsigned long extra = (unsigned long)max_connections / 8;
+    return (unsigned long)max_connections + (extra < 16 ? 16 : extra);
+}
+
 /* Start MHD on the bound socket: epoll when this libmicrohttpd has it. */
 static int start_daemon(gd_http *h, int v6, char *msg, size_t size) {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -730,8 +913,10 @@ static int start_daemon(gd_http *h, int v6, char *msg, size_t size) {
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, /* first: it covers the rest */
                             MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg->conn_timeout_s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg->max_connections,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit(h->cfg->max_connections),
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)h->cfg->max_conns_per_ip,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
     if (!h->d) {
@@ -755,13 +940,16 @@ gd_http *gd_http_start(const gd_config *cfg, const gd_tls *tls, gd_pool *pool, g
     h->id_seed = random_seed();
     atomic_init(&h->draining, 0);
     atomic_init(&h->in_flight, 0);
-    atomic_init(&h->buffered, 0);
     atomic_init(&h->id_next, 0);
     gd_buf_init(&h->ops);
+    gd_conns_limits cl = {cfg->max_connections, cfg->header_timeout_ms, cfg->min_body_rate, cfg->max_buffered,
+                          cfg->max_buffered_per_ip};
     int v6 = 0;
     if (gd_encode_ops(&h->ops)) snprintf(msg, msg_size, "out of memory building the /v1/ops body");
+    else if (!(h->conns = gd_conns_new(&cl, m))) snprintf(msg, msg_size, "cannot start the connection watchdog");
     else if (open_listener(h, &v6, msg, msg_size) == 0 && start_daemon(h, v6, msg, msg_size) == 0) return h;
     if (h->listen_fd >= 0) close(h->listen_fd);
+    gd_conns_free(h->conns);
     gd_buf_free(&h->ops);
     free(h);
     return NULL;
@@ -796,6 +984,7 @@ void gd_http_stop(gd_http *h) {
     MHD_stop_daemon(h->d);
     /* MHD closes the listening socket it still owns; after a quiesce it is ours. */
     if (h->quiesced_fd >= 0) close(h->quiesced_fd);
+    gd_conns_free(h->conns);
     gd_buf_free(&h->ops);
     free(h);
 }

@@ -1,14 +1,17 @@
 /* http.h - gradd's HTTP front: a libmicrohttpd daemon (one internal epoll
- * thread, suspend/resume) that routes requests, buffers bodies under a
- * per-request and a global cap, checks auth and CORS, answers the cheap
- * endpoints itself and hands /v1/grad and /v1/eval to the worker pool with
- * the connection suspended until a worker resumes it with the answer.
+ * thread, suspend/resume) that checks the framing and media type, routes
+ * requests, buffers bodies under a per-request, a per-address and a global
+ * cap (the last two and the receive deadlines are conns.h's), checks auth
+ * and CORS, answers the cheap endpoints itself and hands /v1/grad and
+ * /v1/eval to the worker pool with the connection suspended until a worker
+ * resumes it with the answer. Answers decided from the headers are sent
+ * before the body is read.
  *
  * The lifecycle calls (drain, quiesce, stop) come from main's thread; the
  * rest runs on MHD's thread and the pool's. gd_http_stop must only be
  * called once gd_http_in_flight is 0 and the pool takes no more work:
  * MHD must never be stopped with a connection suspended. The only module
- * that knows libmicrohttpd; it knows config, metrics, the pool and compute,
+ * that knows libmicrohttpd; it knows config, conns, metrics, the pool and compute,
  * and of proto the decode limits and the GET /v1/ops body. */
 #ifndef GD_SERVER_HTTP_H
 #define GD_SERVER_HTTP_H

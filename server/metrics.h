@@ -37,6 +37,8 @@ typedef enum gd_reject {
     GD_REJ_UNAUTHORIZED,     /* 401 */
     GD_REJ_QUEUE_DEADLINE,   /* 504: the deadline passed while queued */
     GD_REJ_DRAINING,         /* 503: draining, to a balancer that retries elsewhere (Gradd-Drain-Retry) */
+    GD_REJ_SLOW_CLIENT,      /* closed: headers or body not received in time (conns.h) */
+    GD_REJ_CONNECTION_LIMIT, /* 503: a connection opened past --max-connections */
     GD_REJ__COUNT
 } gd_reject;
 

@@ -164,10 +164,13 @@ fi
 # 4. gradd accepts the env files (a bad value exits 2 before --version)
 # ---------------------------------------------------------------------------
 env_file_check() {
-    local f=$1 unknown vars
+    local f=$1 unknown vars help
     mapfile -t vars < <(grep -E '^[A-Z_]+=' "$f")
+    # read once: with pipefail, grep -q leaving early would fail the pipe
+    # (SIGPIPE) as soon as --help is longer than one stdio buffer
+    help=$("$GRADD" --help)
     unknown=$(grep -oE '^GRADD_[A-Z_]+' "$f" | while read -r v; do
-        "$GRADD" --help | grep -q "\[$v;" || echo "$v"; done)
+        grep -qF "[$v;" <<<"$help" || echo "$v"; done)
     if [ -n "$unknown" ]; then
         bad "${f#"$ROOT"/}: not gradd variables: $unknown"
     elif out=$(env -i "${vars[@]}" "$GRADD" --version 2>&1); then

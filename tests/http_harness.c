@@ -565,24 +565,39 @@ static int raw_parse(const char *buf, size_t len, int eof, ht_resp *r) {
     return 1;
 }
 
-int ht_raw(int port, const char *data, size_t len, double timeout_s, ht_resp *r) {
-    memset(r, 0, sizeof *r);
-    r->t_start = ht_now();
+int ht_parse_response(const char *buf, size_t len, ht_resp *r) { return raw_parse(buf, len, 1, r) ? 0 : -1; }
+
+int ht_connect(int port, const char *src) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {0, 50000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (src) {
+        struct sockaddr_in b = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, src, &b.sin_addr) != 1 || bind(fd, (struct sockaddr *)&b, sizeof b)) {
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
         close(fd);
         return -1;
     }
+    return fd;
+}
+
+int ht_send(int fd, const void *data, size_t len) {
     for (size_t off = 0; off < len;) {
-        ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
-        if (n <= 0) break;
+        ssize_t n = send(fd, (const char *)data + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0) return -1;
         off += (size_t)n;
     }
+    return 0;
+}
+
+int ht_read_response(int fd, double timeout_s, ht_resp *r) {
     double deadline = ht_now() + timeout_s * ht_time_scale();
     char *buf = NULL;
     size_t blen = 0, cap = 0;
@@ -600,12 +615,41 @@ int ht_raw(int port, const char *data, size_t len, double timeout_s, ht_resp *r)
     }
     r->t_done = ht_now();
     free(buf);
-    close(fd);
     if (!done || !r->status) {
         r->status = 0;
         return -1;
     }
     return 0;
+}
+
+long ht_read_to_close(int fd, double timeout_s, char *buf, size_t cap) {
+    double deadline = ht_now() + timeout_s * ht_time_scale();
+    size_t len = 0;
+    while (ht_now() < deadline) {
+        char tmp[4096];
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n > 0) {
+            size_t k = (size_t)n < cap - len ? (size_t)n : cap - len;
+            memcpy(buf + len, tmp, k);
+            len += k;
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            if (cap) buf[len < cap ? len : cap - 1] = '\0';
+            return (long)len;
+        }
+    }
+    if (cap) buf[len < cap ? len : cap - 1] = '\0';
+    return -1;
+}
+
+int ht_raw(int port, const char *data, size_t len, double timeout_s, ht_resp *r) {
+    memset(r, 0, sizeof *r);
+    r->t_start = ht_now();
+    int fd = ht_connect(port, NULL);
+    if (fd < 0) return -1;
+    ht_send(fd, data, len);
+    int rc = ht_read_response(fd, timeout_s, r);
+    close(fd);
+    return rc;
 }
 
 /* ---- JSON ------------------------------------------------------------------- */

@@ -143,6 +143,24 @@ void ht_post(int port, const char *path, const char *body, ht_resp *r);
  * connection error or timeout. */
 int ht_raw(int port, const char *data, size_t len, double timeout_s, ht_resp *r);
 
+/* A TCP connection to 127.0.0.1:port from the local address src (such as
+ * "127.0.0.2", for a second client; NULL: the kernel's choice), with a 50 ms
+ * receive timeout. The socket, or -1. */
+int ht_connect(int port, const char *src);
+/* Send all of data on fd; 0, or -1 when the peer closed or reset. */
+int ht_send(int fd, const void *data, size_t len);
+/* Read one response on fd within timeout_s (scaled) into r (which must be
+ * zeroed or freed; t_done is set), as ht_raw does; fd stays open. */
+int ht_read_response(int fd, double timeout_s, ht_resp *r);
+/* Read what fd receives until the peer closes (or resets) it, within
+ * timeout_s (scaled), keeping the first cap - 1 bytes NUL-terminated in buf.
+ * Returns the bytes kept, or -1 when the connection was still open at the
+ * timeout. */
+long ht_read_to_close(int fd, double timeout_s, char *buf, size_t cap);
+/* Parse a whole response (status line, headers, body) from buf into r
+ * (zeroed or freed). 0, or -1 when the header block is incomplete. */
+int ht_parse_response(const char *buf, size_t len, ht_resp *r);
+
 /* ---- JSON ------------------------------------------------------------------- */
 
 /* Parse r's body (or its first json_len bytes; 0 = all) strictly: duplicate

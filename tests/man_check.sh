@@ -22,14 +22,14 @@ TMP=${TMPDIR:-/tmp}/man_check.$$
 mkdir "$TMP"
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
-# --help: "  --flag ARG" in a 26-column left field, the help text after it;
+# --help: "  --flag ARG" in a 28-column left field, the help text after it;
 # a following "[GRADD_X; default: D]" line belongs to that flag.
 "$GRADD" --help >"$TMP/help.txt"
 awk '
 function flush() { if (flag != "") print flag "\t" arg "\t" env "\t" dflt; flag = "" }
 /^  --/ {
     flush()
-    left = substr($0, 3, 26); sub(/ +$/, "", left)
+    left = substr($0, 3, 28); sub(/ +$/, "", left)
     n = split(left, w, " ")
     flag = w[1]; arg = (n > 1) ? w[2] : ""; env = ""; dflt = ""
     next
