@@ -318,14 +318,13 @@ static int decode_node(dctx *c, json_t *nj, size_t i) {
 /* ---- names: targets, wrt, fetch, values ------------------------------------- */
 
 /* Closest name among the nodes that pass `filter` (NULL: all), for "did you
- * mean". The candidate array lives in the arena. */
+ * mean"; bounded like every such search (gd_closest_init). */
 static const char *closest_node(dctx *c, const char *word, int (*filter)(const gd_node *)) {
-    const char **cands = gd_arena_alloc(c->a, sizeof *cands * (size_t)(c->g->n + 1));
-    if (!cands) return NULL;
-    int k = 0;
+    gd_closest_search s;
+    gd_closest_init(&s, word, GD_CLOSEST_BUDGET);
     for (int i = 0; i < c->g->n; i++)
-        if (!filter || filter(&c->g->nodes[i])) cands[k++] = c->g->nodes[i].name;
-    return k ? gd_closest(word, cands, k) : NULL;
+        if ((!filter || filter(&c->g->nodes[i])) && !gd_closest_add(&s, c->g->nodes[i].name)) break;
+    return s.best;
 }
 
 static int takes_values(const gd_node *n) {
