@@ -9,6 +9,13 @@ int64_t gd_now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t gd_deadline_after(int64_t from_ns, int64_t ms) {
+    if (ms <= 0) return from_ns;
+    if (ms > INT64_MAX / 1000000) return INT64_MAX;
+    int64_t ns = ms * 1000000;
+    return from_ns > INT64_MAX - ns ? INT64_MAX : from_ns + ns;
+}
+
 int gd_cancel_check(const gd_cancel *c, gd_error *err) {
     if (!c) return 0;
     if (atomic_load_explicit(&c->cancelled, memory_order_relaxed) ||

@@ -21,6 +21,18 @@ typedef struct gd_cancel {
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t gd_now_ns(void);
 
+/* The longest deadline a request or the server may ask for: one day (A7). */
+#define GD_DEADLINE_MS_MAX ((int64_t)86400000)
+
+/* from_ns + ms milliseconds, saturating at INT64_MAX (never a signed
+ * overflow, whatever ms is); ms <= 0 gives from_ns. */
+int64_t gd_deadline_after(int64_t from_ns, int64_t ms);
+
+/* The earlier of two deadlines, where 0 means "none". */
+static inline int64_t gd_deadline_min(int64_t a, int64_t b) {
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
 /* Nonzero (and err set to deadline_exceeded) once cancelled or past the
  * deadline; 0 when c is NULL. Cheap enough to call between nodes and every
  * few hundred microseconds inside kernels. */

@@ -498,11 +498,16 @@ static int decode_options(dctx *c, json_t *root, int endpoint, gd_request *r) {
     if ((j = opt(root, "deadline_ms"))) {
         gd_jp_set(&p, "$.deadline_ms");
         if (!json_is_number(j)) return wrong_type(c, &p, "a positive integer (milliseconds)", j);
+        /* A7: the range first (no arithmetic on what is outside it), then exactness. */
+        double v = json_number_value(j);
+        if (!(v >= 1 && v <= GD_DEADLINE_MS_MAX))
+            return gd_errorf(c->err, GD_E_INVALID_REQUEST, p.s,
+                             "\"deadline_ms\" must be from 1 to %lld milliseconds (one day), got %.17g.",
+                             (long long)GD_DEADLINE_MS_MAX, v);
         int64_t d;
-        if (!gd_json_exact_int(j, &d) || d < 1)
+        if (!gd_json_exact_int(j, &d))
             return gd_errorf(c->err, GD_E_INVALID_VALUE, p.s,
-                             "\"deadline_ms\" must be a positive integer number of milliseconds, got %.17g.",
-                             json_number_value(j));
+                             "\"deadline_ms\" must be a positive integer number of milliseconds, got %.17g.", v);
         r->deadline_ms = d;
     }
     if ((j = opt(root, "tensor_format"))) {

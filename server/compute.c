@@ -16,8 +16,7 @@
 /* The request's own deadline_ms may only make the server's deadline earlier. */
 static void apply_deadline(const gd_compute_in *in, const gd_request *req, gd_cancel *cancel) {
     if (req->deadline_ms <= 0) return;
-    int64_t d = in->recv_ns + req->deadline_ms * 1000000;
-    if (!cancel->deadline_ns || d < cancel->deadline_ns) cancel->deadline_ns = d;
+    cancel->deadline_ns = gd_deadline_min(cancel->deadline_ns, gd_deadline_after(in->recv_ns, req->deadline_ms));
 }
 
 /* The error answer for a failed decode or run. A run stopped by shutdown

@@ -560,7 +560,7 @@ static enum MHD_Result start_compute(gd_http *h, req *r) {
         return send_reply(h, r);
     }
     r->recv_ns = gd_now_ns();
-    r->job.cancel.deadline_ns = r->recv_ns + h->cfg->deadline_ms * 1000000;
+    r->job.cancel.deadline_ns = gd_deadline_after(r->recv_ns, h->cfg->deadline_ms);
     r->job.run = job_run;
     r->job.done = job_done;
     r->job.drop = job_drop;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
 #include "proto/jsonstr.h"
@@ -494,8 +495,23 @@ START_TEST(decode_request_fields) {
            "$.tensor_format", "nested");
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'tensor_format': 1}", g)), GD_E_INVALID_REQUEST,
            "$.tensor_format", "");
-    ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 0}", g)), GD_E_INVALID_VALUE, "$.deadline_ms",
-           "");
+    /* A7: outside [1, 86400000] is invalid_request (2^53 and 1e13 were taken, or overflowed). */
+    static const char *const out_of_range[] = {"0", "-1", "86400001", "9007199254740992", "10000000000000",
+                                               "1e300", "-1e300", "0.5", "9223372036854775807",
+                                               "100000000000000000000"};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof *out_of_range; i++)
+        ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': %s}", g, out_of_range[i])),
+               GD_E_INVALID_REQUEST, "$.deadline_ms", "");
+    ck_ok(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 86400000}", g)));
+    ck_assert_int_eq(R.deadline_ms, 86400000);
+    ck_ok(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 1}", g)));
+    ck_assert_int_eq(R.deadline_ms, 1);
+    /* Deadline arithmetic saturates instead of overflowing (UBSan, row 8). */
+    ck_assert(gd_deadline_after(INT64_MAX - 5, 86400000) == INT64_MAX);
+    ck_assert(gd_deadline_after(1000, INT64_MAX) == INT64_MAX);
+    ck_assert(gd_deadline_after(1000, 2) == 2001000);
+    ck_assert(gd_deadline_after(1000, 0) == 1000);
+    ck_assert(gd_deadline_min(0, 5) == 5 && gd_deadline_min(7, 0) == 7 && gd_deadline_min(7, 5) == 5);
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 1.5}", g)), GD_E_INVALID_VALUE,
            "$.deadline_ms", "");
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': '100'}", g)), GD_E_INVALID_REQUEST,
