@@ -20,7 +20,6 @@ int gd_cancel_check(const gd_cancel *c, gd_error *err) {
     if (!c) return 0;
     if (atomic_load_explicit(&c->cancelled, memory_order_relaxed) ||
         (c->deadline_ns && gd_now_ns() > c->deadline_ns))
-        return gd_errorf(err, GD_E_DEADLINE_EXCEEDED, NULL,
-                         "The computation was stopped: the compute deadline passed or the request was cancelled.");
+        return gd_errorf(err, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
     return 0;
 }

@@ -18,6 +18,13 @@ typedef struct gd_cancel {
     int64_t deadline_ns;
 } gd_cancel;
 
+/* Elements a loop processes between two polls of the cancel flag: a few
+ * hundred microseconds for the costliest elementwise formulas, well under a
+ * millisecond of memory traffic (first-touch page faults included) for
+ * copies and reductions. A poll is one clock read, so finer costs nothing
+ * measurable. */
+#define GD_POLL_ELEMS (1 << 16)
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t gd_now_ns(void);
 
@@ -32,6 +39,13 @@ int64_t gd_deadline_after(int64_t from_ns, int64_t ms);
 static inline int64_t gd_deadline_min(int64_t a, int64_t b) {
     return !a ? b : !b ? a : a < b ? a : b;
 }
+
+/* The one message of a 504: A7 makes the deadline cover the queue, decoding,
+ * compute and encoding alike, and where it passes is a race on a loaded
+ * machine (a 1 ms deadline may pass before a free worker is even woken), so
+ * the answer does not say where; the log line's queue_us does. */
+#define GD_DEADLINE_MESSAGE \
+    "The computation was stopped: the compute deadline passed or the request was cancelled."
 
 /* Nonzero (and err set to deadline_exceeded) once cancelled or past the
  * deadline; 0 when c is NULL. Cheap enough to call between nodes and every

@@ -58,11 +58,9 @@ static void where_run(void *vc, int64_t o, const int64_t *off, int64_t len, cons
 }
 
 static int forward_where(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
-    (void)c;
     where_ctx w = {.cond = in[0], .a = in[1], .b = in[2], .out = out};
     const gd_shape *ops[3] = {&in[0]->shape, &in[1]->shape, &in[2]->shape};
-    gd_for_runs(&out->shape, 3, ops, where_run, &w);
-    return 0;
+    return gd_for_runs_polled(&out->shape, 3, ops, where_run, &w, c->cancel, c->err);
 }
 
 static void where_back_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
@@ -89,8 +87,7 @@ static int backward_where(gd_kctx *c, const gd_tensor *const *in, const gd_tenso
     w.db = want[2] ? gd_f64(din[2]) : NULL;
     const gd_shape *ops[1] = {&in[0]->shape};
     /* where_back_run reads only the cond operand's offsets. */
-    gd_for_runs(&out->shape, 1, ops, where_back_run, &w);
-    return 0;
+    return gd_for_runs_polled(&out->shape, 1, ops, where_back_run, &w, c->cancel, c->err);
 }
 
 static int infer_cond(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {

@@ -310,16 +310,13 @@ static int infer_broadcast_to(const gd_node *n, const gd_meta *in, const gd_limi
 }
 
 typedef struct {
-    const gd_kctx *c;
     word *dst;
     const word *src;
-    int64_t since; /* elements written since the last cancellation poll */
-    int stopped;   /* cancelled: the remaining runs are skipped */
 } bcast_ctx;
 
+/* One run (at most GD_POLL_ELEMS long: gd_for_runs_polled cuts them). */
 static void bcast_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     bcast_ctx *b = vc;
-    if (b->stopped) return;
     word *d = b->dst + o;
     const word *s = b->src + off[0];
     if (inner[0] == 0) {
@@ -328,17 +325,14 @@ static void bcast_run(void *vc, int64_t o, const int64_t *off, int64_t len, cons
     } else {
         memcpy(d, s, (size_t)len * sizeof(word));
     }
-    if ((b->since += len) >= GD_POLL_ELEMS) {
-        b->since = 0;
-        b->stopped = gd_cancel_check(b->c->cancel, b->c->err);
-    }
 }
 
+/* A scalar broadcast to 16M elements is one run: it is cut and polled like
+ * any other, so a deadline lands within a poll (issue 9 row 6). */
 static int forward_broadcast_to(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
-    bcast_ctx b = {.c = c, .dst = out->data, .src = in[0]->data};
+    bcast_ctx b = {.dst = out->data, .src = in[0]->data};
     const gd_shape *ops[1] = {&in[0]->shape};
-    gd_for_runs(&out->shape, 1, ops, bcast_run, &b);
-    return b.stopped ? GD_E_DEADLINE_EXCEEDED : 0;
+    return gd_for_runs_polled(&out->shape, 1, ops, bcast_run, &b, c->cancel, c->err);
 }
 
 /* d(broadcast_to)/dx: the cotangent as it is, in the broadcast shape; the

@@ -39,6 +39,7 @@
 #include "gd_config.h"
 #include "server/log.h"
 #include "proto/encode.h"
+#include "proto/peek.h"
 #include "server/reply.h"
 
 #define ID_MAX 128        /* longest X-Request-Id echoed back */
@@ -528,9 +529,7 @@ static void job_drop(gd_job *job, gd_err why) {
     release_body(r);
     r->queue_us = (gd_now_ns() - r->recv_ns) / 1000;
     if (why == GD_E_DEADLINE_EXCEEDED) {
-        gd_reply_errorf(&r->reply, GD_E_DEADLINE_EXCEEDED, NULL,
-                        "The request waited %lld ms for a worker and its deadline passed before it could start.",
-                        (long long)(r->queue_us / 1000));
+        gd_reply_errorf(&r->reply, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
         gd_metrics_reject(h->metrics, GD_REJ_QUEUE_DEADLINE);
     } else {
         gd_reply_errorf(&r->reply, GD_E_OVERLOADED, NULL,
@@ -560,7 +559,13 @@ static enum MHD_Result start_compute(gd_http *h, req *r) {
         return send_reply(h, r);
     }
     r->recv_ns = gd_now_ns();
+    /* A7: the request's own deadline_ms counts in the queue too, so the pool's
+     * watchdog must know it now; a peek finds it without parsing (the
+     * decoder checks it, and applies it again, on the worker). */
+    int64_t ms;
     r->job.cancel.deadline_ns = gd_deadline_after(r->recv_ns, h->cfg->deadline_ms);
+    if (r->body && gd_peek_deadline_ms(r->body, r->json_len, &ms))
+        r->job.cancel.deadline_ns = gd_deadline_min(r->job.cancel.deadline_ns, gd_deadline_after(r->recv_ns, ms));
     r->job.run = job_run;
     r->job.done = job_done;
     r->job.drop = job_drop;

@@ -23,6 +23,7 @@
 #include "proto/decode.h"
 #include "proto/encode.h"
 #include "proto/jsonstr.h"
+#include "proto/peek.h"
 #include "server/reply.h"
 #include "core/numfmt.h"
 #include "tests.h"
@@ -506,6 +507,30 @@ START_TEST(decode_request_fields) {
     ck_assert_int_eq(R.deadline_ms, 86400000);
     ck_ok(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 1}", g)));
     ck_assert_int_eq(R.deadline_ms, 1);
+    /* The peek the server does before queueing (proto/peek.h) finds the
+     * top-level field wherever it is, and nothing else. */
+    static const struct { const char *body; int found; int64_t ms; } peeks[] = {
+        {"{\"deadline_ms\": 250}", 1, 250},
+        {" {\"graph\": {\"nodes\": [{\"name\": \"x\", \"deadline_ms\": 5}]}, \"s\": \"a\\\"}\", "
+         "\"v\": [1, [2, {\"deadline_ms\": 7}]], \"t\": -1.5e3, \"n\": null ,\n\"deadline_ms\" :\t86400000 }", 1, 86400000},
+        {"{\"graph\": {\"deadline_ms\": 5}}", 0, 0},
+        {"{\"deadline_ms\": 0}", 0, 0},
+        {"{\"deadline_ms\": 86400001}", 0, 0},
+        {"{\"deadline_ms\": 1.5}", 0, 0},
+        {"{\"deadline_ms\": -3}", 0, 0},
+        {"{\"deadline_ms\": 99999999999999999999999}", 0, 0},
+        {"{\"deadline_ms\": \"100\"}", 0, 0},
+        {"{\"deadline\\u005fms\": 100}", 0, 0},
+        {"{\"a\": [1, 2", 0, 0},
+        {"[{\"deadline_ms\": 100}]", 0, 0},
+        {"", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof peeks / sizeof *peeks; i++) {
+        int64_t ms = -1;
+        int found = gd_peek_deadline_ms(peeks[i].body, strlen(peeks[i].body), &ms);
+        ck_assert_msg(found == peeks[i].found && (!found || ms == peeks[i].ms), "peek %s: found %d, %lld",
+                      peeks[i].body, found, (long long)ms);
+    }
     /* Deadline arithmetic saturates instead of overflowing (UBSan, row 8). */
     ck_assert(gd_deadline_after(INT64_MAX - 5, 86400000) == INT64_MAX);
     ck_assert(gd_deadline_after(1000, INT64_MAX) == INT64_MAX);
