@@ -12,7 +12,14 @@
 
 #include "core/error.h"
 
-/* Set `cancelled` from any thread; deadline_ns is CLOCK_MONOTONIC (0: none). */
+/* Why `cancelled` was set (0: it was not). */
+enum {
+    GD_CANCEL_SHUTDOWN = 1,    /* the server is stopping (answered 503) */
+    GD_CANCEL_CLIENT_GONE = 2, /* the client disconnected (A7): nobody will read the answer */
+};
+
+/* Set `cancelled` (to a GD_CANCEL_ reason) from any thread; deadline_ns is
+ * CLOCK_MONOTONIC (0: none). */
 typedef struct gd_cancel {
     atomic_int cancelled;
     int64_t deadline_ns;

@@ -22,7 +22,7 @@ static void apply_deadline(const gd_compute_in *in, const gd_request *req, gd_ca
 /* The error answer for a failed decode or run. A run stopped by shutdown
  * is 503 rather than 504; an internal error is logged with the request id. */
 static void error_reply(const gd_compute_in *in, const gd_cancel *cancel, gd_error *err, gd_reply *out) {
-    if (err->code == GD_E_DEADLINE_EXCEEDED && atomic_load(&cancel->cancelled)) {
+    if (err->code == GD_E_DEADLINE_EXCEEDED && atomic_load(&cancel->cancelled) == GD_CANCEL_SHUTDOWN) {
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is shutting down; the computation was stopped.");
         return;
     }

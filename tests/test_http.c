@@ -2265,6 +2265,42 @@ START_TEST(deadline_per_family) {
 }
 END_TEST
 
+/* Issue 9 row 16 (A7): a client that disconnects cancels its computation.
+ * With one worker, a client gives up (a 300 ms timeout) on a chain of large
+ * products that would take seconds; the worker stops within a second (x the
+ * time scale): gradd_client_gone_total counts it, the log says so, and the
+ * next request is served at once. Before the fix the worker computed to
+ * the end and the next request waited for it. */
+START_TEST(disconnect_cancels) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-elements", "100000000"));
+    char *body = malloc(4096);
+    matmul_chain_body(body, 4096, matmul_n() * 3 / 2, 6 * (int)ceil(ht_time_scale()), NULL);
+    ht_req rq = {.path = "/v1/eval", .body = body, .timeout_ms = 300};
+    ht_resp r;
+    ht_do(NULL, s.port, &rq, &r);
+    ck_assert_msg(r.curl_code == CURLE_OPERATION_TIMEDOUT, "the long request should time out, got %ld (%s)", r.status,
+                  curl_easy_strerror((CURLcode)r.curl_code));
+    double gone_at = r.t_done;
+    ht_resp_free(&r);
+    free(body);
+    double v = metric_wait(s.port, "gradd_client_gone_total", 1, 1);
+    double noticed_ms = (ht_now() - gone_at) * 1000;
+    ck_assert_msg(v == 1, "gradd_client_gone_total should be 1 within 1 s x scale, got %g", v);
+    ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    double next_ms = (r.t_done - r.t_start) * 1000;
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    ht_resp_free(&r);
+    printf("disconnect_cancels: cancellation counted %.0f ms after the client left; next request served in %.0f ms\n",
+           noticed_ms, next_ms);
+    ck_assert_msg(next_ms < ht_scaled_ms(1000), "the next request took %.0f ms", next_ms);
+    char tail[8192];
+    ck_assert_msg(strstr(ht_server_log_tail(&s, tail, sizeof tail), "the client disconnected") != NULL,
+                  "no log line about the disconnect:\n%s", tail);
+    ht_server_stop(&s);
+}
+END_TEST
+
 /* ---- the suite ----------------------------------------------------------------- */
 
 static Suite *suite_http(void) {
@@ -2324,6 +2360,7 @@ static Suite *suite_http(void) {
     tcase_add_checked_fixture(tc, NULL, teardown_kill);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, queue_request_deadline_504);
+    tcase_add_test(tc, disconnect_cancels);
     tcase_add_loop_test(tc, deadline_per_family, 0, (int)(sizeof FAMILIES / sizeof *FAMILIES));
     suite_add_tcase(s, tc);
 
