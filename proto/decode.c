@@ -36,6 +36,8 @@ typedef struct dctx {
     gd_error *err;
     gd_graph *g;
     gd_wire_in wire;
+    const gd_decode_limits *lim;
+    int64_t edges;     /* inputs of the nodes decoded so far */
 } dctx;
 
 /* ---- errors every reader raises -------------------------------------------- */
@@ -225,6 +227,15 @@ static int read_inputs(dctx *c, json_t *jin, const char *base, const char ***ins
     gd_jp_key(&p, "inputs");
     if (!json_is_array(jin)) return wrong_type(c, &p, "a list of node names", jin);
     size_t n = json_array_size(jin);
+    /* Issue 9 row 13: edges are capped like nodes, before the node's arrays. */
+    const gd_decode_limits *lim = c->lim;
+    if (lim && lim->max_inputs > 0 && n > (size_t)lim->max_inputs)
+        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s, "The node has %zu inputs; the limit is %d.", n, lim->max_inputs);
+    c->edges += (int64_t)n;
+    if (lim && lim->max_edges > 0 && c->edges > lim->max_edges)
+        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s,
+                         "The graph has more than %d inputs over all its nodes (the limit) by this node.",
+                         lim->max_edges);
     if (n > (size_t)INT32_MAX / 2) return oom(c);
     const char **r = gd_arena_alloc(c->a, sizeof *r * (n + 1));
     if (!r) return oom(c);
@@ -775,7 +786,7 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
         return gd_errorf(err, GD_E_INVALID_JSON, NULL, "The body is not valid JSON: %s (line %d, column %d).", je.text,
                          je.line, je.column);
     }
-    dctx c = {.a = a, .err = err,
+    dctx c = {.a = a, .err = err, .lim = lim,
               .wire = {.a = a, .bin = bin, .bin_len = bin ? bin_len : 0, .err = err,
                        .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};
     int rc = decode_root(&c, root, req->endpoint, lim, req);

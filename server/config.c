@@ -65,6 +65,10 @@ static const opt opts[] = {
      "elements of any one tensor, sent or computed (413 too_large)"},
     {"max-nodes", "GRADD_MAX_NODES", K_INT, OFF(max_nodes), 1, 10000000, "N", "10000",
      "nodes of one graph (413 too_large)"},
+    {"max-inputs", "GRADD_MAX_INPUTS", K_INT, OFF(max_inputs), 1, 10000000, "N", "1024",
+     "inputs of one node (413 too_large)"},
+    {"max-edges", "GRADD_MAX_EDGES", K_INT, OFF(max_edges), 1, 100000000, "N", "100000",
+     "inputs of all the nodes of one graph together (413 too_large)"},
     {"max-memory", "GRADD_MAX_MEMORY", K_SIZE, OFF(max_memory), MIB, 1024 * GIB, "BYTES", "1G",
      "memory one request's computation may hold (413 too_large)"},
     {"deadline-ms", "GRADD_DEADLINE_MS", K_I64, OFF(deadline_ms), 1, 86400000, "MS", "30000",
@@ -326,6 +330,8 @@ static void set_defaults(gd_config *cfg) {
     cfg->max_body = 64 * MIB;
     cfg->max_elements = (int64_t)1 << 24;
     cfg->max_nodes = 10000;
+    cfg->max_inputs = 1024;
+    cfg->max_edges = 100000;
     cfg->max_memory = GIB;
     cfg->deadline_ms = 30000;
     cfg->max_connections = 1024;

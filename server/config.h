@@ -37,6 +37,8 @@ typedef struct gd_config {
     int64_t max_buffered;           /* --max-buffered, body bytes held across all connections */
     int64_t max_elements;           /* --max-elements, elements of any one tensor */
     int max_nodes;                  /* --max-nodes, nodes of one graph */
+    int max_inputs;                 /* --max-inputs, inputs of one node */
+    int max_edges;                  /* --max-edges, inputs of all nodes together */
     int64_t max_memory;             /* --max-memory, bytes one request's computation may hold */
     int64_t deadline_ms;            /* --deadline-ms, compute deadline (a request may ask for less) */
     int max_connections;            /* --max-connections, open connections at once */

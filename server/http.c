@@ -763,6 +763,8 @@ gd_http *gd_http_start(const gd_config *cfg, gd_pool *pool, gd_metrics *m, char 
     h->cfg = cfg, h->pool = pool, h->metrics = m;
     h->listen_fd = h->quiesced_fd = -1;
     h->lim.max_nodes = cfg->max_nodes;
+    h->lim.max_inputs = cfg->max_inputs;
+    h->lim.max_edges = cfg->max_edges;
     h->lim.max_elements = cfg->max_elements;
     h->id_seed = random_seed();
     atomic_init(&h->draining, 0);

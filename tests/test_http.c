@@ -1260,6 +1260,45 @@ START_TEST(too_large_nodes) {
 }
 END_TEST
 
+/* Issue 9 row 13: --max-inputs and --max-edges, 413 at the node's inputs;
+ * and the defaults refuse a concat of 10^6 inputs (200 after 6 s before). */
+START_TEST(too_large_edges) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--max-inputs", "3", "--max-edges", "4"));
+    ht_resp r;
+    ht_post(s.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'a', 'op': 'input'}, {'name': 'c', 'op': 'concat', 'inputs': ['a', 'a',"
+              " 'a', 'a']}]}, 'values': {'a': [1]}, 'target': 'c'}"), &r);
+    expect_error(&r, 413, "too_large", "$.graph.nodes[1].inputs", NULL);
+    ht_resp_free(&r);
+    ht_post(s.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'a', 'op': 'input'}, {'name': 'c', 'op': 'concat', 'inputs': ['a', 'a',"
+              " 'a']}, {'name': 'd', 'op': 'add', 'inputs': ['c', 'a']}]}, 'values': {'a': [1]}, 'target': 'd'}"), &r);
+    expect_error(&r, 413, "too_large", "$.graph.nodes[2].inputs", NULL);
+    ht_resp_free(&r);
+    ht_post(s.port, "/v1/eval",
+            J("{'graph': {'nodes': [{'name': 'a', 'op': 'input'}, {'name': 'c', 'op': 'concat', 'inputs': ['a', 'a',"
+              " 'a']}, {'name': 'd', 'op': 'neg', 'inputs': ['c']}]}, 'values': {'a': [1]}, 'target': 'd'}"), &r);
+    expect_body(&r, 200, "{'values': {'d': [-1.0, -1.0, -1.0]}, 'diagnostics': []}", 3);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+
+    ht_server_start(&s, NULL);
+    enum { N = 1000000 };
+    char *big = malloc((size_t)N * 4 + 256);
+    size_t k = (size_t)sprintf(big, "{\"graph\": {\"nodes\": [{\"name\": \"a\", \"op\": \"input\"},"
+                                    " {\"name\": \"c\", \"op\": \"concat\", \"inputs\": [\"a\"");
+    for (int i = 1; i < N; i++) memcpy(big + k, ",\"a\"", 4), k += 4;
+    strcpy(big + k, "]}]}, \"values\": {\"a\": [1]}, \"target\": \"c\"}");
+    ht_post(s.port, "/v1/eval", big, &r);
+    free(big);
+    printf("too_large_edges: a concat of %d inputs answered %ld in %.3f s\n", N, r.status, r.t_done - r.t_start);
+    expect_error(&r, 413, "too_large", "$.graph.nodes[1].inputs", NULL);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
 START_TEST(too_large_elements) {
     ht_server s;
     ht_server_start(&s, ARGS("--max-elements", "1000"));
@@ -2338,6 +2377,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, too_large_body);
     tcase_add_test(tc, buffered_bytes_cap_503);
     tcase_add_test(tc, too_large_nodes);
+    tcase_add_test(tc, too_large_edges);
     tcase_add_test(tc, too_large_elements);
     tcase_add_test(tc, bad_flags_exit_2);
     tcase_add_test(tc, blas_spin_timeout);

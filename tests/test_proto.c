@@ -795,6 +795,20 @@ START_TEST(decode_limits) {
            "$.values.x", "");
     ck_err(dec_full(gd_arena_printf(A, fmt, "{'shape': [5], 'data': [1, 2, 3, 4, 5]}"), NULL, 0, GD_EP_GRAD, &lim),
            GD_E_TOO_LARGE, "$.values.x", "");
+    /* Issue 9 row 13: inputs per node and over the graph are capped (a
+     * concat of 10^6 inputs took 6 s and 420 MB). */
+    gd_decode_limits elim = {.max_inputs = 3, .max_edges = 5};
+    const char *cat = "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, %s]}, 'target': 'x'}";
+    ck_err(dec_full(gd_arena_printf(A, cat, "{'name': 'c', 'op': 'concat', 'inputs': ['x', 'x', 'x', 'x']}"), NULL, 0,
+                    GD_EP_GRAD, &elim),
+           GD_E_TOO_LARGE, "$.graph.nodes[1].inputs", "");
+    ck_err(dec_full(gd_arena_printf(A, cat, "{'name': 'c', 'op': 'concat', 'inputs': ['x', 'x', 'x']},"
+                                            " {'name': 'd', 'op': 'concat', 'inputs': ['x', 'c', 'x']}"),
+                    NULL, 0, GD_EP_GRAD, &elim),
+           GD_E_TOO_LARGE, "$.graph.nodes[2].inputs", "");
+    ck_ok(dec_full(gd_arena_printf(A, cat, "{'name': 'c', 'op': 'concat', 'inputs': ['x', 'x', 'x']},"
+                                           " {'name': 'd', 'op': 'concat', 'inputs': ['x', 'c']}"),
+                   NULL, 0, GD_EP_GRAD, &elim));
     /* An empty tensor whose other dimensions are huge is refused too. */
     ck_err(dec_full(gd_arena_printf(A, fmt, "{'shape': [1000000000, 0], 'data': []}"), NULL, 0, GD_EP_GRAD, &lim),
            GD_E_TOO_LARGE, "$.values.x", "");
