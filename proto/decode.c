@@ -410,8 +410,8 @@ static int decode_values(dctx *c, json_t *jv) {
         gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
         gd_tensor *t;
         int f32;
-        int rc = gd_wire_decode(&c->wire, v, &p, w, &t, &f32);
-        if (rc) return rc;
+        int rc = gd_cancel_check(c->lim ? c->lim->cancel : NULL, c->err);
+        if (rc || (rc = gd_wire_decode(&c->wire, v, &p, w, &t, &f32))) return rc;
         gd_node_set_value(n, t, ordinal++);
         if (f32) n->transport_f32 = 1;
     }
@@ -588,8 +588,8 @@ static int decode_graph(dctx *c, json_t *jg, const gd_decode_limits *lim) {
     if (n > (size_t)INT32_MAX / 4) return oom(c);
     if (!(c->g = gd_graph_new(c->a, (int)n))) return oom(c);
     for (size_t i = 0; i < n; i++) {
-        int rc = decode_node(c, json_array_get(jn, i), i);
-        if (rc) return rc;
+        int rc = (i & 255) == 255 ? gd_cancel_check(c->lim ? c->lim->cancel : NULL, c->err) : 0;
+        if (rc || (rc = decode_node(c, json_array_get(jn, i), i))) return rc;
     }
     return 0;
 }
@@ -686,7 +686,8 @@ static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limi
     if (endpoint == GD_EP_GRAD && (rc = decode_grad_fields(c, root, r))) return rc;
     if ((rc = decode_fetch(c, root, endpoint, r))) return rc;
     if ((rc = gd_wire_check_overlaps(&c->wire))) return rc;
-    gd_limits gl = {.max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0};
+    gd_limits gl = {.max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0,
+                    .cancel = lim ? lim->cancel : NULL};
     return gd_graph_check_request(c->g, r->spec.targets, r->spec.n_targets, r->spec.fetch, r->spec.n_fetch, &gl,
                                   c->err);
 }
@@ -750,6 +751,41 @@ static char *big_ints_as_reals(gd_arena *a, const char *body, size_t len, size_t
     return NULL;
 }
 
+/* jansson reads the body through this, a slice at a time, so that a parse
+ * of a large body stops at the deadline (A7): after each slice the cancel
+ * record is polled, and a stop ends the parse as a read error. */
+#define PARSE_SLICE ((size_t)1 << 16)
+
+typedef struct parse_src {
+    const char *p;
+    size_t left;
+    const gd_cancel *cancel;
+    int stopped;
+} parse_src;
+
+static size_t parse_read(void *buf, size_t size, void *arg) {
+    parse_src *s = arg;
+    if (s->left && gd_cancel_check(s->cancel, NULL)) {
+        s->stopped = 1;
+        return (size_t)-1;
+    }
+    size_t n = s->left < size ? s->left : size;
+    if (n > PARSE_SLICE) n = PARSE_SLICE;
+    memcpy(buf, s->p, n);
+    s->p += n, s->left -= n;
+    return n;
+}
+
+/* json_loadb, stoppable: *stopped is set when the cancel record fired. */
+static json_t *parse(const char *text, size_t len, size_t flags, const gd_cancel *cancel, json_error_t *je,
+                     int *stopped) {
+    if (!cancel) return json_loadb(text, len, flags, je);
+    parse_src src = {text, len, cancel, 0};
+    json_t *root = json_load_callback(parse_read, &src, flags, je);
+    if (src.stopped) *stopped = 1;
+    return root;
+}
+
 int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
                       int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
     gd_error local;
@@ -767,15 +803,19 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
      * the body is read again with such integers written as reals, the others
      * still exact; if that copy fails to parse, the error is reported from the
      * body itself (positions as sent) read with every integer as a real. */
-    json_t *root = json_loadb(body, json_len, JSON_REJECT_DUPLICATES, &je);
-    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+    const gd_cancel *cancel = lim ? lim->cancel : NULL;
+    int stopped = 0;
+    json_t *root = parse(body, json_len, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
+    if (!root && !stopped && json_error_code(&je) == json_error_numeric_overflow) {
         size_t len2 = 0;
         char *body2 = big_ints_as_reals(a, body, json_len, &len2);
         if (!body2) return gd_error_oom(err);
-        root = json_loadb(body2, len2, JSON_REJECT_DUPLICATES, &je);
+        root = parse(body2, len2, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
         gd_arena_release(a, body2);
-        if (!root) root = json_loadb(body, json_len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
+        if (!root && !stopped)
+            root = parse(body, json_len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
     }
+    if (stopped) return gd_errorf(err, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
     if (!root) {
         if (json_error_code(&je) == json_error_duplicate_key) {
             gd_jpath p;

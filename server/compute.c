@@ -92,7 +92,11 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     gd_error err;
     memset(&res, 0, sizeof res);
     gd_error_clear(&err);
-    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, in->lim, &req, &err);
+    /* Decoding and checking stop at the deadline too (A7): the limits are
+     * shared by every request, so this one's cancel record goes in a copy. */
+    gd_decode_limits lim = *in->lim;
+    lim.cancel = cancel;
+    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, &lim, &req, &err);
     if (in->body_done) in->body_done(in->body_done_arg);
     if (!rc) {
         apply_deadline(in, &req, cancel);

@@ -531,6 +531,16 @@ START_TEST(decode_request_fields) {
         ck_assert_msg(found == peeks[i].found && (!found || ms == peeks[i].ms), "peek %s: found %d, %lld",
                       peeks[i].body, found, (long long)ms);
     }
+    /* Decoding stops when the request's cancel record fires (A7). */
+    {
+        gd_cancel stop = {.deadline_ns = 1}; /* long past */
+        gd_decode_limits dl = {.cancel = &stop};
+        ck_err(dec_full(gd_arena_printf(A, "%s, 'target': 's'}", g), NULL, 0, GD_EP_GRAD, &dl),
+               GD_E_DEADLINE_EXCEEDED, "", "");
+        gd_cancel later = {.deadline_ns = gd_now_ns() + (int64_t)60 * 1000000000};
+        dl.cancel = &later;
+        ck_ok(dec_full(gd_arena_printf(A, "%s, 'target': 's'}", g), NULL, 0, GD_EP_GRAD, &dl));
+    }
     /* Deadline arithmetic saturates instead of overflowing (UBSan, row 8). */
     ck_assert(gd_deadline_after(INT64_MAX - 5, 86400000) == INT64_MAX);
     ck_assert(gd_deadline_after(1000, INT64_MAX) == INT64_MAX);
