@@ -72,7 +72,7 @@ static const opt opts[] = {
     {"max-memory", "GRADD_MAX_MEMORY", K_SIZE, OFF(max_memory), MIB, 1024 * GIB, "BYTES", "1G",
      "memory one request's computation may hold (413 too_large)"},
     {"deadline-ms", "GRADD_DEADLINE_MS", K_I64, OFF(deadline_ms), 1, 86400000, "MS", "30000",
-     "compute deadline from receipt; a request's deadline_ms may only lower it (504)"},
+     "deadline from the last body byte, covering the queue, decoding and compute; a request's deadline_ms may only lower it (504)"},
     {"max-connections", "GRADD_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 1000000, "N", "1024",
      "open connections at once"},
     {"conn-timeout", "GRADD_CONN_TIMEOUT", K_INT, OFF(conn_timeout_s), 1, 86400, "SECONDS", "30",
