@@ -41,8 +41,14 @@ static int skip_value(scan *s) {
     if (s->p >= s->end) return -1;
     if (*s->p == '"') return skip_string(s, &esc);
     if (*s->p == '{' || *s->p == '[') {
+        /* Only these bytes matter inside a nested value: the rest (numbers,
+         * commas, colons, spaces: most of a large body) are passed over by
+         * one table lookup each. */
+        static const unsigned char structural[256] = {['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1};
         int depth = 0;
         while (s->p < s->end) {
+            while (s->p < s->end && !structural[(unsigned char)*s->p]) s->p++;
+            if (s->p >= s->end) break;
             char ch = *s->p;
             if (ch == '"') {
                 if (skip_string(s, &esc)) return -1;
