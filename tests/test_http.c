@@ -2276,6 +2276,12 @@ static const struct family {
      "{'graph': {'nodes': [" BIG ", {'name': 'k', 'op': 'greater', 'inputs': ['b', 'x']},"
      " {'name': 'w', 'op': 'where', 'inputs': ['k', 'b', 'x']}, {'name': 'v', 'op': 'where', 'inputs': ['k', 'x', 'w']},"
      " {'name': 's', 'op': 'sum', 'inputs': ['v']}]}, 'values': {'x': 0.5}, 'target': 's'"},
+    {"one_hot+cast", "/v1/eval",
+     "{'graph': {'nodes': [{'name': 'z', 'op': 'input', 'dtype': 'int64'},"
+     " {'name': 'i', 'op': 'broadcast_to', 'inputs': ['z'], 'shape': [4096]},"
+     " {'name': 'o', 'op': 'one_hot', 'inputs': ['i'], 'depth': 4096},"
+     " {'name': 'c', 'op': 'cast', 'inputs': ['o'], 'dtype': 'int64'}, {'name': 'd', 'op': 'cast', 'inputs': ['c'],"
+     " 'dtype': 'float64'}, {'name': 's', 'op': 'sum', 'inputs': ['d']}]}, 'values': {'z': 3}, 'target': 's'"},
     {"backward", "/v1/grad",
      "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'},"
      " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [4096, 4096]},"
