@@ -2268,6 +2268,17 @@ static const struct family {
      " {'name': 'c', 'op': 'concat', 'inputs': ['l', 'l'], 'axis': 0},"
      " {'name': 'r', 'op': 'reshape', 'inputs': ['c'], 'shape': [-1]}, {'name': 's', 'op': 'sum', 'inputs': ['r']}]},"
      " 'values': {'x': 0.5}, 'target': 's'"},
+    {"concat_axis0", "/v1/eval",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+     " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [2048, 4096]},"
+     " {'name': 'c1', 'op': 'concat', 'inputs': ['b', 'b'], 'axis': 0}, {'name': 's1', 'op': 'sum', 'inputs': ['c1']},"
+     " {'name': 'y', 'op': 'add', 'inputs': ['b', 's1']},"
+     " {'name': 'c2', 'op': 'concat', 'inputs': ['y', 'b'], 'axis': 0}, {'name': 's2', 'op': 'sum', 'inputs': ['c2']},"
+     " {'name': 'z', 'op': 'add', 'inputs': ['b', 's2']},"
+     " {'name': 'c3', 'op': 'concat', 'inputs': ['z', 'y'], 'axis': 0}, {'name': 's3', 'op': 'sum', 'inputs': ['c3']},"
+     " {'name': 'w', 'op': 'add', 'inputs': ['b', 's3']},"
+     " {'name': 'c4', 'op': 'concat', 'inputs': ['w', 'z'], 'axis': 0}, {'name': 's', 'op': 'sum', 'inputs': ['c4']}]},"
+     " 'values': {'x': 0.5}, 'target': 's'"},
     {"nn", "/v1/eval",
      "{'graph': {'nodes': [" BIG ", {'name': 'm', 'op': 'softmax', 'inputs': ['b'], 'axis': 1},"
      " {'name': 'l', 'op': 'log_softmax', 'inputs': ['m'], 'axis': 0}, {'name': 's', 'op': 'sum', 'inputs': ['l']}]},"
