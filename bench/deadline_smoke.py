@@ -60,8 +60,7 @@ def cases():
                    {"x": 0.5, "z": 7}, "s"),
         "transpose": ("eval", [x, big(), node("t", "transpose", ["b"]), node("u", "transpose", ["t"]),
                                node("s", "sum", ["u"])], v, "s"),
-        "concat": ("eval", [x, big("b", 2048), node("c", "concat", ["b", "b", "b", "b"], axis=0),
-                            node("s", "sum", ["c"])], v, "s"),
+        "concat": ("eval", [x, node("b", "broadcast_to", ["x"], shape=[2048, N])] + concat_chain(), v, "s"),
         "softmax": ("eval", [x, big(), node("m", "softmax", ["b"], axis=1), node("s", "sum", ["m"])], v, "s"),
         "one_hot+cast": ("eval", [node("z", "input", dtype="int64"), node("i", "broadcast_to", ["z"], shape=[4096]),
                                   node("o", "one_hot", ["i"], depth=4096), node("c", "cast", ["o"], dtype="int64"),
@@ -74,6 +73,17 @@ def cases():
         "grad": ("grad", [node("x", "variable"), big(), node("e", "exp", ["b"]), node("q", "mul", ["e", "b"]),
                           node("s", "sum", ["q"])], v, "s"),
     }
+
+
+def concat_chain(k=6):
+    """k concats along axis 0 of [2048, N] halves, each feeding the next: seconds of copying."""
+    nodes, prev = [], "b"
+    for i in range(k):
+        nodes += [node("c%d" % i, "concat", [prev, "b"], axis=0), node("s%d" % i, "sum", ["c%d" % i]),
+                  node("y%d" % i, "add", ["b", "s%d" % i])]
+        prev = "y%d" % i
+    nodes.append(node("s", "sum", [prev]))
+    return nodes
 
 
 def free_port():
