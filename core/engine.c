@@ -377,7 +377,8 @@ static int backward(run *r) {
                 if (d && !gd_shape_eq(&d->shape, &g->nodes[u].meta.shape)) {
                     gd_tensor *s = gd_tensor_new(r->a, &g->nodes[u].meta.shape, GD_F64, 0);
                     if (!s) return oom(r);
-                    gd_sum_to(gd_f64(s), &s->shape, gd_f64(d), &d->shape);
+                    if ((rc = gd_sum_to(gd_f64(s), &s->shape, gd_f64(d), &d->shape, r->spec->cancel, r->err)))
+                        return rc;
                     gd_tensor_release(r->a, d);
                     d = s;
                 }

@@ -9,6 +9,8 @@
 #define GD_ERROR_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /*        enum suffix        wire code             HTTP  default message */
 #define GD_ERRORS(X)                                                                    \
@@ -75,7 +77,26 @@ void gd_error_suggest(gd_error *err, const char *suggestion);
 int gd_error_oom(gd_error *err);
 
 /* Closest candidate to `word` by edit distance, or NULL when none is close
- * enough to be a plausible misspelling. `cands` is NULL-terminated when n < 0. */
+ * enough to be a plausible misspelling (the first of equally close ones).
+ * `cands` is NULL-terminated when n < 0. The search is bounded: it stops
+ * after GD_CLOSEST_BUDGET units of work (a unit: one candidate, or one cell
+ * of a distance table), so a "did you mean" over a huge graph costs at most
+ * a few milliseconds; candidates past the budget are not considered. */
 const char *gd_closest(const char *word, const char *const *cands, int n);
+
+#define GD_CLOSEST_BUDGET ((int64_t)1 << 21)
+
+/* The same search, fed one candidate at a time (no array needed): init,
+ * then add while it returns 1 (0: budget spent, stop), then read best. */
+typedef struct gd_closest_search {
+    const char *word;
+    size_t len;
+    int allowed;          /* largest distance that still counts as a misspelling */
+    const char *best;     /* NULL until a candidate within `allowed` is found */
+    int bestd;
+    int64_t budget;
+} gd_closest_search;
+void gd_closest_init(gd_closest_search *s, const char *word, int64_t budget);
+int gd_closest_add(gd_closest_search *s, const char *cand);
 
 #endif

@@ -85,19 +85,14 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-/* Closest node name to `word`, for "did you mean" on an unknown input. */
+/* Closest node name to `word`, for "did you mean" on an unknown input: the
+ * nodes in order, one at a time, until the search's budget is spent. */
 const char *gd_graph_closest_name(const gd_graph *g, const char *word) {
-    const char *best = NULL;
-    const char *cands[64];
-    /* gd_closest takes an array; walk the nodes in blocks to keep the stack small. */
-    for (int base = 0; base < g->n; base += 64) {
-        int k = 0;
-        for (int i = base; i < g->n && k < 64; i++) cands[k++] = g->nodes[i].name;
-        if (best) cands[k - 1] = best; /* carry the best so far into the next block */
-        const char *c = gd_closest(word, cands, k);
-        if (c) best = c;
-    }
-    return best;
+    gd_closest_search s;
+    gd_closest_init(&s, word, GD_CLOSEST_BUDGET);
+    for (int i = 0; i < g->n; i++)
+        if (!gd_closest_add(&s, g->nodes[i].name)) break;
+    return s.best;
 }
 
 int gd_graph_index_names(gd_graph *g, gd_error *err) {

@@ -12,12 +12,6 @@
 /* Number of elements of a static array (attribute specs of a row). */
 #define GD_NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* Elements a kernel processes between two polls of the cancel flag: a few
- * hundred microseconds for the costliest elementwise formulas, well under a
- * millisecond of memory traffic for copies and reductions. A poll is one
- * clock read, so finer costs nothing measurable. */
-#define GD_POLL_ELEMS (1 << 16)
-
 /* too_large for a kernel whose scratch or output does not fit the request's
  * memory limit; names the node. Returns the error code. */
 static inline int gd_kernel_oom(gd_kctx *c) {

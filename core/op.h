@@ -18,6 +18,7 @@
  * too_large before any memory is spent). */
 typedef struct gd_limits {
     int64_t max_elements; /* per tensor, input or inferred; 0: no limit */
+    const gd_cancel *cancel; /* polled by gd_graph_check between nodes (A7: checking stops at the deadline); may be NULL */
 } gd_limits;
 
 /* Attribute kinds, as a decoder must read them. */

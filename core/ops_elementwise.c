@@ -435,14 +435,16 @@ static int infer_cast(const gd_node *n, const gd_meta *in, const gd_limits *lim,
  * by flat index). The other three directions convert or copy. */
 static int cast_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     const gd_tensor *x = in[0];
-    if (x->dtype == out->dtype) {
-        if (out->n) memcpy(out->data, x->data, (size_t)out->n * 8);
-        return 0;
-    }
-    if (x->dtype == GD_I64) {
+    if (x->dtype == out->dtype || x->dtype == GD_I64) {
         const int64_t *xs = gd_i64(x); /* [N] */
         double *ys = gd_f64(out);      /* [N] */
-        for (int64_t i = 0; i < out->n; i++) ys[i] = (double)xs[i];
+        for (int64_t s = 0; s < out->n; s += GD_POLL_ELEMS) {
+            int rc;
+            if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;
+            int64_t e = out->n - s < GD_POLL_ELEMS ? out->n : s + GD_POLL_ELEMS;
+            if (x->dtype == out->dtype) memcpy((char *)out->data + s * 8, (const char *)x->data + s * 8, (size_t)(e - s) * 8);
+            else for (int64_t i = s; i < e; i++) ys[i] = (double)xs[i];
+        }
         return 0;
     }
     const double *xs = gd_f64(x); /* [N] */

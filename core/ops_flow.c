@@ -8,13 +8,18 @@
 /* Output dtype of a select: int64 only when both branches are int64. */
 static gd_dtype select_dtype(gd_dtype a, gd_dtype b) { return a == GD_I64 && b == GD_I64 ? GD_I64 : GD_F64; }
 
-/* Copy src into dst (same element count), converting int64 to float64 when dst is float64. */
-static void copy_as(gd_tensor *dst, const gd_tensor *src) {
-    if (dst->dtype == src->dtype) {
-        if (dst->n) memcpy(dst->data, src->data, (size_t)dst->n * 8);
-        return;
+/* Copy src into dst (same element count), converting int64 to float64 when
+ * dst is float64, in pieces with a cancellation poll between them. Returns 0
+ * or deadline_exceeded. */
+static int copy_as(gd_kctx *c, gd_tensor *dst, const gd_tensor *src) {
+    for (int64_t s = 0; s < dst->n; s += GD_POLL_ELEMS) {
+        int rc;
+        if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;
+        int64_t e = dst->n - s < GD_POLL_ELEMS ? dst->n : s + GD_POLL_ELEMS;
+        if (dst->dtype == src->dtype) memcpy(gd_i64(dst) + s, gd_i64(src) + s, (size_t)(e - s) * 8);
+        else for (int64_t i = s; i < e; i++) gd_f64(dst)[i] = (double)gd_i64(src)[i];
     }
-    for (int64_t i = 0; i < dst->n; i++) gd_f64(dst)[i] = (double)gd_i64(src)[i];
+    return 0;
 }
 
 static int infer_stop(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
@@ -24,9 +29,7 @@ static int infer_stop(const gd_node *n, const gd_meta *in, const gd_limits *lim,
 }
 
 static int forward_stop(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
-    (void)c;
-    copy_as(out, in[0]);
-    return 0;
+    return copy_as(c, out, in[0]);
 }
 
 static int infer_where(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
@@ -58,11 +61,9 @@ static void where_run(void *vc, int64_t o, const int64_t *off, int64_t len, cons
 }
 
 static int forward_where(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
-    (void)c;
     where_ctx w = {.cond = in[0], .a = in[1], .b = in[2], .out = out};
     const gd_shape *ops[3] = {&in[0]->shape, &in[1]->shape, &in[2]->shape};
-    gd_for_runs(&out->shape, 3, ops, where_run, &w);
-    return 0;
+    return gd_for_runs_polled(&out->shape, 3, ops, where_run, &w, c->cancel, c->err);
 }
 
 static void where_back_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
@@ -89,8 +90,7 @@ static int backward_where(gd_kctx *c, const gd_tensor *const *in, const gd_tenso
     w.db = want[2] ? gd_f64(din[2]) : NULL;
     const gd_shape *ops[1] = {&in[0]->shape};
     /* where_back_run reads only the cond operand's offsets. */
-    gd_for_runs(&out->shape, 1, ops, where_back_run, &w);
-    return 0;
+    return gd_for_runs_polled(&out->shape, 1, ops, where_back_run, &w, c->cancel, c->err);
 }
 
 static int infer_cond(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
@@ -113,10 +113,8 @@ static int infer_cond(const gd_node *n, const gd_meta *in, const gd_limits *lim,
 /* The engine evaluates the predicate, then only the taken branch; the other
  * input arrives as NULL. */
 static int forward_cond(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
-    (void)c;
     const gd_tensor *taken = elem(in[0], 0) != 0.0 ? in[1] : in[2];
-    copy_as(out, taken);
-    return 0;
+    return copy_as(c, out, taken);
 }
 
 static int backward_cond(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,

@@ -237,8 +237,7 @@ static int sum_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     gd_reduce r;
     int rc = reduce_geom(c->node, &in[0]->shape, &r, c->err);
     if (rc) return rc;
-    if (out->n) gd_sum_to(gd_f64(out), &r.kept, gd_f64(in[0]), &r.in);
-    return 0;
+    return out->n ? gd_sum_to(gd_f64(out), &r.kept, gd_f64(in[0]), &r.in, c->cancel, c->err) : 0;
 }
 
 /* Sum divided by the count: NaN (0/0) for an empty reduction, as NumPy. */
@@ -248,7 +247,7 @@ static int mean_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) 
     if (rc) return rc;
     if (!out->n) return 0;
     double *y = gd_f64(out);
-    gd_sum_to(y, &r.kept, gd_f64(in[0]), &r.in);
+    if ((rc = gd_sum_to(y, &r.kept, gd_f64(in[0]), &r.in, c->cancel, c->err))) return rc;
     for (int64_t k = 0; k < out->n; k++) y[k] /= (double)r.count;
     return 0;
 }

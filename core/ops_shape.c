@@ -60,12 +60,16 @@ static int move_strided(const gd_kctx *c, word *dst, const int64_t *dst_st, cons
     for (;;) {
         word *d = dst + doff;
         const word *s = src + soff;
-        if (ds == 1 && ss == 1) memcpy(d, s, (size_t)len * sizeof(word));
-        else
-            for (int64_t k = 0; k < len; k++) d[k * ds] = s[k * ss];
-        if ((since += len) >= GD_POLL_ELEMS) {
-            since = 0;
-            if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
+        /* the innermost run may be the whole tensor: in pieces, polled */
+        for (int64_t k0 = 0; k0 < len; k0 += GD_POLL_ELEMS) {
+            int64_t k1 = len - k0 < GD_POLL_ELEMS ? len : k0 + GD_POLL_ELEMS;
+            if (ds == 1 && ss == 1) memcpy(d + k0, s + k0, (size_t)(k1 - k0) * sizeof(word));
+            else
+                for (int64_t k = k0; k < k1; k++) d[k * ds] = s[k * ss];
+            if ((since += k1 - k0) >= GD_POLL_ELEMS) {
+                since = 0;
+                if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
+            }
         }
         int ax = r - 2;
         for (; ax >= 0; ax--) {
@@ -310,16 +314,13 @@ static int infer_broadcast_to(const gd_node *n, const gd_meta *in, const gd_limi
 }
 
 typedef struct {
-    const gd_kctx *c;
     word *dst;
     const word *src;
-    int64_t since; /* elements written since the last cancellation poll */
-    int stopped;   /* cancelled: the remaining runs are skipped */
 } bcast_ctx;
 
+/* One run (at most GD_POLL_ELEMS long: gd_for_runs_polled cuts them). */
 static void bcast_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     bcast_ctx *b = vc;
-    if (b->stopped) return;
     word *d = b->dst + o;
     const word *s = b->src + off[0];
     if (inner[0] == 0) {
@@ -328,17 +329,14 @@ static void bcast_run(void *vc, int64_t o, const int64_t *off, int64_t len, cons
     } else {
         memcpy(d, s, (size_t)len * sizeof(word));
     }
-    if ((b->since += len) >= GD_POLL_ELEMS) {
-        b->since = 0;
-        b->stopped = gd_cancel_check(b->c->cancel, b->c->err);
-    }
 }
 
+/* A scalar broadcast to 16M elements is one run: it is cut and polled like
+ * any other, so a deadline lands within a poll (issue 9 row 6). */
 static int forward_broadcast_to(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
-    bcast_ctx b = {.c = c, .dst = out->data, .src = in[0]->data};
+    bcast_ctx b = {.dst = out->data, .src = in[0]->data};
     const gd_shape *ops[1] = {&in[0]->shape};
-    gd_for_runs(&out->shape, 1, ops, bcast_run, &b);
-    return b.stopped ? GD_E_DEADLINE_EXCEEDED : 0;
+    return gd_for_runs_polled(&out->shape, 1, ops, bcast_run, &b, c->cancel, c->err);
 }
 
 /* d(broadcast_to)/dx: the cotangent as it is, in the broadcast shape; the
@@ -426,12 +424,18 @@ static int forward_concat(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
         int64_t at = o * row;
         for (int i = 0; i < n_in; i++) {
             int64_t blk = in[i]->shape.dim[ax] * inner;
+            /* a block may be a whole input (axis 0): copied in polled pieces */
             if (out->dtype == in[i]->dtype) {
-                if (blk) memcpy((word *)out->data + at, (const word *)in[i]->data + o * blk, (size_t)blk * 8);
+                int rc = copy_words(c, (word *)out->data + at, (const word *)in[i]->data + o * blk, blk);
+                if (rc) return rc;
             } else { /* int64 part of a float64 result */
                 const int64_t *s = gd_i64(in[i]) + o * blk;
                 double *d = gd_f64(out) + at;
-                for (int64_t k = 0; k < blk; k++) d[k] = (double)s[k];
+                for (int64_t k = 0; k < blk; k++) {
+                    d[k] = (double)s[k];
+                    if ((k & (GD_POLL_ELEMS - 1)) == GD_POLL_ELEMS - 1 && gd_cancel_check(c->cancel, c->err))
+                        return GD_E_DEADLINE_EXCEEDED;
+                }
             }
             at += blk;
         }
@@ -456,7 +460,8 @@ static int backward_concat(gd_kctx *c, const gd_tensor *const *in, const gd_tens
             gd_tensor *dx = gd_tensor_new(c->arena, &in[i]->shape, GD_F64, 0); /* [x_i shape] */
             if (!dx) return gd_kernel_oom(c);
             for (int64_t o = 0; o < outer && blk; o++) {
-                memcpy(gd_f64(dx) + o * blk, gd_f64(dout) + o * row + at0, (size_t)blk * 8);
+                int rc = copy_words(c, gd_f64(dx) + o * blk, gd_f64(dout) + o * row + at0, blk);
+                if (rc) return rc;
                 if ((since += blk + 1) >= GD_POLL_ELEMS) {
                     since = 0;
                     if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
@@ -671,8 +676,13 @@ static int forward_gather(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
         for (int64_t j = 0; j < ni && g.inner; j++) {
             int64_t k = ix[j] < 0 ? ix[j] + g.len : ix[j];
             memcpy(dst + (o * ni + j) * g.inner, src + (o * g.len + k) * g.inner, (size_t)g.inner * sizeof(word));
+            /* polled per row too: along axis 0 there is one outer step */
+            if ((since += g.inner + 1) >= GD_POLL_ELEMS) {
+                since = 0;
+                if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
+            }
         }
-        if ((since += ni * g.inner + 1) >= GD_POLL_ELEMS) {
+        if ((since += 1) >= GD_POLL_ELEMS) {
             since = 0;
             if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
         }
@@ -702,10 +712,10 @@ static int backward_gather(gd_kctx *c, const gd_tensor *const *in, const gd_tens
             double *d = gp + (o * g.len + k) * g.inner;
             const double *s = go + (o * ni + j) * g.inner;
             for (int64_t e = 0; e < g.inner; e++) d[e] += s[e];
-        }
-        if ((since += ni * g.inner + 1) >= GD_POLL_ELEMS) {
-            since = 0;
-            if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
+            if ((since += g.inner + 1) >= GD_POLL_ELEMS) {
+                since = 0;
+                if (gd_cancel_check(c->cancel, c->err)) return GD_E_DEADLINE_EXCEEDED;
+            }
         }
     }
     din[0] = dp;

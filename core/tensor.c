@@ -185,22 +185,78 @@ void gd_for_runs(const gd_shape *out, int nops, const gd_shape *const *ops, gd_r
     }
 }
 
-typedef struct { double *dst; const double *src; } sum_ctx;
+/* gd_for_runs_polled's adapter: the caller's fn on pieces of each run. */
+typedef struct polled_ctx {
+    gd_run_fn fn;
+    void *ctx;
+    int nops;
+    const gd_cancel *cancel;
+    gd_error *err;
+    int64_t since; /* elements since the last poll */
+    int stopped;
+} polled_ctx;
 
+static void polled_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
+    polled_ctx *p = vc;
+    int64_t sub[4];
+    for (int64_t i = 0; i < len && !p->stopped; i += GD_POLL_ELEMS) {
+        int64_t n = len - i < GD_POLL_ELEMS ? len - i : GD_POLL_ELEMS;
+        for (int k = 0; k < p->nops; k++) sub[k] = off[k] + i * inner[k];
+        p->fn(p->ctx, o + i, sub, n, inner);
+        if ((p->since += n) >= GD_POLL_ELEMS) {
+            p->since = 0;
+            p->stopped = gd_cancel_check(p->cancel, p->err);
+        }
+    }
+}
+
+int gd_for_runs_polled(const gd_shape *out, int nops, const gd_shape *const *ops, gd_run_fn fn, void *ctx,
+                       const gd_cancel *cancel, gd_error *err) {
+    polled_ctx p = {.fn = fn, .ctx = ctx, .nops = nops, .cancel = cancel, .err = err};
+    gd_for_runs(out, nops, ops, polled_run, &p);
+    return p.stopped;
+}
+
+typedef struct {
+    double *dst;
+    const double *src;
+    const gd_cancel *cancel;
+    gd_error *err;
+    int64_t since;
+    int stopped;
+} sum_ctx;
+
+static void sum_tick(sum_ctx *c, int64_t n) {
+    if ((c->since += n) < GD_POLL_ELEMS) return;
+    c->since = 0;
+    c->stopped = gd_cancel_check(c->cancel, c->err);
+}
+
+/* One run, in pieces between polls; along a reduced axis the pieces share
+ * one accumulator, so the sum is the same as in one piece. */
 static void sum_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     sum_ctx *c = vc;
     const double *s = c->src + o;
     double *d = c->dst + off[0];
     if (inner[0] == 0) {
         double acc = -0.0;
-        for (int64_t i = 0; i < len; i++) acc += s[i];
+        for (int64_t i = 0; i < len && !c->stopped; i += GD_POLL_ELEMS) {
+            int64_t end = len - i < GD_POLL_ELEMS ? len : i + GD_POLL_ELEMS;
+            for (int64_t k = i; k < end; k++) acc += s[k];
+            sum_tick(c, end - i);
+        }
         *d += acc;
     } else {
-        for (int64_t i = 0; i < len; i++) d[i * inner[0]] += s[i];
+        for (int64_t i = 0; i < len && !c->stopped; i += GD_POLL_ELEMS) {
+            int64_t end = len - i < GD_POLL_ELEMS ? len : i + GD_POLL_ELEMS;
+            for (int64_t k = i; k < end; k++) d[k * inner[0]] += s[k];
+            sum_tick(c, end - i);
+        }
     }
 }
 
-void gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shape *from) {
+int gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shape *from, const gd_cancel *cancel,
+              gd_error *err) {
     int64_t n = 0, m = 0;
     gd_shape_numel(to, &n);
     gd_shape_numel(from, &m);
@@ -208,9 +264,10 @@ void gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shap
      * negative zeros stays -0.0, as NumPy's); an empty sum is +0.0. */
     if (m == 0) memset(dst, 0, (size_t)n * sizeof *dst);
     else for (int64_t k = 0; k < n; k++) dst[k] = -0.0;
-    sum_ctx c = {dst, src};
+    sum_ctx c = {.dst = dst, .src = src, .cancel = cancel, .err = err};
     const gd_shape *ops[1] = {to};
     gd_for_runs(from, 1, ops, sum_run, &c);
+    return c.stopped;
 }
 
 int gd_reduce_init(gd_reduce *r, const gd_shape *in, const int64_t *axes, int n_axes, int keepdims) {

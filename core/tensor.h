@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/cancel.h"
 #include "core/error.h"
 
 #define GD_MAX_RANK 8
@@ -74,11 +75,20 @@ void gd_bcast_strides(const gd_shape *s, const gd_shape *out, int64_t *strides);
  * loop, not one per op. */
 typedef void (*gd_run_fn)(void *ctx, int64_t o, const int64_t *off, int64_t len, const int64_t *inner);
 void gd_for_runs(const gd_shape *out, int nops, const gd_shape *const *ops, gd_run_fn fn, void *ctx);
+/* The same for an fn that treats each element on its own (so that a run may
+ * be cut anywhere): runs are cut into pieces of at most GD_POLL_ELEMS and the
+ * cancel record is polled between them. Returns 0, or deadline_exceeded
+ * (err set) with the rest of the loop skipped. */
+int gd_for_runs_polled(const gd_shape *out, int nops, const gd_shape *const *ops, gd_run_fn fn, void *ctx,
+                       const gd_cancel *cancel, gd_error *err);
 
 /* Sum `src` (float64, shape `from`) down to `to`, where `from` is `to`
  * broadcast (NumPy rules): the central "undo broadcasting" of the backward
- * sweep. dst has to's element count. */
-void gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shape *from);
+ * sweep. dst has to's element count. Polls `cancel` (may be NULL) every
+ * GD_POLL_ELEMS elements: 0, or deadline_exceeded with err set and dst
+ * incomplete. The summation order does not depend on the polls. */
+int gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shape *from, const gd_cancel *cancel,
+              gd_error *err);
 
 /* Reduction geometry: the input viewed as [outer, red, inner] is impossible
  * for arbitrary axis sets, so reductions use a mask of reduced axes and the

@@ -121,6 +121,7 @@ int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const
     if (!uncond || mark_unconditional(g, targets, n_targets, fetch, n_fetch, uncond)) return gd_error_oom(err);
     gd_meta in[64];
     for (int k = 0; k < g->n; k++) {
+        if (lim && (k & 255) == 255 && (rc = gd_cancel_check(lim->cancel, err))) return rc;
         gd_node *n = &g->nodes[g->topo[k]];
         gd_meta *ins = in;
         if (n->n_in > 64 && !(ins = gd_arena_alloc(g->arena, sizeof(gd_meta) * (size_t)n->n_in)))

@@ -72,6 +72,8 @@ typedef struct dctx {
     gd_error *err;
     gd_graph *g;
     gd_wire_in wire;
+    const gd_decode_limits *lim;
+    int64_t edges;     /* inputs of the nodes decoded so far */
 } dctx;
 
 /* ---- errors every reader raises -------------------------------------------- */
@@ -261,6 +263,15 @@ static int read_inputs(dctx *c, json_t *jin, const char *base, const char ***ins
     gd_jp_key(&p, "inputs");
     if (!json_is_array(jin)) return wrong_type(c, &p, "a list of node names", jin);
     size_t n = json_array_size(jin);
+    /* Issue 9 row 13: edges are capped like nodes, before the node's arrays. */
+    const gd_decode_limits *lim = c->lim;
+    if (lim && lim->max_inputs > 0 && n > (size_t)lim->max_inputs)
+        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s, "The node has %zu inputs; the limit is %d.", n, lim->max_inputs);
+    c->edges += (int64_t)n;
+    if (lim && lim->max_edges > 0 && c->edges > lim->max_edges)
+        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s,
+                         "The graph has more than %d inputs over all its nodes (the limit) by this node.",
+                         lim->max_edges);
     if (n > (size_t)INT32_MAX / 2) return oom(c);
     const char **r = gd_arena_alloc(c->a, sizeof *r * (n + 1));
     if (!r) return oom(c);
@@ -354,14 +365,13 @@ static int decode_node(dctx *c, json_t *nj, size_t i) {
 /* ---- names: targets, wrt, fetch, values ------------------------------------- */
 
 /* Closest name among the nodes that pass `filter` (NULL: all), for "did you
- * mean". The candidate array lives in the arena. */
+ * mean"; bounded like every such search (gd_closest_init). */
 static const char *closest_node(dctx *c, const char *word, int (*filter)(const gd_node *)) {
-    const char **cands = gd_arena_alloc(c->a, sizeof *cands * (size_t)(c->g->n + 1));
-    if (!cands) return NULL;
-    int k = 0;
+    gd_closest_search s;
+    gd_closest_init(&s, word, GD_CLOSEST_BUDGET);
     for (int i = 0; i < c->g->n; i++)
-        if (!filter || filter(&c->g->nodes[i])) cands[k++] = c->g->nodes[i].name;
-    return k ? gd_closest(word, cands, k) : NULL;
+        if ((!filter || filter(&c->g->nodes[i])) && !gd_closest_add(&s, c->g->nodes[i].name)) break;
+    return s.best;
 }
 
 static int takes_values(const gd_node *n) {
@@ -436,8 +446,8 @@ static int decode_values(dctx *c, json_t *jv) {
         gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
         gd_tensor *t;
         int f32;
-        int rc = gd_wire_decode(&c->wire, v, &p, w, &t, &f32);
-        if (rc) return rc;
+        int rc = gd_cancel_check(c->lim ? c->lim->cancel : NULL, c->err);
+        if (rc || (rc = gd_wire_decode(&c->wire, v, &p, w, &t, &f32))) return rc;
         gd_node_set_value(n, t, ordinal++);
         if (f32) n->transport_f32 = 1;
     }
@@ -535,11 +545,16 @@ static int decode_options(dctx *c, json_t *root, int endpoint, gd_request *r) {
     if ((j = opt(root, "deadline_ms"))) {
         gd_jp_set(&p, "$.deadline_ms");
         if (!json_is_number(j)) return wrong_type(c, &p, "a positive integer (milliseconds)", j);
+        /* A7: the range first (no arithmetic on what is outside it), then exactness. */
+        double v = json_number_value(j);
+        if (!(v >= 1 && v <= GD_DEADLINE_MS_MAX))
+            return gd_errorf(c->err, GD_E_INVALID_REQUEST, p.s,
+                             "\"deadline_ms\" must be from 1 to %lld milliseconds (one day), got %.17g.",
+                             (long long)GD_DEADLINE_MS_MAX, v);
         int64_t d;
-        if (!gd_json_exact_int(j, &d) || d < 1)
+        if (!gd_json_exact_int(j, &d))
             return gd_errorf(c->err, GD_E_INVALID_VALUE, p.s,
-                             "\"deadline_ms\" must be a positive integer number of milliseconds, got %.17g.",
-                             json_number_value(j));
+                             "\"deadline_ms\" must be a positive integer number of milliseconds, got %.17g.", v);
         r->deadline_ms = d;
     }
     if ((j = opt(root, "tensor_format"))) {
@@ -609,8 +624,8 @@ static int decode_graph(dctx *c, json_t *jg, const gd_decode_limits *lim) {
     if (n > (size_t)INT32_MAX / 4) return oom(c);
     if (!(c->g = gd_graph_new(c->a, (int)n))) return oom(c);
     for (size_t i = 0; i < n; i++) {
-        int rc = decode_node(c, json_array_get(jn, i), i);
-        if (rc) return rc;
+        int rc = (i & 255) == 255 ? gd_cancel_check(c->lim ? c->lim->cancel : NULL, c->err) : 0;
+        if (rc || (rc = decode_node(c, json_array_get(jn, i), i))) return rc;
     }
     return 0;
 }
@@ -707,7 +722,8 @@ static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limi
     if (endpoint == GD_EP_GRAD && (rc = decode_grad_fields(c, root, r))) return rc;
     if ((rc = decode_fetch(c, root, endpoint, r))) return rc;
     if ((rc = gd_wire_check_overlaps(&c->wire))) return rc;
-    gd_limits gl = {.max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0};
+    gd_limits gl = {.max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0,
+                    .cancel = lim ? lim->cancel : NULL};
     return gd_graph_check_request(c->g, r->spec.targets, r->spec.n_targets, r->spec.fetch, r->spec.n_fetch, &gl,
                                   c->err);
 }
@@ -777,6 +793,41 @@ static char *big_ints_as_reals(gd_arena *a, const char *body, size_t len, size_t
     return NULL;
 }
 
+/* jansson reads the body through this, a slice at a time, so that a parse
+ * of a large body stops at the deadline (A7): after each slice the cancel
+ * record is polled, and a stop ends the parse as a read error. */
+#define PARSE_SLICE ((size_t)1 << 16)
+
+typedef struct parse_src {
+    const char *p;
+    size_t left;
+    const gd_cancel *cancel;
+    int stopped;
+} parse_src;
+
+static size_t parse_read(void *buf, size_t size, void *arg) {
+    parse_src *s = arg;
+    if (s->left && gd_cancel_check(s->cancel, NULL)) {
+        s->stopped = 1;
+        return (size_t)-1;
+    }
+    size_t n = s->left < size ? s->left : size;
+    if (n > PARSE_SLICE) n = PARSE_SLICE;
+    memcpy(buf, s->p, n);
+    s->p += n, s->left -= n;
+    return n;
+}
+
+/* json_loadb, stoppable: *stopped is set when the cancel record fired. */
+static json_t *parse(const char *text, size_t len, size_t flags, const gd_cancel *cancel, json_error_t *je,
+                     int *stopped) {
+    if (!cancel) return json_loadb(text, len, flags, je);
+    parse_src src = {text, len, cancel, 0};
+    json_t *root = json_load_callback(parse_read, &src, flags, je);
+    if (src.stopped) *stopped = 1;
+    return root;
+}
+
 static int decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
                           int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
     memset(req, 0, sizeof *req);
@@ -792,15 +843,19 @@ static int decode_request(gd_arena *a, const char *body, size_t json_len, const 
      * the body is read again with such integers written as reals, the others
      * still exact; if that copy fails to parse, the error is reported from the
      * body itself (positions as sent) read with every integer as a real. */
-    json_t *root = json_loadb(body, json_len, JSON_REJECT_DUPLICATES, &je);
-    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+    const gd_cancel *cancel = lim ? lim->cancel : NULL;
+    int stopped = 0;
+    json_t *root = parse(body, json_len, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
+    if (!root && !stopped && json_error_code(&je) == json_error_numeric_overflow) {
         size_t len2 = 0;
         char *body2 = big_ints_as_reals(a, body, json_len, &len2);
         if (!body2) return gd_error_oom(err);
-        root = json_loadb(body2, len2, JSON_REJECT_DUPLICATES, &je);
+        root = parse(body2, len2, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
         gd_arena_release(a, body2);
-        if (!root) root = json_loadb(body, json_len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
+        if (!root && !stopped)
+            root = parse(body, json_len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
     }
+    if (stopped) return gd_errorf(err, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
     if (!root) {
         if (json_refused) return parse_too_large(err);
         if (json_error_code(&je) == json_error_duplicate_key) {
@@ -812,7 +867,7 @@ static int decode_request(gd_arena *a, const char *body, size_t json_len, const 
         return gd_errorf(err, GD_E_INVALID_JSON, NULL, "The body is not valid JSON: %s (line %d, column %d).", je.text,
                          je.line, je.column);
     }
-    dctx c = {.a = a, .err = err,
+    dctx c = {.a = a, .err = err, .lim = lim,
               .wire = {.a = a, .bin = bin, .bin_len = bin ? bin_len : 0, .err = err,
                        .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};
     int rc = decode_root(&c, root, req->endpoint, lim, req);

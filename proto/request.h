@@ -27,6 +27,11 @@ const char *gd_tensor_format_name(gd_tensor_format f); /* "nested", "flat", "b64
 
 typedef struct gd_decode_limits {
     int max_nodes;        /* nodes in the graph; <= 0: no limit */
+    int max_inputs;       /* inputs of one node; <= 0: no limit */
+    int max_edges;        /* inputs of all nodes together; <= 0: no limit */
+    /* One request's cancel record (the caller copies shared limits to set
+     * it): parsing and decoding stop once it fires (A7). NULL: never. */
+    const gd_cancel *cancel;
     int64_t max_elements; /* elements of any one tensor; <= 0: no limit */
 } gd_decode_limits;
 

@@ -18,14 +18,13 @@
 /* The request's own deadline_ms may only make the server's deadline earlier. */
 static void apply_deadline(const gd_compute_in *in, const gd_request *req, gd_cancel *cancel) {
     if (req->deadline_ms <= 0) return;
-    int64_t d = in->recv_ns + req->deadline_ms * 1000000;
-    if (!cancel->deadline_ns || d < cancel->deadline_ns) cancel->deadline_ns = d;
+    cancel->deadline_ns = gd_deadline_min(cancel->deadline_ns, gd_deadline_after(in->recv_ns, req->deadline_ms));
 }
 
 /* The error answer for a failed decode or run. A run stopped by shutdown
  * is 503 rather than 504; an internal error is logged with the request id. */
 static void error_reply(const gd_compute_in *in, const gd_cancel *cancel, gd_error *err, gd_reply *out) {
-    if (err->code == GD_E_DEADLINE_EXCEEDED && atomic_load(&cancel->cancelled)) {
+    if (err->code == GD_E_DEADLINE_EXCEEDED && atomic_load(&cancel->cancelled) == GD_CANCEL_SHUTDOWN) {
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is shutting down; the computation was stopped.");
         return;
     }
@@ -181,7 +180,11 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     gd_error err;
     memset(&res, 0, sizeof res);
     gd_error_clear(&err);
-    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, in->lim, &req, &err);
+    /* Decoding and checking stop at the deadline too (A7): the limits are
+     * shared by every request, so this one's cancel record goes in a copy. */
+    gd_decode_limits lim = *in->lim;
+    lim.cancel = cancel;
+    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, &lim, &req, &err);
     if (in->body_done) in->body_done(in->body_done_arg);
     if (!rc) {
         apply_deadline(in, &req, cancel);

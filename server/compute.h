@@ -32,7 +32,8 @@ typedef struct gd_compute_in {
 /* Compute the answer into `out` (initialised by the caller; replaced).
  * cancel->deadline_ns holds the server's deadline; the request's own
  * "deadline_ms" (from recv_ns) may only make it earlier. A computation
- * stopped by cancel->cancelled (shutdown) is answered 503. */
+ * stopped by cancel->cancelled is answered 503 for a shutdown, 504 when the
+ * client left (an answer nobody reads). */
 void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out);
 
 /* Memory stays warm per worker between requests (each keeps the big

@@ -68,12 +68,16 @@ static const opt opts[] = {
      "elements of any one tensor, sent or computed (413 too_large)"},
     {"max-nodes", "GRADD_MAX_NODES", K_INT, OFF(max_nodes), 1, 10000000, "N", "10000",
      "nodes of one graph (413 too_large)"},
+    {"max-inputs", "GRADD_MAX_INPUTS", K_INT, OFF(max_inputs), 1, 10000000, "N", "1024",
+     "inputs of one node (413 too_large)"},
+    {"max-edges", "GRADD_MAX_EDGES", K_INT, OFF(max_edges), 1, 100000000, "N", "100000",
+     "inputs of all the nodes of one graph together (413 too_large)"},
     {"max-memory", "GRADD_MAX_MEMORY", K_SIZE, OFF(max_memory), MIB, 1024 * GIB, "BYTES", "1G",
      "memory one request may hold: parsed JSON, computation, encoded response (413 too_large)"},
     {"idle-trim-ms", "GRADD_IDLE_TRIM_MS", K_I64, OFF(idle_trim_ms), 0, 86400000, "MS", "10000",
      "after this long without work, hand cached memory back to the system (0: never)"},
     {"deadline-ms", "GRADD_DEADLINE_MS", K_I64, OFF(deadline_ms), 1, 86400000, "MS", "30000",
-     "compute deadline from receipt; a request's deadline_ms may only lower it (504)"},
+     "deadline from the last body byte, covering the queue, decoding and compute; a request's deadline_ms may only lower it (504)"},
     {"max-connections", "GRADD_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 1000000, "N", "1024",
      "open connections at once; past it a new connection is answered 503 with Retry-After"},
     {"max-conns-per-ip", "GRADD_MAX_CONNS_PER_IP", K_INT, OFF(max_conns_per_ip), 0, 1000000, "N",
@@ -362,6 +366,8 @@ static void set_defaults(gd_config *cfg) {
     cfg->max_body = 64 * MIB;
     cfg->max_elements = (int64_t)1 << 24;
     cfg->max_nodes = 10000;
+    cfg->max_inputs = 1024;
+    cfg->max_edges = 100000;
     cfg->max_memory = GIB;
     cfg->idle_trim_ms = 10000;
     cfg->deadline_ms = 30000;

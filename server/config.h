@@ -39,6 +39,8 @@ typedef struct gd_config {
     int64_t max_buffered_per_ip;    /* --max-buffered-per-ip, body bytes held for one client address */
     int64_t max_elements;           /* --max-elements, elements of any one tensor */
     int max_nodes;                  /* --max-nodes, nodes of one graph */
+    int max_inputs;                 /* --max-inputs, inputs of one node */
+    int max_edges;                  /* --max-edges, inputs of all nodes together */
     int64_t max_memory;             /* --max-memory, bytes one request may hold (JSON, arena, response) */
     int64_t idle_trim_ms;           /* --idle-trim-ms, idle time before cached memory is released; 0: never */
     int64_t deadline_ms;            /* --deadline-ms, compute deadline (a request may ask for less) */

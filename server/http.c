@@ -30,6 +30,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@
 #include "gd_config.h"
 #include "server/log.h"
 #include "proto/encode.h"
+#include "proto/peek.h"
 #include "server/reply.h"
 #include "server/tls.h"
 
@@ -119,6 +121,7 @@ typedef struct req {
     int sent;                 /* a response is queued: MHD has no more use for us */
     int counted;              /* counted in h->in_flight */
     int64_t queue_us, compute_us;
+    int fd;                   /* the client's socket, polled while the job waits or runs (-1: unknown) */
     int status;
     uint64_t bytes_out;
 } req;
@@ -669,13 +672,34 @@ static void job_run(gd_job *job) {
     r->compute_us = (gd_now_ns() - job->started_ns) / 1000;
 }
 
+/* The pool's liveness question (pool.h), with its lock held: has the client
+ * closed its end? A suspended connection's socket stays open (MHD closes it
+ * only after the resume), so polling it here is safe. A client that only
+ * half-closes after sending counts as gone too. */
+static int job_gone(gd_job *job) {
+    req *r = (req *)job;
+    struct pollfd pf = {.fd = r->fd, .events = POLLRDHUP};
+    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* A7: a client that disconnects cancels its computation; say so once. */
+static void note_client_gone(req *r) {
+    if (atomic_load(&r->job.cancel.cancelled) != GD_CANCEL_CLIENT_GONE) return;
+    gd_metrics_client_gone(r->h->metrics);
+    gd_log_event("info", "request %s: the client disconnected; its computation was cancelled after %lld ms", r->id,
+                 (long long)((gd_now_ns() - r->recv_ns) / 1000000));
+}
+
 /* Hand the request back to MHD: the last touch of r on this thread. */
 static void job_hand_back(req *r) {
     r->have_reply = 1;
     MHD_resume_connection(r->conn);
 }
 
-static void job_done(gd_job *job) { job_hand_back((req *)job); }
+static void job_done(gd_job *job) {
+    note_client_gone((req *)job);
+    job_hand_back((req *)job);
+}
 
 /* The pool did not run the job: its deadline passed in the queue (504) or
  * the server is shutting down (503). */
@@ -684,10 +708,11 @@ static void job_drop(gd_job *job, gd_err why) {
     gd_http *h = r->h;
     release_body(r);
     r->queue_us = (gd_now_ns() - r->recv_ns) / 1000;
-    if (why == GD_E_DEADLINE_EXCEEDED) {
-        gd_reply_errorf(&r->reply, GD_E_DEADLINE_EXCEEDED, NULL,
-                        "The request waited %lld ms for a worker and its deadline passed before it could start.",
-                        (long long)(r->queue_us / 1000));
+    if (atomic_load(&job->cancel.cancelled) == GD_CANCEL_CLIENT_GONE) {
+        note_client_gone(r);
+        gd_reply_errorf(&r->reply, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
+    } else if (why == GD_E_DEADLINE_EXCEEDED) {
+        gd_reply_errorf(&r->reply, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
         gd_metrics_reject(h->metrics, GD_REJ_QUEUE_DEADLINE);
     } else {
         gd_reply_errorf(&r->reply, GD_E_OVERLOADED, NULL,
@@ -717,10 +742,19 @@ static enum MHD_Result start_compute(gd_http *h, req *r) {
         return send_reply(h, r);
     }
     r->recv_ns = gd_now_ns();
-    r->job.cancel.deadline_ns = r->recv_ns + h->cfg->deadline_ms * 1000000;
+    /* A7: the request's own deadline_ms counts in the queue too, so the pool's
+     * watchdog must know it now; a peek finds it without parsing (the
+     * decoder checks it, and applies it again, on the worker). */
+    int64_t ms;
+    r->job.cancel.deadline_ns = gd_deadline_after(r->recv_ns, h->cfg->deadline_ms);
+    if (r->body && gd_peek_deadline_ms(r->body, r->json_len, &ms))
+        r->job.cancel.deadline_ns = gd_deadline_min(r->job.cancel.deadline_ns, gd_deadline_after(r->recv_ns, ms));
     r->job.run = job_run;
     r->job.done = job_done;
     r->job.drop = job_drop;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? (int)ci->connect_fd : -1;
+    r->job.gone = r->fd >= 0 ? job_gone : NULL;
     MHD_suspend_connection(r->conn);
     gd_pool_submit(h->pool, &r->job);
     return MHD_YES;
@@ -936,6 +970,8 @@ gd_http *gd_http_start(const gd_config *cfg, const gd_tls *tls, gd_pool *pool, g
     h->cfg = cfg, h->tls = tls, h->pool = pool, h->metrics = m;
     h->listen_fd = h->quiesced_fd = -1;
     h->lim.max_nodes = cfg->max_nodes;
+    h->lim.max_inputs = cfg->max_inputs;
+    h->lim.max_edges = cfg->max_edges;
     h->lim.max_elements = cfg->max_elements;
     h->id_seed = random_seed();
     atomic_init(&h->draining, 0);

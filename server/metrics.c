@@ -28,6 +28,7 @@ struct gd_metrics {
     atomic_uint_fast64_t count[GD_ROUTE__COUNT];
     atomic_uint_fast64_t sum_us[GD_ROUTE__COUNT];
     atomic_uint_fast64_t rejected[GD_REJ__COUNT];
+    atomic_uint_fast64_t client_gone;
 };
 
 const char *gd_route_path(gd_route r) { return r >= 0 && r < GD_ROUTE__COUNT ? route_path[r] : "other"; }
@@ -60,6 +61,8 @@ void gd_metrics_request(gd_metrics *m, gd_route r, int status, int64_t duration_
 void gd_metrics_reject(gd_metrics *m, gd_reject why) {
     if (why >= 0 && why < GD_REJ__COUNT) inc(&m->rejected[why], 1);
 }
+
+void gd_metrics_client_gone(gd_metrics *m) { inc(&m->client_gone, 1); }
 
 static void render_requests(const gd_metrics *m, gd_buf *out) {
     gd_buf_puts(out, "# HELP gradd_requests_total HTTP requests answered, by route and status.\n"
@@ -113,6 +116,12 @@ int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64
     for (int k = 0; k < GD_REJ__COUNT; k++)
         gd_buf_printf(out, "gradd_rejected_total{reason=\"%s\"} %" PRIu64 "\n", reject_name[k],
                       get(&m->rejected[k]));
+    gd_buf_printf(out,
+                  "# HELP gradd_client_gone_total Computations cancelled, queued or running, because the client "
+                  "disconnected.\n"
+                  "# TYPE gradd_client_gone_total counter\n"
+                  "gradd_client_gone_total %" PRIu64 "\n",
+                  get(&m->client_gone));
     gd_buf_printf(out,
                   "# HELP gradd_build_info Build information; the value is always 1.\n"
                   "# TYPE gradd_build_info gauge\n"

@@ -51,6 +51,8 @@ void gd_metrics_free(gd_metrics *m);
 /* A finished request: its route, status (100..599) and receipt-to-response time. */
 void gd_metrics_request(gd_metrics *m, gd_route r, int status, int64_t duration_us);
 void gd_metrics_reject(gd_metrics *m, gd_reject why);
+/* A computation (queued or running) cancelled because its client disconnected (A7). */
+void gd_metrics_client_gone(gd_metrics *m);
 
 /* Append the exposition (text format 0.0.4) to out. Returns 0, -1 when out
  * of memory. */

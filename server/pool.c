@@ -90,7 +90,7 @@ static void *worker_main(void *arg) {
         if (!j) break;
         queue_unlink(p, j);
         j->started_ns = gd_now_ns();
-        if (j->cancel.deadline_ns && j->started_ns > j->cancel.deadline_ns) {
+        if ((j->cancel.deadline_ns && j->started_ns > j->cancel.deadline_ns) || atomic_load(&j->cancel.cancelled)) {
             pthread_mutex_unlock(&p->mu);
             j->drop(j, GD_E_DEADLINE_EXCEEDED);
             pthread_mutex_lock(&p->mu);
@@ -102,16 +102,31 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Unlink every queued job whose deadline is past into a list; *next gets
- * the earliest deadline still pending (0: none). */
+/* Ask each queued and running job with a `gone` callback whether its
+ * client is still there; mark those that left. Returns 1 when some job can
+ * be asked (the watchdog then wakes again within GD_POOL_LIVENESS_MS). */
+static int mark_gone(gd_pool *p) {
+    int any = 0;
+    for (int list = 0; list < 2; list++)
+        for (gd_job *j = list ? p->running : p->head; j; j = j->next) {
+            if (!j->gone || atomic_load(&j->cancel.cancelled)) continue;
+            any = 1;
+            if (j->gone(j)) atomic_store(&j->cancel.cancelled, GD_CANCEL_CLIENT_GONE);
+        }
+    return any;
+}
+
+/* Unlink every queued job whose deadline is past, or whose client left,
+ * into a list; *next gets the earliest deadline still pending (0: none). */
 static gd_job *take_expired(gd_pool *p, int64_t now, int64_t *next) {
     gd_job *out = NULL;
     *next = 0;
     for (gd_job *j = p->head, *n; j; j = n) {
         n = j->next;
         int64_t d = j->cancel.deadline_ns;
-        if (!d) continue;
-        if (d <= now) {
+        int left = atomic_load(&j->cancel.cancelled) == GD_CANCEL_CLIENT_GONE;
+        if (!d && !left) continue;
+        if (left || d <= now) {
             queue_unlink(p, j);
             j->next = out;
             out = j;
@@ -128,13 +143,17 @@ static struct timespec to_timespec(int64_t ns) {
 }
 
 /* The watchdog: sleeps until the earliest queued deadline (or a submit of
- * an earlier one), then drops what expired with DEADLINE_EXCEEDED. */
+ * an earlier one), then drops what expired with DEADLINE_EXCEEDED; while
+ * jobs are queued or running it also wakes every GD_POOL_LIVENESS_MS to see
+ * whether their clients are still there. */
 static void *watchdog_main(void *arg) {
     gd_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stopping) {
-        int64_t next;
-        gd_job *expired = take_expired(p, gd_now_ns(), &next);
+        int64_t next, now = gd_now_ns();
+        int asking = mark_gone(p);
+        gd_job *expired = take_expired(p, now, &next);
+        if (asking) next = gd_deadline_min(next, now + (int64_t)GD_POOL_LIVENESS_MS * 1000000);
         if (expired) {
             pthread_mutex_unlock(&p->mu);
             drop_all(expired, GD_E_DEADLINE_EXCEEDED);
@@ -217,6 +236,7 @@ void gd_pool_submit(gd_pool *p, gd_job *job) {
     queue_push(p, job);
     pthread_cond_signal(&p->work);
     int64_t d = job->cancel.deadline_ns;
+    if (job->gone) d = gd_deadline_min(d, job->queued_ns + (int64_t)GD_POOL_LIVENESS_MS * 1000000);
     if (d && (!p->watch_until || d < p->watch_until)) {
         p->watch_until = d;
         pthread_cond_signal(&p->watch);
@@ -243,7 +263,7 @@ void gd_pool_cancel(gd_pool *p) {
     gd_job *list = p->head;
     p->head = p->tail = NULL;
     p->depth = 0;
-    for (gd_job *j = p->running; j; j = j->next) atomic_store(&j->cancel.cancelled, 1);
+    for (gd_job *j = p->running; j; j = j->next) atomic_store(&j->cancel.cancelled, GD_CANCEL_SHUTDOWN);
     pthread_mutex_unlock(&p->mu);
     drop_all(list, GD_E_OVERLOADED);
 }

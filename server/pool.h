@@ -23,11 +23,22 @@ struct gd_job {
     gd_cancel cancel;                      /* deadline_ns set by the owner before submit; run may lower it */
     void (*run)(gd_job *job);              /* the work, on a worker thread */
     void (*done)(gd_job *job);             /* after run, once the pool has let go of the job */
-    void (*drop)(gd_job *job, gd_err why); /* instead of run: DEADLINE_EXCEEDED (expired while queued)
+    void (*drop)(gd_job *job, gd_err why); /* instead of run: DEADLINE_EXCEEDED (expired while queued,
+                                              or its client left: cancel.cancelled says so)
                                               or OVERLOADED (the pool is shutting down) */
+    /* Optional: nonzero once nobody waits for the answer (the client
+     * disconnected). The watchdog asks every GD_POOL_LIVENESS_MS while the
+     * job is queued or running, with the pool's lock held (so it must be
+     * quick and must not call the pool); a yes sets cancel.cancelled to
+     * GD_CANCEL_CLIENT_GONE: a queued job is dropped, a running one stops
+     * at its next cancellation check. */
+    int (*gone)(gd_job *job);
     int64_t queued_ns, started_ns;         /* set by the pool (CLOCK_MONOTONIC) */
     gd_job *prev, *next;                   /* pool-internal list links */
 };
+
+/* How often the watchdog asks jobs whether their client is still there. */
+#define GD_POOL_LIVENESS_MS 10
 
 typedef struct gd_pool gd_pool;
 

@@ -135,7 +135,7 @@ double gc_check(gd_arena *a, gc_rng *r, gd_node *n, gd_tensor *const *in, unsign
         double *g = gd_arena_buf(a, (size_t)(x->n ? x->n : 1) * 8, 1);
         if (din[i]) {
             if (gd_shape_eq(&din[i]->shape, &x->shape)) { if (x->n) memcpy(g, din[i]->data, (size_t)x->n * 8); }
-            else gd_sum_to(g, &x->shape, gd_f64(din[i]), &din[i]->shape);
+            else gd_sum_to(g, &x->shape, gd_f64(din[i]), &din[i]->shape, NULL, NULL);
         }
         for (int64_t j = 0; j < x->n; j++) {
             double *xp = gd_f64(x) + j, x0 = *xp;

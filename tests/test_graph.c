@@ -1,5 +1,7 @@
 /* test_graph.c - invalid graphs: each returns its error code with a path
  * and a message naming the culprit; none aborts. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gradcheck.h"
@@ -52,6 +54,66 @@ START_TEST(unknown_input_suggests) {
     ck_assert_str_eq(t.err.at, "$.graph.nodes[1].inputs[0]");
     ck_assert_str_eq(t.err.suggestion, "weights");
     tb_free(&t);
+}
+END_TEST
+
+/* GD_TEST_TIME_SCALE stretches timing windows on a loaded machine. */
+static int time_scale(void) {
+    const char *v = getenv("GD_TEST_TIME_SCALE");
+    int k = v ? atoi(v) : 1;
+    return k > 0 ? k : 1;
+}
+
+/* Issue 9 row 12: the search walked the nodes in blocks of 64 and wrote
+ * the best-so-far over the last candidate of every later block, so the
+ * 128th node (and the last node of a short final block) was never compared. */
+START_TEST(unknown_input_suggests_every_node) {
+    static const int positions[] = {63, 64, 127, 128, 150};
+    for (size_t p = 0; p < sizeof positions / sizeof positions[0]; p++) {
+        tb t;
+        tb_init(&t);
+        char name[32];
+        for (int i = 0; i <= positions[p]; i++) {
+            if (i == 0) snprintf(name, sizeof name, "alpXXbet"); /* distance 2 from the word */
+            else if (i == positions[p]) snprintf(name, sizeof name, "alphabet1"); /* distance 1 */
+            else snprintf(name, sizeof name, "node%d", i);
+            tb_node(&t, name, "variable", "");
+        }
+        tb_node(&t, "y", "exp", "alphabet");
+        ck_assert_int_eq(tb_check(&t), GD_E_UNKNOWN_NODE);
+        ck_assert_msg(strcmp(t.err.suggestion, "alphabet1") == 0, "closest at node %d: suggested '%s'",
+                      positions[p], t.err.suggestion);
+        tb_free(&t);
+    }
+}
+END_TEST
+
+/* Issue 9 row 11: "did you mean" over a huge graph is bounded: its cost
+ * does not grow with the graph past a fixed budget (measured as the time of
+ * one search over 200,000 long, near-miss names: unbounded, about 200,000 x
+ * 64 x 64 cells, over a second; bounded, a few milliseconds). The result
+ * within the budget is still the closest. */
+START_TEST(closest_search_is_bounded) {
+    enum { N = 200000 };
+    static char names[N][65];
+    static const char *cands[N + 1];
+    for (int i = 0; i < N; i++) {
+        memset(names[i], 'a' + i % 7, 64);
+        snprintf(names[i] + 56, 9, "%08d", i); /* 64 bytes, far from the word */
+        cands[i] = names[i];
+    }
+    cands[N] = NULL;
+    char word[65];
+    memset(word, 'q', 64);
+    word[64] = '\0';
+    int64_t t0 = gd_now_ns();
+    ck_assert_ptr_null(gd_closest(word, cands, N));
+    int64_t ms = (gd_now_ns() - t0) / 1000000;
+    ck_assert_msg(ms < 250 * time_scale(), "did-you-mean over %d names took %lld ms", N, (long long)ms);
+    /* A close candidate within the budget is still found, the first of equals. */
+    const char *few[] = {"weights", "wieghts2", "weihgts", "bias", NULL};
+    ck_assert_str_eq(gd_closest("wieghts", few, -1), "weights");
+    ck_assert_ptr_null(gd_closest("zzzzzzz", few, -1));
 }
 END_TEST
 
@@ -272,6 +334,8 @@ Suite *suite_graph(void) {
     tcase_add_test(tc, cycle_names_its_nodes);
     tcase_add_test(tc, unknown_op_suggests);
     tcase_add_test(tc, unknown_input_suggests);
+    tcase_add_test(tc, unknown_input_suggests_every_node);
+    tcase_add_test(tc, closest_search_is_bounded);
     tcase_add_test(tc, duplicate_and_bad_names);
     tcase_add_test(tc, wrong_arity);
     tcase_add_test(tc, shape_mismatch_names_node_and_shapes);

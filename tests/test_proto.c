@@ -19,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
 #include "proto/jsonstr.h"
+#include "proto/peek.h"
 #include "server/reply.h"
 #include "core/numfmt.h"
 #include "tests.h"
@@ -494,8 +496,57 @@ START_TEST(decode_request_fields) {
            "$.tensor_format", "nested");
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'tensor_format': 1}", g)), GD_E_INVALID_REQUEST,
            "$.tensor_format", "");
-    ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 0}", g)), GD_E_INVALID_VALUE, "$.deadline_ms",
-           "");
+    /* A7: outside [1, 86400000] is invalid_request (2^53 and 1e13 were taken, or overflowed). */
+    static const char *const out_of_range[] = {"0", "-1", "86400001", "9007199254740992", "10000000000000",
+                                               "1e300", "-1e300", "0.5", "9223372036854775807",
+                                               "100000000000000000000"};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof *out_of_range; i++)
+        ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': %s}", g, out_of_range[i])),
+               GD_E_INVALID_REQUEST, "$.deadline_ms", "");
+    ck_ok(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 86400000}", g)));
+    ck_assert_int_eq(R.deadline_ms, 86400000);
+    ck_ok(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 1}", g)));
+    ck_assert_int_eq(R.deadline_ms, 1);
+    /* The peek the server does before queueing (proto/peek.h) finds the
+     * top-level field wherever it is, and nothing else. */
+    static const struct { const char *body; int found; int64_t ms; } peeks[] = {
+        {"{\"deadline_ms\": 250}", 1, 250},
+        {" {\"graph\": {\"nodes\": [{\"name\": \"x\", \"deadline_ms\": 5}]}, \"s\": \"a\\\"}\", "
+         "\"v\": [1, [2, {\"deadline_ms\": 7}]], \"t\": -1.5e3, \"n\": null ,\n\"deadline_ms\" :\t86400000 }", 1, 86400000},
+        {"{\"graph\": {\"deadline_ms\": 5}}", 0, 0},
+        {"{\"deadline_ms\": 0}", 0, 0},
+        {"{\"deadline_ms\": 86400001}", 0, 0},
+        {"{\"deadline_ms\": 1.5}", 0, 0},
+        {"{\"deadline_ms\": -3}", 0, 0},
+        {"{\"deadline_ms\": 99999999999999999999999}", 0, 0},
+        {"{\"deadline_ms\": \"100\"}", 0, 0},
+        {"{\"deadline\\u005fms\": 100}", 0, 0},
+        {"{\"a\": [1, 2", 0, 0},
+        {"[{\"deadline_ms\": 100}]", 0, 0},
+        {"", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof peeks / sizeof *peeks; i++) {
+        int64_t ms = -1;
+        int found = gd_peek_deadline_ms(peeks[i].body, strlen(peeks[i].body), &ms);
+        ck_assert_msg(found == peeks[i].found && (!found || ms == peeks[i].ms), "peek %s: found %d, %lld",
+                      peeks[i].body, found, (long long)ms);
+    }
+    /* Decoding stops when the request's cancel record fires (A7). */
+    {
+        gd_cancel stop = {.deadline_ns = 1}; /* long past */
+        gd_decode_limits dl = {.cancel = &stop};
+        ck_err(dec_full(gd_arena_printf(A, "%s, 'target': 's'}", g), NULL, 0, GD_EP_GRAD, &dl),
+               GD_E_DEADLINE_EXCEEDED, "", "");
+        gd_cancel later = {.deadline_ns = gd_now_ns() + (int64_t)60 * 1000000000};
+        dl.cancel = &later;
+        ck_ok(dec_full(gd_arena_printf(A, "%s, 'target': 's'}", g), NULL, 0, GD_EP_GRAD, &dl));
+    }
+    /* Deadline arithmetic saturates instead of overflowing (UBSan, row 8). */
+    ck_assert(gd_deadline_after(INT64_MAX - 5, 86400000) == INT64_MAX);
+    ck_assert(gd_deadline_after(1000, INT64_MAX) == INT64_MAX);
+    ck_assert(gd_deadline_after(1000, 2) == 2001000);
+    ck_assert(gd_deadline_after(1000, 0) == 1000);
+    ck_assert(gd_deadline_min(0, 5) == 5 && gd_deadline_min(7, 0) == 7 && gd_deadline_min(7, 5) == 5);
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': 1.5}", g)), GD_E_INVALID_VALUE,
            "$.deadline_ms", "");
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'deadline_ms': '100'}", g)), GD_E_INVALID_REQUEST,
@@ -754,6 +805,20 @@ START_TEST(decode_limits) {
            "$.values.x", "");
     ck_err(dec_full(gd_arena_printf(A, fmt, "{'shape': [5], 'data': [1, 2, 3, 4, 5]}"), NULL, 0, GD_EP_GRAD, &lim),
            GD_E_TOO_LARGE, "$.values.x", "");
+    /* Issue 9 row 13: inputs per node and over the graph are capped (a
+     * concat of 10^6 inputs took 6 s and 420 MB). */
+    gd_decode_limits elim = {.max_inputs = 3, .max_edges = 5};
+    const char *cat = "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, %s]}, 'target': 'x'}";
+    ck_err(dec_full(gd_arena_printf(A, cat, "{'name': 'c', 'op': 'concat', 'inputs': ['x', 'x', 'x', 'x']}"), NULL, 0,
+                    GD_EP_GRAD, &elim),
+           GD_E_TOO_LARGE, "$.graph.nodes[1].inputs", "");
+    ck_err(dec_full(gd_arena_printf(A, cat, "{'name': 'c', 'op': 'concat', 'inputs': ['x', 'x', 'x']},"
+                                            " {'name': 'd', 'op': 'concat', 'inputs': ['x', 'c', 'x']}"),
+                    NULL, 0, GD_EP_GRAD, &elim),
+           GD_E_TOO_LARGE, "$.graph.nodes[2].inputs", "");
+    ck_ok(dec_full(gd_arena_printf(A, cat, "{'name': 'c', 'op': 'concat', 'inputs': ['x', 'x', 'x']},"
+                                           " {'name': 'd', 'op': 'concat', 'inputs': ['x', 'c']}"),
+                   NULL, 0, GD_EP_GRAD, &elim));
     /* An empty tensor whose other dimensions are huge is refused too. */
     ck_err(dec_full(gd_arena_printf(A, fmt, "{'shape': [1000000000, 0], 'data': []}"), NULL, 0, GD_EP_GRAD, &lim),
            GD_E_TOO_LARGE, "$.values.x", "");

@@ -139,13 +139,13 @@ START_TEST(sum_to_undoes_broadcast) {
     const double src[] = {1, 2, 3, 4, 5, 6};
     gd_shape from = gc_shape("2,3"), to1 = gc_shape("3"), to2 = gc_shape("2,1"), to3 = gc_shape("");
     double d[3];
-    gd_sum_to(d, &to1, src, &from);
+    gd_sum_to(d, &to1, src, &from, NULL, NULL);
     ck_assert_double_eq(d[0], 5);
     ck_assert_double_eq(d[2], 9);
-    gd_sum_to(d, &to2, src, &from);
+    gd_sum_to(d, &to2, src, &from, NULL, NULL);
     ck_assert_double_eq(d[0], 6);
     ck_assert_double_eq(d[1], 15);
-    gd_sum_to(d, &to3, src, &from);
+    gd_sum_to(d, &to3, src, &from, NULL, NULL);
     ck_assert_double_eq(d[0], 21);
     gd_arena_free(a);
 }
