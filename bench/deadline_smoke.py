@@ -121,7 +121,7 @@ def main():
     a = ap.parse_args()
     port = free_port()
     env = dict(os.environ, GRADD_LOG_FORMAT="text")
-    proc = subprocess.Popen([a.gradd, "--port", str(port), "--workers", "1", "--blas-threads", "1"],
+    proc = subprocess.Popen([a.gradd, "--port", str(port), "--workers", "1", "--blas-threads", "1", "--max-memory", "2G"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         for _ in range(200):

@@ -2435,7 +2435,10 @@ START_TEST(deadline_per_family) {
     const struct family *f = &FAMILIES[_i];
     static const int deadlines[] = {100, 600};
     ht_server s;
-    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1"));
+    /* The backward family's plan (16M-element values, cotangents and softmax
+     * scratch) is about 1.2 GiB: above the default --max-memory, which would
+     * answer 413 before the deadline could pass. */
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-memory", "2G"));
     for (size_t k = 0; k < sizeof deadlines / sizeof *deadlines; k++) {
         char tail[64], *body = malloc(8192);
         snprintf(tail, sizeof tail, ", 'deadline_ms': %d}", deadlines[k]);
