@@ -237,7 +237,8 @@ def close(a, b, slack=0.0):
 
 
 def cancellation_slack(req):
-    """CANCEL * the largest finite |cotangent| sent (1 without target_grad), when that is at
+    """CANCEL * the largest finite |cotangent| (1 without target_grad, and for a target that a
+    target_grad object leaves out), when that is at
     most CANCEL_SCALE: rules such as softmax's y * (g - sum(g * y)) cancel, and a true 0
     comes out as 1e-17. Extreme-magnitude cases get no slack: their results must match."""
     tg = req.get("target_grad")
@@ -245,7 +246,9 @@ def cancellation_slack(req):
         scale = 1.0
     else:
         ts = tg.values() if isinstance(req["target"], list) else [tg]
-        scale = 0.0
+        # a target with no entry in a target_grad object takes the cotangent 1
+        missing = isinstance(req["target"], list) and any(t not in tg for t in req["target"])
+        scale = 1.0 if missing else 0.0
         for t in ts:
             for v in ref.decode_tensor(t).reshape(-1).tolist():
                 if math.isfinite(v):
