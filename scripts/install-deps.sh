@@ -22,6 +22,7 @@ PACKAGES=(
     libsubunit-dev
     nginx
     pkg-config
+    python3-mpmath
     python3-numpy
     python3-torch
     python3-yaml
