@@ -34,9 +34,10 @@ run with one class's flag is counted under that class and tolerated. The toleran
     or cancellation; ops it does not know make the class inapplicable), and each disagreeing
     float64 element of gradd's is accepted when (a) it is within the tolerance above of the true
     value rounded to float64, or (b) it is at least as close to the true value as the
-    reference's, exactly, and at a finite distance, or (c) it is within CANCEL * S of the true
-    value (S as above for gradients, 1 for values, with no cap: the cancellation slack, measured
-    against the truth instead of against PyTorch's own cancellation), or (d) it is no farther
+    reference's, exactly, and at a finite distance, or (c) it is within CANCEL * M of the true
+    value, M the element's magnitude: for a gradient, the same sweep with every product and
+    difference taken in absolute value (the size of the terms that cancel in it), for a value 1
+    (the cancellation slack, per element and measured against the truth), or (d) it is no farther
     from the true value than the reference's own answers on PERTURBED_RUNS copies of the request
     whose float64 inputs and cotangents are moved one ulp at random. Why: PyTorch is float64 too,
     and where float64 limits both (products that overflow, subnormal intermediates, the order of
@@ -481,7 +482,8 @@ def float64_limit(case, ans):
                     return False
                 tv = t[1][i]
                 dg = exact.distance(y, tv)
-                cancel = CANCEL * (cotangent_scale(req) if key == "gradients" else 1.0)
+                mag = truth.get(("magnitude", name)) if key == "gradients" else None
+                cancel = CANCEL * (mag[1][i] if mag is not None else 1.0 if key != "gradients" else 0.0)
                 if not (close(exact.to_float(tv), y) or (dg != exact.INF and dg <= exact.distance(x, tv))
                         or dg <= cancel or (dg != exact.INF and dg <= reference_spread(key, name, i, tv))):
                     return False

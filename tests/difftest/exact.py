@@ -87,6 +87,19 @@ def isnan(x):
 
 # ---- elementwise ops: value and derivative ---------------------------------------------------
 
+ABS = [False]  # True: gradients() computes the magnitude bound instead (see magnitudes)
+
+
+def mul(a, b):
+    """a * b in a backward rule; |a| * |b| when computing magnitudes."""
+    return abs(a) * abs(b) if ABS[0] else a * b
+
+
+def sub(a, b):
+    """a - b in a backward rule; |a| + |b| when computing magnitudes."""
+    return abs(a) + abs(b) if ABS[0] else a - b
+
+
 def _exp(x):
     """exp, with arguments below -1e5 taken as 0 (e**-1e5 is 10**-43429, below anything float64
     can tell apart; mpmath would work hard on e**-1e300); above 1e5: Unsupported."""
@@ -114,6 +127,15 @@ def _log(x):
 
 def _sqrt(x):
     return NAN if isnan(x) or x < 0 else mpmath.sqrt(x)
+
+
+def _pow(x, y):
+    """x ** y for finite x, y, as C99's pow: NaN for a negative x and a fractional y."""
+    if x > 0:
+        return mpmath.power(x, y)
+    if x == 0:
+        return mpf(0) if y > 0 else mpf(1) if y == 0 else INF
+    return mpmath.power(x, int(y)) if y == int(y) else NAN
 
 
 def _sigmoid(x):
@@ -224,7 +246,7 @@ class Exact:
         if op in UNARY:
             f, d = UNARY[op]
             (s, x), = xs
-            self.back[name] = lambda g: [(ins[0], [gi * d(xi) for gi, xi in zip(g, x)])]
+            self.back[name] = lambda g: [(ins[0], [mul(gi, d(xi)) for gi, xi in zip(g, x)])]
             return s, [f(v) for v in x]
         if op in BINARY:
             f, da, db = BINARY[op]
@@ -234,8 +256,8 @@ class Exact:
             pa, pb = [a[i] for i in ia], [b[i] for i in ib]
 
             def back(g):
-                return [(ins[0], unbroadcast([gi * da(x, y) for gi, x, y in zip(g, pa, pb)], so, sa)),
-                        (ins[1], unbroadcast([gi * db(x, y) for gi, x, y in zip(g, pa, pb)], so, sb))]
+                return [(ins[0], unbroadcast([mul(gi, da(x, y)) for gi, x, y in zip(g, pa, pb)], so, sa)),
+                        (ins[1], unbroadcast([mul(gi, db(x, y)) for gi, x, y in zip(g, pa, pb)], so, sb))]
             self.back[name] = back
             return so, [f(x, y) for x, y in zip(pa, pb)]
         if op in ("sum", "mean", "logsumexp"):
@@ -278,7 +300,7 @@ class Exact:
         if op == "leaky_relu":
             (s, x), = xs
             al = mpf(n.get("alpha", 0.01))
-            self.back[name] = lambda g: [(ins[0], [gi * (1 if v > 0 else al) for gi, v in zip(g, x)])]
+            self.back[name] = lambda g: [(ins[0], [mul(gi, 1 if v > 0 else al) for gi, v in zip(g, x)])]
             return s, [v if v > 0 else v * al for v in x]
         if op == "clip":
             (s, x), = xs
@@ -310,29 +332,27 @@ class Exact:
                 else:
                     wa.append(mpf(0.5) if x == y else mpf(1) if (x > y) == (op == "maximum") else mpf(0))
             self.back[name] = lambda g: [
-                (ins[0], unbroadcast([gi * w if w else mpf(0) for gi, w in zip(g, wa)], so, sa)),
-                (ins[1], unbroadcast([gi * (1 - w) if w != 1 else mpf(0) for gi, w in zip(g, wa)], so, sb))]
+                (ins[0], unbroadcast([mul(gi, w) if w else mpf(0) for gi, w in zip(g, wa)], so, sa)),
+                (ins[1], unbroadcast([mul(gi, 1 - w) if w != 1 else mpf(0) for gi, w in zip(g, wa)], so, sb))]
             return so, [x if w == 1 or (w == mpf(0.5) and isnan(x)) else y if w == 0 else x
                         for x, y, w in zip(pa, pb, wa)]
         if op in ("max", "min"):
             return self.extreme(name, n, op == "max", xs[0])
         if op == "pow":
-            # finite operands with a real power: a positive base, or an integer exponent (a
-            # negative base: the exponent's gradient g * y * log(a) is NaN, as PyTorch's), or a
-            # zero base with a positive exponent; the masks of A8 at b == 0 and a == 0
+            # finite operands; a negative base with a fractional exponent is NaN, 0 ** negative
+            # +inf (the sign of a zero ignored); the masks of A8 at b == 0 (base) and at a == 0,
+            # b >= 0 (exponent, multiplied)
             (sa, a), (sb, b) = xs
             so = bshape(sa, sb)
             pa, pb = [a[i] for i in bindex(sa, so)], [b[i] for i in bindex(sb, so)]
-            for x, y in zip(pa, pb):
-                if not (mpmath.isfinite(x) and mpmath.isfinite(y) and abs(y) < 1e5
-                        and (x > 0 or (x < 0 and y == int(y)) or (x == 0 and y > 0))):
-                    raise Unsupported("pow outside its real domain")
-            r = [mpmath.power(x, int(y) if x < 0 else y) for x, y in zip(pa, pb)]
+            if not all(mpmath.isfinite(x) and mpmath.isfinite(y) and abs(y) < 1e5 for x, y in zip(pa, pb)):
+                raise Unsupported("pow of a non-finite value")
+            r = [_pow(x, y) for x, y in zip(pa, pb)]
             self.back[name] = lambda g: [
-                (ins[0], unbroadcast([mpf(0) if y == 0 else gi * (y * mpmath.power(x, int(y) - 1 if x < 0 else y - 1))
-                                      for gi, x, y in zip(g, pa, pb)], so, sa)),
-                (ins[1], unbroadcast([gi * (mpf(0) if x == 0 else ri * _log(x)) for gi, ri, x in zip(g, r, pa)],
-                                     so, sb))]
+                (ins[0], unbroadcast([mpf(0) if y == 0 else mul(gi, y * _pow(x, y - 1)) for gi, x, y in zip(g, pa, pb)],
+                                     so, sa)),
+                (ins[1], unbroadcast([mul(gi, mpf(0) if x == 0 and y >= 0 else ri * _log(x))
+                                      for gi, ri, x, y in zip(g, r, pa, pb)], so, sb))]
             return so, r
         if op == "concat":
             ax = n.get("axis", 0) % len(xs[0][0])
@@ -440,7 +460,7 @@ class Exact:
             d = [mpf(0)] * len(v)
             for gi, (idx, m, cnt) in zip(g, sel):
                 for k in idx:
-                    d[k] = gi * (mpf(1) / cnt if k in m else mpf(0))
+                    d[k] = mul(gi, mpf(1) / cnt if k in m else mpf(0))
             return [(n["inputs"][0], d)]
         self.back[name] = back
         return shape, res
@@ -490,7 +510,7 @@ class Exact:
             d = [mpf(0)] * len(v)
             for gi, idx, w in zip(g, grp, grads):
                 for k, wk in zip(idx, w):
-                    d[k] = gi * wk
+                    d[k] = mul(gi, wk)
             return [(n["inputs"][0], d)]
         self.back[name] = back
         return shape, res
@@ -522,11 +542,11 @@ class Exact:
                 if is_log:
                     t = mpmath.fsum(g[k] for k in idx)
                     for k in idx:
-                        d[k] = g[k] - probs[k] * t
+                        d[k] = sub(g[k], mul(probs[k], t))
                 else:
-                    t = mpmath.fsum(g[k] * probs[k] for k in idx)
+                    t = mpmath.fsum(mul(g[k], probs[k]) for k in idx)
                     for k in idx:
-                        d[k] = probs[k] * (g[k] - t)
+                        d[k] = mul(probs[k], sub(g[k], t))
             return [(n["inputs"][0], d)]
         self.back[name] = back
         return s, out
@@ -555,14 +575,14 @@ class Exact:
         total = -mpmath.fsum(q[k] * ls[k] for k in range(N * C)) / N
 
         def back(g):
-            g = g[0] / N
+            g = mul(g[0], mpf(1) / N)
             dz = []
             for i in range(N):
                 qs = mpmath.fsum(q[i * C:(i + 1) * C])
-                dz += [g * (_exp(ls[k]) * qs - q[k]) for k in range(i * C, (i + 1) * C)]
+                dz += [mul(g, sub(_exp(ls[k]) * qs, q[k])) for k in range(i * C, (i + 1) * C)]
             res = [(n["inputs"][0], dz)]
             if qgrad:
-                res.append((n["inputs"][1], [-g * t for t in ls]))
+                res.append((n["inputs"][1], [-mul(g, t) if not ABS[0] else mul(g, t) for t in ls]))
             return res
         self.back[name] = back
         return (), [total]
@@ -596,8 +616,8 @@ class Exact:
                     for j in range(N):
                         gij = g[go + i * N + j]
                         for k in range(K):
-                            da[ao + i * K + k] += gij * b[bo + k * N + j]
-                            db[bo + k * N + j] += a[ao + i * K + k] * gij
+                            da[ao + i * K + k] += mul(gij, b[bo + k * N + j])
+                            db[bo + k * N + j] += mul(a[ao + i * K + k], gij)
             return [(n["inputs"][0], da), (n["inputs"][1], db)]
         self.back[name] = back
         return shape, out
@@ -676,9 +696,20 @@ def _truth(req, decode):
             else:
                 seeds[t] = [mpf(1)] * len(v)
         wrt = req.get("wrt") or [n for n in ex.order if ex.nodes[n]["op"] == "variable"]
-        for w, g in ex.gradients(seeds, [w for w in wrt if w in ex.val]).items():
+        wrt = [w for w in wrt if w in ex.val]
+        for w, g in ex.gradients(seeds, wrt).items():
             if g is not None:
                 out[("gradients", w)] = (ex.val[w][0], g)
+        # the same sweep with every product and difference taken in absolute value: the size
+        # of the terms that make each gradient element, so that a cancellation between them
+        # can be told from an error (the cancellation slack of difftest.py, per element)
+        ABS[0] = True
+        try:
+            for w, g in ex.gradients({t: [abs(v) for v in c] for t, c in seeds.items()}, wrt).items():
+                if g is not None:
+                    out[("magnitude", w)] = (ex.val[w][0], g)
+        finally:
+            ABS[0] = False
         return out
 
 
