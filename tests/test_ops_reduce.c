@@ -106,6 +106,14 @@ static void expect_vals(const gd_tensor *t, const double *want, int64_t n) {
     }
 }
 
+/* Within rel of want (relative), element by element. */
+static void expect_rel(const char *what, const gd_tensor *t, const double *want, int64_t n, double rel) {
+    ck_assert_int_eq(t->n, n);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(gd_f64(t)[i] - want[i]) <= rel * fabs(want[i]), "%s element %lld: %.17g, expected %.17g",
+                      what, (long long)i, gd_f64(t)[i], want[i]);
+}
+
 static void expect_idx(const gd_tensor *t, const int64_t *want, int64_t n) {
     ck_assert_int_eq(t->dtype, GD_I64);
     ck_assert_int_eq(t->n, n);
@@ -446,6 +454,17 @@ START_TEST(test_logsumexp_stable) {
 
     x = gc_f64(A, "2", (double[]){INFINITY, 1});
     expect_vals(fwd(n, &x), (double[]){INFINITY}, 1);
+
+    /* a slice dominated by its maximum keeps the small terms (A8): log(1 + t)
+     * rounds logsumexp([0, -40]) to 0; the truth is log1p(e^-40) =
+     * 4.248354255291589e-18 (mpmath), also along a strided axis and tied */
+    x = gc_f64(A, "2", (double[]){0, -40});
+    expect_rel("logsumexp [0, -40]", fwd(n, &x), (double[]){4.248354255291589e-18}, 1, 1e-15);
+    x = gc_f64(A, "2,2", (double[]){-40, 0, 0, -40});
+    expect_rel("logsumexp axis 0", fwd(node_axis("logsumexp", 1, "0", -1), &x),
+               (double[]){4.248354255291589e-18, 4.248354255291589e-18}, 2, 1e-15);
+    x = gc_f64(A, "3", (double[]){-1e-300, -1e-300, -40});
+    expect_rel("logsumexp tied", fwd(n, &x), (double[]){0.6931471805599453}, 1, 1e-15);
 }
 END_TEST
 
@@ -625,14 +644,6 @@ START_TEST(test_softmax_values) {
     expect_shape(din[0], "0,3");
 }
 END_TEST
-
-/* Within rel of want (relative), element by element. */
-static void expect_rel(const char *what, const gd_tensor *t, const double *want, int64_t n, double rel) {
-    ck_assert_int_eq(t->n, n);
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(gd_f64(t)[i] - want[i]) <= rel * fabs(want[i]), "%s element %lld: %.17g, expected %.17g",
-                      what, (long long)i, gd_f64(t)[i], want[i]);
-}
 
 /* A slice dominated by its maximum (difftest seed 1201 case 24404): x =
  * [-1.3498588075760032, -20.085536923187668] has p = [1 - 7.3e-9, 7.3e-9].

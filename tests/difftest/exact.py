@@ -417,6 +417,25 @@ class Exact:
                 (ins[1], unbroadcast([gi if k else mpf(0) for gi, k in zip(g, pc)], so, sa)),
                 (ins[2], unbroadcast([mpf(0) if k else gi for gi, k in zip(g, pc)], so, sb))]
             return so, [x if k else y for k, x, y in zip(pc, pa, pb)]
+        if op in ("argmax", "argmin"):  # forward only, first of the extremes; NaN wins
+            (s, x), = xs
+            ax = n.get("axis")
+            ax = ax[0] if isinstance(ax, list) else ax
+            kept, grp = self.groups(s, list(range(len(s))) if ax is None else [ax % len(s)])
+            res = []
+            for idx in grp:
+                if not idx:
+                    raise Unsupported("empty argmax")
+                best = 0
+                for j, k in enumerate(idx):
+                    b = x[idx[best]]
+                    if isnan(b):
+                        break
+                    if isnan(x[k]) or (x[k] > b if op == "argmax" else x[k] < b):
+                        best = j
+                res.append(best)
+            self.back[name] = lambda g: []
+            return (() if ax is None else tuple(d for i, d in enumerate(s) if i != ax % len(s))), res
         if op == "cast":
             (s, x), = xs
             if n.get("dtype") == "int64":
