@@ -691,7 +691,7 @@ def truth(req, decode):
         return _truth(req, decode)
     except Unsupported:
         raise
-    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as e:
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, RecursionError) as e:
         raise Unsupported(repr(e))
 
 
