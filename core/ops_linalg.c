@@ -5,10 +5,12 @@
  * No transposed copies are ever made: the backward products use CblasTrans.
  * Every gemm goes through one helper that splits large products along the
  * rows or columns of the result so that cancellation is polled about every
- * 5e8 flops.
+ * 5e8 flops; a result's non-finite elements are then recomputed in long
+ * double (overflowing products must not decide them).
  * Not here: elementwise arithmetic, reductions, I/O. */
 #include <cblas.h>
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/kernel.h"
@@ -152,6 +154,100 @@ static int mm_fold(const gd_shape *a, const gd_shape *b, const mm_geom *g, int64
     return *Mf <= INT_MAX;
 }
 
+/* ---------------------------------------------------------------------------
+ * Non-finite results, recomputed
+ *
+ * A gemm in float64 overflows in its products: 5e307 * 5e307 is +inf, and a
+ * sum whose true value is finite (1e200 * 1e200 - 1e200 * 1e200 + 1) or an
+ * infinity of one sign comes out NaN, or, with fused multiply-adds, an
+ * infinity of whichever sign came first (seed 1201 case 120954: true
+ * +2.5e615, BLAS -inf). Every non-finite element of a result is recomputed
+ * from scratch in long double, whose exponent range holds any product of two
+ * doubles, and rounded once (A8: no needless overflow). Elements that are
+ * finite are BLAS's; a NaN operand ends its element's recomputation at once.
+ * Where long double is double, the recomputation changes nothing. */
+
+typedef enum { MM_OUT, MM_DA, MM_DB } mm_kind;
+
+/* The operands of one product and where each batch reads them. */
+typedef struct {
+    const mm_geom *g;
+    const double *A, *B, *G; /* a [abatch, M, K], b [bbatch, K, N], dout [batch, M, N] */
+    const int64_t *ao, *bo;  /* [nbatch]: a's and b's block of each output batch */
+} mm_ops;
+
+/* One element of a result, in long double: out[t, i, j], da[blk, i, k] or
+ * db[blk, k, j] (x, y = the last two indices) summed over every batch that
+ * reads (or writes) that block. */
+static double mm_element(const mm_ops *o, mm_kind kind, int64_t blk, int64_t x, int64_t y) {
+    const mm_geom *g = o->g;
+    const int64_t M = g->M, K = g->K, N = g->N;
+    long double s = 0;
+    for (int64_t t = kind == MM_OUT ? blk : 0; t < (kind == MM_OUT ? blk + 1 : g->nbatch); t++) {
+        if ((kind == MM_DA && o->ao[t] != blk) || (kind == MM_DB && o->bo[t] != blk)) continue;
+        const double *a = o->A + o->ao[t] * M * K, *b = o->B + o->bo[t] * K * N, *d = o->G + t * M * N;
+        int64_t len = kind == MM_OUT ? K : kind == MM_DA ? N : M;
+        for (int64_t r = 0; r < len; r++) {
+            long double p = kind == MM_OUT ? (long double)a[x * K + r] * b[r * N + y]
+                            : kind == MM_DA ? (long double)d[x * N + r] * b[y * N + r]
+                                            : (long double)a[r * K + x] * d[r * N + y];
+            if (isnan(p)) return NAN;
+            s += p;
+        }
+    }
+    return (double)s;
+}
+
+/* Recompute the non-finite elements of C [nblk, X, Y] (a result of kind
+ * `kind`). Returns 0 or deadline_exceeded. */
+static int mm_fix_nonfinite(gd_kctx *c, const mm_ops *o, mm_kind kind, double *C, int64_t nblk, int64_t X,
+                            int64_t Y) {
+    const mm_geom *g = o->g;
+    int64_t per = kind == MM_OUT ? g->K : (kind == MM_DA ? g->N : g->M) * g->nbatch, since = 0;
+    for (int64_t e = 0; e < nblk * X * Y; e++) {
+        if (isfinite(C[e])) continue;
+        C[e] = mm_element(o, kind, e / (X * Y), e / Y % X, e % Y);
+        int rc = gd_kernel_tick(c, &since, per);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Whether any element of n is not finite: the fast path of every product. */
+static int any_nonfinite(const double *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 1;
+    return 0;
+}
+
+/* The blocks of a and b that each output batch reads, from the arena; NULL
+ * when out of memory. */
+static int mm_offsets(gd_kctx *c, const mm_geom *g, int64_t **ao, int64_t **bo) {
+    int64_t ast[GD_MAX_RANK], bst[GD_MAX_RANK];
+    gd_bcast_strides(&g->abatch, &g->batch, ast);
+    gd_bcast_strides(&g->bbatch, &g->batch, bst);
+    *ao = gd_arena_buf(c->arena, (size_t)g->nbatch * 16, 0);
+    if (!*ao) return gd_kernel_oom(c);
+    *bo = *ao + g->nbatch;
+    for (int64_t t = 0; t < g->nbatch; t++) batch_offsets(g, ast, bst, t, *ao + t, *bo + t);
+    return 0;
+}
+
+/* After a product of kind `kind` into C [nblk, X, Y]: recompute its non-finite
+ * elements, if any. */
+static int mm_recheck(gd_kctx *c, const mm_geom *g, mm_kind kind, const double *A, const double *B, const double *G,
+                      double *C, int64_t nblk, int64_t X, int64_t Y) {
+    if (!any_nonfinite(C, nblk * X * Y)) return 0;
+    mm_ops o = {.g = g, .A = A, .B = B, .G = G};
+    int64_t *ao = NULL, *bo = NULL;
+    int rc = mm_offsets(c, g, &ao, &bo);
+    if (rc) return rc;
+    o.ao = ao, o.bo = bo;
+    rc = mm_fix_nonfinite(c, &o, kind, C, nblk, X, Y);
+    gd_arena_release(c->arena, ao);
+    return rc;
+}
+
 /* out = a @ b: out [batch..., M, N] (1-D operands' unit dims dropped),
  * a [abatch..., M, K], b [bbatch..., K, N]. */
 static int forward_matmul(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
@@ -167,19 +263,21 @@ static int forward_matmul(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
     const double *A = gd_f64(a), *B = gd_f64(b);
     double *C = gd_f64(out);
     int64_t Mf;
-    if (mm_fold(&a->shape, &b->shape, &g, &Mf))
-        return gemm(&bu, CblasNoTrans, CblasNoTrans, Mf, g.N, g.K, A, g.K, B, g.N, 0.0, C, g.N);
-    int64_t ast[GD_MAX_RANK], bst[GD_MAX_RANK];
-    gd_bcast_strides(&g.abatch, &g.batch, ast);
-    gd_bcast_strides(&g.bbatch, &g.batch, bst);
-    for (int64_t t = 0; t < g.nbatch; t++) {
-        int64_t ao, bo;
-        batch_offsets(&g, ast, bst, t, &ao, &bo);
-        int rc = gemm(&bu, CblasNoTrans, CblasNoTrans, g.M, g.N, g.K, A + ao * g.M * g.K, g.K, B + bo * g.K * g.N,
+    int rc = 0;
+    if (mm_fold(&a->shape, &b->shape, &g, &Mf)) {
+        rc = gemm(&bu, CblasNoTrans, CblasNoTrans, Mf, g.N, g.K, A, g.K, B, g.N, 0.0, C, g.N);
+    } else {
+        int64_t ast[GD_MAX_RANK], bst[GD_MAX_RANK];
+        gd_bcast_strides(&g.abatch, &g.batch, ast);
+        gd_bcast_strides(&g.bbatch, &g.batch, bst);
+        for (int64_t t = 0; t < g.nbatch && !rc; t++) {
+            int64_t ao, bo;
+            batch_offsets(&g, ast, bst, t, &ao, &bo);
+            rc = gemm(&bu, CblasNoTrans, CblasNoTrans, g.M, g.N, g.K, A + ao * g.M * g.K, g.K, B + bo * g.K * g.N,
                       g.N, 0.0, C + t * g.M * g.N, g.N);
-        if (rc) return rc;
+        }
     }
-    return 0;
+    return rc ? rc : mm_recheck(c, &g, MM_OUT, A, B, NULL, C, g.nbatch, g.M, g.N);
 }
 
 /* da = dout @ b^T and db = a^T @ dout, per batch.
@@ -221,6 +319,7 @@ static int backward_matmul(gd_kctx *c, const gd_tensor *const *in, const gd_tens
                           g.N, once ? 0.0 : 1.0, dA + ao * g.M * g.K, g.K);
             }
         }
+        if (!rc) rc = mm_recheck(c, &g, MM_DA, A, B, G, dA, numel_of(&g.abatch), g.M, g.K);
         if (rc) return rc;
         din[0] = da;
     }
@@ -241,6 +340,7 @@ static int backward_matmul(gd_kctx *c, const gd_tensor *const *in, const gd_tens
                           g.N, once ? 0.0 : 1.0, dB + bo * g.K * g.N, g.N);
             }
         }
+        if (!rc) rc = mm_recheck(c, &g, MM_DB, A, B, G, dB, numel_of(&g.bbatch), g.K, g.N);
         if (rc) return rc;
         din[1] = db;
     }
@@ -251,7 +351,9 @@ const gd_op_def gd_ops_linalg[] = {
     {.name = "matmul", .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .attrs = NULL, .n_attrs = 0,
      .differentiable = 1, .flags = 0, .zero_cause = GD_ZERO_VALUE,
      .doc = "Matrix product with numpy.matmul semantics: a 1-D a is a row and a 1-D b a column (their unit dim "
-            "dropped), leading dims broadcast as batches; scalars are rejected. Computed with BLAS in float64.",
+            "dropped), leading dims broadcast as batches; scalars are rejected. Computed with BLAS in float64; an "
+            "element that comes out NaN or infinite is recomputed with a wider exponent range, so products that "
+            "overflow float64 do not decide it (1e200 * 1e200 - 1e200 * 1e200 + 1 is 1).",
      .infer = infer_matmul, .forward = forward_matmul, .backward = backward_matmul},
     {0},
 };

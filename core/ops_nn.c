@@ -78,17 +78,49 @@ static double row_expsum(const double *x, int64_t n, double *e, double *m) {
     return s;
 }
 
+/* The first position of a row's maximum (its term exp(x - m) is exactly 1),
+ * or -1 when the maximum is not finite (a row of -inf or NaN only, or +inf). */
+static int64_t row_argmax(const double *x, int64_t n, int64_t stride, double m) {
+    if (!isfinite(m)) return -1;
+    for (int64_t j = 0; j < n; j++)
+        if (x[j * stride] == m) return j;
+    return -1;
+}
+
+/* log(s) for s = sum(exp(x - m)) whose term at jm is exactly 1: log1p of the
+ * other terms' sum t, so that a slice dominated by its maximum (s = 1 + 1e-9)
+ * keeps every digit of its small log_softmax and cross-entropy values, which
+ * log(1 + t) rounds away (A8: no needless cancellation). Without such a term
+ * (jm < 0) log(s), NaN or infinite as before. */
+static double log_expsum(const double *e, int64_t n, int64_t stride, int64_t jm, double s) {
+    if (jm < 0) return log(s);
+    double t = 0;
+    for (int64_t j = 0; j < n; j++)
+        if (j != jm) t += e[j * stride];
+    return log1p(t);
+}
+
+/* The same from the logits x (the terms recomputed): for callers that keep no
+ * exp(x - m) row. */
+static double log_expsum_x(const double *x, int64_t n, double m, double s) {
+    int64_t jm = row_argmax(x, n, 1, m);
+    if (jm < 0) return log(s);
+    double t = 0;
+    for (int64_t j = 0; j < n; j++)
+        if (j != jm) t += exp(x[j] - m);
+    return log1p(t);
+}
+
 /* softmax (log_softmax when is_log) of one block x [n, inner] along n into
- * y [n, inner]. With inner > 1, mx and sm are scratch rows of `inner` doubles
- * holding the running maximum and sum of each column. NaN anywhere in a slice
- * makes that slice NaN; +inf, or a slice of only -inf, gives NaN as well
- * (as NumPy/PyTorch). */
-static void softmax_block(double *y, const double *x, int64_t n, int64_t inner, int is_log, double *mx,
-                          double *sm) {
+ * y [n, inner]. With inner > 1, tmp is scratch of 4 rows of `inner` doubles
+ * holding each column's maximum, sum, sum without its maximum's term and the
+ * position of that term. NaN anywhere in a slice makes that slice NaN; +inf,
+ * or a slice of only -inf, gives NaN as well (as NumPy/PyTorch). */
+static void softmax_block(double *y, const double *x, int64_t n, int64_t inner, int is_log, double *tmp) {
     if (inner == 1) {
-        double m, s = row_expsum(x, n, is_log ? NULL : y, &m);
+        double m, s = row_expsum(x, n, y, &m); /* y holds exp(x - m) until overwritten */
         if (is_log) {
-            double ls = log(s);
+            double ls = log_expsum(y, n, 1, row_argmax(x, n, 1, m), s);
             for (int64_t j = 0; j < n; j++) y[j] = (x[j] - m) - ls;
         } else {
             double r = 1.0 / s;
@@ -96,7 +128,8 @@ static void softmax_block(double *y, const double *x, int64_t n, int64_t inner, 
         }
         return;
     }
-    for (int64_t i = 0; i < inner; i++) mx[i] = -INFINITY, sm[i] = 0;
+    double *mx = tmp, *sm = tmp + inner, *rest = tmp + 2 * inner, *arg = tmp + 3 * inner; /* [inner] each */
+    for (int64_t i = 0; i < inner; i++) mx[i] = -INFINITY, sm[i] = 0, rest[i] = 0, arg[i] = -1;
     for (int64_t j = 0; j < n; j++) {
         const double *xr = x + j * inner;
         for (int64_t i = 0; i < inner; i++)
@@ -105,12 +138,14 @@ static void softmax_block(double *y, const double *x, int64_t n, int64_t inner, 
     for (int64_t j = 0; j < n; j++) {
         const double *xr = x + j * inner;
         double *yr = y + j * inner;
-        if (is_log)
-            for (int64_t i = 0; i < inner; i++) sm[i] += exp(xr[i] - mx[i]);
-        else
-            for (int64_t i = 0; i < inner; i++) sm[i] += (yr[i] = exp(xr[i] - mx[i]));
+        for (int64_t i = 0; i < inner; i++) {
+            sm[i] += (yr[i] = exp(xr[i] - mx[i]));
+            if (arg[i] < 0 && xr[i] == mx[i] && isfinite(mx[i])) arg[i] = (double)j; /* its term is 1 */
+            else rest[i] += yr[i];
+        }
     }
-    for (int64_t i = 0; i < inner; i++) sm[i] = is_log ? log(sm[i]) : 1.0 / sm[i];
+    for (int64_t i = 0; i < inner; i++)
+        sm[i] = !is_log ? 1.0 / sm[i] : arg[i] >= 0 ? log1p(rest[i]) : log(sm[i]); /* see log_expsum */
     for (int64_t j = 0; j < n; j++) {
         const double *xr = x + j * inner;
         double *yr = y + j * inner;
@@ -121,41 +156,78 @@ static void softmax_block(double *y, const double *x, int64_t n, int64_t inner, 
     }
 }
 
-/* Backward of one block, fused: softmax dx = y * (dy - sum(dy * y)),
- * log_softmax dx = dy - exp(y) * sum(dy), sums along n; acc is a scratch row
- * of `inner` doubles when inner > 1. */
-static void softmax_block_backward(double *dx, const double *dy, const double *y, int64_t n, int64_t inner,
-                                   int is_log, double *acc) {
-    if (inner == 1) {
-        double s = 0;
-        if (is_log) {
-            for (int64_t j = 0; j < n; j++) s += dy[j];
-            for (int64_t j = 0; j < n; j++) dx[j] = dy[j] - exp(y[j]) * s;
-        } else {
-            for (int64_t j = 0; j < n; j++) s += dy[j] * y[j];
-            for (int64_t j = 0; j < n; j++) dx[j] = y[j] * (dy[j] - s);
-        }
-        return;
-    }
-    for (int64_t i = 0; i < inner; i++) acc[i] = 0;
+/* The first position of a slice's largest output (stride apart), or -1 when
+ * it is not finite: the element whose probability may be close to 1. */
+static int64_t slice_argmax(const double *y, int64_t n, int64_t stride) {
+    int64_t jm = -1;
+    double best = -INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        if (y[j * stride] > best) best = y[j * stride], jm = j;
+    return isfinite(best) ? jm : -1;
+}
+
+/* Backward of one slice of n elements `stride` apart, fused:
+ *   softmax     dx = y * (dy - sum(dy * y)),
+ *   log_softmax dx = dy - exp(y) * sum(dy).
+ * At the slice's largest probability p (jm) these subtract nearly equal
+ * numbers when p is close to 1, losing digits in proportion to 1 / (1 - p)
+ * (1e-8 of relative error for p = 1 - 7e-9), so there the same values are
+ * computed from the other elements' share, which carries every digit:
+ *   softmax     dx = y * (dy * sum'(y) - sum'(dy * y)),
+ *   log_softmax dx = dy * -expm1(y) - exp(y) * sum'(dy),
+ * sum' over the other elements (A8: no needless cancellation). A non-finite
+ * sum keeps the plain formula, so infinities combine as in PyTorch. */
+static void softmax_slice_backward(double *dx, const double *dy, const double *y, int64_t n, int64_t stride,
+                                   int is_log) {
+    int64_t jm = slice_argmax(y, n, stride);
+    double s = 0, rest = 0, rest_y = 0;
     for (int64_t j = 0; j < n; j++) {
-        const double *dyr = dy + j * inner, *yr = y + j * inner;
-        if (is_log)
-            for (int64_t i = 0; i < inner; i++) acc[i] += dyr[i];
-        else
-            for (int64_t i = 0; i < inner; i++) acc[i] += dyr[i] * yr[i];
+        double d = dy[j * stride], t = is_log ? d : d * y[j * stride];
+        s += t;
+        if (j != jm) rest += t, rest_y += y[j * stride];
     }
     for (int64_t j = 0; j < n; j++) {
-        const double *dyr = dy + j * inner, *yr = y + j * inner;
-        double *dxr = dx + j * inner;
-        if (is_log)
-            for (int64_t i = 0; i < inner; i++) dxr[i] = dyr[i] - exp(yr[i]) * acc[i];
+        double d = dy[j * stride], yj = y[j * stride];
+        if (j == jm && isfinite(s))
+            dx[j * stride] = is_log ? d * -expm1(yj) - exp(yj) * rest : yj * (d * rest_y - rest);
         else
-            for (int64_t i = 0; i < inner; i++) dxr[i] = yr[i] * (dyr[i] - acc[i]);
+            dx[j * stride] = is_log ? d - exp(yj) * s : yj * (d - s);
     }
 }
 
-/* Forward of softmax/log_softmax over every block; scratch of 2 * inner
+/* Backward of one block [n, inner]: the slice rule above, for inner > 1 on
+ * all `inner` columns at once, row by row (a column walk would touch a cache
+ * line per element); tmp is scratch of 5 rows of `inner` doubles. */
+static void softmax_block_backward(double *dx, const double *dy, const double *y, int64_t n, int64_t inner,
+                                   int is_log, double *tmp) {
+    if (inner == 1) {
+        softmax_slice_backward(dx, dy, y, n, 1, is_log);
+        return;
+    }
+    double *best = tmp, *arg = tmp + inner, *s = tmp + 2 * inner, *rest = tmp + 3 * inner, *rest_y = tmp + 4 * inner;
+    for (int64_t i = 0; i < inner; i++) best[i] = -INFINITY, arg[i] = -1, s[i] = rest[i] = rest_y[i] = 0;
+    for (int64_t j = 0; j < n; j++) /* each column's largest output, as slice_argmax */
+        for (int64_t i = 0; i < inner; i++)
+            if (y[j * inner + i] > best[i]) best[i] = y[j * inner + i], arg[i] = (double)j;
+    for (int64_t i = 0; i < inner; i++)
+        if (!isfinite(best[i])) arg[i] = -1;
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < inner; i++) {
+            double d = dy[j * inner + i], yj = y[j * inner + i], t = is_log ? d : d * yj;
+            s[i] += t;
+            if ((double)j != arg[i]) rest[i] += t, rest_y[i] += yj;
+        }
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < inner; i++) {
+            double d = dy[j * inner + i], yj = y[j * inner + i];
+            if ((double)j == arg[i] && isfinite(s[i]))
+                dx[j * inner + i] = is_log ? d * -expm1(yj) - exp(yj) * rest[i] : yj * (d * rest_y[i] - rest[i]);
+            else
+                dx[j * inner + i] = is_log ? d - exp(yj) * s[i] : yj * (d - s[i]);
+        }
+}
+
+/* Forward of softmax/log_softmax over every block; scratch of 4 * inner
  * doubles from the arena, released before returning. */
 static int softmax_any_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out, int is_log) {
     const gd_tensor *x = in[0];
@@ -163,12 +235,11 @@ static int softmax_any_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor
     if (rc) return rc;
     if (!out->n) return 0;
     axis_view v = view_around(&x->shape, axis);
-    double *tmp = NULL; /* [2, inner] */
-    if (v.inner > 1 && !(tmp = gd_arena_buf(c->arena, (size_t)v.inner * 16, 0))) return gd_kernel_oom(c);
+    double *tmp = NULL; /* [4, inner] */
+    if (v.inner > 1 && !(tmp = gd_arena_buf(c->arena, (size_t)v.inner * 32, 0))) return gd_kernel_oom(c);
     int64_t block = v.n * v.inner, since = 0;
     for (int64_t o = 0; o < v.outer && !rc; o++) {
-        softmax_block(gd_f64(out) + o * block, gd_f64(x) + o * block, v.n, v.inner, is_log, tmp,
-                      tmp ? tmp + v.inner : NULL);
+        softmax_block(gd_f64(out) + o * block, gd_f64(x) + o * block, v.n, v.inner, is_log, tmp);
         rc = gd_kernel_tick(c, &since, block);
     }
     gd_arena_release(c->arena, tmp);
@@ -185,15 +256,15 @@ static int softmax_any_backward(gd_kctx *c, const gd_tensor *const *in, const gd
     din[0] = dx;
     if (!dx->n) return 0;
     axis_view v = view_around(&in[0]->shape, axis);
-    double *acc = NULL; /* [inner] */
-    if (v.inner > 1 && !(acc = gd_arena_buf(c->arena, (size_t)v.inner * 8, 0))) return gd_kernel_oom(c);
+    double *tmp = NULL; /* [5, inner] */
+    if (v.inner > 1 && !(tmp = gd_arena_buf(c->arena, (size_t)v.inner * 40, 0))) return gd_kernel_oom(c);
     int64_t block = v.n * v.inner, since = 0;
     for (int64_t o = 0; o < v.outer && !rc; o++) {
         softmax_block_backward(gd_f64(dx) + o * block, gd_f64(dout) + o * block, gd_f64(out) + o * block, v.n,
-                               v.inner, is_log, acc);
+                               v.inner, is_log, tmp);
         rc = gd_kernel_tick(c, &since, block);
     }
-    gd_arena_release(c->arena, acc);
+    gd_arena_release(c->arena, tmp);
     return rc;
 }
 
@@ -317,7 +388,7 @@ static int sce_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     int64_t since = 0;
     for (int64_t i = 0; i < N && !rc; i++) {
         const double *zr = z + i * C;
-        double m, ls = log(row_expsum(zr, C, NULL, &m));
+        double m, s = row_expsum(zr, C, NULL, &m), ls = log_expsum_x(zr, C, m, s);
         if (y) {
             total += (m - zr[y[i]]) + ls;
         } else {
@@ -348,7 +419,11 @@ static size_t sce_scratch(const gd_node *n, const gd_meta *in, const gd_meta *ou
  *   dlogits = g * (p * sum_c q_c - q), which is g * (p - onehot) for class
  *             indices and g * (p - q) for probabilities that sum to 1;
  *   dlabels = -g * log_softmax(z)  (float64 probabilities only; int64 labels
- *             never receive gradient). */
+ *             never receive gradient).
+ * At the row's maximum, where p may be 1 - 1e-9, p - 1 is taken as -t / s
+ * (t = s - 1, the other terms' sum) instead of subtracting nearly equal
+ * numbers (A8); a non-finite g or sum keeps the plain formula, whose
+ * infinities combine as in PyTorch. */
 static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
                         const int *want, gd_tensor **din) {
     (void)out;
@@ -371,20 +446,26 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
         const double *zr = z + i * C;
         double *d = dz ? gd_f64(dz) + i * C : NULL; /* exp(z - m), then scaled to g * p */
         double m, s = row_expsum(zr, C, d, &m);
+        int64_t jm = row_argmax(zr, C, 1, m);
         if (d) {
-            double gs = g / s;
+            double gs = g / s, t = 0; /* t: s - 1, the terms other than jm's 1 */
+            for (int64_t j = 0; j < C && jm >= 0; j++)
+                if (j != jm) t += d[j];
+            int stable = jm >= 0 && isfinite(g) && isfinite(t);
             if (y) {
                 for (int64_t j = 0; j < C; j++) d[j] *= gs;
-                d[y[i]] -= g;
+                if (stable && y[i] == jm) d[jm] = -gs * t; /* g * (p - 1) = -g * t / s */
+                else d[y[i]] -= g;
             } else {
                 const double *qr = q + i * C;
-                double qs = 0;
-                for (int64_t j = 0; j < C; j++) qs += qr[j];
+                double qs = 0, qrest = 0;
+                for (int64_t j = 0; j < C; j++) qs += qr[j], qrest += j != jm ? qr[j] : 0;
                 for (int64_t j = 0; j < C; j++) d[j] = d[j] * gs * qs - g * qr[j];
+                if (stable && isfinite(qs)) d[jm] = g * qrest - gs * t * qs; /* g * (p qs - q), p = 1 - t / s */
             }
         }
         if (dq) {
-            double *dl = gd_f64(dq) + i * C, ls = log(s);
+            double *dl = gd_f64(dq) + i * C, ls = log_expsum_x(zr, C, m, s);
             for (int64_t j = 0; j < C; j++) dl[j] = -g * ((zr[j] - m) - ls);
         }
         rc = gd_kernel_tick(c, &since, C);

@@ -107,6 +107,7 @@ struct red_ctx {
     double *y;         /* kept-shape result (forward) */
     const double *r;   /* kept-shape result, read-only (backward) */
     double *w;         /* kept-shape scratch: sums, tie counts, scales */
+    double *w2;        /* a second one (logsumexp: the terms below 1) */
     const double *g;   /* kept-shape cotangent */
     double *dx;        /* input-shape gradient */
     double scale;
@@ -154,16 +155,28 @@ static void chunked_run(void *vc, int64_t o, const int64_t *off, int64_t len, co
 EXTREME_RUN(max_run, >)
 EXTREME_RUN(min_run, <)
 
-/* w += exp(x - y): the shifted sums of logsumexp (y holds the shift). */
+/* The shifted sums of logsumexp (y holds the shift m): w counts the terms
+ * exp(x - m) that are exactly 1 (x == m), w2 adds up the others, so that
+ * log(w + w2) can be taken as log1p((w - 1) + w2) without rounding the small
+ * terms away against the 1. */
 static void expsum_run(red_ctx *c, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
     const double *x = c->x + o, *y = c->y + off[0];
-    double *w = c->w + off[0];
+    double *w = c->w + off[0], *w2 = c->w2 + off[0];
     if (inner[0] == 0) {
-        double s = 0, m = *y;
-        for (int64_t i = 0; i < len; i++) s += exp(x[i] - m);
-        *w += s;
+        double n1 = 0, s = 0, m = *y;
+        for (int64_t i = 0; i < len; i++) {
+            double e = exp(x[i] - m);
+            if (e == 1.0) n1 += 1;
+            else s += e;
+        }
+        *w += n1;
+        *w2 += s;
     } else {
-        for (int64_t i = 0; i < len; i++) w[i * inner[0]] += exp(x[i] - y[i * inner[0]]);
+        for (int64_t i = 0; i < len; i++) {
+            double e = exp(x[i] - y[i * inner[0]]);
+            if (e == 1.0) w[i * inner[0]] += 1;
+            else w2[i * inner[0]] += e;
+        }
     }
 }
 
@@ -273,18 +286,21 @@ static int min_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
 
 /* logsumexp = m + log(sum(exp(x - m))) with m the slice's maximum; m is taken
  * as 0 when it is not finite, so that all -inf (or empty) gives -inf rather
- * than NaN, +inf gives +inf and NaN stays NaN. Uses a kept-size scratch
- * buffer, released before returning. */
+ * than NaN, +inf gives +inf and NaN stays NaN. The sum is 1 (the maximum's
+ * term) plus the others t, and log1p(t) keeps the digits that log(1 + t)
+ * rounds away: logsumexp([0, -40]) is 4.2e-18, not 0 (A8: no needless
+ * cancellation). Uses two kept-size scratch buffers, released before
+ * returning. */
 static int logsumexp_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     gd_reduce r;
     int rc = reduce_geom(c->node, &in[0]->shape, &r, c->err);
     if (rc) return rc;
     if (!out->n) return 0;
     double *y = gd_f64(out);                                   /* kept shape */
-    double *w = gd_arena_buf(c->arena, (size_t)out->n * 8, 1); /* kept shape */
+    double *w = gd_arena_buf(c->arena, (size_t)out->n * 16, 1); /* [2, kept shape] */
     if (!w) return gd_kernel_oom(c);
     for (int64_t k = 0; k < out->n; k++) y[k] = -INFINITY;
-    red_ctx ctx = {.x = gd_f64(in[0]), .y = y, .w = w, .k = c};
+    red_ctx ctx = {.x = gd_f64(in[0]), .y = y, .w = w, .w2 = w + out->n, .k = c};
     rc = red_walk(&r, max_run, &ctx);
     if (!rc) {
         for (int64_t k = 0; k < out->n; k++)
@@ -292,7 +308,7 @@ static int logsumexp_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *
         rc = red_walk(&r, expsum_run, &ctx);
     }
     if (!rc)
-        for (int64_t k = 0; k < out->n; k++) y[k] += log(w[k]);
+        for (int64_t k = 0; k < out->n; k++) y[k] += w[k] > 0 ? log1p((w[k] - 1) + ctx.w2[k]) : log(ctx.w2[k]);
     gd_arena_release(c->arena, w);
     return rc;
 }

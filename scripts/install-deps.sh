@@ -24,6 +24,7 @@ PACKAGES=(
     nginx
     openssl
     pkg-config
+    python3-mpmath
     python3-numpy
     python3-torch
     python3-yaml

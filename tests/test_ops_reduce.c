@@ -106,6 +106,14 @@ static void expect_vals(const gd_tensor *t, const double *want, int64_t n) {
     }
 }
 
+/* Within rel of want (relative), element by element. */
+static void expect_rel(const char *what, const gd_tensor *t, const double *want, int64_t n, double rel) {
+    ck_assert_int_eq(t->n, n);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(gd_f64(t)[i] - want[i]) <= rel * fabs(want[i]), "%s element %lld: %.17g, expected %.17g",
+                      what, (long long)i, gd_f64(t)[i], want[i]);
+}
+
 static void expect_idx(const gd_tensor *t, const int64_t *want, int64_t n) {
     ck_assert_int_eq(t->dtype, GD_I64);
     ck_assert_int_eq(t->n, n);
@@ -463,6 +471,17 @@ START_TEST(test_logsumexp_stable) {
 
     x = gc_f64(A, "2", (double[]){INFINITY, 1});
     expect_vals(fwd(n, &x), (double[]){INFINITY}, 1);
+
+    /* a slice dominated by its maximum keeps the small terms (A8): log(1 + t)
+     * rounds logsumexp([0, -40]) to 0; the truth is log1p(e^-40) =
+     * 4.248354255291589e-18 (mpmath), also along a strided axis and tied */
+    x = gc_f64(A, "2", (double[]){0, -40});
+    expect_rel("logsumexp [0, -40]", fwd(n, &x), (double[]){4.248354255291589e-18}, 1, 1e-15);
+    x = gc_f64(A, "2,2", (double[]){-40, 0, 0, -40});
+    expect_rel("logsumexp axis 0", fwd(node_axis("logsumexp", 1, "0", -1), &x),
+               (double[]){4.248354255291589e-18, 4.248354255291589e-18}, 2, 1e-15);
+    x = gc_f64(A, "3", (double[]){-1e-300, -1e-300, -40});
+    expect_rel("logsumexp tied", fwd(n, &x), (double[]){0.6931471805599453}, 1, 1e-15);
 }
 END_TEST
 
@@ -640,6 +659,54 @@ START_TEST(test_softmax_values) {
     expect_shape(y, "0,3");
     vjp(n, &x, y, y, 1, din);
     expect_shape(din[0], "0,3");
+}
+END_TEST
+
+/* A slice dominated by its maximum (difftest seed 1201 case 24404): x =
+ * [-1.3498588075760032, -20.085536923187668] has p = [1 - 7.3e-9, 7.3e-9].
+ * log(s) for s = 1 + 7.3e-9 and dy - p * sum(dy) with dy of 1e15 lose 1e-8
+ * of relative precision; log1p of the other terms and the others' share
+ * keep every digit (A8). Expected values: mpmath at 400 bits from the exact
+ * x (tolerance 1e-13, the old rules were off by 1e-8). Both layouts: the
+ * slice contiguous (axis -1) and strided (axis 0 of [2, 2]). */
+START_TEST(test_softmax_dominated) {
+    static const double xv[2] = {-1.3498588075760032, -20.085536923187668}, dyv[2] = {-1.3237e15, 0.0299};
+    static const double ls_y[2] = {-7.297907897424058e-09, -18.735678122909572};
+    static const double ls_dx[2] = {-9660240.678470451, 9660240.678470451};
+    static const double sm_y[2] = {0.9999999927020922, 7.297907870794328e-09};
+    static const double sm_dx[2] = {-9660240.578070905, 9660240.578070905};
+    for (int strided = 0; strided < 2; strided++) {
+        /* strided: [[x0, 0], [x1, 0]] along axis 0, the first column checked */
+        gd_tensor *x = strided ? gc_f64(A, "2,2", (double[]){xv[0], 0, xv[1], 0}) : gc_f64(A, "2", xv);
+        gd_tensor *dy = strided ? gc_f64(A, "2,2", (double[]){dyv[0], 1, dyv[1], 1}) : gc_f64(A, "2", dyv), *din[1];
+        for (int is_log = 0; is_log < 2; is_log++) {
+            gd_node *n = node_axis(is_log ? "log_softmax" : "softmax", 1, strided ? "0" : "-1", -1);
+            gd_tensor *y = fwd(n, &x);
+            vjp(n, &x, y, dy, 1, din);
+            double got_y[2], got_dx[2];
+            for (int j = 0; j < 2; j++)
+                got_y[j] = gd_f64(y)[j * (1 + strided)], got_dx[j] = gd_f64(din[0])[j * (1 + strided)];
+            gd_tensor *ty = gc_f64(A, "2", got_y), *tdx = gc_f64(A, "2", got_dx);
+            expect_rel(is_log ? "log_softmax y" : "softmax y", ty, is_log ? ls_y : sm_y, 2, 1e-13);
+            expect_rel(is_log ? "log_softmax dx" : "softmax dx", tdx, is_log ? ls_dx : sm_dx, 2, 1e-13);
+            if (strided) /* the other column [0, 0]: p = 1/2 each */
+                expect_vals(gc_f64(A, "2", (double[]){gd_f64(din[0])[1], gd_f64(din[0])[3]}),
+                            (double[]){0, 0}, 2);
+        }
+    }
+    /* softmax_cross_entropy of the same row, label 0 (and probabilities
+     * [1, 0]), dout 3: loss -y0, dlogits 3 * (p - onehot), dlabels -3 * y */
+    gd_node *n = gc_node(A, "softmax_cross_entropy", 2);
+    gd_tensor *in[2] = {gc_f64(A, "1,2", xv), gc_i64(A, "1", (int64_t[]){0})}, *din[2];
+    static const double dz[2] = {-2.1893723612382982e-08, 2.1893723612382982e-08};
+    for (int probs = 0; probs < 2; probs++) {
+        if (probs) in[1] = gc_f64(A, "1,2", (double[]){1, 0});
+        gd_tensor *y = fwd(n, in);
+        expect_rel("sce loss", y, (double[]){7.297907897424058e-09}, 1, 1e-13);
+        vjp(n, in, y, gc_f64(A, "", (double[]){3}), probs ? 3 : 1, din);
+        expect_rel("sce dlogits", din[0], dz, 2, 1e-13);
+        if (probs) expect_rel("sce dlabels", din[1], (double[]){2.189372369227217e-08, 56.20703436872872}, 2, 1e-13);
+    }
 }
 END_TEST
 
@@ -1049,6 +1116,7 @@ Suite *suite_ops_reduce(void) {
     tcase_add_loop_test(nn, test_softmax_gradcheck, 0, N_SM_CASES * 2);
     tcase_add_test(nn, test_softmax_values);
     tcase_add_test(nn, test_softmax_errors);
+    tcase_add_test(nn, test_softmax_dominated);
     tcase_add_test(nn, test_sce_gradcheck);
     tcase_add_test(nn, test_sce_values);
     tcase_add_test(nn, test_sce_backward_values);

@@ -723,6 +723,38 @@ START_TEST(test_matmul_extreme_and_zero_cotangent) {
 }
 END_TEST
 
+/* Products that overflow float64 do not decide a result (A8; difftest seed
+ * 1201 case 120954, where BLAS gave -inf for a true +2.5e615 and PyTorch
+ * NaN): a non-finite element is recomputed without overflow. Expected values
+ * by exact arithmetic (Python's fractions). */
+START_TEST(test_matmul_overflowing_products) {
+    gd_node *n = gc_node(A, "matmul", 2);
+    int want[] = {1, 1};
+    gd_tensor *din[2];
+    /* -3e308 + 2.5e615 - 1e600: +inf whatever order the products come in */
+    gd_tensor *f[] = {gc_f64(A, "1,3", (double[]){1e308, 5e307, 2e300}),
+                      gc_f64(A, "3,1", (double[]){-3, 5e307, -5e299})};
+    expect_f64(run(n, f), "1,1", (double[]){INFINITY});
+    /* 1e400 - 1e400 + 1 is 1, not inf - inf; likewise each gradient */
+    gd_tensor *c[] = {gc_f64(A, "3", (double[]){1e200, 1e200, 1}), gc_f64(A, "3", (double[]){1e200, -1e200, 1})};
+    gd_tensor *o = run(n, c);
+    expect_f64(o, "", (double[]){1});
+    gd_tensor *x[] = {gc_f64(A, "1,2", (double[]){1e200, 1e200}), gc_f64(A, "2,2,1", (double[]){1e200, 1, -1e200, 1})};
+    o = run(n, x);
+    expect_f64(o, "2,1,1", (double[]){INFINITY, -INFINITY});
+    /* da [1, 2] sums both batches: 1e200 * 1e200 + 1e200 * -1e200 = 0, and 2e200;
+     * db [2, 2, 1]: a^T @ g per batch, 1e400 everywhere */
+    backward(n, x, o, gc_f64(A, "2,1,1", (double[]){1e200, 1e200}), want, din);
+    expect_f64(din[0], "1,2", (double[]){0, 2e200});
+    expect_f64(din[1], "2,2,1", (double[]){INFINITY, INFINITY, INFINITY, INFINITY});
+    /* a NaN operand still gives NaN, and only where it is read */
+    gd_tensor *q[] = {gc_f64(A, "2,2", (double[]){NAN, 1, 1e300, 1e300}), gc_f64(A, "2,1", (double[]){1e300, -1e300})};
+    o = run(n, q);
+    ck_assert(isnan(gd_f64(o)[0]));
+    ck_assert(gd_f64(o)[1] == 0);
+}
+END_TEST
+
 /* slice and gather scatter: the elements they did not select get exactly 0
  * whatever the cotangent holds, the selected ones get it as is (PyTorch
  * 1.13.1: x[1:].backward([inf, nan]) on x = [1, 2, 3] -> [0., inf, nan]). */
@@ -1081,6 +1113,7 @@ Suite *suite_ops_shape(void) {
     tcase_add_test(lt, test_matmul_forward);
     tcase_add_test(lt, test_matmul_empty);
     tcase_add_test(lt, test_matmul_extreme_and_zero_cotangent);
+    tcase_add_test(lt, test_matmul_overflowing_products);
     tcase_add_test(lt, test_scatter_selects_exact_zeros);
     tcase_add_test(lt, test_matmul_errors);
     tcase_add_test(lt, test_matmul_chunked);

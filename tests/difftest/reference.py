@@ -1069,6 +1069,8 @@ class Graph:
                 t = t.detach()
         else:
             t = apply_op(op, a, xs, self.flags)
+        if "positive_zero" in self.flags and t.dtype == F64:
+            t = t + 0.0  # -0 becomes +0, nothing else changes (the signed_zero class)
         if t.dtype == F64:
             # every node is a point of its own for a `wrt` on it: its gradient is its
             # cotangent, even where nothing flows further up (stop_gradient, round, ...)
