@@ -80,7 +80,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 # -timeout: one input may take this long (the harness's deadline is 250 ms,
 # decoding is outside it); -rss_limit_mb: the arena is at most 16 MiB, the
 # parsed JSON of a 64 KiB input a few MiB.
-echo "fuzz.sh: fuzzing for ${SECONDS_}s over $SRCDIR/tests/fuzz/corpus (new inputs: $FUZZDIR/corpus)"
+# The regression inputs seed it too (the big requests among them).
+echo "fuzz.sh: fuzzing for ${SECONDS_}s over $SRCDIR/tests/fuzz/{corpus,regressions} (new inputs: $FUZZDIR/corpus)"
 set +e
 # shellcheck disable=SC2086 # FUZZ_ARGS is a list of options
 "$FUZZDIR/fuzz_request" \
@@ -88,7 +89,7 @@ set +e
     -dict="$SRCDIR/tests/fuzz/gradd.dict" \
     -artifact_prefix="$FUZZDIR/findings/" -print_final_stats=1 \
     ${FUZZ_ARGS:-} \
-    "$FUZZDIR/corpus" "$SRCDIR/tests/fuzz/corpus"
+    "$FUZZDIR/corpus" "$SRCDIR/tests/fuzz/corpus" "$SRCDIR/tests/fuzz/regressions"
 rc=$?
 set -e
 if [ "$rc" -ne 0 ]; then
