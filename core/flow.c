@@ -2,6 +2,8 @@
  * flow.h). Every function is one linear pass; nothing allocates. */
 #include "core/flow.h"
 
+#include <limits.h>
+
 const char *gd_block_reason_name(gd_block_reason r) {
     static const char *const names[] = {
 #define GD__BLOCK_NAME(name, wire) wire,
@@ -12,9 +14,16 @@ const char *gd_block_reason_name(gd_block_reason r) {
     return names[r];
 }
 
+/* Bit i of the row's nograd_inputs. Inputs past the mask's width (concat
+ * takes any number) are never named by it: shifting by them would be
+ * undefined, and on x86 would read bit i % 32 instead. */
+static int nograd_input(const gd_op_def *op, int i) {
+    return i >= 0 && i < (int)(sizeof op->nograd_inputs * CHAR_BIT) && ((op->nograd_inputs >> i) & 1u);
+}
+
 gd_block_reason gd_flow_input_block(const gd_op_def *op, int i) {
     if (op->flags & GD_OPF_STOP) return GD_BLOCK_STOP_GRADIENT;
-    if (!op->differentiable || ((op->nograd_inputs >> i) & 1u)) return GD_BLOCK_NON_DIFFERENTIABLE;
+    if (!op->differentiable || nograd_input(op, i)) return GD_BLOCK_NON_DIFFERENTIABLE;
     return GD_BLOCK_NONE;
 }
 
@@ -36,7 +45,7 @@ int gd_flow_made_int(const gd_graph *g, int v, const unsigned char *prefer) {
         int pick = -1, pick_pref = -1;
         for (int i = 0; i < nd->n_in; i++) {
             int u = nd->in[i];
-            if (g->nodes[u].meta.dtype != GD_I64 || ((nd->op->nograd_inputs >> i) & 1u)) continue;
+            if (g->nodes[u].meta.dtype != GD_I64 || nograd_input(nd->op, i)) continue;
             if (pick < 0) pick = u;
             if (prefer && prefer[u] && pick_pref < 0) pick_pref = u;
         }

@@ -128,7 +128,8 @@ typedef struct gd_op_def {
     const gd_attr_spec *attrs;
     int n_attrs;
     int differentiable;          /* 0: no input ever passes gradient */
-    unsigned nograd_inputs;      /* bit i: input i passes no gradient (where's cond, gather's indices) */
+    unsigned nograd_inputs;      /* bit i: input i passes no gradient (where's cond, gather's indices);
+                                  * read through gd_flow_input_block only (inputs past 31 are never named) */
     unsigned flags;              /* GD_OPF_* */
     gd_zero_cause zero_cause;    /* GD_ZERO_VALUE or GD_ZERO_MASK */
     const char *doc;

@@ -47,6 +47,13 @@ PACKAGES+=(
     wrk
 )
 
+# make fuzz (scripts/test.sh's fuzzing step): clang with libFuzzer's runtime
+# (libclang_rt.fuzzer, in libclang-rt-14-dev on Debian 12).
+PACKAGES+=(
+    clang
+    libclang-rt-14-dev
+)
+
 # tests/readme_examples.py runs the documentation's JavaScript client
 # (examples/js/grad.mjs) with node; under CI a missing node fails make check.
 PACKAGES+=(

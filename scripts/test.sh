@@ -10,6 +10,11 @@
 #      deployment checks, the scale-out test, the soak and make distcheck from it
 #   4. ASan/UBSan build + make check        in build-asan/
 #      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
+#      fuzzing: `make fuzz FUZZ_SECONDS=120` (libFuzzer, clang, in
+#      build/fuzz-build/) over the committed corpus tests/fuzz/corpus/, and
+#      tests/http_fuzz.py for 60 s against build-asan/gradd (mutated
+#      request lines, headers and framing over raw sockets); any finding
+#      (crash, sanitizer report, hang, malformed status line) fails
 #   5. coverage build + make check + gcovr  in build-cov/  (reports over
 #      core/: build-cov/coverage.txt, plus build-cov/coverage.json)
 #   6. tests/check_backward_coverage.sh (coverage.json joined with the op
@@ -159,6 +164,24 @@ fresh_build build-tsan CFLAGS="$TSAN_CFLAGS" LDFLAGS="$TSAN_LDFLAGS"
         exit 1
     fi
     tail -n 3 tests/test_http.log
+)
+
+step "4c/6 fuzzing: the in-process libFuzzer harness, 120 s (build/fuzz-build/)"
+# tests/fuzz/fuzz_request.c (decode -> run -> encode -> free, plain and
+# binary framing) built with clang -fsanitize=fuzzer,address,undefined, run
+# over the committed corpus; a finding leaves its input in
+# build/fuzz-build/findings/ and fails. Commit it, fixed, under
+# tests/fuzz/regressions/ (make check replays them).
+(cd "$ROOT/build" && make fuzz FUZZ_SECONDS=120)
+
+step "4d/6 HTTP fuzzing: raw-socket mutations against build-asan/gradd, 60 s"
+# Asserts only no crash, no sanitizer report, no hang (each connection
+# answered or closed in time), well-formed status lines and /healthz 200.
+(
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1
+    use_time_scale "$ASAN_SCALE"
+    python3 "$ROOT/tests/http_fuzz.py" "$ROOT/build-asan/gradd" --seconds 60
 )
 
 if [ "$QUICK" -eq 1 ]; then

@@ -27,8 +27,12 @@ static int split(char *buf, const char *csv, const char **out, int max) {
 
 gd_attrs *tb_node(tb *t, const char *name, const char *op, const char *inputs) {
     char buf[512];
-    const char *ins[16];
-    int n = split(buf, inputs, ins, 16);
+    const char *ins[64];
+    ck_assert_msg(!inputs || strlen(inputs) < sizeof buf, "tb_node %s: inputs too long", name);
+    int n = split(buf, inputs, ins, 64);
+    int commas = 0;
+    for (const char *p = inputs; p && *p; p++) commas += *p == ',';
+    ck_assert_msg(n == 0 || n == commas + 1, "tb_node %s: more than 64 inputs", name);
     gd_node *nd = gd_graph_add(t->g, name, op, ins, n, &t->err);
     ck_assert_msg(nd != NULL, "tb_node %s: %s", name, t->err.message);
     return &nd->attrs;

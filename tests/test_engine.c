@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/flow.h"
 #include "tbuild.h"
 #include "gradcheck.h"
 #include "tests.h"
@@ -537,6 +538,33 @@ START_TEST(untaken_branch_nested_conds) {
 }
 END_TEST
 
+/* Fuzzer finding (tests/fuzz/regressions/issue9-row13-concat-many-inputs):
+ * the flow rule read bit i of a row's nograd_inputs for every input i, an
+ * undefined shift from i = 32 (concat takes any number of inputs) that x86
+ * reads as bit i % 32. A row whose input 0 passes no gradient must still
+ * pass it through inputs 32 and 33; volatile keeps the index a runtime one. */
+START_TEST(flow_rule_past_32_inputs) {
+    gd_op_def row = {.name = "synthetic", .differentiable = 1, .nograd_inputs = 1u << 0};
+    volatile int i0 = 0, i32 = 32, i33 = 33;
+    ck_assert_int_eq(gd_flow_input_block(&row, i0), GD_BLOCK_NON_DIFFERENTIABLE);
+    ck_assert_int_eq(gd_flow_input_block(&row, i32), GD_BLOCK_NONE);
+    ck_assert_int_eq(gd_flow_input_block(&row, i33), GD_BLOCK_NONE);
+
+    /* And a whole run: 40 copies of x concatenated, summed: dx = 40. */
+    char ins[2 * 40];
+    for (int k = 0; k < 40; k++) ins[2 * k] = 'x', ins[2 * k + 1] = k < 39 ? ',' : '\0';
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "c", "concat", ins);
+    tb_node(&t, "s", "sum", "c");
+    tb_f64(&t, "x", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "s", NULL, NULL), 0);
+    for (int k = 0; k < 3; k++) ck_assert_double_eq(gd_f64(tb_grad(&t, "x"))[k], 40);
+    tb_free(&t);
+}
+END_TEST
+
 Suite *suite_engine(void) {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("sweeps");
@@ -559,6 +587,7 @@ Suite *suite_engine(void) {
     tcase_add_test(tc, untaken_branch_errors_never_fire);
     tcase_add_test(tc, untaken_branch_shape_mismatch);
     tcase_add_test(tc, untaken_branch_nested_conds);
+    tcase_add_test(tc, flow_rule_past_32_inputs);
     suite_add_tcase(s, tc);
     return s;
 }
