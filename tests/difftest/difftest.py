@@ -50,8 +50,13 @@ run with one class's flag is counted under that class and tolerated. The toleran
     and where float64 limits both (products that overflow, subnormal intermediates, the order of
     a sum that cancels, log(1 + 1e-9)), agreeing with PyTorch's rounding is not the contract;
     being as right as float64 allows is. NaN, or an infinity where the truth is finite, is never
-    accepted by (b)-(d); everything but float64 elements (status, names, nulls, shapes, dtypes,
-    int64 elements) must agree as usual;
+    accepted by (b)-(d); or (e) the reference's element is NaN, gradd's an infinity, and an
+    operand of the rule that made it holds a finite value beyond float64's range in the exact
+    run (an upstream overflow: both sides computed from an infinity the truth does not have;
+    an overflow born in the rule itself does not count, see overflowed_operand). A target
+    exact.py cannot evaluate leaves out only that target and the gradients of what it depends
+    on. Everything but float64 elements (status, names, nulls, shapes, dtypes, int64 elements)
+    must agree as usual;
   - near_tie: an argmax/argmin slice whose values at gradd's and the reference's indices are
     equal to within RTOL in the reference's run (rounding picked the maximum); only that node's
     fetched values may differ. Delete a class's line once its fix
@@ -482,6 +487,24 @@ def _perturbed(req, rng):
 PERTURBED_RUNS = 4
 
 
+def overflowed_operand(req, truth, key, name, x, y):
+    """(e) of float64_limit: the reference's element is NaN and gradd's an infinity, and an
+    operand of the rule that made the element (for a value, the node's inputs; for a gradient,
+    the other inputs of the nodes that consume it) holds, in the exact run, a finite value
+    beyond float64's range: both sides computed from an infinity that an upstream overflow
+    left there, the reference's sum lost it as inf - inf, gradd's kept the IEEE result on its
+    operands. An overflow born in the rule itself (a product of two finite operands) is not
+    this: the rule must then get it right (A8)."""
+    if not (math.isnan(x) and math.isinf(y)):
+        return False
+    nodes = req["graph"]["nodes"]
+    if key == "gradients":
+        operands = {i for n in nodes if name in n.get("inputs", []) for i in n["inputs"] if i != name}
+    else:
+        operands = set(next(n for n in nodes if n["name"] == name).get("inputs", []))
+    return any(("beyond", o) in truth for o in operands)
+
+
 def float64_limit(case, ans):
     """Arbitration by the true answer: every element where gradd and the reference disagree is
     recomputed exactly (exact.py: mpmath, no rounding, overflow or underflow between the float64
@@ -548,7 +571,8 @@ def float64_limit(case, ans):
                 mag = truth.get(("magnitude", name)) if key == "gradients" else None
                 cancel = CANCEL * (mag[1][i] if mag is not None else 1.0 if key != "gradients" else 0.0)
                 if not (close(exact.to_float(tv), y) or (dg != exact.INF and dg <= exact.distance(x, tv))
-                        or dg <= cancel or (dg != exact.INF and dg <= reference_spread(key, name, i, tv))):
+                        or dg <= cancel or (dg != exact.INF and dg <= reference_spread(key, name, i, tv))
+                        or overflowed_operand(req, truth, key, name, x, y)):
                     return False
                 arbitrated = True
     return arbitrated

@@ -15,6 +15,7 @@ Unsupported, and the arbitration then does not apply.
 Standard library + mpmath (a dependency of python3-torch's sympy) only.
 """
 import math
+import sys
 
 import mpmath
 from mpmath import mpf
@@ -102,12 +103,14 @@ def sub(a, b):
 
 def _exp(x):
     """exp, with arguments below -1e5 taken as 0 (e**-1e5 is 10**-43429, below anything float64
-    can tell apart; mpmath would work hard on e**-1e300); above 1e5: Unsupported."""
+    can tell apart; mpmath would work hard on e**-1e300). Large arguments are exact: e**1e308 is
+    a number whose binary exponent mpmath holds as an integer (about 20 ms); beyond 1e330, which
+    no float64 input reaches in one step, Unsupported."""
     if isnan(x) or x == INF:
         return x
     if x < -100000:
         return mpf(0)
-    if x > 100000:
+    if x > mpf("1e330"):
         raise Unsupported("exp of a huge argument")
     return mpmath.exp(x)
 
@@ -695,18 +698,45 @@ def truth(req, decode):
         raise Unsupported(repr(e))
 
 
+def _partial(ex, name):
+    """ex.eval(name), or None when exact.py cannot speak for that node (the rest still can)."""
+    try:
+        return ex.eval(name)
+    except Unsupported:
+        return None
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, RecursionError):
+        return None
+
+
 def _truth(req, decode):
+    """Each target, fetch and gradient exact.py can compute: a target it cannot evaluate (an op
+    it does not know, say) leaves out that target and every gradient of a node it depends on,
+    not the whole request (so the minimizer cannot keep an unrelated node only to silence the
+    arbitration)."""
     with mpmath.workprec(PREC):
         ex = Exact(req, decode)
         targets = req["target"] if isinstance(req["target"], list) else [req["target"]]
-        out = {}
+        out, unknown = {}, []
         for t in targets:
-            out[("target", t)] = ex.eval(t)
+            r = _partial(ex, t)
+            if r is None:
+                unknown.append(t)
+            else:
+                out[("target", t)] = r
         for f in req.get("fetch", []):
-            out[("values", f)] = ex.eval(f)
+            r = _partial(ex, f)
+            if r is not None:
+                out[("values", f)] = r
+        tainted, stack = set(), list(unknown)  # what the unknown targets depend on
+        while stack:
+            n = stack.pop()
+            if n not in tainted:
+                tainted.add(n)
+                stack.extend(ex.nodes[n].get("inputs", []))
+        targets = [t for t in targets if t not in unknown]
         tg = req.get("target_grad")
         if tg is not None and not isinstance(req["target"], list):
-            tg = {targets[0]: tg}
+            tg = {targets[0]: tg} if targets else {}
         seeds = {}
         for t in targets:
             s, v = out[("target", t)]
@@ -715,10 +745,16 @@ def _truth(req, decode):
             else:
                 seeds[t] = [mpf(1)] * len(v)
         wrt = req.get("wrt") or [n for n in ex.order if ex.nodes[n]["op"] == "variable"]
-        wrt = [w for w in wrt if w in ex.val]
+        wrt = [w for w in wrt if w in ex.val and w not in tainted]
         for w, g in ex.gradients(seeds, wrt).items():
             if g is not None:
                 out[("gradients", w)] = (ex.val[w][0], g)
+        # the nodes holding a finite value beyond float64's range: float64 arithmetic (gradd's
+        # and PyTorch's alike) holds an infinity there, and what is computed from it is lost
+        big = mpf(sys.float_info.max)
+        for n in ex.order:
+            if any(isinstance(v, mpf) and mpmath.isfinite(v) and abs(v) > big for v in ex.val[n][1]):
+                out[("beyond", n)] = True
         # the same sweep with every product and difference taken in absolute value: the size
         # of the terms that make each gradient element, so that a cancellation between them
         # can be told from an error (the cancellation slack of difftest.py, per element)
