@@ -185,7 +185,10 @@ static double mm_element(const mm_ops *o, mm_kind kind, int64_t blk, int64_t x, 
     long double s = 0;
     for (int64_t t = kind == MM_OUT ? blk : 0; t < (kind == MM_OUT ? blk + 1 : g->nbatch); t++) {
         if ((kind == MM_DA && o->ao[t] != blk) || (kind == MM_DB && o->bo[t] != blk)) continue;
-        const double *a = o->A + o->ao[t] * M * K, *b = o->B + o->bo[t] * K * N, *d = o->G + t * M * N;
+        /* A kind reads two of the three: the third may be NULL, and no offset
+         * may be applied to a null pointer (fuzzer finding, UBSan). */
+        const double *a = o->A ? o->A + o->ao[t] * M * K : NULL, *b = o->B ? o->B + o->bo[t] * K * N : NULL,
+                     *d = o->G ? o->G + t * M * N : NULL;
         int64_t len = kind == MM_OUT ? K : kind == MM_DA ? N : M;
         for (int64_t r = 0; r < len; r++) {
             long double p = kind == MM_OUT ? (long double)a[x * K + r] * b[r * N + y]
