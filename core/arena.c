@@ -16,6 +16,10 @@
  * owner (a worker) and are bounded by the cache's own maximum. */
 #include "core/arena.h"
 
+#include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -121,6 +125,18 @@ void gd_bufcache_free(gd_bufcache *c) {
 size_t gd_bufcache_bytes(const gd_bufcache *c) { return c->list.bytes; }
 
 void gd_bufcache_clear(gd_bufcache *c) { free_spares_from(&c->list, &c->list.head); }
+
+int gd_malloc_keep_warm(size_t trim_bytes) {
+#ifdef __GLIBC__
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (t && strstr(t, "glibc.malloc.")) return 0;
+    if (trim_bytes > INT_MAX) trim_bytes = INT_MAX;
+    return mallopt(M_MMAP_THRESHOLD, 1 << 20) && mallopt(M_TRIM_THRESHOLD, (int)trim_bytes);
+#else
+    (void)trim_bytes;
+    return 0;
+#endif
+}
 
 gd_arena *gd_arena_new_cached(size_t limit, gd_bufcache *cache) {
     gd_arena *a = calloc(1, sizeof *a);

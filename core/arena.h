@@ -43,6 +43,22 @@ size_t gd_bufcache_bytes(const gd_bufcache *c); /* bytes held now */
  * when its owner has been idle for a while. */
 void gd_bufcache_clear(gd_bufcache *c);
 
+/* Keep memory that requests free warm for the next ones (a process-wide
+ * malloc setting, for a server: call once before its threads start). By
+ * default glibc hands the top of a malloc arena back to the kernel whenever
+ * a free leaves more than its trim threshold (128 KiB at first) there: a
+ * request frees everything at its end, so each paid page faults for what it
+ * allocated and a madvise with a TLB shootdown on every CPU (42 % of gradd's
+ * CPU on a 100-node x 1k-element gradient: 11-13 ms per request, 3.4 ms
+ * warm). This fixes the trim threshold at trim_bytes, so small blocks stay
+ * in the process, and the mmap threshold at 1 MiB, so big blocks get their
+ * own mapping (big tensor buffers are recycled by a gd_bufcache, and an
+ * idle trim then returns them exactly; from a heap top malloc_trim cannot
+ * take them back in a thread's arena). Setting either also stops glibc from
+ * moving them. Skipped when the user set glibc's malloc tunables
+ * (GLIBC_TUNABLES) or without glibc. Returns 1 when it changed them. */
+int gd_malloc_keep_warm(size_t trim_bytes);
+
 /* n zeroed bytes aligned to 16, valid until gd_arena_free. NULL past the limit. */
 void *gd_arena_alloc(gd_arena *a, size_t n);
 /* Copy of s (NUL-terminated) in the arena. */

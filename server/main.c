@@ -28,12 +28,14 @@
 #include "server/http.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "core/arena.h"
 #include "core/cancel.h"
 #include "server/pool.h"
 #include "server/probe.h"
 
 #define FLUSH_MS 2000   /* at most this long for answered connections to close */
 #define HEALTHCHECK_TIMEOUT_MS 3000
+#define WARM_TRIM_BYTES (64u << 20) /* free memory a malloc arena keeps until idle (arena.h) */
 
 static int sig_pipe[2] = {-1, -1};
 
@@ -160,6 +162,7 @@ static int serve(const gd_config *cfg, const gd_tls *tls) {
         return 1;
     }
     openblas_set_num_threads(cfg->blas_threads);
+    gd_malloc_keep_warm(WARM_TRIM_BYTES);
     gd_metrics *m = gd_metrics_new();
     gd_pool *pool = m ? gd_pool_new(cfg->workers, cfg->queue) : NULL;
     gd_http *h = pool ? gd_http_start(cfg, tls, pool, m, msg, sizeof msg) : NULL;

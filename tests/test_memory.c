@@ -5,6 +5,10 @@
  * response buffer counted against it. The server side (RSS of a real gradd,
  * the idle trim) is in test_http.c. */
 #include <jansson.h>
+#include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +312,33 @@ START_TEST(response_buffer_counts_against_limit) {
 }
 END_TEST
 
+/* gd_malloc_keep_warm: after a burst of frees the process keeps the pages
+ * (glibc's default gives the top of the heap back at once, so the next
+ * request faults them in again). Only with glibc's own allocator: a
+ * sanitizer's replaces malloc and ignores mallopt. */
+START_TEST(malloc_stays_warm) {
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (t && strstr(t, "glibc.malloc.")) return;
+    ck_assert_int_eq(gd_malloc_keep_warm((size_t)64 << 20), 1);
+    enum { N = 256, SZ = 64 << 10 };
+    static char *blk[N];
+    size_t before = mallinfo2().arena;
+    for (int i = 0; i < N; i++) {
+        blk[i] = malloc(SZ);
+        ck_assert_ptr_nonnull(blk[i]);
+        memset(blk[i], i, SZ); /* touched, as a request's buffers are */
+    }
+    ck_assert_uint_ge(mallinfo2().arena, before + (size_t)N * SZ);
+    for (int i = N - 1; i >= 0; i--) free(blk[i]);
+    /* Still held for the next request (default glibc: back near `before`). */
+    ck_assert_uint_ge(mallinfo2().arena, before + (size_t)N * SZ);
+    malloc_trim(0); /* what the server does when idle */
+    ck_assert_uint_lt(mallinfo2().arena, before + (size_t)N * SZ / 2);
+#endif
+}
+END_TEST
+
 Suite *suite_memory(void) {
     Suite *s = suite_create("memory");
     TCase *tc = tcase_create("plan");
@@ -322,6 +353,7 @@ Suite *suite_memory(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, json_parse_counts_against_limit);
     tcase_add_test(tc, response_buffer_counts_against_limit);
+    tcase_add_test(tc, malloc_stays_warm);
     suite_add_tcase(s, tc);
     return s;
 }
