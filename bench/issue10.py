@@ -163,12 +163,22 @@ class Client:
     def post(self, path, body, headers=None):
         h = {"Content-Type": "application/json"}
         h.update(headers or {})
-        t0 = time.perf_counter()
-        self.c.request("POST", path, body=body, headers=h)
-        r = self.c.getresponse()
-        data = r.read()
-        t = time.perf_counter() - t0
-        return r.status, dict(r.getheaders()), data, t
+        for attempt in (0, 1):
+            try:
+                t0 = time.perf_counter()
+                self.c.request("POST", path, body=body, headers=h)
+                r = self.c.getresponse()
+                data = r.read()
+                t = time.perf_counter() - t0
+                return r.status, dict(r.getheaders()), data, t
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # gradd closes a kept-alive connection that waited longer than
+                # --header-timeout-ms (10 s) for its next request, as it may
+                # while the peer runs: a new connection, and the time again.
+                if attempt:
+                    raise
+                self.close()
+                self.connect()
 
     def close(self):
         self.c.close()
