@@ -144,7 +144,11 @@ def main():
                     statuses.add(st)
                     over.append(ms - d)
             over.sort()
-            ok = statuses == {504}
+            # As the docstring says: a family fails when it gets no 504 at all
+            # (or an answer that is neither 504 nor 200). A 200 alone is no
+            # failure: on a fast run the computation may finish within the
+            # longest deadline, and its overshoot is then negative.
+            ok = 504 in statuses and statuses <= {200, 504}
             med = over[len(over) // 2]
             print("%-14s %8s %10.1f %10.1f %10.1f%s" % (fam, ",".join(map(str, sorted(statuses))), over[0], med,
                                                     over[-1], "" if med <= a.target_ms else "  over target"))

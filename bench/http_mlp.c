@@ -19,8 +19,15 @@
  *
  * Not here: starting gradd (bench/http_bench.sh does), any server code.
  *
+ * The RESULT line's sent_to_last_ms is the server's time as the client sees
+ * it: from curl reporting the last request byte written to the socket to
+ * the last response byte read (gradd's log stops at the response queued,
+ * before it is sent). It includes gradd reading whatever of the body the
+ * loopback socket buffers still held at that point.
+ *
  *   http_mlp --url http://127.0.0.1:8080/v1/grad --format binary|b64
  *            [--min-time S] [--min-runs N] [--warmup N] [--seed N]
+ *            [--hidden W]   (hidden width, default 1024)
  */
 #include <curl/curl.h>
 #include <math.h>
@@ -34,36 +41,50 @@
 #include <sys/resource.h>
 #include <time.h>
 
-enum { B = 256, D_IN = 784, D_H = 1024, D_OUT = 10 };
+enum { B = 256, D_IN = 784, D_OUT = 10 };
+
+/* The hidden width (--hidden; bench_mlp.c's is 1024). */
+static int64_t D_H = 1024;
 
 /* Tensor ids, also the splitmix64 stream of each (as bench_mlp.c, torch_mlp.py). */
 enum { T_X, T_LABELS, T_W1, T_B1, T_W2, T_B2, T_W3, T_B3, T_COUNT };
 
 static const char *const tensor_name[T_COUNT] = {"x", "labels", "W1", "b1", "W2", "b2", "W3", "b3"};
-static const int64_t dims[T_COUNT][2] = {{B, D_IN}, {B, 0},   {D_IN, D_H}, {D_H, 0},
-                                         {D_H, D_H}, {D_H, 0}, {D_H, D_OUT}, {D_OUT, 0}};
+static int64_t dims[T_COUNT][2];
 
-/* The graph: leaves x, labels (inputs), W1..b3 (variables), then the layers. */
-static const char graph_json[] =
-    "{\"nodes\":["
-    "{\"name\":\"x\",\"op\":\"input\",\"shape\":[256,784]},"
-    "{\"name\":\"labels\",\"op\":\"input\",\"dtype\":\"int64\",\"shape\":[256]},"
-    "{\"name\":\"W1\",\"op\":\"variable\",\"shape\":[784,1024]},"
-    "{\"name\":\"b1\",\"op\":\"variable\",\"shape\":[1024]},"
-    "{\"name\":\"W2\",\"op\":\"variable\",\"shape\":[1024,1024]},"
-    "{\"name\":\"b2\",\"op\":\"variable\",\"shape\":[1024]},"
-    "{\"name\":\"W3\",\"op\":\"variable\",\"shape\":[1024,10]},"
-    "{\"name\":\"b3\",\"op\":\"variable\",\"shape\":[10]},"
-    "{\"name\":\"mm1\",\"op\":\"matmul\",\"inputs\":[\"x\",\"W1\"]},"
-    "{\"name\":\"z1\",\"op\":\"add\",\"inputs\":[\"mm1\",\"b1\"]},"
-    "{\"name\":\"h1\",\"op\":\"relu\",\"inputs\":[\"z1\"]},"
-    "{\"name\":\"mm2\",\"op\":\"matmul\",\"inputs\":[\"h1\",\"W2\"]},"
-    "{\"name\":\"z2\",\"op\":\"add\",\"inputs\":[\"mm2\",\"b2\"]},"
-    "{\"name\":\"h2\",\"op\":\"relu\",\"inputs\":[\"z2\"]},"
-    "{\"name\":\"mm3\",\"op\":\"matmul\",\"inputs\":[\"h2\",\"W3\"]},"
-    "{\"name\":\"logits\",\"op\":\"add\",\"inputs\":[\"mm3\",\"b3\"]},"
-    "{\"name\":\"loss\",\"op\":\"softmax_cross_entropy\",\"inputs\":[\"logits\",\"labels\"]}"
-    "]}";
+static void dims_set(void) {
+    const int64_t d[T_COUNT][2] = {{B, D_IN}, {B, 0},   {D_IN, D_H}, {D_H, 0},
+                                   {D_H, D_H}, {D_H, 0}, {D_H, D_OUT}, {D_OUT, 0}};
+    memcpy(dims, d, sizeof dims);
+}
+
+/* The graph: leaves x, labels (inputs), W1..b3 (variables), then the
+ * layers; written by graph_make for the hidden width D_H. */
+static char graph_json[2048];
+
+static void graph_make(void) {
+    snprintf(graph_json, sizeof graph_json,
+             "{\"nodes\":["
+             "{\"name\":\"x\",\"op\":\"input\",\"shape\":[256,784]},"
+             "{\"name\":\"labels\",\"op\":\"input\",\"dtype\":\"int64\",\"shape\":[256]},"
+             "{\"name\":\"W1\",\"op\":\"variable\",\"shape\":[784,%lld]},"
+             "{\"name\":\"b1\",\"op\":\"variable\",\"shape\":[%lld]},"
+             "{\"name\":\"W2\",\"op\":\"variable\",\"shape\":[%lld,%lld]},"
+             "{\"name\":\"b2\",\"op\":\"variable\",\"shape\":[%lld]},"
+             "{\"name\":\"W3\",\"op\":\"variable\",\"shape\":[%lld,10]},"
+             "{\"name\":\"b3\",\"op\":\"variable\",\"shape\":[10]},"
+             "{\"name\":\"mm1\",\"op\":\"matmul\",\"inputs\":[\"x\",\"W1\"]},"
+             "{\"name\":\"z1\",\"op\":\"add\",\"inputs\":[\"mm1\",\"b1\"]},"
+             "{\"name\":\"h1\",\"op\":\"relu\",\"inputs\":[\"z1\"]},"
+             "{\"name\":\"mm2\",\"op\":\"matmul\",\"inputs\":[\"h1\",\"W2\"]},"
+             "{\"name\":\"z2\",\"op\":\"add\",\"inputs\":[\"mm2\",\"b2\"]},"
+             "{\"name\":\"h2\",\"op\":\"relu\",\"inputs\":[\"z2\"]},"
+             "{\"name\":\"mm3\",\"op\":\"matmul\",\"inputs\":[\"h2\",\"W3\"]},"
+             "{\"name\":\"logits\",\"op\":\"add\",\"inputs\":[\"mm3\",\"b3\"]},"
+             "{\"name\":\"loss\",\"op\":\"softmax_cross_entropy\",\"inputs\":[\"logits\",\"labels\"]}"
+             "]}",
+             (long long)D_H, (long long)D_H, (long long)D_H, (long long)D_H, (long long)D_H, (long long)D_H);
+}
 
 enum { FMT_BINARY, FMT_B64 };
 
@@ -90,7 +111,7 @@ static uint64_t mix_at(uint64_t seed, int t, uint64_t i) {
  * uniform [0, 1), labels uniform in [0, 10), weights and biases uniform
  * +-1/sqrt(fan_in). Returns 0, or -1 when out of memory. */
 static int data_make(void *buf[T_COUNT], uint64_t seed) {
-    static const int fan_in[T_COUNT] = {0, 0, D_IN, D_IN, D_H, D_H, D_H, D_H};
+    const int64_t fan_in[T_COUNT] = {0, 0, D_IN, D_IN, D_H, D_H, D_H, D_H};
     for (int t = 0; t < T_COUNT; t++) {
         int64_t n = tensor_elems(t);
         if (!(buf[t] = malloc((size_t)n * 8))) return -1;
@@ -253,6 +274,8 @@ typedef struct response {
     size_t len, cap;
     long long json_len; /* Gradd-Json-Length, -1 when absent */
     double t_first;     /* when the status line arrived (now_s), 0 before */
+    double t_sent;      /* when curl reported the whole body uploaded (now_s), 0 before */
+    double t_last;      /* when the last piece of the body arrived (now_s) */
 } response;
 
 /* curl's write callback: appends the body to rs->data (grown here, kept
@@ -269,7 +292,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     }
     memcpy(rs->data + rs->len, p, k);
     rs->len += k;
+    rs->t_last = now_s();
     return k;
+}
+
+/* curl's progress callback, called after every socket read or write of the
+ * transfer: notes when the last request byte went to the socket. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+    response *rs = ud;
+    (void)dltotal, (void)dlnow;
+    if (rs->t_sent == 0 && ultotal > 0 && ulnow >= ultotal) rs->t_sent = now_s();
+    return 0;
 }
 
 /* curl's header callback: notes when the answer started and its
@@ -508,6 +541,7 @@ static double cpu_s(void) {
 typedef struct one_run {
     double total, encode, wire, decode, server_us, fwd_us, bwd_us;
     double download; /* seconds from the response's status line to its last byte */
+    double server;   /* seconds from the last request byte sent to the last response byte received */
 } one_run;
 
 /* One step: encode, POST, decode. Returns 0, -1 with a message printed. */
@@ -515,7 +549,7 @@ static int run_once(CURL *h, request *rq, response *rs, decoded *d, void *const 
     double t0 = now_s();
     if (request_encode(rq, buf)) return fprintf(stderr, "http_mlp: request buffer too small\n"), -1;
     double t1 = now_s();
-    rs->len = 0, rs->json_len = -1, rs->t_first = 0;
+    rs->len = 0, rs->json_len = -1, rs->t_first = 0, rs->t_sent = 0, rs->t_last = 0;
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
     CURLcode rc = curl_easy_perform(h);
@@ -532,6 +566,7 @@ static int run_once(CURL *h, request *rq, response *rs, decoded *d, void *const 
     o->total = t3 - t0, o->encode = t1 - t0, o->wire = t2 - t1, o->decode = t3 - t2;
     o->server_us = d->total_us, o->fwd_us = d->forward_us, o->bwd_us = d->backward_us;
     o->download = rs->t_first > 0 ? t2 - rs->t_first : 0;
+    o->server = rs->t_sent > 0 && rs->t_last > rs->t_sent ? rs->t_last - rs->t_sent : 0;
     return 0;
 }
 
@@ -544,7 +579,7 @@ static int measure(CURL *h, request *rq, response *rs, decoded *d, void *const b
     const char *fname = rq->format == FMT_BINARY ? "binary" : "b64";
     one_run o;
     int rc = 1, n = min_runs;
-    double *w = calloc((size_t)warmup, sizeof *w), *v[7] = {0};
+    double *w = calloc((size_t)warmup, sizeof *w), *v[8] = {0};
     if (!w) goto out;
     for (int i = 0; i < warmup; i++) {
         if (run_once(h, rq, rs, d, buf, &o)) goto out;
@@ -552,14 +587,15 @@ static int measure(CURL *h, request *rq, response *rs, decoded *d, void *const b
     }
     double est = median(w, warmup);
     if (est > 0 && (int)ceil(min_time / est) > n) n = (int)ceil(min_time / est);
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < 8; k++)
         if (!(v[k] = calloc((size_t)n, sizeof *v[k]))) goto out;
-    double *tot = v[0], *wire = v[1], *cli = v[2], *srv = v[3], *fwd = v[4], *bwd = v[5], *dl = v[6];
+    double *tot = v[0], *wire = v[1], *cli = v[2], *srv = v[3], *fwd = v[4], *bwd = v[5], *dl = v[6], *sv = v[7];
     double c0 = cpu_s(), lo = INFINITY, hi = 0;
     for (int i = 0; i < n; i++) {
         if (run_once(h, rq, rs, d, buf, &o)) goto out;
         tot[i] = o.total, wire[i] = o.wire, cli[i] = o.encode + o.decode;
         srv[i] = o.server_us, fwd[i] = o.fwd_us, bwd[i] = o.bwd_us, dl[i] = o.download;
+        sv[i] = o.server;
         if (o.total < lo) lo = o.total;
         if (o.total > hi) hi = o.total;
     }
@@ -578,26 +614,29 @@ static int measure(CURL *h, request *rq, response *rs, decoded *d, void *const b
     printf("\n");
     double med_tot = median(tot, n), med_wire = median(wire, n), med_cli = median(cli, n);
     double med_srv = 1e-3 * median(srv, n), med_fwd = 1e-3 * median(fwd, n), med_bwd = 1e-3 * median(bwd, n);
-    double med_dl = 1e3 * median(dl, n);
+    double med_dl = 1e3 * median(dl, n), med_sv = 1e3 * median(sv, n);
     printf("end to end: runs=%d median %.2f ms (min %.2f, max %.2f); wire (curl_easy_perform) %.2f ms, of which "
            "the response download (status line to last byte) %.2f ms; client encode+decode %.2f ms; client CPU "
-           "%.2f ms/request; gradd stats total %.2f ms (forward %.2f, backward %.2f)\n",
+           "%.2f ms/request; gradd stats total %.2f ms (forward %.2f, backward %.2f); last request byte sent to last "
+           "response byte received %.2f ms\n",
            n, 1e3 * med_tot, 1e3 * lo, 1e3 * hi, 1e3 * med_wire, med_dl, 1e3 * med_cli, 1e3 * cpu, med_srv,
-           med_fwd, med_bwd);
+           med_fwd, med_bwd, med_sv);
     printf("RESULT http format=%s e2e_ms=%.3f min_ms=%.3f max_ms=%.3f wire_ms=%.3f download_ms=%.3f client_ms=%.3f "
-           "client_cpu_ms=%.3f server_ms=%.3f fwd_ms=%.3f bwd_ms=%.3f runs=%d req_bytes=%zu resp_bytes=%zu\n",
+           "client_cpu_ms=%.3f server_ms=%.3f fwd_ms=%.3f bwd_ms=%.3f sent_to_last_ms=%.3f hidden=%lld runs=%d "
+           "req_bytes=%zu resp_bytes=%zu\n",
            fname, 1e3 * med_tot, 1e3 * lo, 1e3 * hi, 1e3 * med_wire, med_dl, 1e3 * med_cli, 1e3 * cpu, med_srv,
-           med_fwd, med_bwd, n, rq->len, rs->len);
+           med_fwd, med_bwd, med_sv, (long long)D_H, n, rq->len, rs->len);
     if (!finite) fprintf(stderr, "http_mlp: non-finite loss or gradient\n");
     else rc = 0;
 out:
     free(w);
-    for (int k = 0; k < 7; k++) free(v[k]);
+    for (int k = 0; k < 8; k++) free(v[k]);
     return rc;
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: http_mlp --url URL [--format binary|b64] [--min-time S] [--min-runs N] [--warmup N] [--seed N]\n");
+    fprintf(f, "usage: http_mlp --url URL [--format binary|b64] [--min-time S] [--min-runs N] [--warmup N] [--seed N]\n"
+               "                [--hidden W]\n");
 }
 
 int main(int argc, char **argv) {
@@ -616,12 +655,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--min-runs")) min_runs = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--hidden") && atoll(v) >= 1 && atoll(v) <= 65536) D_H = atoll(v);
         else return usage(stderr), 2;
         i++;
     }
     if (!url || min_runs < 1 || warmup < 1 || !(min_time >= 0)) return usage(stderr), 2;
 
     b64_init();
+    dims_set();
+    graph_make();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     void *buf[T_COUNT] = {0};
     double *grad[T_COUNT] = {0};
@@ -662,6 +704,9 @@ int main(int argc, char **argv) {
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &rs);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     decoded d = {.rs = &rs, .format = format};
     memcpy(d.grad, grad, sizeof grad);
     rc = measure(h, &rq, &rs, &d, buf, warmup, min_runs, min_time, url);

@@ -33,8 +33,17 @@ B, D_IN, D_H, D_OUT = 256, 784, 1024, 10
 T_X, T_LABELS, T_W1, T_B1, T_W2, T_B2, T_W3, T_B3 = range(8)
 NAMES = ["x", "labels", "W1", "b1", "W2", "b2", "W3", "b3"]
 
-FWD_FLOPS = 2.0 * B * (D_IN * D_H + D_H * D_H + D_H * D_OUT)
-BWD_FLOPS_EXEC = 2.0 * B * (D_IN * D_H + 2 * D_H * D_H + 2 * D_H * D_OUT)
+
+
+def set_hidden(h):
+    """The hidden width (--hidden; bench_mlp.c's is 1024) and the flop counts that follow from it."""
+    global D_H, FWD_FLOPS, BWD_FLOPS_EXEC
+    D_H = h
+    FWD_FLOPS = 2.0 * B * (D_IN * D_H + D_H * D_H + D_H * D_OUT)
+    BWD_FLOPS_EXEC = 2.0 * B * (D_IN * D_H + 2 * D_H * D_H + 2 * D_H * D_OUT)
+
+
+set_hidden(D_H)
 
 U64 = np.uint64
 
@@ -169,7 +178,9 @@ def main():
     ap.add_argument("--min-runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--hidden", type=int, default=1024, help="hidden width (default 1024, as bench_mlp.c)")
     a = ap.parse_args()
+    set_hidden(a.hidden)
 
     torch.set_num_threads(a.threads)
     x, labels, params = make_data(a.seed)
@@ -203,9 +214,9 @@ def main():
               % (os.path.basename(p), lib.openblas_get_config().decode(), lib.openblas_get_corename().decode(),
                  lib.openblas_get_num_threads()))
     print("threads: torch.get_num_threads() = %d (requested %d)" % (torch.get_num_threads(), a.threads))
-    print("flops: forward F = 2*B*(784*1024 + 1024*1024 + 1024*10) = %.4f GFLOP; step (nominal, used for GFLOP/s) "
+    print("flops: forward F = 2*B*(784*H + H*H + H*10), H = %d: %.4f GFLOP; step (nominal, used for GFLOP/s) "
           "= 3F = %.4f GFLOP; gemms really needed (no dx for layer 1) = %.4f GFLOP"
-          % (FWD_FLOPS * 1e-9, 3 * FWD_FLOPS * 1e-9, (FWD_FLOPS + BWD_FLOPS_EXEC) * 1e-9))
+          % (D_H, FWD_FLOPS * 1e-9, 3 * FWD_FLOPS * 1e-9, (FWD_FLOPS + BWD_FLOPS_EXEC) * 1e-9))
 
     ok = all(torch.isfinite(g).all().item() for g in grads) and abs(loss.item() - math.log(10)) < 0.25
     print("check: loss = %.6f (log 10 = %.6f), gradients finite %s: %s"
@@ -224,8 +235,8 @@ def main():
               % (what, n, 1e3 * med, 1e3 * lo, 1e3 * hi, fl / med * 1e-9))
     ratio = sp[0] / fw[0]
     print("ratio (forward+backward)/forward = %.3f" % ratio)
-    print("RESULT torch threads=%d fwd_ms=%.3f step_ms=%.3f ratio=%.3f gflops=%.2f fwd_gflops=%.2f runs=%d fwd_runs=%d"
-          % (a.threads, 1e3 * fw[0], 1e3 * sp[0], ratio, 3 * FWD_FLOPS / sp[0] * 1e-9, FWD_FLOPS / fw[0] * 1e-9,
+    print("RESULT torch hidden=%d threads=%d fwd_ms=%.3f step_ms=%.3f ratio=%.3f gflops=%.2f fwd_gflops=%.2f runs=%d fwd_runs=%d"
+          % (D_H, a.threads, 1e3 * fw[0], 1e3 * sp[0], ratio, 3 * FWD_FLOPS / sp[0] * 1e-9, FWD_FLOPS / fw[0] * 1e-9,
              sp[3], fw[3]))
     return 0
 

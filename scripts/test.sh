@@ -7,7 +7,9 @@
 #   1. installs the build dependencies      (scripts/install-deps.sh)
 #   2. regenerates the build system         (autoreconf -fi)
 #   3. plain build + make check             in build/
-#      deployment checks, the scale-out test, the soak and make distcheck from it
+#      make bench-smoke (every benchmark briefly, answers checked, no
+#      timing asserted), deployment checks, the scale-out test, the soak
+#      and make distcheck from it
 #   4. ASan/UBSan build + make check        in build-asan/
 #      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
 #      fuzzing: `make fuzz FUZZ_SECONDS=120` (libFuzzer, clang, in
@@ -120,6 +122,11 @@ fresh_build build
 make -j"$JOBS"
 use_time_scale "$PLAIN_SCALE"   # also for 3b's scale-out test
 run_check
+# Every benchmark briefly (bench/deadline_smoke.py, bench/issue10.py --smoke:
+# each row of issue 10's targets table at small sizes, against its peer:
+# wrk + bench/bare_mhd, PyTorch, bench/triad), each answer checked; no timing
+# is asserted. About a minute and a half.
+make -j"$JOBS" bench-smoke
 
 step "3b/6 deployment: offline checks, scale-out behind nginx, soak, make distcheck"
 # deploy_checks: nginx -t, systemd-analyze verify, deploy/k8s rendered
