@@ -169,7 +169,7 @@ static int decode_dtype_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, cons
     num->given = 1, num->v = dt;
     if (leaf) {
         n->has_dtype_decl = 1, n->dtype_decl = dt;
-        if (f32) n->transport_f32 = 1;
+        if (f32) c->g->st[n->index].transport_f32 = 1;
     }
     return 0;
 }
@@ -331,13 +331,14 @@ static int decode_const_value(dctx *c, json_t *nj, const char *base, gd_node *n)
     if (!jv || json_is_null(jv))
         return gd_errorf(c->err, GD_E_MISSING_VALUE, p.s, "Constant '%s' has no \"value\".", n->name);
     gd_jp_key(&p, "value");
-    gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
+    gd_nstate *st = &c->g->st[n->index];
+    gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, st->transport_f32};
     gd_tensor *t;
     int f32;
     int rc = gd_wire_decode(&c->wire, jv, &p, w, &t, &f32);
     if (rc) return rc;
-    gd_node_set_value(n, t, -1);
-    if (f32) n->transport_f32 = 1;
+    gd_graph_set_value(c->g, n->index, t, -1);
+    if (f32) st->transport_f32 = 1;
     return 0;
 }
 
@@ -442,14 +443,15 @@ static int decode_values(dctx *c, json_t *jv) {
             gd_error_suggest(c->err, closest_node(c, key, takes_values));
             return GD_E_UNKNOWN_NODE;
         }
-        gd_node *n = &c->g->nodes[k];
-        gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
+        const gd_node *n = &c->g->nodes[k];
+        gd_nstate *st = &c->g->st[k];
+        gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, st->transport_f32};
         gd_tensor *t;
         int f32;
         int rc = gd_cancel_check(c->lim ? c->lim->cancel : NULL, c->err);
         if (rc || (rc = gd_wire_decode(&c->wire, v, &p, w, &t, &f32))) return rc;
-        gd_node_set_value(n, t, ordinal++);
-        if (f32) n->transport_f32 = 1;
+        gd_graph_set_value(c->g, k, t, ordinal++);
+        if (f32) st->transport_f32 = 1;
     }
     return 0;
 }

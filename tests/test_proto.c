@@ -85,8 +85,13 @@ static gd_node *node(const char *name) {
     return &R.graph->nodes[k];
 }
 
+/* The request's state of a node: its value, meta and transport. */
+static gd_nstate *state(const char *name) {
+    return &R.graph->st[node(name)->index];
+}
+
 static gd_tensor *val(const char *name) {
-    gd_tensor *t = node(name)->value;
+    gd_tensor *t = state(name)->value;
     ck_assert_ptr_nonnull(t);
     return t;
 }
@@ -185,7 +190,7 @@ START_TEST(decode_number_and_nested) {
     ck_ok(dec_leaf("", "2.5"));
     ck_shape(val("x"), 0, NULL);
     ck_f64s(val("x"), (double[]){2.5}, 1);
-    ck_assert_int_eq(node("x")->transport_f32, 0);
+    ck_assert_int_eq(state("x")->transport_f32, 0);
 
     ck_ok(dec_leaf("", "[[1, 2.0], [3e0, -4]]"));
     ck_shape(val("x"), 2, (int64_t[]){2, 2});
@@ -234,7 +239,7 @@ START_TEST(decode_flat) {
     ck_i64s(val("x"), (int64_t[]){1, -2, 3}, 3);
     ck_ok(dec_leaf("", "{'shape': [2], 'dtype': 'float32', 'data': [0.1, 'Infinity']}"));
     ck_f64s(val("x"), (double[]){(double)0.1f, INFINITY}, 2);
-    ck_assert_int_eq(node("x")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 1);
     /* Beyond float32's range: infinity, as NumPy's astype(float32). */
     ck_ok(dec_leaf("", "{'shape': [2], 'dtype': 'float32', 'data': [1e39, -1e39]}"));
     ck_f64s(val("x"), (double[]){INFINITY, -INFINITY}, 2);
@@ -283,7 +288,7 @@ START_TEST(decode_b64) {
     body = gd_arena_printf(A, "{'shape': [5], 'dtype': 'float32', 'b64': '%s'}", t);
     ck_ok(dec_leaf("", body));
     ck_f64s(val("x"), (double[]){0.1f, -2.5f, 3.4028235e38f, 1e-45f, -0.0f}, 5);
-    ck_assert_int_eq(node("x")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 1);
     /* Padding is optional. */
     t[strlen(t) - 1] = '\0';
     body = gd_arena_printf(A, "{'shape': [5], 'dtype': 'float32', 'b64': '%s'}", t);
@@ -331,7 +336,7 @@ START_TEST(decode_declared_dtypes) {
     /* An untyped value takes its leaf's declared dtype. */
     ck_ok(dec_leaf(", 'dtype': 'float32'", "[0.1, 0.2]"));
     ck_f64s(val("x"), (double[]){0.1f, 0.2f}, 2);
-    ck_assert_int_eq(node("x")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 1);
     ck_ok(dec_leaf(", 'dtype': 'float32'", "0.1"));
     ck_f64s(val("x"), (double[]){0.1f}, 1);
     ck_ok(dec_leaf(", 'dtype': 'float64', 'shape': [2]", "{'shape': [2], 'dtype': 'float64', 'data': [0.1, 2]}"));
@@ -388,8 +393,8 @@ START_TEST(decode_binary) {
     ck_f64s(val("x"), d, 4);
     ck_i64s(val("k"), iv, 2);
     ck_f64s(val("h"), (double[]){0.1f, 0.5f, -3}, 3);
-    ck_assert_int_eq(node("h")->transport_f32, 1);
-    ck_assert_int_eq(node("x")->transport_f32, 0);
+    ck_assert_int_eq(state("h")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 0);
 
     /* Without a binary section, a reference is a structural error. */
     ck_err(dec_full(req, NULL, 0, GD_EP_GRAD, NULL), GD_E_INVALID_REQUEST, "$.values.x", "");
@@ -1185,10 +1190,10 @@ START_TEST(encode_binary_feeds_back) {
     gd_request r2;
     ck_ok(gd_decode_request(A, body, strlen(body), (const unsigned char *)bin.data, bin.len, GD_EP_GRAD, NULL, &r2,
                             &E));
-    const gd_tensor *a = r2.graph->nodes[0].value, *b = r2.graph->nodes[1].value;
+    const gd_tensor *a = r2.graph->st[0].value, *b = r2.graph->st[1].value;
     ck_f64s(a, gd_f64(res.grads[0]), 6);
     ck_f64s(b, (double[]){4.1f, 3.0f, -3.0f}, 3);
-    ck_assert_int_eq(r2.graph->nodes[1].transport_f32, 1);
+    ck_assert_int_eq(r2.graph->st[1].transport_f32, 1);
     json_decref(j);
     gd_buf_free(&out);
     gd_buf_free(&bin);
@@ -1667,7 +1672,7 @@ START_TEST(decode_int64_attributes) {
               " 'inputs': ['i'], 'depth': 9007199254740993}]}, 'values': {'i': {'shape': [0], 'data': []}},"
               " 'target': 's', 'wrt': []}"));
     ck_assert_int_eq(node("s")->attrs.depth.v[0], 9007199254740993);
-    ck_assert_int_eq(node("s")->meta.shape.dim[1], 9007199254740993);
+    ck_assert_int_eq(state("s")->meta.shape.dim[1], 9007199254740993);
     ck_err(dec("{'graph': {'nodes': [{'name': 'x', 'op': 'input', 'shape': [9223372036854775807]}]},"
                " 'values': {'x': [1]}, 'target': 'x'}"),
            GD_E_SHAPE_MISMATCH, "$.graph.nodes[0]", "");
