@@ -70,6 +70,7 @@ struct gd_arena {
     spare_list spare;            /* released big buffers of this arena */
     gd_bufcache *cache;          /* NULL, or the owner's cache */
     size_t live, peak, limit;    /* live and peak count buffers in use only */
+    int refused;                 /* a charge was refused at the limit */
 };
 
 static void push_spare(spare_list *l, buf_hdr *b) {
@@ -158,7 +159,7 @@ static int charge(gd_arena *a, size_t n) {
     if (a->limit && a->spare.bytes &&
         (a->live + a->spare.bytes > a->limit || n > a->limit - a->live - a->spare.bytes))
         free_spares_from(&a->spare, &a->spare.head);
-    if (a->limit && (n > a->limit || a->live > a->limit - n)) return -1;
+    if (a->limit && (n > a->limit || a->live > a->limit - n)) return a->refused = 1, -1;
     a->live += n;
     if (a->live > a->peak) a->peak = a->live;
     return 0;
@@ -273,3 +274,4 @@ void gd_arena_reset_peak(gd_arena *a) { a->peak = a->live; }
 size_t gd_arena_live(const gd_arena *a) { return a->live; }
 size_t gd_arena_peak(const gd_arena *a) { return a->peak; }
 size_t gd_arena_limit(const gd_arena *a) { return a->limit; }
+int gd_arena_refused(const gd_arena *a) { return a->refused; }

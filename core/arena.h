@@ -75,5 +75,6 @@ size_t gd_arena_small_cost(size_t n, size_t count);
 size_t gd_arena_live(const gd_arena *a);  /* bytes held now */
 size_t gd_arena_peak(const gd_arena *a);  /* most bytes held at once */
 size_t gd_arena_limit(const gd_arena *a);
+int gd_arena_refused(const gd_arena *a);  /* 1 once an allocation or charge was refused at the limit */
 
 #endif
