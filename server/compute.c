@@ -201,7 +201,7 @@ static void register_graph(const gd_compute_in *in, gd_cancel *cancel, const gd_
     gd_error err;
     gd_error_clear(&err);
     size_t limit = in->graphs ? gd_graphs_limit(in->graphs) : 0;
-    gd_arena *held = in->graphs ? gd_arena_new(limit) : NULL;
+    gd_arena *held = in->graphs ? gd_arena_new_small(limit) : NULL;
     if (!held) {
         if (in->body_done) in->body_done(in->body_done_arg);
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is out of memory; retry later.");
