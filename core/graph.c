@@ -23,7 +23,9 @@ gd_graph *gd_graph_instance(gd_arena *a, const gd_graph *held) {
     *g = *held;
     g->arena = a;
     g->cap = held->n;
-    g->st = gd_arena_alloc(a, sizeof(gd_nstate) * (size_t)(held->n + 1));
+    /* Copied whole, so not zeroed first: a tensor buffer (from the worker's
+     * warm cache when it has one), freed with the arena. */
+    g->st = gd_arena_buf(a, sizeof(gd_nstate) * (size_t)(held->n + 1), 0);
     if (!g->st) return NULL;
     memcpy(g->st, held->st, sizeof(gd_nstate) * (size_t)held->n);
     return g;
