@@ -455,7 +455,7 @@ static int precheck(gd_http *h, req *r) {
     int ok = r->rd->compute ? r->m == M_POST : (r->m == M_GET || r->m == M_HEAD || (r->m == M_DELETE && r->rd->prefix));
     if (!ok) {
         gd_reply_errorf(&r->reply, GD_E_METHOD_NOT_ALLOWED, NULL, "%s is not allowed on %s; allowed: %s.", r->method,
-                        r->rd->path, r->rd->allow);
+                        r->rd->prefix ? r->path : r->rd->path, r->rd->allow);
         r->reply.allow = r->rd->allow;
         return 1;
     }
