@@ -66,8 +66,7 @@ gd_held *gd_held_new(gd_arena *a, const gd_graph *g, const char *canon, size_t c
     return h;
 }
 
-/* The bucket of an id: a well-formed id's hex digits after "sha256:"; any
- * other string by a plain hash (it is looked up, never found). */
+/* The bucket of an id (or of any string asked for: FNV-1a over it all). */
 static gd_held **bucket_of(gd_graphs *c, const char *id) {
     unsigned h = 2166136261u;
     for (const char *s = id; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;

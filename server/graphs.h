@@ -7,7 +7,8 @@
  * reference until it is answered, so a DELETE or an eviction meanwhile only
  * unlists it, and the last release frees it. Every function is
  * thread-safe (one mutex; nothing slow runs under it). Knows core's graph
- * and arena and GnuTLS's SHA-256; nothing of JSON or HTTP. */
+ * and arena, GnuTLS's SHA-256 and the metrics' gauge record; nothing of
+ * JSON or HTTP. */
 #ifndef GD_SERVER_GRAPHS_H
 #define GD_SERVER_GRAPHS_H
 
@@ -16,6 +17,7 @@
 
 #include "core/arena.h"
 #include "core/graph.h"
+#include "server/metrics.h" /* gd_graphs_stats */
 
 #define GD_GRAPH_ID_LEN 71 /* "sha256:" + 64 lowercase hex digits */
 
@@ -33,11 +35,6 @@ typedef struct gd_held {
 } gd_held;
 
 typedef struct gd_graphs gd_graphs;
-
-/* Counters and gauges for /metrics. */
-typedef struct gd_graphs_stats {
-    int64_t held, bytes, hits, misses;
-} gd_graphs_stats;
 
 /* An empty cache of at most max_bytes. NULL when out of memory. */
 gd_graphs *gd_graphs_new(size_t max_bytes);

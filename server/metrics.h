@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #include "core/buf.h"
-#include "server/graphs.h"
 
 /* The route label: each served path, and "other" for everything else. */
 typedef enum gd_route {
@@ -46,6 +45,12 @@ typedef enum gd_reject {
 } gd_reject;
 
 typedef struct gd_metrics gd_metrics;
+
+/* The registered graphs' gauges and counters, read from their owner
+ * (server/graphs.h) at render time. */
+typedef struct gd_graphs_stats {
+    int64_t held, bytes, hits, misses;
+} gd_graphs_stats;
 
 /* A zeroed set of counters; NULL when out of memory. gd_metrics_free. */
 gd_metrics *gd_metrics_new(void);
