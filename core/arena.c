@@ -74,6 +74,8 @@ struct gd_arena {
     spare_list spare;            /* released big buffers of this arena */
     gd_bufcache *cache;          /* NULL, or the owner's cache */
     size_t live, peak, limit;    /* live and peak count buffers in use only */
+    int refused;                 /* a charge was refused at the limit */
+    size_t next_chunk;           /* 0: CHUNK_MIN; else the next small chunk's size, doubling to CHUNK_MIN */
 };
 
 static void push_spare(spare_list *l, buf_hdr *b) {
@@ -146,6 +148,12 @@ gd_arena *gd_arena_new_cached(size_t limit, gd_bufcache *cache) {
 
 gd_arena *gd_arena_new(size_t limit) { return gd_arena_new_cached(limit, NULL); }
 
+gd_arena *gd_arena_new_small(size_t limit) {
+    gd_arena *a = gd_arena_new_cached(limit, NULL);
+    if (a) a->next_chunk = 1024;
+    return a;
+}
+
 /* Hand buffer b (unlinked) to the cache when it is big enough, else free it. */
 static void retire(gd_arena *a, buf_hdr *b) {
     if (a->cache && b->size >= SPARE_MIN) push_spare(&a->cache->list, b);
@@ -174,7 +182,7 @@ static int charge(gd_arena *a, size_t n) {
     if (a->limit && a->spare.bytes &&
         (a->live + a->spare.bytes > a->limit || n > a->limit - a->live - a->spare.bytes))
         free_spares_from(&a->spare, &a->spare.head);
-    if (a->limit && (n > a->limit || a->live > a->limit - n)) return -1;
+    if (a->limit && (n > a->limit || a->live > a->limit - n)) return a->refused = 1, -1;
     a->live += n;
     if (a->live > a->peak) a->peak = a->live;
     return 0;
@@ -185,7 +193,9 @@ void *gd_arena_alloc(gd_arena *a, size_t n) {
     if (n == 0) n = 16;
     chunk *c = a->chunks;
     if (!c || c->size - c->used < n) {
-        size_t size = n > CHUNK_MIN ? n : CHUNK_MIN;
+        size_t min = a->next_chunk ? a->next_chunk : CHUNK_MIN;
+        size_t size = n > min ? n : min;
+        if (a->next_chunk && a->next_chunk < CHUNK_MIN) a->next_chunk *= 2;
         if (size > SIZE_MAX - sizeof(chunk) || charge(a, size + sizeof(chunk))) return NULL;
         c = malloc(sizeof(chunk) + size);
         if (!c) { a->live -= size + sizeof(chunk); return NULL; }
@@ -289,3 +299,4 @@ void gd_arena_reset_peak(gd_arena *a) { a->peak = a->live; }
 size_t gd_arena_live(const gd_arena *a) { return a->live; }
 size_t gd_arena_peak(const gd_arena *a) { return a->peak; }
 size_t gd_arena_limit(const gd_arena *a) { return a->limit; }
+int gd_arena_refused(const gd_arena *a) { return a->refused; }

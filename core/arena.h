@@ -26,6 +26,10 @@ gd_arena *gd_arena_new(size_t limit);
 /* The same, drawing big tensor buffers from `cache` (may be NULL) and giving
  * them back to it in gd_arena_free. The cache must outlive the arena. */
 gd_arena *gd_arena_new_cached(size_t limit, gd_bufcache *cache);
+/* The same for something small that lives long (a registered graph): its
+ * chunks start at 1 KiB and double up to the usual 64 KiB, so that a small
+ * graph does not pin a 64 KiB chunk. */
+gd_arena *gd_arena_new_small(size_t limit);
 /* Release every allocation of the arena and the arena itself. NULL is fine. */
 void gd_arena_free(gd_arena *a);
 
@@ -91,5 +95,6 @@ size_t gd_arena_small_cost(size_t n, size_t count);
 size_t gd_arena_live(const gd_arena *a);  /* bytes held now */
 size_t gd_arena_peak(const gd_arena *a);  /* most bytes held at once */
 size_t gd_arena_limit(const gd_arena *a);
+int gd_arena_refused(const gd_arena *a);  /* 1 once an allocation or charge was refused at the limit */
 
 #endif

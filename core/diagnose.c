@@ -215,7 +215,7 @@ static int diag_blocked(gd_graph *g, const gd_trace *t, int w, const int *target
             if (in_d[u] && !edge_carries(g, t, v, i)) {
                 /* A stopping point: open node v, input i reachable from w. */
                 gd_block b = {.node = v, .input = i, .predicate = -1, .reason = gd_flow_edge_block(g, t->taken, v, i)};
-                if (b.reason != GD_BLOCK_UNTAKEN_BRANCH && g->nodes[u].meta.dtype == GD_I64) {
+                if (b.reason != GD_BLOCK_UNTAKEN_BRANCH && g->st[u].meta.dtype == GD_I64) {
                     /* An int64 input: name the node that made it int64 (the
                      * argmax, the cast), so that the fix aims at the cause. */
                     b.node = gd_flow_made_int(g, u, in_d);
@@ -432,7 +432,7 @@ static int diag_nonfinite_grad(gd_graph *g, const gd_trace *t, int w, const int 
 int gd_diagnose_wrt(gd_graph *g, const gd_trace *t, const int *targets, int n_targets, int wrt, int has_grad,
                     int grad_zero, int grad_nonfinite, gd_diag_list *out) {
     int n = g->n;
-    if (!has_grad && g->nodes[wrt].meta.dtype == GD_I64) return diag_integer(g, wrt, targets, n_targets, out);
+    if (!has_grad && g->st[wrt].meta.dtype == GD_I64) return diag_integer(g, wrt, targets, n_targets, out);
     unsigned char *in_d = gd_arena_alloc(g->arena, (size_t)n);
     int *parent = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
     int *queue = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);

@@ -124,26 +124,27 @@ static void note_birth(run *r, int v, int any_input_nonfinite) {
 /* Run node v's kernel; its inputs (the taken one, for cond) are done. */
 static int compute(run *r, int v) {
     gd_graph *g = r->g;
-    gd_node *nd = &g->nodes[v];
+    const gd_node *nd = &g->nodes[v];
+    const gd_nstate *st = &g->st[v];
     int rc = gd_cancel_check(r->spec->cancel, r->err);
     if (rc) return rc;
-    if (nd->deferred) { /* a shape error held back by gd_graph_check_request: its branch is taken */
-        *r->err = *nd->deferred;
-        return nd->deferred->code;
+    if (st->deferred) { /* a shape error held back by gd_graph_check_request: its branch is taken */
+        *r->err = *st->deferred;
+        return st->deferred->code;
     }
     if (nd->op->flags & GD_OPF_LEAF) {
-        if (!nd->value)
+        if (!st->value)
             return gd_errorf(r->err, GD_E_MISSING_VALUE, "$.values",
                              "No value for %s '%s': the target needs it. Add \"%s\" to \"values\".",
                              nd->op->name, nd->name, nd->name);
-        r->val[v] = nd->value;
+        r->val[v] = st->value;
     } else {
-        if (nd->meta.shape.rank < 0)
+        if (st->meta.shape.rank < 0)
             return gd_errorf(r->err, GD_E_INTERNAL, NULL, "Node '%s': shape unknown at evaluation.", nd->name);
         const gd_tensor *stack_in[16], **in = stack_in;
         if (nd->n_in > 16 && !(in = gd_arena_alloc(r->a, sizeof(*in) * (size_t)nd->n_in))) return oom(r);
         if ((rc = kernel_inputs(r, nd, in))) return rc;
-        gd_tensor *out = gd_tensor_new(r->a, &nd->meta.shape, nd->meta.dtype, 0);
+        gd_tensor *out = gd_tensor_new(r->a, &st->meta.shape, st->meta.dtype, 0);
         if (!out) return oom(r);
         gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
         rc = nd->op->forward(&c, in, out);
@@ -191,9 +192,9 @@ static int branch_deferred(run *r, int b) {
             if (r->state[u] != ST_DONE && !r->scanned[u]) r->scanned[u] = 1, r->sstack[sp] = u, r->sphase[sp++] = 0;
             continue;
         }
-        if (nd->deferred) {
-            *r->err = *nd->deferred;
-            return nd->deferred->code;
+        if (g->st[v].deferred) {
+            *r->err = *g->st[v].deferred;
+            return g->st[v].deferred->code;
         }
         sp--;
     }
@@ -210,7 +211,7 @@ static int eval_root(run *r, int root, int *stack, int *phase) {
     stack[sp] = root, phase[sp++] = 0;
     while (sp > 0) {
         int v = stack[sp - 1];
-        gd_node *nd = &g->nodes[v];
+        const gd_node *nd = &g->nodes[v];
         if (r->state[v] == ST_DONE) { sp--; continue; }
         r->state[v] = ST_ACTIVE;
         int ph = phase[sp - 1]++;
@@ -251,7 +252,7 @@ static int forward(run *r, gd_run_result *res) {
     int *stack, *phase;
     if (!ALLOC(r, stack, edges + r->n + 1) || !ALLOC(r, phase, edges + r->n + 1)) return oom(r);
     for (int v = 0; v < r->n && !r->scanned; v++)
-        if (g->nodes[v].deferred &&
+        if (g->st[v].deferred &&
             (!ALLOC(r, r->scanned, r->n) || !ALLOC(r, r->sstack, r->n) || !ALLOC(r, r->sphase, r->n)))
             return oom(r);
     int rc;
@@ -313,7 +314,7 @@ static void regions(run *r) {
     gd_graph *g = r->g;
     gd_flow_needs(g, r->taken, r->order, r->n_order, r->is_wrt, r->needs);
     for (int k = 0; k < r->spec->n_targets; k++)
-        if (g->nodes[r->spec->targets[k]].meta.dtype == GD_F64) r->open[r->spec->targets[k]] = 1;
+        if (g->st[r->spec->targets[k]].meta.dtype == GD_F64) r->open[r->spec->targets[k]] = 1;
     gd_flow_open(g, r->taken, r->order, r->n_order, NULL, r->open);
 }
 
@@ -343,7 +344,7 @@ static int backward(run *r) {
     if (rc) return rc;
     for (int k = r->n_order - 1; k >= 0; k--) {
         int v = r->order[k];
-        gd_node *nd = &g->nodes[v];
+        const gd_node *nd = &g->nodes[v];
         if ((rc = gd_cancel_check(r->spec->cancel, r->err))) return rc;
         gd_tensor *dv = r->cot[v];
         int want[16] = {0}, *wants = want, any = 0;
@@ -374,8 +375,8 @@ static int backward(run *r) {
                 if (!wants[i]) continue;
                 int u = nd->in[i];
                 gd_tensor *d = din[i];
-                if (d && !gd_shape_eq(&d->shape, &g->nodes[u].meta.shape)) {
-                    gd_tensor *s = gd_tensor_new(r->a, &g->nodes[u].meta.shape, GD_F64, 0);
+                if (d && !gd_shape_eq(&d->shape, &g->st[u].meta.shape)) {
+                    gd_tensor *s = gd_tensor_new(r->a, &g->st[u].meta.shape, GD_F64, 0);
                     if (!s) return oom(r);
                     if ((rc = gd_sum_to(gd_f64(s), &s->shape, gd_f64(d), &d->shape, r->spec->cancel, r->err)))
                         return rc;
@@ -414,9 +415,10 @@ static int check_targets(run *r, int after_forward) {
     char at[64], a[GD_SHAPE_STR_MAX], b[GD_SHAPE_STR_MAX];
     for (int k = 0; k < s->n_targets; k++) {
         const gd_node *t = &r->g->nodes[s->targets[k]];
-        const gd_shape *sh = after_forward ? &r->val[s->targets[k]]->shape : &t->meta.shape;
+        const gd_meta *tm = &r->g->st[s->targets[k]].meta;
+        const gd_shape *sh = after_forward ? &r->val[s->targets[k]]->shape : &tm->shape;
         if (!s->grad) continue;
-        if (t->meta.dtype != GD_F64)
+        if (tm->dtype != GD_F64)
             return gd_errorf(r->err, GD_E_DTYPE_MISMATCH, target_at(r, k, at, sizeof at),
                              "The target '%s' is int64; a target must be float64 to be differentiated.", t->name);
         if (sh->rank < 0) continue;
@@ -439,9 +441,9 @@ static int check_targets(run *r, int after_forward) {
 /* Zeros of node w's shape and dtype (int64 zeros for an int64 wrt), from
  * the arena; NULL when the shape is unknown or memory runs out. */
 static gd_tensor *zeros_like_node(run *r, int w) {
-    const gd_node *nd = &r->g->nodes[w];
-    const gd_shape *sh = r->val[w] ? &r->val[w]->shape : &nd->meta.shape;
-    gd_dtype dt = r->val[w] ? r->val[w]->dtype : nd->meta.dtype;
+    const gd_meta *m = &r->g->st[w].meta;
+    const gd_shape *sh = r->val[w] ? &r->val[w]->shape : &m->shape;
+    gd_dtype dt = r->val[w] ? r->val[w]->dtype : m->dtype;
     if (sh->rank < 0) return NULL;
     return gd_tensor_new(r->a, sh, dt, 1);
 }

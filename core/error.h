@@ -30,6 +30,7 @@
     X(TARGET_NOT_SCALAR,   "target_not_scalar",   400, "The target is not a scalar and no target_grad was given.") \
     X(UNAUTHORIZED,        "unauthorized",        401, "A valid bearer token is required.") \
     X(NOT_FOUND,           "not_found",           404, "No such route.")                \
+    X(UNKNOWN_GRAPH,       "unknown_graph",       404, "No graph of this id is registered here.") \
     X(METHOD_NOT_ALLOWED,  "method_not_allowed",  405, "Method not allowed on this route.") \
     X(TOO_LARGE,           "too_large",           413, "Over the configured limits.")   \
     X(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415, "Unsupported Content-Type or Content-Encoding.") \

@@ -36,7 +36,7 @@ gd_block_reason gd_flow_edge_block(const gd_graph *g, const signed char *taken, 
 }
 
 int gd_flow_carries(const gd_graph *g, const signed char *taken, int n, int i) {
-    return gd_flow_edge_block(g, taken, n, i) == GD_BLOCK_NONE && g->nodes[g->nodes[n].in[i]].meta.dtype == GD_F64;
+    return gd_flow_edge_block(g, taken, n, i) == GD_BLOCK_NONE && g->st[g->nodes[n].in[i]].meta.dtype == GD_F64;
 }
 
 int gd_flow_made_int(const gd_graph *g, int v, const unsigned char *prefer) {
@@ -45,7 +45,7 @@ int gd_flow_made_int(const gd_graph *g, int v, const unsigned char *prefer) {
         int pick = -1, pick_pref = -1;
         for (int i = 0; i < nd->n_in; i++) {
             int u = nd->in[i];
-            if (g->nodes[u].meta.dtype != GD_I64 || nograd_input(nd->op, i)) continue;
+            if (g->st[u].meta.dtype != GD_I64 || nograd_input(nd->op, i)) continue;
             if (pick < 0) pick = u;
             if (prefer && prefer[u] && pick_pref < 0) pick_pref = u;
         }

@@ -13,16 +13,33 @@ gd_graph *gd_graph_new(gd_arena *a, int capacity_hint) {
     g->arena = a;
     g->cap = capacity_hint > 4 ? capacity_hint : 4;
     g->nodes = gd_arena_alloc(a, sizeof(gd_node) * (size_t)g->cap);
-    return g->nodes ? g : NULL;
+    g->st = gd_arena_alloc(a, sizeof(gd_nstate) * (size_t)g->cap);
+    return g->nodes && g->st ? g : NULL;
+}
+
+gd_graph *gd_graph_instance(gd_arena *a, const gd_graph *held) {
+    gd_graph *g = gd_arena_alloc(a, sizeof *g);
+    if (!g) return NULL;
+    *g = *held;
+    g->arena = a;
+    g->cap = held->n;
+    /* Copied whole, so not zeroed first: a tensor buffer (from the worker's
+     * warm cache when it has one), freed with the arena. */
+    g->st = gd_arena_buf(a, sizeof(gd_nstate) * (size_t)(held->n + 1), 0);
+    if (!g->st) return NULL;
+    memcpy(g->st, held->st, sizeof(gd_nstate) * (size_t)held->n);
+    return g;
 }
 
 gd_node *gd_graph_add_node(gd_graph *g, const char *name, const struct gd_op_def *op, const char *const *inputs,
                            int n_inputs, gd_error *err) {
     if (g->n == g->cap) {
         gd_node *bigger = gd_arena_alloc(g->arena, sizeof(gd_node) * (size_t)g->cap * 2);
-        if (!bigger) { gd_error_oom(err); return NULL; }
+        gd_nstate *st = gd_arena_alloc(g->arena, sizeof(gd_nstate) * (size_t)g->cap * 2);
+        if (!bigger || !st) { gd_error_oom(err); return NULL; }
         memcpy(bigger, g->nodes, sizeof(gd_node) * (size_t)g->n);
-        g->nodes = bigger;
+        memcpy(st, g->st, sizeof(gd_nstate) * (size_t)g->n);
+        g->nodes = bigger, g->st = st;
         g->cap *= 2;
     }
     gd_node *n = &g->nodes[g->n];
@@ -33,18 +50,20 @@ gd_node *gd_graph_add_node(gd_graph *g, const char *name, const struct gd_op_def
     n->n_in = n_inputs;
     n->in = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n_inputs + 1));
     n->in_names = gd_arena_alloc(g->arena, sizeof(char *) * (size_t)(n_inputs + 1));
-    n->value_index = -1;
+    memset(&g->st[g->n], 0, sizeof g->st[g->n]);
+    g->st[g->n].value_index = -1;
     if (!n->name || !n->in || !n->in_names) { gd_error_oom(err); return NULL; }
     for (int i = 0; i < n_inputs; i++)
         if (!(n->in_names[i] = gd_arena_strdup(g->arena, inputs[i]))) { gd_error_oom(err); return NULL; }
     g->n++;
-    g->checked = 0;
+    g->checked = g->indexed = 0;
+    g->topo = NULL; /* ordered again at the next check */
     return n;
 }
 
-void gd_node_set_value(gd_node *n, gd_tensor *value, int value_index) {
-    n->value = value;
-    n->value_index = value_index;
+void gd_graph_set_value(gd_graph *g, int v, gd_tensor *value, int value_index) {
+    g->st[v].value = value;
+    g->st[v].value_index = value_index;
 }
 
 int gd_node_errorf(gd_error *err, const gd_node *n, gd_err code, const char *suffix, const char *fmt, ...) {

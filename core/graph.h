@@ -48,6 +48,9 @@ typedef struct gd_meta {
 
 struct gd_op_def;
 
+/* A node as the graph defines it: everything here depends on the graph
+ * alone, so a registered graph (held across requests, read by several at
+ * once) keeps it immutable. What depends on the request lives in gd_nstate. */
 typedef struct gd_node {
     const char *name;            /* as the request spelled it */
     int index;                   /* position in the request's nodes array */
@@ -56,34 +59,54 @@ typedef struct gd_node {
     int *in;                     /* node indices into the graph (resolved by check) */
     const char **in_names;       /* inputs as the request named them */
     gd_attrs attrs;
-    /* Leaves only: declarations that the value must match, and the value. */
+    /* Leaves only: declarations that the value must match. */
     int has_shape_decl, has_dtype_decl;
     gd_shape shape_decl;
     gd_dtype dtype_decl;
+} gd_node;
+
+/* What one request knows about a node: its value, and what inference found
+ * from the values' shapes. A held graph's own states carry only what the
+ * graph fixes (constants' values, float32 declarations) and are copied into
+ * each request (gd_graph_instance). */
+typedef struct gd_nstate {
     gd_tensor *value;            /* constant's inline value, or the request's value; may be NULL */
     int value_index;             /* where the value came from in the request, for error paths; -1 inline */
-    int transport_f32;           /* the value arrived as float32 (proto narrows results back) */
+    int transport_f32;           /* declared or arrived as float32 (proto narrows results back) */
     gd_meta meta;                /* filled by gd_graph_check */
     /* Set by gd_graph_check when inference failed on a fact that depends on
      * shapes, for a node that only cond branches need: its meta then has an
      * unknown shape, and the error (in the arena) fires only if the node is
      * evaluated (A8: an untaken branch's errors never fire). */
     const gd_error *deferred;
-} gd_node;
+} gd_nstate;
 
+/* A graph as one request sees it. nodes, the name index, consumers and the
+ * order describe the graph; st is the request's. For a registered graph the
+ * former point into the held graph's arena (shared, never written) and only
+ * st is the request's own (gd_graph_instance). */
 typedef struct gd_graph {
     gd_arena *arena;
     int n, cap;
     gd_node *nodes;
+    gd_nstate *st;               /* [cap] per-request state, index-aligned with nodes */
     /* Built by gd_graph_check: consumers in CSR form and a topological order. */
     int *cons_start, *cons;      /* consumers of node i: cons[cons_start[i] .. cons_start[i+1]) */
     int *topo;                   /* every node, inputs before consumers */
     int *name_slot, name_cap;    /* open-addressing name table: node index + 1, 0 empty */
+    int indexed;                 /* names indexed and inputs resolved (validate.h's gd_graph_index) */
     int checked;
 } gd_graph;
 
 /* An empty graph in arena a. NULL when the arena is exhausted. */
 gd_graph *gd_graph_new(gd_arena *a, int capacity_hint);
+
+/* A request's view of `held` (checked, and never written again): the
+ * nodes, names and order are shared, the states copied into arena a (a
+ * constant's value is shared too: values are never written). Costs one copy
+ * of the states; no parse, name resolution or ordering. NULL when out of
+ * memory. */
+gd_graph *gd_graph_instance(gd_arena *a, const gd_graph *held);
 
 /* Append a node whose op row is `op` (validate.h's gd_graph_add finds it by
  * name); `inputs` are resolved by name at check time (they may name nodes
@@ -104,8 +127,9 @@ const char *gd_graph_closest_name(const gd_graph *g, const char *word);
  * into g->topo, or cycle naming the loop's nodes. */
 int gd_graph_order(gd_graph *g, gd_error *err);
 
-/* Set a leaf's value (variable/input). The tensor must live in the graph's arena. */
-void gd_node_set_value(gd_node *n, gd_tensor *value, int value_index);
+/* Set node v's value (variable/input/constant) for this request. The tensor
+ * must outlive the request (its arena, or a held graph's). */
+void gd_graph_set_value(gd_graph *g, int v, gd_tensor *value, int value_index);
 
 /* Error helper for a node: at = "$.graph.nodes[<index>]<suffix>". */
 int gd_node_errorf(gd_error *err, const gd_node *n, gd_err code, const char *suffix, const char *fmt, ...)

@@ -54,11 +54,11 @@ static size_t side_cost(sim *s, int v, int backward) {
     const gd_node *nd = &s->g->nodes[v];
     size_t c = 0;
     for (int i = 0; i < nd->n_in; i++) {
-        const gd_meta *m = &s->g->nodes[nd->in[i]].meta;
+        const gd_meta *m = &s->g->st[nd->in[i]].meta;
         s->metas[i] = *m;
         if (m->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK)) c += tensor_cost(&m->shape);
     }
-    if (nd->op->scratch) c += nd->op->scratch(nd, s->metas, &nd->meta, backward);
+    if (nd->op->scratch) c += nd->op->scratch(nd, s->metas, &s->g->st[v].meta, backward);
     return c;
 }
 
@@ -67,11 +67,11 @@ static size_t side_cost(sim *s, int v, int backward) {
  * *sum_max the largest input shape, for the buffer that undoes broadcasting. */
 static size_t din_cost(const sim *s, int v, const unsigned char *needs, size_t *sum_max) {
     const gd_node *nd = &s->g->nodes[v];
-    size_t c = 0, out = tensor_cost(&nd->meta.shape);
+    size_t c = 0, out = tensor_cost(&s->g->st[v].meta.shape);
     *sum_max = 0;
     for (int i = 0; i < nd->n_in; i++) {
         if (!gd_flow_carries(s->g, NULL, v, i) || !needs[nd->in[i]]) continue;
-        size_t in = tensor_cost(&s->g->nodes[nd->in[i]].meta.shape);
+        size_t in = tensor_cost(&s->g->st[nd->in[i]].meta.shape);
         c += in > out ? in : out;
         if (in > *sum_max) *sum_max = in;
     }
@@ -173,7 +173,7 @@ static void backward_step(sim *s, int v, const unsigned char *needs) {
         for (int i = 0; i < nd->n_in; i++) {
             int u = nd->in[i];
             if (!gd_flow_carries(s->g, NULL, v, i) || !needs[u]) continue;
-            size_t in = tensor_cost(&s->g->nodes[u].meta.shape), out = tensor_cost(&nd->meta.shape);
+            size_t in = tensor_cost(&s->g->st[u].meta.shape), out = tensor_cost(&s->g->st[v].meta.shape);
             bump(s, in); /* the broadcast undone into a new buffer */
             s->live -= in > out ? in : out;
             accumulate(s, u, in);
@@ -188,7 +188,7 @@ static void backward(sim *s) {
     unsigned char *needs = s->needs, *open = s->open;
     gd_flow_needs(s->g, NULL, s->order, s->n_order, s->is_wrt, needs);
     for (int k = 0; k < spec->n_targets; k++)
-        if (s->g->nodes[spec->targets[k]].meta.dtype == GD_F64) open[spec->targets[k]] = 1;
+        if (s->g->st[spec->targets[k]].meta.dtype == GD_F64) open[spec->targets[k]] = 1;
     gd_flow_open(s->g, NULL, s->order, s->n_order, NULL, open);
     for (int k = 0; k < spec->n_targets; k++) {
         int t = spec->targets[k];
@@ -200,7 +200,7 @@ static void backward(sim *s) {
     for (int k = s->n_order - 1; k >= 0; k--) backward_step(s, s->order[k], needs);
     for (int k = 0; k < spec->n_wrt; k++) { /* zeros for a wrt without a cotangent */
         int w = spec->wrt[k];
-        if (open[w] ? !s->clive[w] : spec->unconnected_zero) s->live += tensor_cost(&s->g->nodes[w].meta.shape);
+        if (open[w] ? !s->clive[w] : spec->unconnected_zero) s->live += tensor_cost(&s->g->st[w].meta.shape);
     }
     bump(s, 0);
 }
@@ -221,7 +221,7 @@ static void all_at_once(sim *s) {
         size_t sum_max = 0, f = 0, b = 0;
         if (!is_leaf(&g->nodes[v])) held += s->vcost[v], f = side_cost(s, v, 0);
         if (spec->grad && needs[v]) {
-            held += tensor_cost(&g->nodes[v].meta.shape);
+            held += tensor_cost(&g->st[v].meta.shape);
             b = side_cost(s, v, 1) + din_cost(s, v, needs, &sum_max) + sum_max;
         }
         if (f > side) side = f;
@@ -229,7 +229,7 @@ static void all_at_once(sim *s) {
     }
     if (spec->grad) {
         for (int k = 0; k < spec->n_targets; k++) held += seed_cost(s, k);
-        for (int k = 0; k < spec->n_wrt; k++) held += tensor_cost(&g->nodes[spec->wrt[k]].meta.shape);
+        for (int k = 0; k < spec->n_wrt; k++) held += tensor_cost(&g->st[spec->wrt[k]].meta.shape);
     }
     s->live += held;
     bump(s, side);
@@ -276,9 +276,9 @@ int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_e
     plan->bounded = 1;
     for (int v = 0; v < n; v++) {
         if (!s->cand[v]) continue;
-        if (g->nodes[v].meta.shape.rank < 0) plan->bounded = 0;
+        if (g->st[v].meta.shape.rank < 0) plan->bounded = 0;
         has_cond |= (g->nodes[v].op->flags & GD_OPF_COND) != 0;
-        s->vcost[v] = is_leaf(&g->nodes[v]) ? 0 : tensor_cost(&g->nodes[v].meta.shape);
+        s->vcost[v] = is_leaf(&g->nodes[v]) ? 0 : tensor_cost(&g->st[v].meta.shape);
         s->rc[v] = plan->refc[v];
     }
     if (!plan->bounded) return 0;

@@ -61,28 +61,35 @@ int gd_infer_elementwise(const gd_node *n, const gd_meta *in, int n_in, const gd
 
 /* Leaves: the value (or its declaration) is the output. The engine hands the
  * value itself to consumers, so leaves have no forward kernel. */
-static int infer_leaf(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
-    (void)in;
+int gd_infer_leaf(const gd_node *n, const gd_nstate *st, const gd_limits *lim, gd_meta *out, gd_error *err) {
     char a[GD_SHAPE_STR_MAX], b[GD_SHAPE_STR_MAX];
-    const char *where = n->value_index >= 0 ? "values" : "value";
-    if (n->value) {
-        if (n->has_dtype_decl && n->value->dtype != n->dtype_decl)
+    const gd_tensor *v = st ? st->value : NULL;
+    if (v) {
+        const char *where = st->value_index >= 0 ? "values" : "value";
+        if (n->has_dtype_decl && v->dtype != n->dtype_decl)
             return gd_node_errorf(err, n, GD_E_DTYPE_MISMATCH, "",
                                   "Node '%s' declares dtype %s but its %s is %s.", n->name,
-                                  gd_dtype_name(n->dtype_decl), where, gd_dtype_name(n->value->dtype));
-        if (n->has_shape_decl && !gd_shape_eq(&n->shape_decl, &n->value->shape))
+                                  gd_dtype_name(n->dtype_decl), where, gd_dtype_name(v->dtype));
+        if (n->has_shape_decl && !gd_shape_eq(&n->shape_decl, &v->shape))
             return gd_node_errorf(err, n, GD_E_SHAPE_MISMATCH, "",
                                   "Node '%s' declares shape %s but its value has shape %s.", n->name,
                                   gd_shape_str(&n->shape_decl, a, sizeof a),
-                                  gd_shape_str(&n->value->shape, b, sizeof b));
-        out->dtype = n->value->dtype;
-        out->shape = n->value->shape;
+                                  gd_shape_str(&v->shape, b, sizeof b));
+        out->dtype = v->dtype;
+        out->shape = v->shape;
     } else {
         out->dtype = n->has_dtype_decl ? n->dtype_decl : GD_F64;
         if (n->has_shape_decl) out->shape = n->shape_decl;
         else out->shape.rank = -1;
     }
     return gd_check_size(n, &out->shape, lim, err);
+}
+
+/* The row's inference: the declaration alone (validate.c calls
+ * gd_infer_leaf with the request's value). */
+static int infer_leaf(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    (void)in;
+    return gd_infer_leaf(n, NULL, lim, out, err);
 }
 
 static const gd_attr_spec leaf_attrs[] = {

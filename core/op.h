@@ -169,5 +169,9 @@ const gd_attr_spec *gd_op_attr(const gd_op_def *op, const char *key);
 int gd_infer_elementwise(const gd_node *n, const gd_meta *in, int n_in, const gd_limits *lim,
                          gd_meta *out, gd_error *err); /* NumPy broadcast of all inputs, float64 out */
 int gd_check_size(const gd_node *n, const gd_shape *s, const gd_limits *lim, gd_error *err);
+/* A leaf's output from its value in st (declared dtype and shape checked),
+ * or from its declarations when st or its value is NULL. The leaf rows'
+ * `infer` is this without a state. */
+int gd_infer_leaf(const gd_node *n, const gd_nstate *st, const gd_limits *lim, gd_meta *out, gd_error *err);
 
 #endif

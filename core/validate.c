@@ -25,6 +25,7 @@ gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name, const 
 }
 
 int gd_graph_index(gd_graph *g, gd_error *err) {
+    if (g->indexed) return 0; /* a held graph: shared, never written again */
     int rc = gd_graph_index_names(g, err);
     if (rc) return rc;
     for (int i = 0; i < g->n; i++) {
@@ -52,6 +53,7 @@ int gd_graph_index(gd_graph *g, gd_error *err) {
             n->in[j] = k;
         }
     }
+    g->indexed = 1;
     return 0;
 }
 
@@ -88,13 +90,15 @@ static int mark_unconditional(const gd_graph *g, const int *targets, int n_targe
  * of the error in n->deferred (in g's arena), give n the dtype it would have
  * and the shape it declares (unknown for an op), clear err and return 0;
  * otherwise return rc, err untouched. */
-static int defer_infer(gd_graph *g, gd_node *n, const gd_meta *ins, const gd_limits *lim, int rc, gd_error *err) {
+static int defer_infer(gd_graph *g, const gd_node *n, const gd_meta *ins, const gd_limits *lim, int rc,
+                       gd_error *err) {
+    gd_nstate *st = &g->st[n->index];
     gd_meta *unk = gd_arena_alloc(g->arena, sizeof *unk * (size_t)(n->n_in + 1));
     gd_error *keep = gd_arena_alloc(g->arena, sizeof *keep);
     if (!unk || !keep) return gd_error_oom(err);
     gd_meta m = {0};
-    if ((n->op->flags & GD_OPF_LEAF) && rc == GD_E_SHAPE_MISMATCH && n->value) {
-        m.dtype = n->value->dtype, m.shape = n->shape_decl;
+    if ((n->op->flags & GD_OPF_LEAF) && rc == GD_E_SHAPE_MISMATCH && st->value) {
+        m.dtype = st->value->dtype, m.shape = n->shape_decl;
     } else {
         for (int j = 0; j < n->n_in; j++) unk[j] = ins[j], unk[j].shape.rank = -1;
         gd_error shapeless;
@@ -103,8 +107,8 @@ static int defer_infer(gd_graph *g, gd_node *n, const gd_meta *ins, const gd_lim
         m.shape.rank = -1;
     }
     *keep = *err;
-    n->deferred = keep;
-    n->meta = m;
+    st->deferred = keep;
+    st->meta = m;
     gd_error_clear(err);
     return 0;
 }
@@ -116,19 +120,21 @@ int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err) {
 int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const int *fetch, int n_fetch,
                            const gd_limits *lim, gd_error *err) {
     int rc;
-    if ((rc = gd_graph_index(g, err)) || (rc = gd_graph_order(g, err))) return rc;
+    if ((rc = gd_graph_index(g, err)) || (!g->topo && (rc = gd_graph_order(g, err)))) return rc;
     unsigned char *uncond = gd_arena_alloc(g->arena, (size_t)g->n + 1);
     if (!uncond || mark_unconditional(g, targets, n_targets, fetch, n_fetch, uncond)) return gd_error_oom(err);
     gd_meta in[64];
     for (int k = 0; k < g->n; k++) {
         if (lim && (k & 255) == 255 && (rc = gd_cancel_check(lim->cancel, err))) return rc;
-        gd_node *n = &g->nodes[g->topo[k]];
+        const gd_node *n = &g->nodes[g->topo[k]];
+        gd_nstate *st = &g->st[g->topo[k]];
         gd_meta *ins = in;
         if (n->n_in > 64 && !(ins = gd_arena_alloc(g->arena, sizeof(gd_meta) * (size_t)n->n_in)))
             return gd_error_oom(err);
-        for (int j = 0; j < n->n_in; j++) ins[j] = g->nodes[n->in[j]].meta;
-        n->deferred = NULL;
-        rc = n->op->infer(n, ins, lim, &n->meta, err);
+        for (int j = 0; j < n->n_in; j++) ins[j] = g->st[n->in[j]].meta;
+        st->deferred = NULL;
+        rc = (n->op->flags & GD_OPF_LEAF) ? gd_infer_leaf(n, st, lim, &st->meta, err)
+                                           : n->op->infer(n, ins, lim, &st->meta, err);
         if (rc && !uncond[g->topo[k]]) rc = defer_infer(g, n, ins, lim, rc, err);
         if (rc) return rc;
     }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/canon.h"
 #include "proto/dupkey.h"
 #include "proto/jpath.h"
 #include "proto/jread.h"
@@ -169,7 +170,7 @@ static int decode_dtype_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, cons
     num->given = 1, num->v = dt;
     if (leaf) {
         n->has_dtype_decl = 1, n->dtype_decl = dt;
-        if (f32) n->transport_f32 = 1;
+        if (f32) c->g->st[n->index].transport_f32 = 1;
     }
     return 0;
 }
@@ -331,13 +332,14 @@ static int decode_const_value(dctx *c, json_t *nj, const char *base, gd_node *n)
     if (!jv || json_is_null(jv))
         return gd_errorf(c->err, GD_E_MISSING_VALUE, p.s, "Constant '%s' has no \"value\".", n->name);
     gd_jp_key(&p, "value");
-    gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
+    gd_nstate *st = &c->g->st[n->index];
+    gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, st->transport_f32};
     gd_tensor *t;
     int f32;
     int rc = gd_wire_decode(&c->wire, jv, &p, w, &t, &f32);
     if (rc) return rc;
-    gd_node_set_value(n, t, -1);
-    if (f32) n->transport_f32 = 1;
+    gd_graph_set_value(c->g, n->index, t, -1);
+    if (f32) st->transport_f32 = 1;
     return 0;
 }
 
@@ -442,14 +444,15 @@ static int decode_values(dctx *c, json_t *jv) {
             gd_error_suggest(c->err, closest_node(c, key, takes_values));
             return GD_E_UNKNOWN_NODE;
         }
-        gd_node *n = &c->g->nodes[k];
-        gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, n->transport_f32};
+        const gd_node *n = &c->g->nodes[k];
+        gd_nstate *st = &c->g->st[k];
+        gd_wire_want w = {n->has_dtype_decl ? (int)n->dtype_decl : -1, st->transport_f32};
         gd_tensor *t;
         int f32;
         int rc = gd_cancel_check(c->lim ? c->lim->cancel : NULL, c->err);
         if (rc || (rc = gd_wire_decode(&c->wire, v, &p, w, &t, &f32))) return rc;
-        gd_node_set_value(n, t, ordinal++);
-        if (f32) n->transport_f32 = 1;
+        gd_graph_set_value(c->g, k, t, ordinal++);
+        if (f32) st->transport_f32 = 1;
     }
     return 0;
 }
@@ -501,9 +504,9 @@ static int decode_target_grad(dctx *c, json_t *j, gd_request *r, gd_tensor **tg)
 /* ---- the request ------------------------------------------------------------ */
 
 static const char *const grad_keys[] = {"graph", "values", "target", "wrt", "target_grad", "unconnected",
-                                        "fetch", "check_numerics", "deadline_ms", "tensor_format", NULL};
-static const char *const eval_keys[] = {"graph",          "values",      "target",        "fetch",
-                                        "check_numerics", "deadline_ms", "tensor_format", NULL};
+                                        "fetch", "check_numerics", "deadline_ms", "tensor_format", "graph_id", NULL};
+static const char *const eval_keys[] = {"graph",       "values",        "target",   "fetch", "check_numerics",
+                                        "deadline_ms", "tensor_format", "graph_id", NULL};
 
 /* A field that may be absent; JSON null counts as absent. */
 static json_t *opt(json_t *root, const char *key) {
@@ -630,6 +633,21 @@ static int decode_graph(dctx *c, json_t *jg, const gd_decode_limits *lim) {
     return 0;
 }
 
+/* "graph_id": a request's view of the held graph of that id (A3), with
+ * nothing parsed, resolved, ordered or decoded again; unknown_graph (404)
+ * when this replica does not hold it. */
+static int use_registered(dctx *c, json_t *jid) {
+    gd_jpath p;
+    gd_jp_set(&p, "$.graph_id");
+    if (!json_is_string(jid)) return wrong_type(c, &p, "a graph id (\"sha256:...\", from POST /v1/graphs)", jid);
+    const char *id = json_string_value(jid);
+    const gd_graph *held = c->lim && c->lim->lookup ? c->lim->lookup(c->lim->lookup_arg, id) : NULL;
+    if (!held)
+        return gd_errorf(c->err, GD_E_UNKNOWN_GRAPH, p.s,
+                         "No graph '%.80s' is registered here; register it with POST /v1/graphs and retry.", id);
+    return (c->g = gd_graph_instance(c->a, held)) ? 0 : oom(c);
+}
+
 /* target: a name, or a non-empty list of names. */
 static int decode_targets(dctx *c, json_t *jt, gd_request *r) {
     gd_jpath p;
@@ -709,9 +727,14 @@ static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limi
         return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$", "The request must be a JSON object, not %s.",
                          gd_json_kind(root));
     if ((rc = check_top_keys(c, root, endpoint)) || (rc = decode_options(c, root, endpoint, r))) return rc;
-    json_t *jg = json_object_get(root, "graph");
-    if (!jg) return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$.graph", "The request has no \"graph\".");
-    if ((rc = decode_graph(c, jg, lim))) return rc;
+    json_t *jg = json_object_get(root, "graph"), *jid = json_object_get(root, "graph_id");
+    if (jg && jid)
+        return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$.graph_id",
+                         "The request has both \"graph\" and \"graph_id\"; send one of them.");
+    if (jid) rc = use_registered(c, jid);
+    else if (!jg) return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$.graph", "The request has no \"graph\".");
+    else rc = decode_graph(c, jg, lim);
+    if (rc) return rc;
     r->graph = c->g;
     /* Names resolve from here on; gd_graph_check indexes again, cheaply. */
     if ((rc = gd_graph_index(c->g, c->err))) return rc;
@@ -828,13 +851,10 @@ static json_t *parse(const char *text, size_t len, size_t flags, const gd_cancel
     return root;
 }
 
-static int decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
-                          int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
-    memset(req, 0, sizeof *req);
-    req->endpoint = endpoint == GD_EP_EVAL ? GD_EP_EVAL : GD_EP_GRAD;
-    req->deadline_ms = -1;
-    req->spec.check_numerics = 1;
-    gd_error_clear(err);
+/* The body's JSON tree into *out (the caller json_decref's it), or an
+ * error: deadline, too_large, duplicate key, invalid JSON. */
+static int parse_body(gd_arena *a, const char *body, size_t json_len, const gd_decode_limits *lim, json_t **out,
+                      gd_error *err) {
     json_error_t je;
     /* Integers are kept as integers, so that an int64 element or attribute is
      * read exactly (9007199254740993 is not silently 2^53); every float
@@ -867,6 +887,20 @@ static int decode_request(gd_arena *a, const char *body, size_t json_len, const 
         return gd_errorf(err, GD_E_INVALID_JSON, NULL, "The body is not valid JSON: %s (line %d, column %d).", je.text,
                          je.line, je.column);
     }
+    *out = root;
+    return 0;
+}
+
+static int decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
+                          int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
+    memset(req, 0, sizeof *req);
+    req->endpoint = endpoint == GD_EP_EVAL ? GD_EP_EVAL : GD_EP_GRAD;
+    req->deadline_ms = -1;
+    req->spec.check_numerics = 1;
+    gd_error_clear(err);
+    json_t *root;
+    int prc = parse_body(a, body, json_len, lim, &root, err);
+    if (prc) return prc;
     dctx c = {.a = a, .err = err, .lim = lim,
               .wire = {.a = a, .bin = bin, .bin_len = bin ? bin_len : 0, .err = err,
                        .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};
@@ -891,6 +925,58 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
     int outer_refused = json_refused;
     json_arena = a, json_refused = 0;
     int rc = decode_request(a, body, json_len, bin, bin_len, endpoint, lim, req, err);
+    json_arena = outer, json_refused = outer_refused;
+    return rc;
+}
+
+/* {"graph": ...} only; the graph as decode_graph builds it for a request,
+ * in the held arena, then its canonical text and the check without values. */
+static int decode_graph_root(dctx *c, json_t *root, gd_buf *canon) {
+    if (!json_is_object(root))
+        return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$", "The body must be a JSON object {\"graph\": ...}, not %s.",
+                         gd_json_kind(root));
+    static const char *const keys[] = {"graph", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "graph")) continue;
+        gd_jpath p;
+        gd_jp_set(&p, "$");
+        gd_jp_key(&p, key);
+        gd_errorf(c->err, GD_E_UNKNOWN_KEY, p.s, "Unknown key \"%s\"; a registration is {\"graph\": ...}.", key);
+        gd_error_suggest(c->err, gd_closest(key, keys, -1));
+        return GD_E_UNKNOWN_KEY;
+    }
+    json_t *jg = json_object_get(root, "graph");
+    if (!jg) return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$.graph", "The request has no \"graph\".");
+    int rc = decode_graph(c, jg, c->lim);
+    if (rc) return rc;
+    if (gd_canon_json(canon, jg)) return oom(c);
+    gd_limits gl = {.max_elements = c->lim && c->lim->max_elements > 0 ? c->lim->max_elements : 0,
+                    .cancel = c->lim ? c->lim->cancel : NULL};
+    return gd_graph_check(c->g, &gl, c->err);
+}
+
+int gd_decode_graph(gd_arena *a, gd_arena *held, const char *body, size_t json_len, const gd_decode_limits *lim,
+                    gd_graph **g, gd_buf *canon, gd_error *err) {
+    gd_error local;
+    if (!err) err = &local;
+    gd_error_clear(err);
+    *g = NULL;
+    gd_arena *outer = json_arena;
+    int outer_refused = json_refused;
+    json_arena = a, json_refused = 0;
+    json_t *root;
+    int rc = parse_body(a, body, json_len, lim, &root, err);
+    if (!rc) {
+        dctx c = {.a = held, .err = err, .lim = lim,
+                  .wire = {.a = held, .err = err, .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};
+        rc = decode_graph_root(&c, root, canon);
+        json_decref(root);
+        if (rc && json_refused) rc = parse_too_large(err);
+        else if (!rc) *g = c.g;
+        if (rc && err->code == GD_OK) err->code = (gd_err)rc;
+    }
     json_arena = outer, json_refused = outer_refused;
     return rc;
 }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "proto/request.h"
 
@@ -36,5 +37,17 @@
  * far, which the caller must not use; the arena still owns everything. */
 int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsigned char *bin, size_t bin_len,
                       int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err);
+
+/* Decode a POST /v1/graphs body, {"graph": {...}}, into a graph held
+ * across requests (A3): nodes, attributes, constants' values, the name index
+ * and the order, checked once as a request without values would be
+ * (structure, ops, attributes, names, cycles, declared shapes and dtypes).
+ *   a      the registering request's arena: the parse is charged to it
+ *   held   the graph's own arena: *g and everything it points to go there
+ *   canon  the canonical JSON of the "graph" value (proto/canon.h) is
+ *          appended to it
+ * Returns 0, or an error code with err set (paths as for /v1/grad). */
+int gd_decode_graph(gd_arena *a, gd_arena *held, const char *body, size_t json_len, const gd_decode_limits *lim,
+                    gd_graph **g, gd_buf *canon, gd_error *err);
 
 #endif

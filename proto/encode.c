@@ -166,7 +166,7 @@ static void put_map(enc *e, const gd_graph *g, const int *idx, const char *const
         if (k) gd_buf_putc(e->out, ',');
         gd_buf_json_string(e->out, names ? names[k] : g->nodes[idx[k]].name);
         gd_buf_putc(e->out, ':');
-        gd_wire_put(e->out, e->bin, e->fmt, vals ? vals[k] : NULL, g->nodes[idx[k]].transport_f32);
+        gd_wire_put(e->out, e->bin, e->fmt, vals ? vals[k] : NULL, g->st[idx[k]].transport_f32);
     }
     gd_buf_putc(e->out, '}');
 }

@@ -13,7 +13,11 @@
 #include "core/run.h" /* a request is made to be handed to gd_run */
 
 /* Which endpoint the body was posted to: the set of accepted keys differs. */
-typedef enum gd_endpoint { GD_EP_GRAD = 0, GD_EP_EVAL = 1 } gd_endpoint;
+typedef enum gd_endpoint {
+    GD_EP_GRAD = 0,
+    GD_EP_EVAL = 1,
+    GD_EP_REGISTER = 2, /* POST /v1/graphs: decoded by gd_decode_graph, never into a gd_request */
+} gd_endpoint;
 
 /* The response's tensor form, from the request's "tensor_format". */
 typedef enum gd_tensor_format {
@@ -33,6 +37,12 @@ typedef struct gd_decode_limits {
      * it): parsing and decoding stop once it fires (A7). NULL: never. */
     const gd_cancel *cancel;
     int64_t max_elements; /* elements of any one tensor; <= 0: no limit */
+    /* A request's "graph_id" (A3): the held graph of that id, checked and
+     * never written again, kept alive by the caller until the request is
+     * answered (the callback takes a reference it must release), or NULL
+     * when this replica does not hold it. NULL lookup: every id is unknown. */
+    const gd_graph *(*lookup)(void *arg, const char *id);
+    void *lookup_arg;
 } gd_decode_limits;
 
 /* A decoded request. Every pointer points into the arena given to

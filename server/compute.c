@@ -12,6 +12,7 @@
 #include "core/arena.h"
 #include "core/run.h"
 #include "server/log.h"
+#include "proto/canon.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
 
@@ -166,6 +167,78 @@ static void compute_end(gd_arena *a, worker_mem *wm) {
     atomic_fetch_sub(&busy, 1);
 }
 
+/* The held graph a request's graph_id names, for the decoder (request.h):
+ * the reference is kept in the holder and given back once the request is
+ * answered. */
+typedef struct holder {
+    gd_graphs *graphs;
+    gd_held *held;
+} holder;
+
+static const gd_graph *lookup_held(void *arg, const char *id) {
+    holder *k = arg;
+    if (!k->graphs) return NULL;
+    gd_graphs_release(k->graphs, k->held); /* a request names one graph; never two references */
+    k->held = gd_graphs_get(k->graphs, id, 1);
+    return k->held ? k->held->g : NULL;
+}
+
+/* A registration failed with err: a graph whose held form outgrew its
+ * arena's limit is too large for --graph-cache, whatever it was doing. */
+static void register_error(const gd_compute_in *in, const gd_cancel *cancel, gd_arena *held, gd_error *err,
+                           gd_reply *out) {
+    if (err->code == GD_E_TOO_LARGE && gd_arena_refused(held))
+        gd_errorf(err, GD_E_TOO_LARGE, NULL,
+                  "The graph's held form needs more than the %zu bytes of --graph-cache; send a smaller graph "
+                  "(or ask the operator for a larger cache).", gd_graphs_limit(in->graphs));
+    error_reply(in, cancel, err, out);
+}
+
+/* POST /v1/graphs: decode and check the graph into an arena of its own,
+ * bounded by --graph-cache, then list it under its id (A3). */
+static void register_graph(const gd_compute_in *in, gd_cancel *cancel, const gd_decode_limits *lim, gd_arena *a,
+                           gd_reply *out) {
+    gd_error err;
+    gd_error_clear(&err);
+    size_t limit = in->graphs ? gd_graphs_limit(in->graphs) : 0;
+    gd_arena *held = in->graphs ? gd_arena_new_small(limit) : NULL;
+    if (!held) {
+        if (in->body_done) in->body_done(in->body_done_arg);
+        gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is out of memory; retry later.");
+        return;
+    }
+    gd_graph *g = NULL;
+    gd_buf canon;
+    gd_buf_init(&canon);
+    gd_buf_charge_to(&canon, a);
+    int rc = gd_decode_graph(a, held, in->body, in->json_len, lim, &g, &canon, &err);
+    if (in->body_done) in->body_done(in->body_done_arg);
+    char *text = NULL;
+    if (!rc && !(text = gd_arena_alloc(held, canon.len + 1))) rc = gd_error_oom(&err);
+    if (text) memcpy(text, canon.data, canon.len);
+    size_t canon_len = canon.len;
+    gd_buf_charge_to(&canon, NULL);
+    gd_buf_free(&canon);
+    gd_held *h = rc ? NULL : gd_held_new(held, g, text, canon_len);
+    if (!rc && !h) rc = gd_error_oom(&err);
+    if (!rc && h->bytes > limit) /* the arena counts its buffers only; the whole of it counts here */
+        rc = gd_errorf(&err, GD_E_TOO_LARGE, NULL,
+                       "The graph's held form takes %zu bytes, more than the %zu bytes of --graph-cache; send a "
+                       "smaller graph (or ask the operator for a larger cache).", h->bytes, limit);
+    if (rc) {
+        register_error(in, cancel, held, &err, out);
+        gd_arena_free(held);
+        return;
+    }
+    int created;
+    h = gd_graphs_put(in->graphs, h, &created);
+    gd_reply_reset(out);
+    out->status = created ? 201 : 200;
+    if (gd_encode_registered(&out->body, h->id, h->g))
+        gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server ran out of memory while encoding the response; retry later.");
+    gd_graphs_release(in->graphs, h);
+}
+
 void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     worker_mem *wm;
     gd_arena *a = compute_begin(in, &wm);
@@ -184,6 +257,13 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
      * shared by every request, so this one's cancel record goes in a copy. */
     gd_decode_limits lim = *in->lim;
     lim.cancel = cancel;
+    if (in->endpoint == GD_EP_REGISTER) {
+        register_graph(in, cancel, &lim, a, out);
+        compute_end(a, wm);
+        return;
+    }
+    holder hold = {in->graphs, NULL};
+    lim.lookup = lookup_held, lim.lookup_arg = &hold;
     int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, &lim, &req, &err);
     if (in->body_done) in->body_done(in->body_done_arg);
     if (!rc) {
@@ -198,4 +278,5 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
         success_reply(in, &req, &res, a, out);
     }
     compute_end(a, wm);
+    if (hold.held) gd_graphs_release(in->graphs, hold.held); /* after the last read of its graph */
 }

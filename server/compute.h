@@ -10,10 +10,12 @@
 #include <stdint.h>
 
 #include "proto/request.h"
+#include "server/graphs.h"
 #include "server/reply.h"
 
 typedef struct gd_compute_in {
-    int endpoint;                /* GD_EP_GRAD or GD_EP_EVAL */
+    int endpoint;                /* GD_EP_GRAD, GD_EP_EVAL or GD_EP_REGISTER */
+    gd_graphs *graphs;           /* the held graphs: registered into, and looked up by graph_id */
     const char *body;            /* the JSON text, json_len bytes */
     size_t json_len;
     const unsigned char *bin;    /* binary section or NULL */
@@ -29,7 +31,9 @@ typedef struct gd_compute_in {
     void *body_done_arg;
 } gd_compute_in;
 
-/* Compute the answer into `out` (initialised by the caller; replaced).
+/* Compute the answer into `out` (initialised by the caller; replaced): a
+ * gradient or an evaluation, or a registration (A3: 201, or 200 when the
+ * graph was already held).
  * cancel->deadline_ns holds the server's deadline; the request's own
  * "deadline_ms" (from recv_ns) may only make it earlier. A computation
  * stopped by cancel->cancelled is answered 503 for a shutdown, 504 when the

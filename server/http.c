@@ -70,11 +70,12 @@ struct gd_http {
     int raw_closing;          /* MHD's thread: answer_midbody's MHD_NO is not an error to log */
     gd_decode_limits lim;
     gd_buf ops;               /* the GET /v1/ops body, built once */
+    gd_graphs *graphs;        /* the registered graphs (A3) */
     uint64_t id_seed;
     atomic_ullong id_next;
 };
 
-typedef enum meth { M_GET, M_HEAD, M_POST, M_OPTIONS, M_OTHER } meth;
+typedef enum meth { M_GET, M_HEAD, M_POST, M_OPTIONS, M_DELETE, M_OTHER } meth;
 
 typedef struct route_def {
     const char *path;
@@ -82,15 +83,18 @@ typedef struct route_def {
     int compute;              /* 1: POST to the pool; 0: GET/HEAD answered here */
     int auth;                 /* a /v1/ route: needs the bearer token when --token-file is set */
     const char *allow;
+    int prefix;               /* path is a prefix: the rest names a resource (/v1/graphs/{id}); DELETE allowed */
 } route_def;
 
 static const route_def routes[] = {
-    {"/v1/grad", GD_ROUTE_GRAD, 1, 1, "POST, OPTIONS"},
-    {"/v1/eval", GD_ROUTE_EVAL, 1, 1, "POST, OPTIONS"},
-    {"/v1/ops", GD_ROUTE_OPS, 0, 1, "GET, HEAD, OPTIONS"},
-    {"/healthz", GD_ROUTE_HEALTHZ, 0, 0, "GET, HEAD, OPTIONS"},
-    {"/readyz", GD_ROUTE_READYZ, 0, 0, "GET, HEAD, OPTIONS"},
-    {"/metrics", GD_ROUTE_METRICS, 0, 0, "GET, HEAD, OPTIONS"},
+    {"/v1/grad", GD_ROUTE_GRAD, 1, 1, "POST, OPTIONS", 0},
+    {"/v1/eval", GD_ROUTE_EVAL, 1, 1, "POST, OPTIONS", 0},
+    {"/v1/graphs", GD_ROUTE_GRAPHS, 1, 1, "POST, OPTIONS", 0},
+    {"/v1/graphs/", GD_ROUTE_GRAPH, 0, 1, "GET, HEAD, DELETE, OPTIONS", 1},
+    {"/v1/ops", GD_ROUTE_OPS, 0, 1, "GET, HEAD, OPTIONS", 0},
+    {"/healthz", GD_ROUTE_HEALTHZ, 0, 0, "GET, HEAD, OPTIONS", 0},
+    {"/readyz", GD_ROUTE_READYZ, 0, 0, "GET, HEAD, OPTIONS", 0},
+    {"/metrics", GD_ROUTE_METRICS, 0, 0, "GET, HEAD, OPTIONS", 0},
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 
@@ -186,12 +190,17 @@ static meth parse_method(const char *m) {
     if (strcmp(m, "HEAD") == 0) return M_HEAD;
     if (strcmp(m, "POST") == 0) return M_POST;
     if (strcmp(m, "OPTIONS") == 0) return M_OPTIONS;
+    if (strcmp(m, "DELETE") == 0) return M_DELETE;
     return M_OTHER;
 }
 
 static const route_def *find_route(const char *url) {
-    for (int i = 0; i < N_ROUTES; i++)
-        if (strcmp(url, routes[i].path) == 0) return &routes[i];
+    for (int i = 0; i < N_ROUTES; i++) {
+        size_t n = strlen(routes[i].path);
+        if (routes[i].prefix ? strncmp(url, routes[i].path, n) == 0 && url[n] && !strchr(url + n, '/')
+                             : strcmp(url, routes[i].path) == 0)
+            return &routes[i];
+    }
     return NULL;
 }
 
@@ -375,10 +384,37 @@ static void preflight(req *r) {
     r->reply.allow = r->rd->allow;
 }
 
-/* Answer GET/HEAD of /v1/ops, /healthz, /readyz, /metrics. */
+/* GET, HEAD and DELETE of /v1/graphs/{id} (A3): the graph's canonical
+ * JSON (whose SHA-256 is its id), or 204 once unlisted; 404 unknown_graph
+ * when this replica does not hold it. */
+static void answer_graph(gd_http *h, req *r) {
+    gd_reply *p = &r->reply;
+    const char *id = r->path + strlen(r->rd->path);
+    if (r->m == M_DELETE) {
+        if (gd_graphs_delete(h->graphs, id)) gd_reply_static(p, 204, "", 0);
+        else gd_reply_errorf(p, GD_E_UNKNOWN_GRAPH, NULL, "No graph '%.80s' is registered here.", id);
+        return;
+    }
+    gd_held *g = gd_graphs_get(h->graphs, id, 0);
+    if (!g) {
+        gd_reply_errorf(p, GD_E_UNKNOWN_GRAPH, NULL, "No graph '%.80s' is registered here.", id);
+        return;
+    }
+    gd_reply_reset(p);
+    p->status = 200;
+    gd_buf_append(&p->body, g->canon, g->canon_len);
+    gd_graphs_release(h->graphs, g);
+}
+
+/* Answer GET/HEAD of /v1/ops, /healthz, /readyz, /metrics, and
+ * GET/HEAD/DELETE of /v1/graphs/{id}. */
 static void answer_get(gd_http *h, req *r) {
     gd_reply *p = &r->reply;
+    gd_graphs_stats gs;
     switch (r->rd->route) {
+    case GD_ROUTE_GRAPH:
+        answer_graph(h, r);
+        break;
     case GD_ROUTE_OPS:
         gd_reply_static(p, 200, h->ops.data, h->ops.len);
         break;
@@ -395,7 +431,9 @@ static void answer_get(gd_http *h, req *r) {
         gd_reply_reset(p);
         p->status = 200;
         p->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        gd_metrics_render(h->metrics, &p->body, atomic_load(&h->in_flight), gd_pool_depth(h->pool), PACKAGE_VERSION);
+        gd_graphs_stats_get(h->graphs, &gs);
+        gd_metrics_render(h->metrics, &p->body, atomic_load(&h->in_flight), gd_pool_depth(h->pool), &gs,
+                          PACKAGE_VERSION);
         break;
     }
     r->have_reply = 1;
@@ -406,17 +444,18 @@ static void answer_get(gd_http *h, req *r) {
 static int precheck(gd_http *h, req *r) {
     if (!r->rd) {
         gd_reply_errorf(&r->reply, GD_E_NOT_FOUND, NULL, "No route %s %s; the routes are POST /v1/grad, "
-                        "POST /v1/eval, GET /v1/ops, GET /healthz, GET /readyz, GET /metrics.", r->method, r->path);
+                        "POST /v1/eval, POST /v1/graphs, GET or DELETE /v1/graphs/{id}, GET /v1/ops, GET /healthz, "
+                        "GET /readyz, GET /metrics.", r->method, r->path);
         return 1;
     }
     if (r->m == M_OPTIONS) {
         preflight(r);
         return 1;
     }
-    int ok = r->rd->compute ? r->m == M_POST : (r->m == M_GET || r->m == M_HEAD);
+    int ok = r->rd->compute ? r->m == M_POST : (r->m == M_GET || r->m == M_HEAD || (r->m == M_DELETE && r->rd->prefix));
     if (!ok) {
         gd_reply_errorf(&r->reply, GD_E_METHOD_NOT_ALLOWED, NULL, "%s is not allowed on %s; allowed: %s.", r->method,
-                        r->rd->path, r->rd->allow);
+                        r->rd->prefix ? r->path : r->rd->path, r->rd->allow);
         r->reply.allow = r->rd->allow;
         return 1;
     }
@@ -653,7 +692,10 @@ static void job_run(gd_job *job) {
     const gd_config *cfg = r->h->cfg;
     static const char empty[] = "";
     gd_compute_in in = {
-        .endpoint = r->rd->route == GD_ROUTE_EVAL ? GD_EP_EVAL : GD_EP_GRAD,
+        .endpoint = r->rd->route == GD_ROUTE_EVAL     ? GD_EP_EVAL
+                    : r->rd->route == GD_ROUTE_GRAPHS ? GD_EP_REGISTER
+                                                      : GD_EP_GRAD,
+        .graphs = r->h->graphs,
         .body = r->body ? r->body : empty,
         .json_len = r->json_len,
         .bin = !r->framed ? NULL : r->body ? (const unsigned char *)r->body + r->json_len
@@ -982,10 +1024,12 @@ gd_http *gd_http_start(const gd_config *cfg, const gd_tls *tls, gd_pool *pool, g
                           cfg->max_buffered_per_ip};
     int v6 = 0;
     if (gd_encode_ops(&h->ops)) snprintf(msg, msg_size, "out of memory building the /v1/ops body");
+    else if (!(h->graphs = gd_graphs_new((size_t)cfg->graph_cache))) snprintf(msg, msg_size, "out of memory");
     else if (!(h->conns = gd_conns_new(&cl, m))) snprintf(msg, msg_size, "cannot start the connection watchdog");
     else if (open_listener(h, &v6, msg, msg_size) == 0 && start_daemon(h, v6, msg, msg_size) == 0) return h;
     if (h->listen_fd >= 0) close(h->listen_fd);
     gd_conns_free(h->conns);
+    gd_graphs_free(h->graphs);
     gd_buf_free(&h->ops);
     free(h);
     return NULL;
@@ -1021,6 +1065,7 @@ void gd_http_stop(gd_http *h) {
     /* MHD closes the listening socket it still owns; after a quiesce it is ours. */
     if (h->quiesced_fd >= 0) close(h->quiesced_fd);
     gd_conns_free(h->conns);
+    gd_graphs_free(h->graphs);
     gd_buf_free(&h->ops);
     free(h);
 }

@@ -16,8 +16,9 @@ static const char *const bucket_le[] = {"0.00025", "0.0005", "0.001", "0.0025", 
                                         "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30"};
 #define N_BUCKETS ((int)(sizeof bucket_us / sizeof bucket_us[0]))
 
-static const char *const route_path[GD_ROUTE__COUNT] = {"/v1/grad", "/v1/eval", "/v1/ops", "/healthz",
-                                                        "/readyz", "/metrics", "other"};
+static const char *const route_path[GD_ROUTE__COUNT] = {"/v1/grad", "/v1/eval", "/v1/graphs", "/v1/graphs/{id}",
+                                                        "/v1/ops",  "/healthz", "/readyz",    "/metrics",
+                                                        "other"};
 static const char *const reject_name[GD_REJ__COUNT] = {"queue_full", "buffered_bytes", "shutdown",
                                                        "body_too_large", "unauthorized", "queue_deadline", "draining",
                                                        "slow_client", "connection_limit"};
@@ -100,7 +101,8 @@ static void render_histogram(const gd_metrics *m, gd_buf *out) {
     }
 }
 
-int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64_t queue_depth, const char *version) {
+int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64_t queue_depth,
+                      const gd_graphs_stats *graphs, const char *version) {
     render_requests(m, out);
     render_histogram(m, out);
     gd_buf_printf(out,
@@ -122,6 +124,20 @@ int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64
                   "# TYPE gradd_client_gone_total counter\n"
                   "gradd_client_gone_total %" PRIu64 "\n",
                   get(&m->client_gone));
+    gd_buf_printf(out,
+                  "# HELP gradd_graphs_held Registered graphs held (POST /v1/graphs).\n"
+                  "# TYPE gradd_graphs_held gauge\n"
+                  "gradd_graphs_held %" PRId64 "\n"
+                  "# HELP gradd_graph_cache_bytes Bytes the held graphs take (bounded by --graph-cache).\n"
+                  "# TYPE gradd_graph_cache_bytes gauge\n"
+                  "gradd_graph_cache_bytes %" PRId64 "\n"
+                  "# HELP gradd_graph_cache_hits_total Requests whose graph_id named a held graph.\n"
+                  "# TYPE gradd_graph_cache_hits_total counter\n"
+                  "gradd_graph_cache_hits_total %" PRId64 "\n"
+                  "# HELP gradd_graph_cache_misses_total Requests whose graph_id named no held graph (404).\n"
+                  "# TYPE gradd_graph_cache_misses_total counter\n"
+                  "gradd_graph_cache_misses_total %" PRId64 "\n",
+                  graphs->held, graphs->bytes, graphs->hits, graphs->misses);
     gd_buf_printf(out,
                   "# HELP gradd_build_info Build information; the value is always 1.\n"
                   "# TYPE gradd_build_info gauge\n"

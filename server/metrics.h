@@ -17,6 +17,8 @@
 typedef enum gd_route {
     GD_ROUTE_GRAD = 0,
     GD_ROUTE_EVAL,
+    GD_ROUTE_GRAPHS,  /* POST /v1/graphs */
+    GD_ROUTE_GRAPH,   /* /v1/graphs/{id} */
     GD_ROUTE_OPS,
     GD_ROUTE_HEALTHZ,
     GD_ROUTE_READYZ,
@@ -44,6 +46,12 @@ typedef enum gd_reject {
 
 typedef struct gd_metrics gd_metrics;
 
+/* The registered graphs' gauges and counters, read from their owner
+ * (server/graphs.h) at render time. */
+typedef struct gd_graphs_stats {
+    int64_t held, bytes, hits, misses;
+} gd_graphs_stats;
+
 /* A zeroed set of counters; NULL when out of memory. gd_metrics_free. */
 gd_metrics *gd_metrics_new(void);
 void gd_metrics_free(gd_metrics *m);
@@ -54,8 +62,9 @@ void gd_metrics_reject(gd_metrics *m, gd_reject why);
 /* A computation (queued or running) cancelled because its client disconnected (A7). */
 void gd_metrics_client_gone(gd_metrics *m);
 
-/* Append the exposition (text format 0.0.4) to out. Returns 0, -1 when out
- * of memory. */
-int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64_t queue_depth, const char *version);
+/* Append the exposition (text format 0.0.4) to out, with the held graphs'
+ * gauges and counters (graphs.h). Returns 0, -1 when out of memory. */
+int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64_t queue_depth,
+                      const gd_graphs_stats *graphs, const char *version);
 
 #endif

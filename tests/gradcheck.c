@@ -77,7 +77,6 @@ gd_node *gc_node(gd_arena *a, const char *op, int n_in) {
     n->in = gd_arena_alloc(a, sizeof(int) * (size_t)(n_in + 1));
     n->in_names = gd_arena_alloc(a, sizeof(char *) * (size_t)(n_in + 1));
     for (int i = 0; i < n_in; i++) n->in_names[i] = gd_arena_printf(a, "in%d", i);
-    n->value_index = -1;
     return n;
 }
 
@@ -88,7 +87,6 @@ int gc_forward(gd_arena *a, gd_node *n, gd_tensor *const *in, gd_tensor **out, g
     for (int i = 0; i < n->n_in; i++) meta[i] = (gd_meta){in[i]->dtype, in[i]->shape};
     int rc = n->op->infer(n, meta, &lim, &om, err);
     if (rc) return rc;
-    n->meta = om;
     gd_tensor *o = gd_tensor_new(a, &om.shape, om.dtype, 0);
     if (!o) return gd_errorf(err, GD_E_TOO_LARGE, NULL, "gc_forward: out of arena");
     for (int i = 0; i < n->n_in; i++)

@@ -74,7 +74,7 @@ ERROR_STATUS = {
         "invalid_json", "invalid_request", "unknown_key", "unknown_op", "unknown_node",
         "duplicate_node", "cycle", "shape_mismatch", "dtype_mismatch", "missing_value",
         "invalid_attribute", "invalid_value", "index_out_of_range", "target_not_scalar"], 400),
-    "unauthorized": 401, "not_found": 404, "method_not_allowed": 405, "too_large": 413,
+    "unauthorized": 401, "not_found": 404, "unknown_graph": 404, "method_not_allowed": 405, "too_large": 413,
     "no_gradients": 422, "internal": 500, "overloaded": 503, "deadline_exceeded": 504,
 }
 VOLATILE_HEADERS = {"date", "x-request-id"}

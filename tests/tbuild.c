@@ -49,12 +49,12 @@ const char *tb_name(tb *t, int idx) { return t->g->nodes[idx].name; }
 
 void tb_f64(tb *t, const char *name, const char *shape, const double *v) {
     int i = tb_idx(t, name);
-    gd_node_set_value(&t->g->nodes[i], gc_f64(t->a, shape, v), i);
+    gd_graph_set_value(t->g, i, gc_f64(t->a, shape, v), i);
 }
 
 void tb_i64(tb *t, const char *name, const char *shape, const int64_t *v) {
     int i = tb_idx(t, name);
-    gd_node_set_value(&t->g->nodes[i], gc_i64(t->a, shape, v), i);
+    gd_graph_set_value(t->g, i, gc_i64(t->a, shape, v), i);
 }
 
 int tb_check(tb *t) {

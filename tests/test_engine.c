@@ -270,7 +270,7 @@ START_TEST(intermediates_released_early) {
     tb_node(&t, "loss", "sum", prev);
     gd_shape s = {.rank = 1, .dim = {100000}};
     gd_tensor *x = gd_tensor_new(t.a, &s, GD_F64, 1);
-    gd_node_set_value(&t.g->nodes[0], x, 0);
+    gd_graph_set_value(t.g, 0, x, 0);
     size_t before = gd_arena_peak(t.a);
     ck_assert_int_eq(tb_eval(&t, "loss", NULL), 0);
     size_t used = t.res.peak_bytes - before;
@@ -281,7 +281,7 @@ START_TEST(intermediates_released_early) {
      * twice (values and cotangents). */
     tb_node(&t, "w", "variable", "");
     gd_tensor *w = gd_tensor_new(t.a, &s, GD_F64, 1);
-    gd_node_set_value(&t.g->nodes[tb_idx(&t, "w")], w, 1);
+    gd_graph_set_value(t.g, tb_idx(&t, "w"), w, 1);
     tb_node(&t, "wx", "mul", "w,h23");
     tb_node(&t, "loss2", "sum", "wx");
     before = gd_arena_peak(t.a);
@@ -319,15 +319,15 @@ START_TEST(large_matmul_is_cancellable) {
     tb_node(&t, "c", "matmul", "a,b");
     tb_node(&t, "loss", "sum", "c");
     gd_shape s = {.rank = 2, .dim = {800, 800}}; /* 1e9 flops: over GEMM_POLL_FLOPS (5e8) */
-    gd_node_set_value(&t.g->nodes[0], gd_tensor_new(t.a, &s, GD_F64, 1), 0);
-    gd_node_set_value(&t.g->nodes[1], gd_tensor_new(t.a, &s, GD_F64, 1), 1);
+    gd_graph_set_value(t.g, 0, gd_tensor_new(t.a, &s, GD_F64, 1), 0);
+    gd_graph_set_value(t.g, 1, gd_tensor_new(t.a, &s, GD_F64, 1), 1);
     gd_cancel c = {0};
     ck_assert_int_eq(tb_check(&t), 0);
     /* A deadline already past when the matmul starts: the kernel must notice. */
     gd_kctx k = {.arena = t.a, .cancel = &c, .err = &t.err, .node = &t.g->nodes[2]};
     atomic_store(&c.cancelled, 1);
-    gd_tensor *out = gd_tensor_new(t.a, &t.g->nodes[2].meta.shape, GD_F64, 0);
-    const gd_tensor *in[2] = {t.g->nodes[0].value, t.g->nodes[1].value};
+    gd_tensor *out = gd_tensor_new(t.a, &t.g->st[2].meta.shape, GD_F64, 0);
+    const gd_tensor *in[2] = {t.g->st[0].value, t.g->st[1].value};
     ck_assert_int_eq(t.g->nodes[2].op->forward(&k, in, out), GD_E_DEADLINE_EXCEEDED);
     tb_free(&t);
 }

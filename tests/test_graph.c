@@ -244,9 +244,9 @@ START_TEST(cond_shapes) {
     tb_f64(&t, "a", "2", a);
     tb_f64(&t, "b", "3", b);
     ck_assert_int_eq(tb_check(&t), GD_E_SHAPE_MISMATCH); /* both branches known, different */
-    t.g->nodes[2].value = NULL; /* b unknown: fine */
+    t.g->st[2].value = NULL; /* b unknown: fine */
     ck_assert_int_eq(tb_check(&t), 0);
-    ck_assert_int_eq(t.g->nodes[3].meta.shape.rank, 1);
+    ck_assert_int_eq(t.g->st[3].meta.shape.rank, 1);
     tb_free(&t);
 }
 END_TEST
@@ -259,7 +259,7 @@ START_TEST(unknown_shapes_propagate_without_error) {
     tb_node(&t, "c", "matmul", "b,b");
     tb_node(&t, "d", "sum", "c")->axis = (gd_ints){.given = 1, .n = 1, .v = {0}};
     ck_assert_int_eq(tb_check(&t), 0);
-    ck_assert_int_lt(t.g->nodes[3].meta.shape.rank, 0);
+    ck_assert_int_lt(t.g->st[3].meta.shape.rank, 0);
     tb_free(&t);
 }
 END_TEST
@@ -283,14 +283,14 @@ START_TEST(check_defers_branch_only_shape_errors) {
     tb_f64(&t, "b", "", &one);
     gd_limits lim = {0};
     ck_assert_int_eq(gd_graph_check(t.g, &lim, &t.err), 0);
-    const gd_node *m = &t.g->nodes[tb_idx(&t, "m")];
+    const gd_nstate *m = &t.g->st[tb_idx(&t, "m")];
     ck_assert_ptr_nonnull(m->deferred);
     ck_assert_int_eq(m->deferred->code, GD_E_INVALID_VALUE);
     ck_assert_str_eq(m->deferred->at, "$.graph.nodes[3]");
     ck_assert_int_eq(m->meta.dtype, GD_F64);
     ck_assert_int_lt(m->meta.shape.rank, 0);
-    ck_assert_int_eq(t.g->nodes[tb_idx(&t, "c")].meta.shape.rank, 0); /* from b */
-    ck_assert_ptr_null(t.g->nodes[tb_idx(&t, "c")].deferred);
+    ck_assert_int_eq(t.g->st[tb_idx(&t, "c")].meta.shape.rank, 0); /* from b */
+    ck_assert_ptr_null(t.g->st[tb_idx(&t, "c")].deferred);
     int loss = tb_idx(&t, "loss"), mi = tb_idx(&t, "m");
     /* m as a target is needed outright; as a fetch behind the cond it is not. */
     ck_assert_int_eq(gd_graph_check_request(t.g, &mi, 1, NULL, 0, &lim, &t.err), GD_E_INVALID_VALUE);

@@ -1746,6 +1746,124 @@ START_TEST(concurrent_clients) {
 }
 END_TEST
 
+/* ---- registered graphs under concurrency (A3) -------------------------------------- */
+
+/* A 40-node chain y = x + 1 + 1 + ... registered once; clients run it by id
+ * while another deletes and registers it again and again, and registers
+ * graphs that push it out of a small --graph-cache: every answer is the
+ * right gradient or 404 unknown_graph, and nothing races (CI runs this
+ * under ThreadSanitizer). */
+#define REG_CHAIN 40
+
+typedef struct reg_ctx {
+    int port, id, nreq, fails, ok, gone;
+    const char *body;            /* the registration */
+    char gid[80];
+    char first[600];
+} reg_ctx;
+
+static void reg_chain_body(char *b, size_t n, int salt) {
+    size_t o = (size_t)snprintf(b, n, "{\"graph\":{\"nodes\":[{\"name\":\"x\",\"op\":\"variable\"},"
+                                        "{\"name\":\"one\",\"op\":\"constant\",\"value\":%d}", salt);
+    for (int i = 0; i < REG_CHAIN; i++) {
+        char prev[16];
+        snprintf(prev, sizeof prev, i ? "n%d" : "x", i - 1);
+        o += (size_t)snprintf(b + o, n - o, ",{\"name\":\"n%d\",\"op\":\"add\",\"inputs\":[\"%s\",\"one\"]}", i,
+                              prev);
+    }
+    snprintf(b + o, n - o, "]}}");
+}
+
+static void *reg_user_main(void *arg) {
+    reg_ctx *c = arg;
+    CURL *h = curl_easy_init();
+    char body[256];
+    snprintf(body, sizeof body, "{\"graph_id\":\"%s\",\"values\":{\"x\":0.5},\"target\":\"n%d\"}", c->gid,
+             REG_CHAIN - 1);
+    for (int k = 0; k < c->nreq; k++) {
+        ht_req rq = {.path = c->id % 2 ? "/v1/grad" : "/v1/eval", .body = body};
+        ht_resp r;
+        ht_do(h, c->port, &rq, &r);
+        int good = 0;
+        if (r.status == 200 && r.body && (c->id % 2 ? strstr(r.body, "\"gradients\":{\"x\":1.0}") != NULL
+                                                    : strstr(r.body, "\"values\":{\"n39\":40.5}") != NULL))
+            good = 1, c->ok++;
+        else if (r.status == 404 && r.body && strstr(r.body, "\"unknown_graph\""))
+            good = 1, c->gone++;
+        if (!good && !c->fails++)
+            snprintf(c->first, sizeof c->first, "status %ld: %.400s", r.status, r.body ? r.body : "(none)");
+        ht_resp_free(&r);
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static void *reg_churn_main(void *arg) {
+    reg_ctx *c = arg;
+    CURL *h = curl_easy_init();
+    char path[128], other[8192];
+    snprintf(path, sizeof path, "/v1/graphs/%s", c->gid);
+    for (int k = 0; k < c->nreq; k++) {
+        ht_resp r;
+        ht_req del = {.method = "DELETE", .path = path};
+        ht_do(h, c->port, &del, &r);
+        if (r.status != 204 && r.status != 404 && !c->fails++) snprintf(c->first, sizeof c->first, "DELETE %ld", r.status);
+        ht_resp_free(&r);
+        ht_req reg = {.path = "/v1/graphs", .body = c->body};
+        ht_do(h, c->port, &reg, &r);
+        if (r.status != 201 && r.status != 200 && !c->fails++)
+            snprintf(c->first, sizeof c->first, "register %ld: %.300s", r.status, r.body ? r.body : "");
+        ht_resp_free(&r);
+        reg_chain_body(other, sizeof other, 1000 + k); /* another graph, to make the cache evict */
+        ht_req reg2 = {.path = "/v1/graphs", .body = other};
+        ht_do(h, c->port, &reg2, &r);
+        if (r.status != 201 && r.status != 200 && !c->fails++)
+            snprintf(c->first, sizeof c->first, "register other %ld: %.300s", r.status, r.body ? r.body : "");
+        ht_resp_free(&r);
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+START_TEST(registered_graphs_concurrent) {
+    enum { USERS = 6 };
+    ht_server s;
+    ht_server_start(&s, ARGS("--graph-cache", "160K", "--workers", "2"));
+    char body[8192];
+    reg_chain_body(body, sizeof body, 1);
+    ht_resp r;
+    ht_post(s.port, "/v1/graphs", body, &r);
+    ck_assert_msg(r.status == 201, "register: %ld %s", r.status, r.body ? r.body : "");
+    char why[200];
+    json_t *j = ht_parse(r.body, r.body_len, why, sizeof why);
+    ck_assert_msg(j != NULL, "%s", why);
+    reg_ctx c[USERS + 1];
+    memset(c, 0, sizeof c);
+    for (int i = 0; i <= USERS; i++) {
+        c[i].port = s.port, c[i].id = i, c[i].nreq = i < USERS ? 60 : 30, c[i].body = body;
+        snprintf(c[i].gid, sizeof c[i].gid, "%s", json_string_value(json_object_get(j, "graph_id")));
+    }
+    json_decref(j);
+    ht_resp_free(&r);
+    pthread_t th[USERS + 1];
+    for (int i = 0; i <= USERS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, i < USERS ? reg_user_main : reg_churn_main, &c[i]), 0);
+    for (int i = 0; i <= USERS; i++) pthread_join(th[i], NULL);
+    int ok = 0, gone = 0;
+    for (int i = 0; i <= USERS; i++) {
+        ck_assert_msg(c[i].fails == 0, "client %d: %d wrong, first: %s", i, c[i].fails, c[i].first);
+        ok += c[i].ok, gone += c[i].gone;
+    }
+    printf("registered_graphs_concurrent: %d answers by id, %d unknown_graph while deleted or evicted\n", ok, gone);
+    ck_assert_int_gt(ok, 0);
+    ht_get(s.port, "/metrics", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "gradd_graphs_held "));
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+
 /* ---- SIGTERM with requests in flight ----------------------------------------------- */
 
 START_TEST(sigterm_drains_in_flight) {
@@ -2623,6 +2741,7 @@ static Suite *suite_http(void) {
     tcase_add_checked_fixture(tc, NULL, teardown_kill);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, concurrent_clients);
+    tcase_add_test(tc, registered_graphs_concurrent);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -68,19 +68,18 @@ static void build(pgraph *p, gc_rng *r, gd_arena *a) {
     for (int k = 0; k < n_leaves; k++) {
         int kind = k == 0 ? 0 : (int)(gc_next(r) % 6); /* the first leaf is a float64 variable */
         int v = add_node(p, kind == 5 ? "input" : "variable", 0, NULL);
-        gd_node *nd = &p->g->nodes[v];
         if (kind == 4) { /* an int64 variable */
             int64_t iv[3] = {1, 0, 2};
-            gd_node_set_value(nd, gc_i64(a, "3", iv), v);
+            gd_graph_set_value(p->g, v, gc_i64(a, "3", iv), v);
             mark_int(p, v, -1);
         } else {
-            gd_node_set_value(nd, rand3(a, r), v);
+            gd_graph_set_value(p->g, v, rand3(a, r), v);
             p->float3[p->n_float3++] = v;
         }
         if (kind != 5) p->var[p->n_var++] = v;
     }
     int zero = add_node(p, "constant", 0, NULL);
-    gd_node_set_value(&p->g->nodes[zero], gd_tensor_scalar(a, 0.0), -1);
+    gd_graph_set_value(p->g, zero, gd_tensor_scalar(a, 0.0), -1);
     int n_ops = 4 + (int)(gc_next(r) % 14);
     for (int k = 0; k < n_ops; k++) {
         int a1 = pick(r, p->float3, p->n_float3), a2 = pick(r, p->float3, p->n_float3), v;
@@ -329,9 +328,10 @@ static gd_graph *frozen_copy(const gd_graph *g, gd_arena *a, int w, gd_tensor *c
         gd_node *d = gd_graph_add(c, s->name, freeze ? "input" : s->op->name, s->in_names, freeze ? 0 : s->n_in, &err);
         ck_assert_msg(d != NULL, "%s", err.message);
         d->attrs = s->attrs;
-        const gd_tensor *val = freeze ? base[v] : s->value;
-        if (freeze && !val) val = gd_tensor_new(a, &s->meta.shape, s->meta.dtype, 1);
-        if (val) gd_node_set_value(d, gd_tensor_copy(a, val), freeze ? v : s->value_index);
+        const gd_nstate *ss = &g->st[v];
+        const gd_tensor *val = freeze ? base[v] : ss->value;
+        if (freeze && !val) val = gd_tensor_new(a, &ss->meta.shape, ss->meta.dtype, 1);
+        if (val) gd_graph_set_value(c, d->index, gd_tensor_copy(a, val), freeze ? v : ss->value_index);
     }
     gd_limits lim = {0};
     ck_assert_msg(gd_graph_check(c, &lim, &err) == 0, "frozen copy: %s", err.message);
@@ -363,8 +363,8 @@ static void check_values(const pgraph *p, int trial, int w, int target, const gd
                          const int *all, fd_stats *st) {
     gd_arena *a = gd_arena_new(0);
     gd_graph *c = frozen_copy(p->g, a, w, base);
-    double *x = gd_f64(c->nodes[w].value);
-    ck_assert_int_eq(grad->n, c->nodes[w].value->n);
+    double *x = gd_f64(c->st[w].value);
+    ck_assert_int_eq(grad->n, c->st[w].value->n);
     for (int64_t j = 0; j < grad->n; j++) {
         double x0 = x[j], h = 1e-6 * fmax(1.0, fabs(x0)), fp, fm;
         x[j] = x0 + h;
@@ -399,7 +399,7 @@ START_TEST(random_dags_agree_with_oracle) {
         gd_limits lim = {0};
         ck_assert_msg(gd_graph_check(g, &lim, &err) == 0, "trial %d: %s", trial, err.message);
         for (int v = 0; v < g->n; v++) /* the oracle's dtypes are the checked graph's */
-            ck_assert_int_eq(g->nodes[v].meta.dtype == GD_I64, p.is_int[v]);
+            ck_assert_int_eq(g->st[v].meta.dtype == GD_I64, p.is_int[v]);
         int wrt[MAXN + 4], n_wrt = 0, fetch_of[MAXN];
         for (int k = 0; k < p.n_var; k++) wrt[n_wrt++] = p.var[k];
         for (int k = 0; k < 2; k++) wrt[n_wrt++] = (int)(gc_next(&r) % (uint64_t)g->n);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/cancel.h"
+#include "proto/canon.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
 #include "proto/jsonstr.h"
@@ -85,8 +86,13 @@ static gd_node *node(const char *name) {
     return &R.graph->nodes[k];
 }
 
+/* The request's state of a node: its value, meta and transport. */
+static gd_nstate *state(const char *name) {
+    return &R.graph->st[node(name)->index];
+}
+
 static gd_tensor *val(const char *name) {
-    gd_tensor *t = node(name)->value;
+    gd_tensor *t = state(name)->value;
     ck_assert_ptr_nonnull(t);
     return t;
 }
@@ -185,7 +191,7 @@ START_TEST(decode_number_and_nested) {
     ck_ok(dec_leaf("", "2.5"));
     ck_shape(val("x"), 0, NULL);
     ck_f64s(val("x"), (double[]){2.5}, 1);
-    ck_assert_int_eq(node("x")->transport_f32, 0);
+    ck_assert_int_eq(state("x")->transport_f32, 0);
 
     ck_ok(dec_leaf("", "[[1, 2.0], [3e0, -4]]"));
     ck_shape(val("x"), 2, (int64_t[]){2, 2});
@@ -234,7 +240,7 @@ START_TEST(decode_flat) {
     ck_i64s(val("x"), (int64_t[]){1, -2, 3}, 3);
     ck_ok(dec_leaf("", "{'shape': [2], 'dtype': 'float32', 'data': [0.1, 'Infinity']}"));
     ck_f64s(val("x"), (double[]){(double)0.1f, INFINITY}, 2);
-    ck_assert_int_eq(node("x")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 1);
     /* Beyond float32's range: infinity, as NumPy's astype(float32). */
     ck_ok(dec_leaf("", "{'shape': [2], 'dtype': 'float32', 'data': [1e39, -1e39]}"));
     ck_f64s(val("x"), (double[]){INFINITY, -INFINITY}, 2);
@@ -283,7 +289,7 @@ START_TEST(decode_b64) {
     body = gd_arena_printf(A, "{'shape': [5], 'dtype': 'float32', 'b64': '%s'}", t);
     ck_ok(dec_leaf("", body));
     ck_f64s(val("x"), (double[]){0.1f, -2.5f, 3.4028235e38f, 1e-45f, -0.0f}, 5);
-    ck_assert_int_eq(node("x")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 1);
     /* Padding is optional. */
     t[strlen(t) - 1] = '\0';
     body = gd_arena_printf(A, "{'shape': [5], 'dtype': 'float32', 'b64': '%s'}", t);
@@ -331,7 +337,7 @@ START_TEST(decode_declared_dtypes) {
     /* An untyped value takes its leaf's declared dtype. */
     ck_ok(dec_leaf(", 'dtype': 'float32'", "[0.1, 0.2]"));
     ck_f64s(val("x"), (double[]){0.1f, 0.2f}, 2);
-    ck_assert_int_eq(node("x")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 1);
     ck_ok(dec_leaf(", 'dtype': 'float32'", "0.1"));
     ck_f64s(val("x"), (double[]){0.1f}, 1);
     ck_ok(dec_leaf(", 'dtype': 'float64', 'shape': [2]", "{'shape': [2], 'dtype': 'float64', 'data': [0.1, 2]}"));
@@ -388,8 +394,8 @@ START_TEST(decode_binary) {
     ck_f64s(val("x"), d, 4);
     ck_i64s(val("k"), iv, 2);
     ck_f64s(val("h"), (double[]){0.1f, 0.5f, -3}, 3);
-    ck_assert_int_eq(node("h")->transport_f32, 1);
-    ck_assert_int_eq(node("x")->transport_f32, 0);
+    ck_assert_int_eq(state("h")->transport_f32, 1);
+    ck_assert_int_eq(state("x")->transport_f32, 0);
 
     /* Without a binary section, a reference is a structural error. */
     ck_err(dec_full(req, NULL, 0, GD_EP_GRAD, NULL), GD_E_INVALID_REQUEST, "$.values.x", "");
@@ -1185,10 +1191,10 @@ START_TEST(encode_binary_feeds_back) {
     gd_request r2;
     ck_ok(gd_decode_request(A, body, strlen(body), (const unsigned char *)bin.data, bin.len, GD_EP_GRAD, NULL, &r2,
                             &E));
-    const gd_tensor *a = r2.graph->nodes[0].value, *b = r2.graph->nodes[1].value;
+    const gd_tensor *a = r2.graph->st[0].value, *b = r2.graph->st[1].value;
     ck_f64s(a, gd_f64(res.grads[0]), 6);
     ck_f64s(b, (double[]){4.1f, 3.0f, -3.0f}, 3);
-    ck_assert_int_eq(r2.graph->nodes[1].transport_f32, 1);
+    ck_assert_int_eq(r2.graph->st[1].transport_f32, 1);
     json_decref(j);
     gd_buf_free(&out);
     gd_buf_free(&bin);
@@ -1667,7 +1673,7 @@ START_TEST(decode_int64_attributes) {
               " 'inputs': ['i'], 'depth': 9007199254740993}]}, 'values': {'i': {'shape': [0], 'data': []}},"
               " 'target': 's', 'wrt': []}"));
     ck_assert_int_eq(node("s")->attrs.depth.v[0], 9007199254740993);
-    ck_assert_int_eq(node("s")->meta.shape.dim[1], 9007199254740993);
+    ck_assert_int_eq(state("s")->meta.shape.dim[1], 9007199254740993);
     ck_err(dec("{'graph': {'nodes': [{'name': 'x', 'op': 'input', 'shape': [9223372036854775807]}]},"
                " 'values': {'x': [1]}, 'target': 'x'}"),
            GD_E_SHAPE_MISMATCH, "$.graph.nodes[0]", "");
@@ -1772,6 +1778,109 @@ START_TEST(decode_taken_branch_error_order) {
 }
 END_TEST
 
+/* ---- registered graphs (A3) ---------------------------------------------------- */
+
+/* Numbers as RFC 8785 lays them out (ECMAScript's Number::toString). */
+START_TEST(canon_numbers) {
+    static const struct { double v; const char *want; } cases[] = {
+        {0.0, "0"}, {-0.0, "0"}, {1.0, "1"}, {-2.0, "-2"}, {0.1, "0.1"}, {100.0, "100"}, {1.5, "1.5"},
+        {123456.789, "123456.789"}, {1e-6, "0.000001"}, {1e-7, "1e-7"}, {1.5e-7, "1.5e-7"}, {2.5e-5, "0.000025"},
+        {1e16, "10000000000000000"}, {1e20, "100000000000000000000"}, {1e21, "1e+21"}, {1.5e21, "1.5e+21"},
+        {1e300, "1e+300"}, {-1e-300, "-1e-300"}, {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {123456789012345680.0, "123456789012345680"}, {0.000123, "0.000123"}, {4.35, "4.35"}, {1e-5, "0.00001"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char b[40];
+        gd_canon_number(b, cases[i].v);
+        ck_assert_msg(!strcmp(b, cases[i].want), "%.17g: got %s, want %s", cases[i].v, b, cases[i].want);
+    }
+}
+END_TEST
+
+/* Keys sorted by UTF-8 bytes, strings escaped as RFC 8785, integers exact. */
+START_TEST(canon_json) {
+    const char *text = "{\"b\": [1, 1.0, 9223372036854775807, -9223372036854775808, 1e300, true, null],"
+                       " \"a\\u00e9\": \"q\\\"\\\\\\/\\u0001\\u001f\\b\\t\\n\\f\\r\\u007f\\u00e9\\ud83d\\ude00\","
+                       " \"a\": {}, \"\\u00e9\": [], \"B\": false}";
+    json_error_t je;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+    ck_assert_msg(j != NULL, "%s", je.text);
+    gd_buf b;
+    gd_buf_init(&b);
+    ck_assert_int_eq(gd_canon_json(&b, j), 0);
+    ck_assert_str_eq(b.data, "{\"B\":false,\"a\":{},\"a\xc3\xa9\":\"q\\\"\\\\/\\u0001\\u001f\\b\\t\\n\\f\\r\x7f\xc3\xa9"
+                             "\xf0\x9f\x98\x80\",\"b\":[1,1,9223372036854775807,-9223372036854775808,1e+300,true,null],"
+                             "\"\xc3\xa9\":[]}");
+    gd_buf_free(&b);
+    json_decref(j);
+}
+END_TEST
+
+/* A registered graph decoded once (gd_decode_graph), then used by requests
+ * through a lookup: the answers are those of the inline graph, errors keep
+ * their $.graph paths, and the held graph is never written by a request. */
+static const gd_graph *HELD;
+static const gd_graph *lookup_one(void *arg, const char *id) {
+    return !strcmp(id, (const char *)arg) ? HELD : NULL;
+}
+
+START_TEST(decode_registered) {
+    gd_arena *held = gd_arena_new_small(0);
+    gd_graph *g;
+    gd_buf canon;
+    gd_buf_init(&canon);
+    const char *reg = J("{'graph': {'nodes': [{'name': 'x', 'op': 'variable', 'shape': [2]},"
+                        " {'name': 'c', 'op': 'constant', 'value': [2, 3]}, {'name': 'p', 'op': 'input', 'dtype': 'float32'},"
+                        " {'name': 'm', 'op': 'mul', 'inputs': ['x', 'c']}, {'name': 'loss', 'op': 'sum', 'inputs': ['m']}]}}");
+    ck_ok(gd_decode_graph(A, held, reg, strlen(reg), NULL, &g, &canon, &E));
+    ck_assert_str_eq(canon.data, "{\"nodes\":[{\"name\":\"x\",\"op\":\"variable\",\"shape\":[2]},{\"name\":\"c\",\"op\":"
+                                 "\"constant\",\"value\":[2,3]},{\"dtype\":\"float32\",\"name\":\"p\",\"op\":\"input\"},"
+                                 "{\"inputs\":[\"x\",\"c\"],\"name\":\"m\",\"op\":\"mul\"},{\"inputs\":[\"m\"],\"name\":"
+                                 "\"loss\",\"op\":\"sum\"}]}");
+    gd_buf_free(&canon);
+    HELD = g;
+    size_t bytes = gd_arena_live(held);
+    unsigned char *before = malloc(sizeof(gd_node) * (size_t)g->n);
+    memcpy(before, g->nodes, sizeof(gd_node) * (size_t)g->n);
+    gd_nstate st2 = g->st[2];
+    gd_decode_limits lim = {.lookup = lookup_one, .lookup_arg = (void *)"id1"};
+    ck_ok(dec_full("{'graph_id': 'id1', 'values': {'x': [1, 5], 'p': {'shape': [1], 'dtype': 'float32', 'data': [1]}},"
+                   " 'target': 'loss'}", NULL, 0, GD_EP_GRAD, &lim));
+    ck_assert_ptr_eq(R.graph->nodes, g->nodes); /* shared, not copied */
+    gd_run_result res;
+    ck_ok(gd_run(R.graph, &R.spec, &res, &E));
+    ck_assert_double_eq(gd_f64(res.targets[0])[0], 17.0);
+    ck_assert_double_eq(gd_f64(res.grads[0])[1], 3.0);
+    ck_assert_int_eq(R.graph->st[2].transport_f32, 1);
+    /* errors: values, names and inferred shapes, at the inline paths */
+    ck_err(dec_full("{'graph_id': 'id1', 'values': {'x': [1, 5, 6]}, 'target': 'loss'}", NULL, 0, GD_EP_GRAD, &lim),
+           GD_E_SHAPE_MISMATCH, "$.graph.nodes[0]", "");
+    ck_err(dec_full("{'graph_id': 'id1', 'values': {'x': [1, 5]}, 'target': 'los'}", NULL, 0, GD_EP_GRAD, &lim),
+           GD_E_UNKNOWN_NODE, "$.target", "loss");
+    ck_err(dec_full("{'graph_id': 'id2', 'values': {'x': [1, 5]}, 'target': 'loss'}", NULL, 0, GD_EP_GRAD, &lim),
+           GD_E_UNKNOWN_GRAPH, "$.graph_id", "");
+    ck_err(dec_full("{'graph_id': 'id1', 'graph': {'nodes': []}, 'target': 'loss'}", NULL, 0, GD_EP_GRAD, &lim),
+           GD_E_INVALID_REQUEST, "$.graph_id", "");
+    ck_err(dec_full("{'graph_id': 'id1', 'target': 'loss'}", NULL, 0, GD_EP_GRAD, NULL), GD_E_UNKNOWN_GRAPH,
+           "$.graph_id", "");
+    ck_assert_msg(!memcmp(before, g->nodes, sizeof(gd_node) * (size_t)g->n), "a request wrote the held nodes");
+    ck_assert_msg(!memcmp(&st2, &g->st[2], sizeof st2), "a request wrote the held states");
+    ck_assert_int_eq(gd_arena_live(held), bytes);
+    free(before);
+    /* Registration errors are /v1/grad's, at the same paths. */
+    gd_arena *h2 = gd_arena_new_small(0);
+    const char *cyc = J("{'graph': {'nodes': [{'name': 'a', 'op': 'exp', 'inputs': ['b']},"
+                        " {'name': 'b', 'op': 'exp', 'inputs': ['a']}]}}");
+    gd_buf_init(&canon);
+    ck_err(gd_decode_graph(A, h2, cyc, strlen(cyc), NULL, &g, &canon, &E), GD_E_CYCLE, "$.graph.nodes[0].inputs", "");
+    const char *extra = J("{'graph': {'nodes': []}, 'values': {}}");
+    ck_err(gd_decode_graph(A, h2, extra, strlen(extra), NULL, &g, &canon, &E), GD_E_UNKNOWN_KEY, "$.values", "");
+    gd_buf_free(&canon);
+    gd_arena_free(h2);
+    gd_arena_free(held);
+}
+END_TEST
+
 Suite *suite_proto(void) {
     Suite *s = suite_create("proto");
     TCase *tc = tcase_create("decode");
@@ -1794,6 +1903,9 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, decode_int64_attributes);
     tcase_add_test(tc, decode_untaken_branch_errors);
     tcase_add_test(tc, decode_taken_branch_error_order);
+    tcase_add_test(tc, decode_registered);
+    tcase_add_test(tc, canon_numbers);
+    tcase_add_test(tc, canon_json);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");

@@ -1,7 +1,8 @@
 /* fuzz_request.c - the libFuzzer entry point for gradd's in-process path:
  * decode -> run -> encode -> free of one /v1/grad or /v1/eval body, plain
  * JSON or binary-framed, exactly as a worker does it (server/compute.c)
- * minus the HTTP around it.
+ * minus the HTTP around it; or the same body with its graph registered
+ * first (POST /v1/graphs) and named by "graph_id".
  *
  * Built two ways from this one file:
  *   make fuzz     clang -fsanitize=fuzzer,address,undefined (tests/fuzz/fuzz.sh)
@@ -16,7 +17,9 @@
  *                  2-3   the arena's limit (--max-memory): 16M, 4M, 1M, 128K
  *                  4-5   the deadline: 250 ms, 20 ms, 1 ms, already past
  *                  6     the cancel flag is set (a shutdown) before the run
- *                  7     unused (ignored)
+ *                  7     by id: when the JSON part is an object with a "graph",
+                        that graph is registered (gd_decode_graph) and the
+                        request sent with "graph_id" in its place
  *   bytes 1..4   only with framing: a little-endian uint32 n; the JSON part
  *                is the first n % (rest + 1) bytes of the rest, the binary
  *                section what follows (Gradd-Json-Length)
@@ -51,6 +54,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum {
+    OPT_BY_ID = 1 << 7,
     OPT_EVAL = 1 << 0,
     OPT_FRAMED = 1 << 1,
     OPT_MEM_SHIFT = 2,
@@ -146,6 +150,33 @@ static void apply_deadline(const gd_request *req, int64_t start_ns, gd_cancel *c
     if (d < cancel->deadline_ns) cancel->deadline_ns = d;
 }
 
+/* Option 7: the JSON part as {"graph": G} alone (*reg, malloc'd) and as
+ * the request with "graph_id": "fuzz" in G's place (*req, malloc'd). 0, or
+ * -1 when the part is no JSON object with a "graph". */
+static int split_graph(const char *json, size_t len, char **reg, char **req) {
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_DECODE_INT_AS_REAL, &je), *g;
+    if (!root || !json_is_object(root) || !(g = json_object_get(root, "graph"))) {
+        json_decref(root);
+        return -1;
+    }
+    json_t *r = json_pack("{sO}", "graph", g);
+    json_object_del(root, "graph");
+    json_object_set_new(root, "graph_id", json_string("fuzz"));
+    *reg = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    *req = json_dumps(root, JSON_COMPACT);
+    json_decref(r);
+    json_decref(root);
+    if (*reg && *req) return 0;
+    free(*reg);
+    free(*req);
+    return -1;
+}
+
+static const gd_graph *fuzz_lookup(void *arg, const char *id) {
+    return strcmp(id, "fuzz") ? NULL : arg;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned opt = size ? data[0] : 0;
     const uint8_t *p = size ? data + 1 : data;
@@ -183,8 +214,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&res, 0, sizeof res);
     gd_error_clear(&err);
     int endpoint = (opt & OPT_EVAL) ? GD_EP_EVAL : GD_EP_GRAD;
-    int rc = gd_decode_request(a, body, json_len, bin, bin_len, endpoint, &lim, &req, &err);
+    /* By id: register the graph in an arena of its own (as compute.c does),
+     * then decode the request naming it; the held nodes must come out of
+     * the request untouched. */
+    char *reg = NULL, *byid = NULL, *nodes_copy = NULL;
+    gd_arena *held = NULL;
+    gd_graph *hg = NULL;
+    size_t held_bytes = 0;
+    if ((opt & OPT_BY_ID) && split_graph(body, json_len, &reg, &byid) == 0) {
+        held = gd_arena_new_small(1u << 20);
+        gd_buf canon;
+        gd_buf_init(&canon);
+        gd_error rerr;
+        gd_error_clear(&rerr);
+        if (held && gd_decode_graph(a, held, reg, strlen(reg), &lim, &hg, &canon, &rerr) == 0) {
+            json_decref(parse_body(&canon)); /* the canonical text is one JSON object */
+            held_bytes = sizeof(gd_node) * (size_t)hg->n;
+            nodes_copy = malloc(held_bytes + 1);
+            if (nodes_copy) memcpy(nodes_copy, hg->nodes, held_bytes);
+            lim.lookup = fuzz_lookup, lim.lookup_arg = hg;
+        } else if (held && rerr.code == GD_OK) {
+            fail("a failed registration without an error code", NULL);
+        }
+        gd_buf_free(&canon);
+    }
+    int rc = byid && hg ? gd_decode_request(a, byid, strlen(byid), bin, bin_len, endpoint, &lim, &req, &err)
+                        : gd_decode_request(a, body, json_len, bin, bin_len, endpoint, &lim, &req, &err);
     free(body); /* as compute.c's body_done: nothing decoded may point into it */
+    free(reg);
+    free(byid);
     if (!rc) {
         apply_deadline(&req, start, &cancel);
         req.spec.cancel = &cancel;
@@ -196,6 +254,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         encode_success(&req, &res);
     }
+    if (nodes_copy && memcmp(nodes_copy, hg->nodes, held_bytes)) fail("a request wrote a held graph's nodes", NULL);
+    free(nodes_copy);
+    gd_arena_free(held);
     gd_arena_free(a);
     return 0;
 }

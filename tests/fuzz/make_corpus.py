@@ -50,12 +50,13 @@ import golden  # noqa: E402
 CORPUS = os.path.join(HERE, "corpus")
 DICT = os.path.join(HERE, "gradd.dict")
 MAX_SEED = 16 * 1024
-OPT_EVAL, OPT_FRAMED = 1, 2
+OPT_EVAL, OPT_FRAMED, OPT_BY_ID = 1, 2, 128
 
 
-def seed(endpoint, body, bin_section=None):
-    """The harness's input for one request body (bytes)."""
-    opt = OPT_EVAL if endpoint == "/v1/eval" else 0
+def seed(endpoint, body, bin_section=None, by_id=False):
+    """The harness's input for one request body (bytes); by_id: the harness
+    registers the body's graph first and sends the request by graph_id."""
+    opt = (OPT_EVAL if endpoint == "/v1/eval" else 0) | (OPT_BY_ID if by_id else 0)
     if bin_section is None:
         return bytes([opt]) + body
     return bytes([opt | OPT_FRAMED]) + struct.pack("<I", len(body)) + body + bin_section
@@ -90,6 +91,8 @@ def from_golden():
                 continue
             if "json" in case:
                 yield "golden", seed(ep, golden.dumps(case["json"]).encode())
+                if isinstance(case["json"], dict) and "graph" in case["json"]:
+                    yield "golden_id", seed(ep, golden.dumps(case["json"]).encode(), by_id=True)
             elif "text" in case:
                 yield "golden", seed(ep, case["text"].encode())
             elif "binary" in case:
