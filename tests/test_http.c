@@ -2546,6 +2546,52 @@ START_TEST(decode_stops_at_deadline) {
 }
 END_TEST
 
+/* A7: the deadline covers encoding. An /v1/eval fetching two 2M-element
+ * tensors in nested JSON computes in tens of milliseconds but takes seconds
+ * to encode (and send): with 'deadline_ms': 300 it is 504 deadline_exceeded
+ * within 500 ms (x scale) of the deadline, counted among the 504s of
+ * /metrics; the same request without a deadline is 200 with every element.
+ * Before the fix the deadline was not looked at once the computation had
+ * finished: 200 with the whole body, seconds past the deadline. */
+#define ENCODE_BODY                                                                                              \
+    "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"                                                        \
+    " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [2048, 1024]},"                             \
+    " {'name': 'c', 'op': 'neg', 'inputs': ['b']}]},"                                                           \
+    " 'values': {'x': 0.3333333333333333}, 'target': 'x', 'fetch': ['b', 'c']"
+START_TEST(encode_stops_at_deadline) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-memory", "2G"));
+    ht_resp r;
+    ht_post(s.port, "/v1/eval", J(ENCODE_BODY ", 'deadline_ms': 300}"), &r);
+    double over_ms = (r.t_done - r.t_start) * 1000 - 300;
+    printf("encode_stops_at_deadline: deadline_ms 300: %ld after %+.0f ms (%zu bytes)\n", r.status, over_ms,
+           r.body_len);
+    expect_error(&r, 504, "deadline_exceeded", NULL, NULL);
+    ck_assert_msg(over_ms < ht_scaled_ms(500), "504 %.0f ms past a 300 ms deadline (limit %ld ms)", over_ms,
+                  ht_scaled_ms(500));
+    ht_resp_free(&r);
+    ht_get(s.port, "/metrics", &r);
+    ck_assert_msg(r.body && strstr(r.body, "gradd_requests_total{route=\"/v1/eval\",status=\"504\"} 1"),
+                  "the 504 is not counted:\n%s", r.body ? r.body : "");
+    ht_resp_free(&r);
+    /* the control: no deadline, the whole answer */
+    ht_post(s.port, "/v1/eval", J(ENCODE_BODY "}"), &r);
+    printf("encode_stops_at_deadline: no deadline: %ld after %.0f ms (%zu bytes)\n", r.status,
+           (r.t_done - r.t_start) * 1000, r.body_len);
+    ck_assert_int_eq(r.status, 200);
+    json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
+    ck_assert_msg(j != NULL, "the 200 body is not JSON");
+    json_t *c = json_object_get(json_object_get(j, "values"), "c");
+    ck_assert_int_eq(json_array_size(c), 2048);
+    ck_assert_int_eq(json_array_size(json_array_get(c, 2047)), 1024);
+    ck_assert(json_real_value(json_array_get(json_array_get(c, 2047), 1023)) == -0.3333333333333333);
+    json_decref(j);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+#undef ENCODE_BODY
+
 /* ---- the suite ----------------------------------------------------------------- */
 
 static Suite *suite_http(void) {
@@ -2616,6 +2662,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, queue_request_deadline_504);
     tcase_add_test(tc, disconnect_cancels);
     tcase_add_test(tc, decode_stops_at_deadline);
+    tcase_add_test(tc, encode_stops_at_deadline);
     tcase_add_loop_test(tc, deadline_per_family, 0, (int)(sizeof FAMILIES / sizeof *FAMILIES));
     suite_add_tcase(s, tc);
 
