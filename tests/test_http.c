@@ -2439,6 +2439,16 @@ static const struct family {
      " {'name': 'e', 'op': 'exp', 'inputs': ['b']}, {'name': 'q', 'op': 'mul', 'inputs': ['e', 'b']},"
      " {'name': 'm', 'op': 'softmax', 'inputs': ['q'], 'axis': 1}, {'name': 't', 'op': 'transpose', 'inputs': ['m']},"
      " {'name': 's', 'op': 'sum', 'inputs': ['t']}]}, 'values': {'x': 0.5}, 'target': 's'"},
+    /* the engine's own passes: an int64 operand converted (forward and
+     * backward), cotangents copied by add/sub/cast backward and accumulated,
+     * the finite and zero scans */
+    {"engine_passes", "/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'z', 'op': 'input', 'dtype': 'int64'},"
+     " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [4096, 4096]},"
+     " {'name': 'i', 'op': 'broadcast_to', 'inputs': ['z'], 'shape': [4096, 4096]},"
+     " {'name': 'a', 'op': 'add', 'inputs': ['b', 'i']}, {'name': 'c', 'op': 'cast', 'inputs': ['a'],"
+     " 'dtype': 'float64'}, {'name': 'd', 'op': 'sub', 'inputs': ['c', 'b']}, {'name': 's', 'op': 'sum', 'inputs': ['d']}]},"
+     " 'values': {'x': 0.5, 'z': 7}, 'target': 's'"},
 };
 #undef BIG
 #undef RED7
