@@ -72,6 +72,12 @@ def cases():
                          {"x": 0.5, "z": 7}, "s"),
         "grad": ("grad", [node("x", "variable"), big(), node("e", "exp", ["b"]), node("q", "mul", ["e", "b"]),
                           node("s", "sum", ["q"])], v, "s"),
+        # the engine's own passes: int64 operands converted (forward and backward), cotangents copied by
+        # add/sub/cast backward and accumulated, the finite and zero scans
+        "grad_passes": ("grad", [node("x", "variable"), big(), node("z", "input", dtype="int64"),
+                                 big("i", src="z"), node("a", "add", ["b", "i"]),
+                                 node("c", "cast", ["a"], dtype="float64"), node("d", "sub", ["c", "b"]),
+                                 node("s", "sum", ["d"])], {"x": 0.5, "z": 7}, "s"),
     }
 
 

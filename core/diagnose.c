@@ -528,10 +528,10 @@ int gd_diagnose_unfetched(gd_graph *g, const gd_trace *t, int v, gd_diag_list *o
     return d->message && d->hint ? 0 : -1;
 }
 
-int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run_result *res) {
+int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run_result *res, gd_error *err) {
     gd_diag_list dl = {0};
     unsigned char *seen = gd_arena_alloc(g->arena, (size_t)g->n + 1);
-    if (!seen) return -1;
+    if (!seen) return gd_error_oom(err);
     if (s->grad) {
         for (int k = 0; k < s->n_wrt; k++) {
             int w = s->wrt[k];
@@ -539,11 +539,13 @@ int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run
             seen[w] = 1;
             gd_tensor *gr = res->grads[k];
             int has = t->open[w];
-            int zero = has && gr && gd_all_zero(gr);
-            int nonfinite = has && gr && s->check_numerics && !gd_all_finite(gr, NULL);
+            int zero = has && gr ? gd_all_zero_polled(gr, s->cancel, err) : 0;
+            int finite = has && gr && s->check_numerics ? gd_all_finite_polled(gr, NULL, s->cancel, err) : 1;
+            if (zero < 0 || finite < 0) return err->code;
+            int nonfinite = !finite;
             if ((!has || zero || nonfinite) &&
                 gd_diagnose_wrt(g, t, s->targets, s->n_targets, w, has, zero, nonfinite, &dl))
-                return -1;
+                return gd_error_oom(err);
         }
     }
     memset(seen, 0, (size_t)g->n);
@@ -552,14 +554,14 @@ int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run
             int v = k < s->n_targets ? s->targets[k] : s->fetch[k - s->n_targets];
             if (seen[v] || !t->evaluated[v] || !t->nonfinite[v]) continue;
             seen[v] = 1;
-            if (gd_diagnose_value(g, t, v, &dl)) return -1;
+            if (gd_diagnose_value(g, t, v, &dl)) return gd_error_oom(err);
         }
     }
     for (int k = 0; k < s->n_fetch; k++) {
         int v = s->fetch[k];
         if (t->evaluated[v] || seen[v] == 2) continue;
         seen[v] = 2;
-        if (gd_diagnose_unfetched(g, t, v, &dl)) return -1;
+        if (gd_diagnose_unfetched(g, t, v, &dl)) return gd_error_oom(err);
     }
     res->diags = dl.items;
     res->n_diags = dl.n;

@@ -93,8 +93,9 @@ int gd_diagnose_unfetched(gd_graph *g, const gd_trace *t, int v, gd_diag_list *o
 /* Every diagnostic of a run: for each wrt without a gradient, or with an
  * all-zero or non-finite one; for each returned value with NaN/Inf (when
  * check_numerics); for each fetch behind an untaken branch. Sets res->diags
- * and res->n_diags (in g's arena). Returns 0, or -1 when the arena is
- * exhausted. */
-int gd_diagnose_run(gd_graph *g, const gd_run_spec *spec, const gd_trace *t, gd_run_result *res);
+ * and res->n_diags (in g's arena). The scans of the gradients poll
+ * spec->cancel. Returns 0, too_large when the arena is exhausted, or
+ * deadline_exceeded (err set either way). */
+int gd_diagnose_run(gd_graph *g, const gd_run_spec *spec, const gd_trace *t, gd_run_result *res, gd_error *err);
 
 #endif

@@ -48,6 +48,17 @@ typedef struct run {
 
 static int oom(run *r) { return gd_error_oom(r->err); }
 
+/* A polled pass's outcome (tensor.h: 0, -1 at the memory limit, or
+ * deadline_exceeded with err set) as the run's return code. */
+static int pass_rc(run *r, int rc) { return rc < 0 ? oom(r) : rc; }
+
+/* gd_all_finite / gd_all_zero polling the request's cancel record: 1, 0, or
+ * -1 when cancelled (err set; the caller returns r->err->code). */
+static int all_finite(run *r, const gd_tensor *t, int64_t *first) {
+    return gd_all_finite_polled(t, first, r->spec->cancel, r->err);
+}
+static int all_zero(run *r, const gd_tensor *t) { return gd_all_zero_polled(t, r->spec->cancel, r->err); }
+
 #define ALLOC(r, ptr, count) (((ptr) = gd_arena_alloc((r)->a, sizeof(*(ptr)) * (size_t)((count) + 1))) != NULL)
 
 static const char *target_at(const run *r, int k, char *buf, size_t size) {
@@ -56,22 +67,27 @@ static const char *target_at(const run *r, int k, char *buf, size_t size) {
     return buf;
 }
 
+static void release_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
+    for (int i = 0; i < nd->n_in; i++)
+        if (in[i] && in[i] != r->val[nd->in[i]]) gd_tensor_release(r->a, (gd_tensor *)in[i]);
+}
+
 /* Node nd's input values as its kernels take them: int64 converted to
  * float64 unless the row takes int64 (GD_OPF_INT_OK). Conversions are new
  * tensors; release_inputs frees exactly those. */
 static int kernel_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
+    for (int i = 0; i < nd->n_in; i++) in[i] = NULL;
     for (int i = 0; i < nd->n_in; i++) {
         gd_tensor *x = r->val[nd->in[i]];
-        if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) && !(x = gd_tensor_to_f64(r->a, x)))
-            return oom(r);
+        int rc;
+        if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) &&
+            (rc = gd_tensor_to_f64_polled(r->a, x, &x, r->spec->cancel, r->err))) {
+            release_inputs(r, nd, in); /* the conversions made so far */
+            return pass_rc(r, rc);
+        }
         in[i] = x;
     }
     return 0;
-}
-
-static void release_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
-    for (int i = 0; i < nd->n_in; i++)
-        if (in[i] && in[i] != r->val[nd->in[i]]) gd_tensor_release(r->a, (gd_tensor *)in[i]);
 }
 
 /* Room for one more element in the arena array *items (elements of `size`
@@ -110,15 +126,17 @@ static int follow_plan(run *r, gd_run_result *res) {
     return 0;
 }
 
-static void note_birth(run *r, int v, int any_input_nonfinite) {
+static int note_birth(run *r, int v, int any_input_nonfinite) {
     int64_t first;
     gd_tensor *t = r->val[v];
-    if (gd_all_finite(t, &first)) return;
+    int fin = all_finite(r, t, &first);
+    if (fin) return fin < 0 ? r->err->code : 0;
     r->nonfinite[v] = 1;
-    if (any_input_nonfinite) return;
+    if (any_input_nonfinite) return 0;
     r->fwd_birth[v].node = v;
     r->fwd_birth[v].shape = t->shape;
     gd_unravel(&t->shape, first, r->fwd_birth[v].index);
+    return 0;
 }
 
 /* Run node v's kernel; its inputs (the taken one, for cond) are done. */
@@ -159,7 +177,7 @@ static int compute(run *r, int v) {
     if (r->spec->check_numerics) {
         int any = 0;
         for (int i = 0; i < nd->n_in; i++) any |= r->evaluated[nd->in[i]] && r->nonfinite[nd->in[i]];
-        note_birth(r, v, any);
+        if ((rc = note_birth(r, v, any))) return rc;
     }
     /* Release inputs nobody will read again. Leaf values belong to the request. */
     for (int i = 0; i < nd->n_in; i++) {
@@ -298,13 +316,20 @@ static int log_nonfinite(run *r, int v, int input, const gd_tensor *d, int64_t f
 }
 
 /* Add contribution d (input u's shape) into u's cotangent: set when there is
- * none yet (d is handed over), add otherwise (d is released). */
-static void accumulate(run *r, int u, gd_tensor *d) {
-    if (!r->cot[u]) { r->cot[u] = d; return; }
+ * none yet (d is handed over), add otherwise (d is released), polling the
+ * cancel record between pieces. Returns 0 or deadline_exceeded. */
+static int accumulate(run *r, int u, gd_tensor *d) {
+    if (!r->cot[u]) { r->cot[u] = d; return 0; }
     double *c = gd_f64(r->cot[u]);
     const double *x = gd_f64(d);
-    for (int64_t k = 0; k < d->n; k++) c[k] += x[k];
+    int rc = 0;
+    for (int64_t s = 0; s < d->n && !rc; s += GD_POLL_ELEMS) {
+        int64_t e = d->n - s < GD_POLL_ELEMS ? d->n : s + GD_POLL_ELEMS;
+        for (int64_t k = s; k < e; k++) c[k] += x[k];
+        if (e < d->n) rc = gd_cancel_check(r->spec->cancel, r->err);
+    }
     gd_tensor_release(r->a, d);
+    return rc;
 }
 
 /* The open region: nodes the targets' cotangent reaches through edges that
@@ -323,17 +348,21 @@ static int seed(run *r) {
     for (int k = 0; k < s->n_targets; k++) {
         int t = s->targets[k];
         if (!r->needs[t]) continue;
-        gd_tensor *d;
-        if (s->target_grad && s->target_grad[k]) {
-            d = gd_tensor_to_f64(r->a, s->target_grad[k]);
-            if (!d || !(d = d == s->target_grad[k] ? gd_tensor_copy(r->a, d) : d)) return oom(r);
+        gd_tensor *d, *tg = s->target_grad ? s->target_grad[k] : NULL;
+        int rc;
+        if (tg) { /* a float64 copy: the cotangent is the run's to add into and release */
+            rc = tg->dtype == GD_F64 ? gd_tensor_copy_polled(r->a, tg, &d, s->cancel, r->err)
+                                     : gd_tensor_to_f64_polled(r->a, tg, &d, s->cancel, r->err);
+            if (rc) return pass_rc(r, rc);
         } else {
             gd_shape sc = gd_shape_scalar();
             if (!(d = gd_tensor_new(r->a, &sc, GD_F64, 0))) return oom(r);
             gd_f64(d)[0] = 1.0;
         }
-        if (!gd_all_zero(d)) r->had_nonzero[t] = 1;
-        accumulate(r, t, d);
+        int zero = all_zero(r, d);
+        if (zero < 0) return r->err->code;
+        if (!zero) r->had_nonzero[t] = 1;
+        if ((rc = accumulate(r, t, d))) return rc;
     }
     return 0;
 }
@@ -350,7 +379,8 @@ static int backward(run *r) {
         int want[16] = {0}, *wants = want, any = 0;
         /* An all-zero cotangent goes through the rule like any other (0 x Inf
          * is NaN, as in PyTorch): only where it turned zero is logged. */
-        int dv_zero = dv && gd_all_zero(dv);
+        int dv_zero = dv ? all_zero(r, dv) : 0;
+        if (dv_zero < 0) return r->err->code;
         if (dv_zero && r->had_nonzero[v] && (rc = log_zero(r, v, -1, GD_ZERO_CANCELLATION))) return rc;
         if (dv && nd->n_in > 0) {
             if (nd->n_in > 16 && !ALLOC(r, wants, nd->n_in)) return oom(r);
@@ -370,7 +400,8 @@ static int backward(run *r) {
             for (int i = 0; i < nd->n_in; i++) r->vjp_inputs += wants[i];
             release_inputs(r, nd, in);
             if (rc) return rc;
-            int dv_finite = !r->spec->check_numerics || gd_all_finite(dv, NULL);
+            int dv_finite = !r->spec->check_numerics || all_finite(r, dv, NULL);
+            if (dv_finite < 0) return r->err->code;
             for (int i = 0; i < nd->n_in; i++) {
                 if (!wants[i]) continue;
                 int u = nd->in[i];
@@ -384,17 +415,19 @@ static int backward(run *r) {
                     d = s;
                 }
                 int64_t first;
-                if (d && dv_finite && r->spec->check_numerics && !gd_all_finite(d, &first) &&
-                    (rc = log_nonfinite(r, v, i, d, first, dv_zero)))
-                    return rc;
-                if (!d || gd_all_zero(d)) {
+                int d_finite = d && dv_finite && r->spec->check_numerics ? all_finite(r, d, &first) : 1;
+                if (d_finite < 0) return r->err->code;
+                if (!d_finite && (rc = log_nonfinite(r, v, i, d, first, dv_zero))) return rc;
+                int d_zero = d ? all_zero(r, d) : 1;
+                if (d_zero < 0) return r->err->code;
+                if (d_zero) {
                     /* A zero is born here only from a cotangent that was not all zero. */
                     if (!dv_zero && (rc = log_zero(r, v, i, nd->op->zero_cause))) return rc;
                     if (!d) continue;
                 } else {
                     r->had_nonzero[u] = 1;
                 }
-                accumulate(r, u, d);
+                if ((rc = accumulate(r, u, d))) return rc;
             }
         }
         /* Done with v: its cotangent (unless it is a wrt) and its value
@@ -438,14 +471,16 @@ static int check_targets(run *r, int after_forward) {
     return 0;
 }
 
-/* Zeros of node w's shape and dtype (int64 zeros for an int64 wrt), from
- * the arena; NULL when the shape is unknown or memory runs out. */
-static gd_tensor *zeros_like_node(run *r, int w) {
+/* *z = zeros of node w's shape and dtype (int64 zeros for an int64 wrt),
+ * from the arena, or NULL when the shape is unknown. Returns 0, or too_large
+ * / deadline_exceeded. */
+static int zeros_like_node(run *r, int w, gd_tensor **z) {
     const gd_meta *m = &r->g->st[w].meta;
     const gd_shape *sh = r->val[w] ? &r->val[w]->shape : &m->shape;
     gd_dtype dt = r->val[w] ? r->val[w]->dtype : m->dtype;
-    if (sh->rank < 0) return NULL;
-    return gd_tensor_new(r->a, sh, dt, 1);
+    *z = NULL;
+    if (sh->rank < 0) return 0;
+    return pass_rc(r, gd_tensor_zeros_polled(r->a, sh, dt, z, r->spec->cancel, r->err));
 }
 
 int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_trace *tr, gd_error *err) {
@@ -481,8 +516,8 @@ int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_t
         for (int k = 0; k < spec->n_wrt; k++) {
             int w = spec->wrt[k];
             gd_tensor *gr = r->open[w] ? r->cot[w] : NULL;
-            if (r->open[w] && !gr) gr = zeros_like_node(r, w); /* connected, every contribution exactly zero */
-            if (!r->open[w] && spec->unconnected_zero) gr = zeros_like_node(r, w);
+            /* connected with every contribution exactly zero, or unconnected under "zero" */
+            if (!gr && (r->open[w] || spec->unconnected_zero) && (rc = zeros_like_node(r, w, &gr))) return rc;
             if (r->open[w] && !gr) return oom(r);
             res->grads[k] = gr;
         }

@@ -20,6 +20,23 @@ static inline int gd_kernel_oom(gd_kctx *c) {
                      c->node->name, c->node->op->name);
 }
 
+/* The polled whole-tensor passes of tensor.h for a kernel: a copy of t, t
+ * as float64 (t itself when float64), zeros of a shape. 0 with *out set, or
+ * too_large naming the node, or deadline_exceeded. */
+static inline int gd_kernel_pass_rc(gd_kctx *c, int rc) { return rc < 0 ? gd_kernel_oom(c) : rc; }
+static inline int gd_kernel_copy(gd_kctx *c, const gd_tensor *t, gd_tensor **out) {
+    return gd_kernel_pass_rc(c, gd_tensor_copy_polled(c->arena, t, out, c->cancel, c->err));
+}
+static inline int gd_kernel_to_f64(gd_kctx *c, const gd_tensor *t, const gd_tensor **out) {
+    gd_tensor *o;
+    int rc = gd_kernel_pass_rc(c, gd_tensor_to_f64_polled(c->arena, t, &o, c->cancel, c->err));
+    *out = rc ? NULL : o;
+    return rc;
+}
+static inline int gd_kernel_zeros(gd_kctx *c, const gd_shape *s, gd_tensor **out) {
+    return gd_kernel_pass_rc(c, gd_tensor_zeros_polled(c->arena, s, GD_F64, out, c->cancel, c->err));
+}
+
 /* Add m elements of work to *since and poll the cancel flag once
  * GD_POLL_ELEMS have accumulated. Returns 0 or deadline_exceeded. */
 static inline int gd_kernel_tick(gd_kctx *c, int64_t *since, int64_t m) {

@@ -1,8 +1,11 @@
 /* memplan.c - the engine's schedule replayed on shapes (see memplan.h).
  *
- * Without a cond the replay is exact in its order: the same depth-first
- * evaluation as engine.c's eval_root, the same release at the last read,
- * the same reverse sweep. Every byte count is an upper bound of what the
+ * The replay is exact in its order: the same depth-first evaluation as
+ * engine.c's eval_root (a cond evaluates its predicate, then the branch
+ * chosen for the replay), the same release at the last read, the same
+ * reverse sweep through the chosen branches. With conds, one replay per
+ * combination of their choices (the plan is the largest), up to a bound on
+ * the work; past it, everything held at once. Every byte count is an upper bound of what the
  * arena will count for it: gd_arena_buf_cost for a tensor buffer, the
  * broadcast shape for a contribution that may arrive unreduced, the op
  * row's `scratch`, and gd_arena_small_cost for the bookkeeping arrays, tensor
@@ -23,6 +26,9 @@ typedef struct sim {
     gd_memplan *p;
     int n;
     unsigned char *cand;      /* [n] will run (an ancestor of a target or a fetch) */
+    unsigned char *anc;       /* [n] an ancestor of a target, through both branches of a cond */
+    signed char *choice;      /* [n] a cond's branch in this replay (1 or 2) */
+    signed char *taken;       /* [n] as engine.c records it: the choice of a cond that ran, else 0 */
     unsigned char *is_wrt, *returned, *done, *vlive, *clive, *needs, *open;
     size_t *vcost;            /* [n] cost of the node's value buffer */
     size_t *ccost;            /* [n] cost of its cotangent's buffer */
@@ -65,12 +71,12 @@ static size_t side_cost(sim *s, int v, int backward) {
 /* Node v's contributions to its inputs (the ones whose `want` is set),
  * each at most of the larger of the input's and the output's shape; and in
  * *sum_max the largest input shape, for the buffer that undoes broadcasting. */
-static size_t din_cost(const sim *s, int v, const unsigned char *needs, size_t *sum_max) {
+static size_t din_cost(const sim *s, const signed char *taken, int v, const unsigned char *needs, size_t *sum_max) {
     const gd_node *nd = &s->g->nodes[v];
     size_t c = 0, out = tensor_cost(&s->g->st[v].meta.shape);
     *sum_max = 0;
     for (int i = 0; i < nd->n_in; i++) {
-        if (!gd_flow_carries(s->g, NULL, v, i) || !needs[nd->in[i]]) continue;
+        if (!gd_flow_carries(s->g, taken, v, i) || !needs[nd->in[i]]) continue;
         size_t in = tensor_cost(&s->g->st[nd->in[i]].meta.shape);
         c += in > out ? in : out;
         if (in > *sum_max) *sum_max = in;
@@ -129,7 +135,7 @@ static void forward_step(sim *s, int v) {
     }
 }
 
-/* engine.c's eval_root without cond (the replay is not used with one). */
+/* engine.c's eval_root: a cond's predicate, then its chosen branch. */
 static void visit(sim *s, int root) {
     int sp = 0;
     if (s->done[root]) return;
@@ -138,7 +144,12 @@ static void visit(sim *s, int root) {
         int v = s->stack[sp - 1];
         const gd_node *nd = &s->g->nodes[v];
         if (s->done[v]) { sp--; continue; }
-        if (s->phase[sp - 1]++ == 0) {
+        int ph = s->phase[sp - 1]++;
+        if ((nd->op->flags & GD_OPF_COND) && ph < 2) {
+            if (ph == 1) s->taken[v] = s->choice[v];
+            int u = nd->in[ph == 0 ? 0 : s->choice[v]];
+            if (!s->done[u]) s->stack[sp] = u, s->phase[sp++] = 0;
+        } else if (!(nd->op->flags & GD_OPF_COND) && ph == 0) {
             for (int i = nd->n_in - 1; i >= 0; i--)
                 if (!s->done[nd->in[i]]) s->stack[sp] = nd->in[i], s->phase[sp++] = 0;
         } else {
@@ -166,13 +177,13 @@ static size_t seed_cost(const sim *s, int k) {
 
 static void backward_step(sim *s, int v, const unsigned char *needs) {
     const gd_node *nd = &s->g->nodes[v];
-    size_t sum_max, din = s->clive[v] ? din_cost(s, v, needs, &sum_max) : 0;
+    size_t sum_max, din = s->clive[v] ? din_cost(s, s->taken, v, needs, &sum_max) : 0;
     if (din) {
         bump(s, side_cost(s, v, 1) + din);
         s->live += din;
         for (int i = 0; i < nd->n_in; i++) {
             int u = nd->in[i];
-            if (!gd_flow_carries(s->g, NULL, v, i) || !needs[u]) continue;
+            if (!gd_flow_carries(s->g, s->taken, v, i) || !needs[u]) continue;
             size_t in = tensor_cost(&s->g->st[u].meta.shape), out = tensor_cost(&s->g->st[v].meta.shape);
             bump(s, in); /* the broadcast undone into a new buffer */
             s->live -= in > out ? in : out;
@@ -186,10 +197,10 @@ static void backward_step(sim *s, int v, const unsigned char *needs) {
 static void backward(sim *s) {
     const gd_run_spec *spec = s->spec;
     unsigned char *needs = s->needs, *open = s->open;
-    gd_flow_needs(s->g, NULL, s->order, s->n_order, s->is_wrt, needs);
+    gd_flow_needs(s->g, s->taken, s->order, s->n_order, s->is_wrt, needs);
     for (int k = 0; k < spec->n_targets; k++)
         if (s->g->st[spec->targets[k]].meta.dtype == GD_F64) open[spec->targets[k]] = 1;
-    gd_flow_open(s->g, NULL, s->order, s->n_order, NULL, open);
+    gd_flow_open(s->g, s->taken, s->order, s->n_order, NULL, open);
     for (int k = 0; k < spec->n_targets; k++) {
         int t = spec->targets[k];
         if (!needs[t]) continue;
@@ -205,7 +216,54 @@ static void backward(sim *s) {
     bump(s, 0);
 }
 
-/* ---- with a cond: everything at once ------------------------------------- */
+/* One run of the engine's schedule, every cond taking s->choice: the
+ * targets, then the fetches that are not behind an untaken branch, then the
+ * reverse sweep; from `start` bytes held, with the replay's state afresh.
+ * Returns its peak. */
+static size_t replay(sim *s, size_t start) {
+    const gd_run_spec *spec = s->spec;
+    int n = s->n;
+    memset(s->done, 0, (size_t)n), memset(s->vlive, 0, (size_t)n), memset(s->clive, 0, (size_t)n);
+    memset(s->needs, 0, (size_t)n), memset(s->open, 0, (size_t)n), memset(s->taken, 0, (size_t)n);
+    memcpy(s->rc, s->p->refc, sizeof *s->rc * (size_t)n);
+    s->n_order = 0;
+    s->live = s->peak = start;
+    for (int k = 0; k < spec->n_targets; k++) visit(s, spec->targets[k]);
+    for (int k = 0; k < spec->n_fetch; k++)
+        if (!s->anc[spec->fetch[k]]) visit(s, spec->fetch[k]); /* engine.c: a target's ancestor is not forced */
+    if (spec->grad) backward(s);
+    return s->peak;
+}
+
+/* Replays for every combination of the choices of the conds that may run
+ * (a cond's choice comes from a value the plan cannot know), when there
+ * are few enough: 2^conds x (nodes + edges) of work at most. */
+#define GD_MEMPLAN_MAX_CONDS 12
+#define GD_MEMPLAN_MAX_WORK ((int64_t)1 << 22)
+
+/* Cond v's branch when its predicate is a value of the request (a leaf
+ * with its value: engine.c reads element 0 the same way), else 0: the
+ * plan then tries both. */
+static signed char known_choice(const gd_graph *g, int v) {
+    int pi = g->nodes[v].in[0];
+    const gd_node *p = &g->nodes[pi];
+    const gd_tensor *t = g->st[pi].value;
+    if (!is_leaf(p) || !t || t->n < 1) return 0;
+    double pv = t->dtype == GD_F64 ? gd_f64(t)[0] : (double)gd_i64(t)[0];
+    return pv != 0.0 ? 1 : 2;
+}
+
+static size_t every_choice(sim *s, const int *conds, int n_conds, size_t start) {
+    size_t peak = 0;
+    for (int64_t m = 0; m < (int64_t)1 << n_conds; m++) {
+        for (int j = 0; j < n_conds; j++) s->choice[conds[j]] = (signed char)((m >> j) & 1 ? 2 : 1);
+        size_t p = replay(s, start);
+        if (p > peak) peak = p;
+    }
+    return peak;
+}
+
+/* ---- with many conds: everything at once ------------------------------------- */
 
 /* Every value that may run, every cotangent that may be formed and every
  * seed and zero result held together, plus the largest one node's kernel
@@ -222,7 +280,7 @@ static void all_at_once(sim *s) {
         if (!is_leaf(&g->nodes[v])) held += s->vcost[v], f = side_cost(s, v, 0);
         if (spec->grad && needs[v]) {
             held += tensor_cost(&g->st[v].meta.shape);
-            b = side_cost(s, v, 1) + din_cost(s, v, needs, &sum_max) + sum_max;
+            b = side_cost(s, v, 1) + din_cost(s, NULL, v, needs, &sum_max) + sum_max;
         }
         if (f > side) side = f;
         if (b > side) side = b;
@@ -255,7 +313,7 @@ static size_t small_cost(const gd_graph *g, const gd_run_spec *spec) {
 
 int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_error *err) {
     gd_arena *a = g->arena;
-    int n = g->n, max_in = 1, edges = 0, has_cond = 0;
+    int n = g->n, max_in = 1, edges = 0, n_cond = 0;
     sim S = {.g = g, .spec = spec, .p = plan, .n = n}, *s = &S;
     memset(plan, 0, sizeof *plan);
     for (int v = 0; v < n; v++) {
@@ -263,6 +321,7 @@ int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_e
         edges += g->nodes[v].n_in;
     }
     if (!ALLOC(a, plan->refc, n) || !ALLOC(a, plan->keep, n) || !ALLOC(a, s->cand, n) || !ALLOC(a, s->is_wrt, n) ||
+        !ALLOC(a, s->anc, n) || !ALLOC(a, s->choice, n) || !ALLOC(a, s->taken, n) ||
         !ALLOC(a, s->returned, n) || !ALLOC(a, s->done, n) || !ALLOC(a, s->vlive, n) || !ALLOC(a, s->clive, n) ||
         !ALLOC(a, s->needs, n) || !ALLOC(a, s->open, n) ||
         !ALLOC(a, s->vcost, n) || !ALLOC(a, s->ccost, n) || !ALLOC(a, s->rc, n) || !ALLOC(a, s->order, n) ||
@@ -277,19 +336,28 @@ int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_e
     for (int v = 0; v < n; v++) {
         if (!s->cand[v]) continue;
         if (g->st[v].meta.shape.rank < 0) plan->bounded = 0;
-        has_cond |= (g->nodes[v].op->flags & GD_OPF_COND) != 0;
+        n_cond += (g->nodes[v].op->flags & GD_OPF_COND) != 0;
         s->vcost[v] = is_leaf(&g->nodes[v]) ? 0 : tensor_cost(&g->st[v].meta.shape);
         s->rc[v] = plan->refc[v];
     }
     if (!plan->bounded) return 0;
-    s->live = s->peak = gd_arena_live(a) + small_cost(g, spec);
-    if (has_cond) {
-        all_at_once(s);
+    size_t start = gd_arena_live(a) + small_cost(g, spec);
+    for (int k = 0; k < spec->n_targets; k++) s->anc[spec->targets[k]] = 1;
+    for (int k = n - 1; k >= 0; k--)
+        if (s->anc[g->topo[k]])
+            for (int i = 0; i < g->nodes[g->topo[k]].n_in; i++) s->anc[g->nodes[g->topo[k]].in[i]] = 1;
+    if (n_cond <= GD_MEMPLAN_MAX_CONDS && ((int64_t)n + edges) << n_cond <= GD_MEMPLAN_MAX_WORK) {
+        int *conds;
+        if (!ALLOC(a, conds, n_cond)) return gd_error_oom(err);
+        int n_conds = 0;
+        for (int v = 0; v < n; v++)
+            if (s->cand[v] && (g->nodes[v].op->flags & GD_OPF_COND) && !(s->choice[v] = known_choice(g, v)))
+                conds[n_conds++] = v;
+        plan->peak = every_choice(s, conds, n_conds, start);
     } else {
-        for (int k = 0; k < spec->n_targets; k++) visit(s, spec->targets[k]);
-        for (int k = 0; k < spec->n_fetch; k++) visit(s, spec->fetch[k]);
-        if (spec->grad) backward(s);
+        s->live = s->peak = start;
+        all_at_once(s);
+        plan->peak = s->peak;
     }
-    plan->peak = s->peak;
     return 0;
 }

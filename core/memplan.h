@@ -12,10 +12,11 @@
  * too_large at once (A7). The engine follows the plan: it takes `refc` and
  * `keep` from it.
  *
- * A cond chooses its branch from a value, which the plan cannot know: with
- * a cond among the nodes to run, the bound assumes both branches run and
- * nothing is released before the end (looser, but independent of the
- * order). Knows the op table, the flow rule and the arena's costs (arena.h);
+ * Only one branch of a cond runs. When its predicate is a value of the
+ * request (a leaf), the plan knows which; a computed predicate it cannot
+ * know, so it replays every combination of those conds' choices and takes
+ * the largest peak (up to 12 such conds and 2^conds x (nodes + edges) of
+ * 4M; past that, the bound holds every value and cotangent at once). Knows the op table, the flow rule and the arena's costs (arena.h);
  * not the engine's internals. */
 #ifndef GD_MEMPLAN_H
 #define GD_MEMPLAN_H

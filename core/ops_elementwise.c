@@ -365,12 +365,15 @@ static int binary_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tens
     if (want[1] && !(db = gd_tensor_new(c->arena, &out->shape, GD_F64, 0))) return gd_kernel_oom(c);
     const double *g = gd_f64(dout); /* [out] */
     if (kind == BIN_add || kind == BIN_sub) {
-        if (da && dout->n) memcpy(da->data, g, (size_t)dout->n * sizeof(double));
-        if (db && dout->n) {
+        int rc = da ? gd_copy_words(da->data, g, dout->n, c->cancel, c->err) : 0;
+        if (!rc && db && kind == BIN_add) rc = gd_copy_words(db->data, g, dout->n, c->cancel, c->err);
+        for (int64_t s = 0; !rc && db && kind == BIN_sub && s < dout->n; s += GD_POLL_ELEMS) {
             double *d = gd_f64(db);
-            if (kind == BIN_add) memcpy(d, g, (size_t)dout->n * sizeof(double));
-            else for (int64_t i = 0; i < dout->n; i++) d[i] = -g[i];
+            int64_t e = dout->n - s < GD_POLL_ELEMS ? dout->n : s + GD_POLL_ELEMS;
+            for (int64_t i = s; i < e; i++) d[i] = -g[i];
+            if (e < dout->n) rc = gd_cancel_check(c->cancel, c->err);
         }
+        if (rc) return rc;
     } else if (da || db) {
         bin_ctx k = {.kind = kind, .a = gd_f64(in[0]), .b = gd_f64(in[1]), .g = g, .y = gd_f64(out),
                      .da = da ? gd_f64(da) : NULL, .db = db ? gd_f64(db) : NULL, .cancel = c->cancel, .err = c->err};
@@ -475,8 +478,7 @@ static int cast_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor
                          const int *want, gd_tensor **din) {
     (void)in, (void)out;
     if (!want[0]) return 0;
-    if (!(din[0] = gd_tensor_copy(c->arena, dout))) return gd_kernel_oom(c);
-    return 0;
+    return gd_kernel_copy(c, dout, &din[0]);
 }
 
 /* ---------------------------------------------------------------------------

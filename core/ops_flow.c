@@ -122,9 +122,7 @@ static int backward_cond(gd_kctx *c, const gd_tensor *const *in, const gd_tensor
     (void)out;
     int taken = elem(in[0], 0) != 0.0 ? 1 : 2;
     if (!want[taken]) return 0;
-    if (!(din[taken] = gd_tensor_copy(c->arena, dout)))
-        return gd_kernel_oom(c);
-    return 0;
+    return gd_kernel_copy(c, dout, &din[taken]);
 }
 
 const gd_op_def gd_ops_flow[] = {

@@ -258,10 +258,7 @@ static int forward_matmul(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
     mm_geom g;
     mm_geometry(&a->shape, &b->shape, &g);
     if (out->n == 0) return 0;
-    if (g.K == 0) {
-        memset(out->data, 0, (size_t)out->n * 8);
-        return 0;
-    }
+    if (g.K == 0) return gd_fill_zero(out->data, out->n, c->cancel, c->err);
     gemm_budget bu = {c, 0};
     const double *A = gd_f64(a), *B = gd_f64(b);
     double *C = gd_f64(out);

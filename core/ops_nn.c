@@ -370,19 +370,20 @@ static int sce_labels(gd_kctx *c, const gd_tensor *labels, int64_t N, int64_t C,
         if (!rc) *y = gd_i64(labels);
         return rc;
     }
-    return (*qt = gd_tensor_to_f64(c->arena, labels)) ? 0 : gd_kernel_oom(c);
+    return gd_kernel_to_f64(c, labels, qt);
 }
 
 /* loss = (1/N) sum_n -sum_c q_nc log_softmax(z_n)_c; with class indices
  * that is (1/N) sum_n (m_n - z_n,y_n) + ls_n. N = 0 gives NaN (the mean of
  * nothing, as NumPy). */
 static int sce_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
-    const gd_tensor *zt = gd_tensor_to_f64(c->arena, in[0]), *qt;
-    if (!zt) return gd_kernel_oom(c);
+    const gd_tensor *zt, *qt;
+    int rc = gd_kernel_to_f64(c, in[0], &zt);
+    if (rc) return rc;
     const int64_t N = zt->shape.dim[0], C = zt->shape.dim[1];
     const double *z = gd_f64(zt); /* [N, C] */
     const int64_t *y;             /* [N] class indices, or */
-    int rc = sce_labels(c, in[1], N, C, &y, &qt);
+    rc = sce_labels(c, in[1], N, C, &y, &qt);
     const double *q = qt ? gd_f64(qt) : NULL; /* [N, C] probabilities */
     double total = 0;
     int64_t since = 0;
@@ -429,14 +430,15 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
     (void)out;
     int want_q = want[1] && !sce_indices(in[1]) && in[1]->dtype == GD_F64;
     if (!want[0] && !want_q) return 0;
-    const gd_tensor *zt = gd_tensor_to_f64(c->arena, in[0]);
-    if (!zt) return gd_kernel_oom(c);
+    const gd_tensor *zt;
+    int rc = gd_kernel_to_f64(c, in[0], &zt);
+    if (rc) return rc;
     const int64_t N = zt->shape.dim[0], C = zt->shape.dim[1];
     const double g = gd_f64(dout)[0] / (double)N;
     const double *z = gd_f64(zt); /* [N, C] */
     const int64_t *y;            /* [N] class indices, or */
     const gd_tensor *qt;
-    int rc = sce_labels(c, in[1], N, C, &y, &qt);
+    rc = sce_labels(c, in[1], N, C, &y, &qt);
     const double *q = qt ? gd_f64(qt) : NULL; /* [N, C] probabilities */
     gd_tensor *dz = NULL, *dq = NULL;
     int64_t since = 0;

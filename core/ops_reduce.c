@@ -253,6 +253,44 @@ static int sum_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     return out->n ? gd_sum_to(gd_f64(out), &r.kept, gd_f64(in[0]), &r.in, c->cancel, c->err) : 0;
 }
 
+/* ---- passes over the kept shape, which may be most of the input (a
+ * reduction over a small axis): pieces of GD_POLL_ELEMS, a poll between. */
+
+typedef void (*kept_fn)(red_ctx *k, int64_t s, int64_t e);
+
+static int kept_pass(red_ctx *k, int64_t n, kept_fn fn) {
+    int rc = 0;
+    for (int64_t s = 0; s < n && !rc; s += GD_POLL_ELEMS) {
+        int64_t e = n - s < GD_POLL_ELEMS ? n : s + GD_POLL_ELEMS;
+        fn(k, s, e);
+        if (e < n) rc = gd_cancel_check(k->k->cancel, k->k->err);
+    }
+    return rc;
+}
+
+static void kept_divide(red_ctx *k, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) k->y[i] /= k->scale;
+}
+static void kept_fill(red_ctx *k, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) k->y[i] = k->scale;
+}
+static void kept_zero_w(red_ctx *k, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) k->w[i] = 0.0;
+}
+static void kept_zero_w2(red_ctx *k, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) k->w2[i] = 0.0;
+}
+static void lse_finite_max(red_ctx *k, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++)
+        if (!isfinite(k->y[i])) k->y[i] = 0.0;
+}
+static void lse_finish(red_ctx *k, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) k->y[i] += k->w[i] > 0 ? log1p((k->w[i] - 1) + k->w2[i]) : log(k->w2[i]);
+}
+static void ties_scale(red_ctx *k, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) k->w[i] = k->w[i] > 0 ? k->g[i] / k->w[i] : 0.0;
+}
+
 /* Sum divided by the count: NaN (0/0) for an empty reduction, as NumPy. */
 static int mean_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     gd_reduce r;
@@ -261,8 +299,8 @@ static int mean_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) 
     if (!out->n) return 0;
     double *y = gd_f64(out);
     if ((rc = gd_sum_to(y, &r.kept, gd_f64(in[0]), &r.in, c->cancel, c->err))) return rc;
-    for (int64_t k = 0; k < out->n; k++) y[k] /= (double)r.count;
-    return 0;
+    red_ctx k = {.y = y, .scale = (double)r.count, .k = c};
+    return kept_pass(&k, out->n, kept_divide);
 }
 
 static int extreme_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out, int is_max) {
@@ -271,8 +309,8 @@ static int extreme_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *ou
     if (rc) return rc;
     if (r.count == 0) return empty_error(c->node, &r.in, c->err);
     double *y = gd_f64(out);
-    for (int64_t k = 0; k < out->n; k++) y[k] = is_max ? -INFINITY : INFINITY;
-    red_ctx ctx = {.x = gd_f64(in[0]), .y = y, .k = c};
+    red_ctx ctx = {.x = gd_f64(in[0]), .y = y, .k = c, .scale = is_max ? -INFINITY : INFINITY};
+    if ((rc = kept_pass(&ctx, out->n, kept_fill))) return rc;
     return red_walk(&r, is_max ? max_run : min_run, &ctx);
 }
 
@@ -297,18 +335,16 @@ static int logsumexp_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *
     if (rc) return rc;
     if (!out->n) return 0;
     double *y = gd_f64(out);                                   /* kept shape */
-    double *w = gd_arena_buf(c->arena, (size_t)out->n * 16, 1); /* [2, kept shape] */
+    double *w = gd_arena_buf(c->arena, (size_t)out->n * 16, 0); /* [2, kept shape] */
     if (!w) return gd_kernel_oom(c);
-    for (int64_t k = 0; k < out->n; k++) y[k] = -INFINITY;
-    red_ctx ctx = {.x = gd_f64(in[0]), .y = y, .w = w, .w2 = w + out->n, .k = c};
-    rc = red_walk(&r, max_run, &ctx);
-    if (!rc) {
-        for (int64_t k = 0; k < out->n; k++)
-            if (!isfinite(y[k])) y[k] = 0.0;
-        rc = red_walk(&r, expsum_run, &ctx);
-    }
-    if (!rc)
-        for (int64_t k = 0; k < out->n; k++) y[k] += w[k] > 0 ? log1p((w[k] - 1) + ctx.w2[k]) : log(ctx.w2[k]);
+    red_ctx ctx = {.x = gd_f64(in[0]), .y = y, .w = w, .w2 = w + out->n, .k = c, .scale = -INFINITY};
+    rc = kept_pass(&ctx, out->n, kept_zero_w);
+    if (!rc) rc = kept_pass(&ctx, out->n, kept_zero_w2);
+    if (!rc) rc = kept_pass(&ctx, out->n, kept_fill);
+    if (!rc) rc = red_walk(&r, max_run, &ctx);
+    if (!rc) rc = kept_pass(&ctx, out->n, lse_finite_max);
+    if (!rc) rc = red_walk(&r, expsum_run, &ctx);
+    if (!rc) rc = kept_pass(&ctx, out->n, lse_finish);
     gd_arena_release(c->arena, w);
     return rc;
 }
@@ -357,15 +393,13 @@ static int extreme_backward(gd_kctx *c, const gd_tensor *const *in, const gd_ten
     if (!dx) return gd_kernel_oom(c);
     din[0] = dx;
     if (!out->n) return 0;
-    double *w = gd_arena_buf(c->arena, (size_t)out->n * 8, 1); /* kept shape */
+    double *w = gd_arena_buf(c->arena, (size_t)out->n * 8, 0); /* kept shape */
     if (!w) return gd_kernel_oom(c);
-    red_ctx ctx = {.x = gd_f64(in[0]), .r = gd_f64(out), .w = w, .dx = gd_f64(dx), .k = c};
-    rc = red_walk(&r, ties_run, &ctx);
-    if (!rc) {
-        const double *g = gd_f64(dout);
-        for (int64_t k = 0; k < out->n; k++) w[k] = w[k] > 0 ? g[k] / w[k] : 0.0;
-        rc = red_walk(&r, select_run, &ctx);
-    }
+    red_ctx ctx = {.x = gd_f64(in[0]), .r = gd_f64(out), .w = w, .dx = gd_f64(dx), .g = gd_f64(dout), .k = c};
+    rc = kept_pass(&ctx, out->n, kept_zero_w);
+    if (!rc) rc = red_walk(&r, ties_run, &ctx);
+    if (!rc) rc = kept_pass(&ctx, out->n, ties_scale);
+    if (!rc) rc = red_walk(&r, select_run, &ctx);
     gd_arena_release(c->arena, w);
     return rc;
 }

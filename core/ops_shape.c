@@ -590,8 +590,8 @@ static int backward_slice(gd_kctx *c, const gd_tensor *const *in, const gd_tenso
     slice_plan p;
     int rc = slice_check(c->node, &in[0]->shape, &p, c->err);
     if (rc) return rc;
-    gd_tensor *dx = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 1); /* [x shape] */
-    if (!dx) return gd_kernel_oom(c);
+    gd_tensor *dx; /* [x shape] */
+    if ((rc = gd_kernel_zeros(c, &in[0]->shape, &dx))) return rc;
     if (out->n) {
         int64_t vst[GD_MAX_RANK], ost[GD_MAX_RANK];
         int64_t base = slice_view(&in[0]->shape, &p, vst);
@@ -700,8 +700,8 @@ static int backward_gather(gd_kctx *c, const gd_tensor *const *in, const gd_tens
     gather_geom g = gather_geometry(c->node, &p->shape);
     int rc = gather_check(c, idx, g.len);
     if (rc) return rc;
-    gd_tensor *dp = gd_tensor_new(c->arena, &p->shape, GD_F64, 1); /* [params shape] */
-    if (!dp) return gd_kernel_oom(c);
+    gd_tensor *dp; /* [params shape] */
+    if ((rc = gd_kernel_zeros(c, &p->shape, &dp))) return rc;
     const int64_t *ix = gd_i64(idx);
     const double *go = gd_f64(dout); /* [outer, ni, inner] */
     double *gp = gd_f64(dp);         /* [outer, len, inner] */

@@ -5,6 +5,5 @@ int gd_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_error *e
     gd_trace trace;
     int rc = gd_engine_run(g, spec, res, &trace, err);
     if (rc) return rc;
-    if (gd_diagnose_run(g, spec, &trace, res)) return gd_error_oom(err);
-    return 0;
+    return gd_diagnose_run(g, spec, &trace, res, err);
 }

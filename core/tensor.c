@@ -97,13 +97,77 @@ gd_tensor *gd_tensor_copy(gd_arena *a, const gd_tensor *src) {
 }
 
 gd_tensor *gd_tensor_to_f64(gd_arena *a, const gd_tensor *src) {
-    if (src->dtype == GD_F64) return (gd_tensor *)src;
+    gd_tensor *t;
+    return gd_tensor_to_f64_polled(a, src, &t, NULL, NULL) ? NULL : t;
+}
+
+/* The end of the piece of a polled pass that starts at s (of n). */
+static int64_t piece_end(int64_t s, int64_t n) { return n - s < GD_POLL_ELEMS ? n : s + GD_POLL_ELEMS; }
+
+/* Between two pieces of a polled pass (none after the last). */
+static int poll_after(int64_t e, int64_t n, const gd_cancel *cancel, gd_error *err) {
+    return e < n ? gd_cancel_check(cancel, err) : 0;
+}
+
+int gd_fill_zero(void *dst, int64_t n, const gd_cancel *cancel, gd_error *err) {
+    int rc = 0;
+    for (int64_t s = 0, e; s < n && !rc; s = e) {
+        e = piece_end(s, n);
+        memset((int64_t *)dst + s, 0, (size_t)(e - s) * 8);
+        rc = poll_after(e, n, cancel, err);
+    }
+    return rc;
+}
+
+int gd_copy_words(void *dst, const void *src, int64_t n, const gd_cancel *cancel, gd_error *err) {
+    int rc = 0;
+    for (int64_t s = 0, e; s < n && !rc; s = e) {
+        e = piece_end(s, n);
+        memcpy((int64_t *)dst + s, (const int64_t *)src + s, (size_t)(e - s) * 8);
+        rc = poll_after(e, n, cancel, err);
+    }
+    return rc;
+}
+
+int gd_i64_to_f64(double *dst, const int64_t *src, int64_t n, const gd_cancel *cancel, gd_error *err) {
+    int rc = 0;
+    for (int64_t s = 0, e; s < n && !rc; s = e) {
+        e = piece_end(s, n);
+        for (int64_t i = s; i < e; i++) dst[i] = (double)src[i];
+        rc = poll_after(e, n, cancel, err);
+    }
+    return rc;
+}
+
+int gd_tensor_copy_polled(gd_arena *a, const gd_tensor *src, gd_tensor **out, const gd_cancel *cancel,
+                          gd_error *err) {
+    gd_tensor *t = gd_tensor_new(a, &src->shape, src->dtype, 0);
+    if (!t) return -1;
+    int rc = gd_copy_words(t->data, src->data, t->n, cancel, err);
+    if (rc) gd_tensor_release(a, t);
+    *out = rc ? NULL : t;
+    return rc;
+}
+
+int gd_tensor_to_f64_polled(gd_arena *a, const gd_tensor *src, gd_tensor **out, const gd_cancel *cancel,
+                            gd_error *err) {
+    if (src->dtype == GD_F64) { *out = (gd_tensor *)src; return 0; }
     gd_tensor *t = gd_tensor_new(a, &src->shape, GD_F64, 0);
-    if (!t) return NULL;
-    const int64_t *s = gd_i64(src);
-    double *d = gd_f64(t);
-    for (int64_t i = 0; i < t->n; i++) d[i] = (double)s[i];
-    return t;
+    if (!t) return -1;
+    int rc = gd_i64_to_f64(gd_f64(t), gd_i64(src), t->n, cancel, err);
+    if (rc) gd_tensor_release(a, t);
+    *out = rc ? NULL : t;
+    return rc;
+}
+
+int gd_tensor_zeros_polled(gd_arena *a, const gd_shape *shape, gd_dtype dtype, gd_tensor **out,
+                           const gd_cancel *cancel, gd_error *err) {
+    gd_tensor *t = gd_tensor_new(a, shape, dtype, 0);
+    if (!t) return -1;
+    int rc = gd_fill_zero(t->data, t->n, cancel, err);
+    if (rc) gd_tensor_release(a, t);
+    *out = rc ? NULL : t;
+    return rc;
 }
 
 void gd_tensor_release(gd_arena *a, gd_tensor *t) {
@@ -262,8 +326,12 @@ int gd_sum_to(double *dst, const gd_shape *to, const double *src, const gd_shape
     gd_shape_numel(from, &m);
     /* -0.0 is the exact additive identity (-0.0 + x is x, and a sum of
      * negative zeros stays -0.0, as NumPy's); an empty sum is +0.0. */
-    if (m == 0) memset(dst, 0, (size_t)n * sizeof *dst);
-    else for (int64_t k = 0; k < n; k++) dst[k] = -0.0;
+    if (m == 0) return gd_fill_zero(dst, n, cancel, err);
+    for (int64_t s = 0, e; s < n; s = e) {
+        e = piece_end(s, n);
+        for (int64_t k = s; k < e; k++) dst[k] = -0.0;
+        if (poll_after(e, n, cancel, err)) return GD_E_DEADLINE_EXCEEDED;
+    }
     sum_ctx c = {.dst = dst, .src = src, .cancel = cancel, .err = err};
     const gd_shape *ops[1] = {to};
     gd_for_runs(from, 1, ops, sum_run, &c);
@@ -293,28 +361,39 @@ int gd_reduce_init(gd_reduce *r, const gd_shape *in, const int64_t *axes, int n_
     return 0;
 }
 
-int gd_all_finite(const gd_tensor *t, int64_t *first) {
+int gd_all_finite_polled(const gd_tensor *t, int64_t *first, const gd_cancel *cancel, gd_error *err) {
     if (t->dtype != GD_F64) return 1;
     const double *d = gd_f64(t);
-    for (int64_t i = 0; i < t->n; i++)
-        if (!isfinite(d[i])) {
-            if (first) *first = i;
-            return 0;
-        }
+    for (int64_t s = 0, e; s < t->n; s = e) {
+        e = piece_end(s, t->n);
+        for (int64_t i = s; i < e; i++)
+            if (!isfinite(d[i])) {
+                if (first) *first = i;
+                return 0;
+            }
+        if (poll_after(e, t->n, cancel, err)) return -1;
+    }
     return 1;
 }
 
-int gd_all_zero(const gd_tensor *t) {
-    if (t->dtype == GD_I64) {
-        for (int64_t i = 0; i < t->n; i++)
-            if (gd_i64(t)[i] != 0) return 0;
-        return 1;
+int gd_all_zero_polled(const gd_tensor *t, const gd_cancel *cancel, gd_error *err) {
+    for (int64_t s = 0, e; s < t->n; s = e) {
+        e = piece_end(s, t->n);
+        if (t->dtype == GD_I64) {
+            for (int64_t i = s; i < e; i++)
+                if (gd_i64(t)[i] != 0) return 0;
+        } else {
+            for (int64_t i = s; i < e; i++)
+                if (gd_f64(t)[i] != 0.0) return 0;
+        }
+        if (poll_after(e, t->n, cancel, err)) return -1;
     }
-    const double *d = gd_f64(t);
-    for (int64_t i = 0; i < t->n; i++)
-        if (d[i] != 0.0) return 0;
     return 1;
 }
+
+int gd_all_finite(const gd_tensor *t, int64_t *first) { return gd_all_finite_polled(t, first, NULL, NULL); }
+
+int gd_all_zero(const gd_tensor *t) { return gd_all_zero_polled(t, NULL, NULL); }
 
 void gd_unravel(const gd_shape *s, int64_t flat, int64_t *idx) {
     for (int i = s->rank - 1; i >= 0; i--) {

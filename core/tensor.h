@@ -62,6 +62,25 @@ gd_tensor *gd_tensor_scalar(gd_arena *a, double v);
 gd_tensor *gd_tensor_copy(gd_arena *a, const gd_tensor *t);
 /* A float64 copy of an int64 tensor (or t itself when already float64). */
 gd_tensor *gd_tensor_to_f64(gd_arena *a, const gd_tensor *t);
+
+/* The whole-tensor passes of the engine and the kernels, polling `cancel`
+ * (may be NULL) between pieces of GD_POLL_ELEMS elements, so that none of
+ * them holds a cancelled request for long (16M elements take 50-150 ms).
+ * gd_fill_zero, gd_copy_words and gd_i64_to_f64 work on n 8-byte words and
+ * return 0, or deadline_exceeded with err set and the pass unfinished. */
+int gd_fill_zero(void *dst, int64_t n, const gd_cancel *cancel, gd_error *err);
+int gd_copy_words(void *dst, const void *src, int64_t n, const gd_cancel *cancel, gd_error *err);
+int gd_i64_to_f64(double *dst, const int64_t *src, int64_t n, const gd_cancel *cancel, gd_error *err);
+/* Tensors made by polled passes: *out is a copy of t, t as float64 (t itself
+ * when it is float64 already), or zeros of shape and dtype. Each returns 0
+ * with *out set; -1 when the arena's limit is hit (err untouched: the caller
+ * names what needed the memory); or deadline_exceeded with err set (then
+ * nothing is left allocated). */
+int gd_tensor_copy_polled(gd_arena *a, const gd_tensor *t, gd_tensor **out, const gd_cancel *cancel, gd_error *err);
+int gd_tensor_to_f64_polled(gd_arena *a, const gd_tensor *t, gd_tensor **out, const gd_cancel *cancel,
+                            gd_error *err);
+int gd_tensor_zeros_polled(gd_arena *a, const gd_shape *shape, gd_dtype dtype, gd_tensor **out,
+                           const gd_cancel *cancel, gd_error *err);
 /* Release t's buffer (and only the buffer) back to the arena. */
 void gd_tensor_release(gd_arena *a, gd_tensor *t);
 
@@ -107,6 +126,11 @@ int gd_reduce_init(gd_reduce *r, const gd_shape *in, const int64_t *axes, int n_
  * element's flat index otherwise. */
 int gd_all_finite(const gd_tensor *t, int64_t *first);
 int gd_all_zero(const gd_tensor *t);
+/* The same scans polling `cancel` (may be NULL) between pieces of
+ * GD_POLL_ELEMS elements: 1 (true), 0 (false), or -1 when cancelled, with err
+ * set to deadline_exceeded. */
+int gd_all_finite_polled(const gd_tensor *t, int64_t *first, const gd_cancel *cancel, gd_error *err);
+int gd_all_zero_polled(const gd_tensor *t, const gd_cancel *cancel, gd_error *err);
 /* Flat index -> multi-index for `s`. */
 void gd_unravel(const gd_shape *s, int64_t flat, int64_t *idx);
 

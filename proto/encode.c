@@ -18,6 +18,8 @@
 typedef struct enc {
     gd_buf *out, *bin;
     gd_tensor_format fmt;
+    gd_wire_poll poll; /* the request's cancel record, polled while tensors are written */
+    gd_error err;      /* what a poll that fired said */
 } enc;
 
 /* ---- diagnostics ---------------------------------------------------------------- */
@@ -162,17 +164,18 @@ static void put_stats(gd_buf *b, const gd_request *req, const gd_run_result *res
 static void put_map(enc *e, const gd_graph *g, const int *idx, const char *const *names, gd_tensor *const *vals,
                     int n) {
     gd_buf_putc(e->out, '{');
-    for (int k = 0; k < n && !e->out->failed; k++) {
+    for (int k = 0; k < n && !e->out->failed && !e->poll.stopped; k++) {
         if (k) gd_buf_putc(e->out, ',');
         gd_buf_json_string(e->out, names ? names[k] : g->nodes[idx[k]].name);
         gd_buf_putc(e->out, ':');
-        gd_wire_put(e->out, e->bin, e->fmt, vals ? vals[k] : NULL, g->st[idx[k]].transport_f32);
+        gd_wire_put(e->out, e->bin, e->fmt, vals ? vals[k] : NULL, g->st[idx[k]].transport_f32, &e->poll);
     }
     gd_buf_putc(e->out, '}');
 }
 
 static int begin(enc *e, gd_buf *out, gd_buf *bin, const gd_request *req) {
     e->out = out, e->bin = bin, e->fmt = req->tensor_format;
+    e->poll = (gd_wire_poll){.cancel = req->spec.cancel, .err = &e->err};
     if (e->fmt == GD_TF_BINARY && !bin) return -1;
     return out->failed || (bin && bin->failed) ? -1 : 0;
 }
@@ -187,7 +190,10 @@ static void reserve_binary(enc *e, gd_tensor *const *vals, int n, size_t *total)
         if (vals[k] && (size_t)vals[k]->n < SIZE_MAX / 16) *total += (size_t)vals[k]->n * 8 + 64;
 }
 
-static int finish(const enc *e) { return e->out->failed || (e->bin && e->bin->failed) ? -1 : 0; }
+static int finish(const enc *e) {
+    if (e->poll.stopped) return GD_E_DEADLINE_EXCEEDED;
+    return e->out->failed || (e->bin && e->bin->failed) ? -1 : 0;
+}
 
 int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
                             const gd_stats *stats) {

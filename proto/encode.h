@@ -39,8 +39,10 @@ void gd_stats_from_run(gd_stats *st, const gd_request *req, const gd_run_result 
  *    "diagnostics": [...], "stats": {...}}
  * appended to `out`. With tensor_format "binary" the raw tensor bytes go to
  * `bin` (each at an offset aligned to 64 bytes from bin's start, which must
- * be the start of the binary section); bin may be NULL otherwise.
- * Returns 0, or -1 when out of memory or binary is asked without `bin`. */
+ * be the start of the binary section); bin may be NULL otherwise. The
+ * tensor writers poll req->spec.cancel (A7: the deadline covers encoding).
+ * Returns 0, -1 when out of memory or binary is asked without `bin`, or
+ * GD_E_DEADLINE_EXCEEDED when the poll fired (the output is incomplete). */
 int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
                             const gd_stats *stats);
 

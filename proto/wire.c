@@ -547,24 +547,40 @@ static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k) {
     b->data[b->len] = '\0';
 }
 
-static void put_elems(gd_buf *b, const gd_tensor *t, int f32, int64_t from, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
-        if (i) gd_buf_putc(b, ',');
-        put_elem(b, t, f32, from + i);
+/* Count m more elements written; poll once GD_POLL_ELEMS have been.
+ * Returns nonzero once stopped. */
+static int wire_tick(gd_wire_poll *p, int64_t m) {
+    if (!p || p->stopped) return p ? p->stopped : 0;
+    if ((p->since += m) < GD_POLL_ELEMS) return 0;
+    p->since = 0;
+    return p->stopped = gd_cancel_check(p->cancel, p->err) != 0;
+}
+
+static int wire_stopped(const gd_wire_poll *p) { return p && p->stopped; }
+
+/* Elements [from, from + count), in pieces with a poll between them. */
+static void put_elems(gd_buf *b, const gd_tensor *t, int f32, int64_t from, int64_t count, gd_wire_poll *poll) {
+    for (int64_t s = 0; s < count && !b->failed && !wire_stopped(poll); s += GD_POLL_ELEMS) {
+        int64_t e = count - s < GD_POLL_ELEMS ? count : s + GD_POLL_ELEMS;
+        for (int64_t i = s; i < e; i++) {
+            if (i) gd_buf_putc(b, ',');
+            put_elem(b, t, f32, from + i);
+        }
+        wire_tick(poll, e - s);
     }
 }
 
 /* Nested lists, one level per dimension (depth <= GD_MAX_RANK). */
-static void put_level(gd_buf *b, const gd_tensor *t, int f32, int depth, int64_t *k) {
+static void put_level(gd_buf *b, const gd_tensor *t, int f32, int depth, int64_t *k, gd_wire_poll *poll) {
     gd_buf_putc(b, '[');
     int64_t n = t->shape.dim[depth];
     if (depth == t->shape.rank - 1) {
-        put_elems(b, t, f32, *k, n);
+        put_elems(b, t, f32, *k, n, poll);
         *k += n;
     } else {
-        for (int64_t i = 0; i < n && !b->failed; i++) {
+        for (int64_t i = 0; i < n && !b->failed && !wire_stopped(poll); i++) {
             if (i) gd_buf_putc(b, ',');
-            put_level(b, t, f32, depth + 1, k);
+            put_level(b, t, f32, depth + 1, k, poll);
         }
     }
     gd_buf_putc(b, ']');
@@ -595,11 +611,12 @@ static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 
 /* Base64 of the tensor's raw bytes, streamed through a small chunk so a big
  * tensor needs no second copy. */
-static void put_b64(gd_buf *b, const gd_tensor *t, int f32) {
+static void put_b64(gd_buf *b, const gd_tensor *t, int f32, gd_wire_poll *poll) {
     unsigned char chunk[768 + 8];
     size_t have = 0;
     gd_buf_putc(b, '"');
     for (int64_t i = 0; i <= t->n && !b->failed; i++) {
+        if (i && !(i & (GD_POLL_ELEMS - 1)) && wire_tick(poll, GD_POLL_ELEMS)) return;
         if (i < t->n) have += (size_t)raw_elem(t, f32, i, chunk + have);
         int last = i == t->n;
         if (have >= 768 || last) {
@@ -629,14 +646,19 @@ static void put_b64(gd_buf *b, const gd_tensor *t, int f32) {
 }
 
 /* The raw bytes into the binary section at the next 64-byte boundary. */
-static void put_binary(gd_buf *bin, const gd_tensor *t, int f32, uint64_t *off, uint64_t *nbytes) {
+static void put_binary(gd_buf *bin, const gd_tensor *t, int f32, uint64_t *off, uint64_t *nbytes,
+                       gd_wire_poll *poll) {
     static const unsigned char zeros[64];
     size_t pad = (64 - bin->len % 64) % 64;
     gd_buf_append(bin, zeros, pad);
     *off = bin->len;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (!f32) { /* float64/int64 on a little-endian host: the wire bytes are the memory bytes */
-        gd_buf_append(bin, t->data, (size_t)t->n * 8);
+        for (int64_t s = 0; s < t->n; s += GD_POLL_ELEMS) { /* pieces with a poll between */
+            if (s && wire_tick(poll, GD_POLL_ELEMS)) return;
+            int64_t m = t->n - s < GD_POLL_ELEMS ? t->n - s : GD_POLL_ELEMS;
+            gd_buf_append(bin, (const char *)t->data + s * 8, (size_t)m * 8);
+        }
         *nbytes = bin->len - *off;
         return;
     }
@@ -645,6 +667,7 @@ static void put_binary(gd_buf *bin, const gd_tensor *t, int f32, uint64_t *off, 
     unsigned char chunk[1024];
     size_t have = 0;
     for (int64_t i = 0; i < t->n; i++) {
+        if (i && !(i & (GD_POLL_ELEMS - 1)) && wire_tick(poll, GD_POLL_ELEMS)) return;
         have += (size_t)raw_elem(t, f32, i, chunk + have);
         if (have > sizeof chunk - 8) gd_buf_append(bin, chunk, have), have = 0;
     }
@@ -654,7 +677,8 @@ static void put_binary(gd_buf *bin, const gd_tensor *t, int f32, uint64_t *off, 
 
 /* Values and gradients of a float32 transport node are narrowed to float32
  * on the way out. */
-void gd_wire_put(gd_buf *b, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32) {
+void gd_wire_put(gd_buf *b, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
+                 gd_wire_poll *poll) {
     if (!t) { gd_buf_puts(b, "null"); return; }
     int f32 = transport_f32 && t->dtype == GD_F64;
     const char *dtype = t->dtype == GD_I64 ? "int64" : f32 ? "float32" : "float64";
@@ -663,7 +687,7 @@ void gd_wire_put(gd_buf *b, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *
         if (t->shape.rank == 0) put_elem(b, t, f32, 0);
         else {
             int64_t k = 0;
-            put_level(b, t, f32, 0, &k);
+            put_level(b, t, f32, 0, &k, poll);
         }
         return;
     case GD_TF_FLAT:
@@ -671,19 +695,19 @@ void gd_wire_put(gd_buf *b, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *
         put_shape(b, &t->shape);
         if (strcmp(dtype, "float64")) gd_buf_printf(b, ",\"dtype\":\"%s\"", dtype);
         gd_buf_puts(b, ",\"data\":[");
-        put_elems(b, t, f32, 0, t->n);
+        put_elems(b, t, f32, 0, t->n, poll);
         gd_buf_puts(b, "]}");
         return;
     case GD_TF_B64:
         gd_buf_puts(b, "{\"shape\":");
         put_shape(b, &t->shape);
         gd_buf_printf(b, ",\"dtype\":\"%s\",\"b64\":", dtype);
-        put_b64(b, t, f32);
+        put_b64(b, t, f32, poll);
         gd_buf_putc(b, '}');
         return;
     case GD_TF_BINARY: {
         uint64_t off, nbytes;
-        put_binary(bin, t, f32, &off, &nbytes);
+        put_binary(bin, t, f32, &off, &nbytes, poll);
         gd_buf_puts(b, "{\"shape\":");
         put_shape(b, &t->shape);
         gd_buf_printf(b, ",\"dtype\":\"%s\",\"offset\":%" PRIu64 ",\"nbytes\":%" PRIu64 "}", dtype, off, nbytes);

@@ -64,11 +64,25 @@ int gd_wire_check_overlaps(gd_wire_in *c);
 
 /* ---- writing ---------------------------------------------------------------- */
 
+/* The writers' cancellation poll (A7: the deadline covers encoding): they
+ * count the elements they write and poll `cancel` (may be NULL) every
+ * GD_POLL_ELEMS of them; once it fires, `stopped` is set (err filled) and
+ * every writer stops where it is, leaving its output incomplete. The caller
+ * sets cancel and err and zeroes the rest; one per response. */
+typedef struct gd_wire_poll {
+    const gd_cancel *cancel;
+    gd_error *err;
+    int64_t since; /* elements written since the last poll */
+    int stopped;
+} gd_wire_poll;
+
 /* t (or null when t is NULL) appended to out in form fmt; with transport_f32
  * a float64 tensor is written as float32. GD_TF_BINARY puts the raw bytes
  * into bin at the next 64-byte boundary from bin's start (which must be the
  * start of the binary section) and writes their offset into out. Failure
- * shows as out->failed or bin->failed. */
-void gd_wire_put(gd_buf *out, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32);
+ * shows as out->failed or bin->failed, a stop at the deadline as
+ * poll->stopped (poll may be NULL: never stopped). */
+void gd_wire_put(gd_buf *out, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
+                 gd_wire_poll *poll);
 
 #endif

@@ -247,6 +247,17 @@ check(re.search(r"^\s*proxy_pass http://\$gradd_upstream;", tpl, re.M) is not No
       and re.search(r"^resolver \$\{GRADD_DNS\} valid=\d+s", tpl, re.M) is not None,
       "nginx resolves the replicas per request (resolver + variable), so --scale is seen")
 
+# Behind a balancer or an ingress every connection comes from its address:
+# the per-address limits must give it the whole budget (docs/operations.md).
+def per_ip_lifted(env, where):
+    buffered = size(env["GRADD_MAX_BUFFERED"]) if "GRADD_MAX_BUFFERED" in env else 4 * size(env["GRADD_MAX_BODY"])
+    per_ip = env.get("GRADD_MAX_BUFFERED_PER_IP")
+    check(env.get("GRADD_MAX_CONNS_PER_IP") == "0" and per_ip is not None and size(per_ip) >= buffered,
+          "%s: per-address limits lifted behind the proxy (GRADD_MAX_CONNS_PER_IP=0, "
+          "GRADD_MAX_BUFFERED_PER_IP %s >= max-buffered %d)" % (where, per_ip, buffered))
+
+per_ip_lifted(genv, "gradd.env")
+
 # compose
 comp = yaml.safe_load(open(os.path.join(d, "compose.yaml")))
 g = comp["services"]["gradd"]
@@ -287,6 +298,7 @@ if k8s:
     for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):
         check(k in kinds, "k8s: a " + k)
     cm = kinds["ConfigMap"]["data"]
+    per_ip_lifted(cm, "k8s ConfigMap")
     dep = kinds["Deployment"]["spec"]["template"]["spec"]
     c = dep["containers"][0]
     check(c["envFrom"][0]["configMapRef"]["name"] == kinds["ConfigMap"]["metadata"]["name"],

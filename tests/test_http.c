@@ -2557,6 +2557,16 @@ static const struct family {
      " {'name': 'e', 'op': 'exp', 'inputs': ['b']}, {'name': 'q', 'op': 'mul', 'inputs': ['e', 'b']},"
      " {'name': 'm', 'op': 'softmax', 'inputs': ['q'], 'axis': 1}, {'name': 't', 'op': 'transpose', 'inputs': ['m']},"
      " {'name': 's', 'op': 'sum', 'inputs': ['t']}]}, 'values': {'x': 0.5}, 'target': 's'"},
+    /* the engine's own passes: an int64 operand converted (forward and
+     * backward), cotangents copied by add/sub/cast backward and accumulated,
+     * the finite and zero scans */
+    {"engine_passes", "/v1/grad",
+     "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'z', 'op': 'input', 'dtype': 'int64'},"
+     " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [4096, 4096]},"
+     " {'name': 'i', 'op': 'broadcast_to', 'inputs': ['z'], 'shape': [4096, 4096]},"
+     " {'name': 'a', 'op': 'add', 'inputs': ['b', 'i']}, {'name': 'c', 'op': 'cast', 'inputs': ['a'],"
+     " 'dtype': 'float64'}, {'name': 'd', 'op': 'sub', 'inputs': ['c', 'b']}, {'name': 's', 'op': 'sum', 'inputs': ['d']}]},"
+     " 'values': {'x': 0.5, 'z': 7}, 'target': 's'"},
 };
 #undef BIG
 #undef RED7
@@ -2664,6 +2674,62 @@ START_TEST(decode_stops_at_deadline) {
 }
 END_TEST
 
+/* A7: the deadline covers encoding. An /v1/eval fetching a 6M-element
+ * broadcast in nested JSON computes in milliseconds but takes seconds to
+ * encode (at 100 ns an element, 0.6 s) and send. The control first: without
+ * a deadline (the server's is 600 s x scale) it is 200 with every element,
+ * and its stats say how long it took up to the encoding (total_us). Then the
+ * same request with a deadline_ms of 3 times that plus 100 ms (so the
+ * computation is done well before it) is 504 deadline_exceeded within
+ * 500 ms (x scale) of the deadline, counted among the 504s of /metrics.
+ * Before the fix the deadline was not looked at once the computation had
+ * finished: 200 with the whole body, seconds past the deadline. */
+#define ENCODE_BODY                                                                                              \
+    "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"                                                        \
+    " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [3072, 2048]}]},"                          \
+    " 'values': {'x': 0.3333333333333333}, 'target': 'x', 'fetch': ['b']"
+START_TEST(encode_stops_at_deadline) {
+    ht_server s;
+    char deadline[32], tail[64];
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-memory", "2G", "--deadline-ms",
+                             ht_scaled_ms_arg(deadline, sizeof deadline, 600000)));
+    ht_resp r;
+    ht_post(s.port, "/v1/eval", J(ENCODE_BODY "}"), &r);
+    ck_assert_int_eq(r.status, 200);
+    /* every element (19 bytes each with its comma), then the rest of the
+     * answer (not parsed: 120 MB of JSON) */
+    ck_assert_uint_ge(r.body_len, (size_t)3072 * 2048 * 19);
+    ck_assert_ptr_nonnull(strstr(r.body, "{\"values\":{\"b\":[[0.3333333333333333,"));
+    const char *st = strstr(r.body + r.body_len - 1024, "]]},\"diagnostics\":[],\"stats\":{");
+    ck_assert_ptr_nonnull(st);
+    const char *tu = strstr(st, "\"total_us\":");
+    ck_assert_ptr_nonnull(tu);
+    long before_encoding_ms = atol(tu + 11) / 1000, d = 3 * before_encoding_ms + 100;
+    double all_ms = (r.t_done - r.t_start) * 1000;
+    printf("encode_stops_at_deadline: no deadline: 200 after %.0f ms (%zu bytes; %ld ms before encoding)\n", all_ms,
+           r.body_len, before_encoding_ms);
+    ht_resp_free(&r);
+    snprintf(tail, sizeof tail, ", 'deadline_ms': %ld}", d);
+    char *body = malloc(strlen(ENCODE_BODY) + sizeof tail);
+    sprintf(body, "%s%s", ENCODE_BODY, tail);
+    ht_post(s.port, "/v1/eval", J(body), &r);
+    free(body);
+    double over_ms = (r.t_done - r.t_start) * 1000 - (double)d;
+    printf("encode_stops_at_deadline: deadline_ms %ld: %ld after %+.0f ms (%zu bytes)\n", d, r.status, over_ms,
+           r.body_len);
+    expect_error(&r, 504, "deadline_exceeded", NULL, NULL);
+    ck_assert_msg(over_ms < ht_scaled_ms(500), "504 %.0f ms past a %ld ms deadline (limit %ld ms)", over_ms, d,
+                  ht_scaled_ms(500));
+    ht_resp_free(&r);
+    ht_get(s.port, "/metrics", &r);
+    ck_assert_msg(r.body && strstr(r.body, "gradd_requests_total{route=\"/v1/eval\",status=\"504\"} 1"),
+                  "the 504 is not counted:\n%s", r.body ? r.body : "");
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+}
+END_TEST
+#undef ENCODE_BODY
+
 /* ---- the suite ----------------------------------------------------------------- */
 
 static Suite *suite_http(void) {
@@ -2734,6 +2800,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, queue_request_deadline_504);
     tcase_add_test(tc, disconnect_cancels);
     tcase_add_test(tc, decode_stops_at_deadline);
+    tcase_add_test(tc, encode_stops_at_deadline);
     tcase_add_loop_test(tc, deadline_per_family, 0, (int)(sizeof FAMILIES / sizeof *FAMILIES));
     suite_add_tcase(s, tc);
 

@@ -190,18 +190,86 @@ START_TEST(plan_bounds_large_tensors) {
 }
 END_TEST
 
-/* With a cond the plan holds everything at once: still above the peak. */
+/* With conds the plan replays the engine once per combination of their
+ * choices: above the measured peak whichever branches run (predicates p and
+ * q, 0 and 1 each), and a big branch that is not taken costs nothing. */
+static const char *const cond_graphs[][2] = {
+    {"cond",
+     "{\"graph\":{\"nodes\":[{\"name\":\"p\",\"op\":\"input\"},{\"name\":\"q\",\"op\":\"input\"},"
+     "{\"name\":\"a\",\"op\":\"variable\"},"
+     "{\"name\":\"A\",\"op\":\"broadcast_to\",\"inputs\":[\"a\"],\"shape\":[400,400]},"
+     "{\"name\":\"x\",\"op\":\"exp\",\"inputs\":[\"A\"]},{\"name\":\"y\",\"op\":\"square\",\"inputs\":[\"A\"]},"
+     "{\"name\":\"c\",\"op\":\"cond\",\"inputs\":[\"p\",\"x\",\"y\"]},{\"name\":\"l\",\"op\":\"sum\",\"inputs\":[\"c\"]}]},"
+     "\"values\":{\"p\":%d,\"q\":%d,\"a\":0.5},\"target\":\"l\"}"},
+    /* nested, a branch shared with the predicate's graph, a fetch behind a
+     * branch, and a wrt on each side */
+    {"nested_cond",
+     "{\"graph\":{\"nodes\":[{\"name\":\"p\",\"op\":\"input\"},{\"name\":\"q\",\"op\":\"input\"},"
+     "{\"name\":\"a\",\"op\":\"variable\"},{\"name\":\"b\",\"op\":\"variable\"},"
+     "{\"name\":\"A\",\"op\":\"broadcast_to\",\"inputs\":[\"a\"],\"shape\":[300,500]},"
+     "{\"name\":\"B\",\"op\":\"broadcast_to\",\"inputs\":[\"b\"],\"shape\":[300,500]},"
+     "{\"name\":\"M\",\"op\":\"mul\",\"inputs\":[\"A\",\"B\"]},{\"name\":\"T\",\"op\":\"tanh\",\"inputs\":[\"M\"]},"
+     "{\"name\":\"E\",\"op\":\"exp\",\"inputs\":[\"B\"]},"
+     "{\"name\":\"i\",\"op\":\"cond\",\"inputs\":[\"q\",\"T\",\"E\"]},"
+     "{\"name\":\"o\",\"op\":\"cond\",\"inputs\":[\"p\",\"i\",\"A\"]},"
+     "{\"name\":\"l\",\"op\":\"sum\",\"inputs\":[\"o\"]}]},"
+     "\"values\":{\"p\":%d,\"q\":%d,\"a\":0.5,\"b\":-0.5},\"target\":\"l\",\"wrt\":[\"a\",\"b\"],\"fetch\":[\"T\",\"E\"]}"},
+    /* the same with computed predicates: the plan tries every choice */
+    {"computed_predicates",
+     "{\"graph\":{\"nodes\":[{\"name\":\"p\",\"op\":\"input\"},{\"name\":\"q\",\"op\":\"input\"},"
+     "{\"name\":\"h\",\"op\":\"constant\",\"value\":0.5},"
+     "{\"name\":\"P\",\"op\":\"greater\",\"inputs\":[\"p\",\"h\"]},"
+     "{\"name\":\"Q\",\"op\":\"greater\",\"inputs\":[\"q\",\"h\"]},"
+     "{\"name\":\"a\",\"op\":\"variable\"},{\"name\":\"b\",\"op\":\"variable\"},"
+     "{\"name\":\"A\",\"op\":\"broadcast_to\",\"inputs\":[\"a\"],\"shape\":[300,500]},"
+     "{\"name\":\"B\",\"op\":\"broadcast_to\",\"inputs\":[\"b\"],\"shape\":[300,500]},"
+     "{\"name\":\"M\",\"op\":\"mul\",\"inputs\":[\"A\",\"B\"]},{\"name\":\"T\",\"op\":\"tanh\",\"inputs\":[\"M\"]},"
+     "{\"name\":\"E\",\"op\":\"exp\",\"inputs\":[\"B\"]},"
+     "{\"name\":\"i\",\"op\":\"cond\",\"inputs\":[\"Q\",\"T\",\"E\"]},"
+     "{\"name\":\"o\",\"op\":\"cond\",\"inputs\":[\"P\",\"i\",\"A\"]},"
+     "{\"name\":\"l\",\"op\":\"sum\",\"inputs\":[\"o\"]}]},"
+     "\"values\":{\"p\":%d,\"q\":%d,\"a\":0.5,\"b\":-0.5},\"target\":\"l\",\"wrt\":[\"a\",\"b\"],\"fetch\":[\"T\",\"E\"]}"},
+    /* a [64, 400, 400] branch (80 MB) beside a [400, 400] one (1.3 MB) */
+    {"big_untaken",
+     "{\"graph\":{\"nodes\":[{\"name\":\"p\",\"op\":\"input\"},{\"name\":\"q\",\"op\":\"input\"},"
+     "{\"name\":\"a\",\"op\":\"variable\"},"
+     "{\"name\":\"A\",\"op\":\"broadcast_to\",\"inputs\":[\"a\"],\"shape\":[400,400]},"
+     "{\"name\":\"x\",\"op\":\"exp\",\"inputs\":[\"A\"]},"
+     "{\"name\":\"G\",\"op\":\"broadcast_to\",\"inputs\":[\"a\"],\"shape\":[64,400,400]},"
+     "{\"name\":\"H\",\"op\":\"sin\",\"inputs\":[\"G\"]},{\"name\":\"y\",\"op\":\"sum\",\"inputs\":[\"H\"],\"axis\":0},"
+     "{\"name\":\"c\",\"op\":\"cond\",\"inputs\":[\"p\",\"x\",\"y\"]},{\"name\":\"l\",\"op\":\"sum\",\"inputs\":[\"c\"]}]},"
+     "\"values\":{\"p\":%d,\"q\":%d,\"a\":0.5},\"target\":\"l\"}"},
+};
+
 START_TEST(plan_bounds_cond) {
-    const char *body =
-        "{\"graph\":{\"nodes\":[{\"name\":\"p\",\"op\":\"input\"},{\"name\":\"a\",\"op\":\"variable\"},"
-        "{\"name\":\"A\",\"op\":\"broadcast_to\",\"inputs\":[\"a\"],\"shape\":[400,400]},"
-        "{\"name\":\"x\",\"op\":\"exp\",\"inputs\":[\"A\"]},{\"name\":\"y\",\"op\":\"square\",\"inputs\":[\"A\"]},"
-        "{\"name\":\"c\",\"op\":\"cond\",\"inputs\":[\"p\",\"x\",\"y\"]},{\"name\":\"l\",\"op\":\"sum\",\"inputs\":[\"c\"]}]},"
-        "\"values\":{\"p\":1,\"a\":0.5},\"target\":\"l\"}";
-    measured m = run_body(body, strlen(body), GD_EP_GRAD, 0);
     double worst = 0;
-    ck_assert(m.ran);
-    check_bound("cond", &m, 4.0, MIB, &worst);
+    for (size_t k = 0; k < sizeof cond_graphs / sizeof cond_graphs[0]; k++)
+        for (int pq = 0; pq < 4; pq++) {
+            char body[4096], what[64];
+            snprintf(body, sizeof body, cond_graphs[k][1], pq & 1, pq >> 1);
+            snprintf(what, sizeof what, "%s p=%d q=%d", cond_graphs[k][0], pq & 1, pq >> 1);
+            measured m = run_body(body, strlen(body), strstr(body, "\"wrt\"") ? GD_EP_GRAD : GD_EP_EVAL, 0);
+            ck_assert_msg(m.ran, "%s: error %d", what, m.err);
+            check_bound(what, &m, 16.0, MIB, &worst);
+        }
+    printf("memory plan: conds, plan at most %.2f x the measured peak\n", worst);
+}
+END_TEST
+
+/* Under 24 MiB the big branch does not fit, the small one does: p = 1 runs
+ * (it was 413 when the plan held both branches at once), p = 0 is refused
+ * from the plan before any kernel runs. */
+START_TEST(plan_cond_untaken_branch_free) {
+    char body[4096];
+    snprintf(body, sizeof body, cond_graphs[3][1], 1, 0);
+    measured m = run_body(body, strlen(body), GD_EP_EVAL, 24 * MIB);
+    ck_assert_msg(m.ran, "the small branch under 24 MiB: error %d (plan %zu)", m.err, m.planned);
+    printf("memory plan: cond with an 80 MB untaken branch planned %.1f MiB, measured %.1f MiB\n",
+           (double)m.planned / MIB, (double)m.peak / MIB);
+    snprintf(body, sizeof body, cond_graphs[3][1], 0, 0);
+    m = run_body(body, strlen(body), GD_EP_EVAL, 24 * MIB);
+    ck_assert_msg(!m.ran && m.err == GD_E_TOO_LARGE, "the big branch under 24 MiB: error %d", m.err);
+    ck_assert_msg(m.peak < 4 * MIB, "the arena held %zu bytes: a kernel ran before the refusal", m.peak);
 }
 END_TEST
 
@@ -347,6 +415,7 @@ Suite *suite_memory(void) {
     tcase_add_test(tc, plan_bounds_fixtures);
     tcase_add_test(tc, plan_bounds_large_tensors);
     tcase_add_test(tc, plan_bounds_cond);
+    tcase_add_test(tc, plan_cond_untaken_branch_free);
     tcase_add_test(tc, plan_refuses_before_running);
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");

@@ -820,17 +820,37 @@ START_TEST(test_cancel) {
     const gd_tensor *in[2] = {x, x};
     gd_tensor *din[2] = {0};
     int want[2] = {1, 1};
-    static const char *ops[] = {"exp", "mul", "add", "clip"};
-    for (int k = 0; k < 4; k++) {
-        gd_node *n = gc_node(ar, ops[k], ops[k][0] == 'm' || ops[k][0] == 'a' ? 2 : 1);
+    /* add and sub backward copy the cotangent (negated for sub's b): whole
+     * passes that poll too (issue 9: they ran 16M elements without a poll). */
+    static const char *ops[] = {"exp", "mul", "add", "clip", "sub"};
+    for (int k = 0; k < 5; k++) {
+        gd_node *n = gc_node(ar, ops[k], ops[k][0] == 'm' || ops[k][0] == 'a' || ops[k][0] == 's' ? 2 : 1);
         gd_kctx c = {.arena = ar, .cancel = &cancel, .err = &err, .node = n};
         ck_assert_int_eq(n->op->forward(&c, in, out), GD_E_DEADLINE_EXCEEDED);
-        if (k != 2) ck_assert_int_eq(n->op->backward(&c, in, out, x, want, din), GD_E_DEADLINE_EXCEEDED);
+        for (int w = 0; w < n->n_in; w++) {
+            int want1[2] = {w == 0, w == 1};
+            ck_assert_msg(n->op->backward(&c, in, out, x, want1, din) == GD_E_DEADLINE_EXCEEDED, "%s backward %d",
+                          ops[k], w);
+        }
     }
     gd_node *n = cast_node(GD_I64);
     gd_kctx c = {.arena = ar, .cancel = &cancel, .err = &err, .node = n};
     ck_assert_int_eq(n->op->forward(&c, in, outi), GD_E_DEADLINE_EXCEEDED);
     ck_assert_int_eq(err.code, GD_E_DEADLINE_EXCEEDED);
+    /* cast backward (a copy of the cotangent) and cond backward (the same,
+     * into the taken branch) poll as well. */
+    n = cast_node(GD_F64);
+    c.node = n;
+    din[0] = NULL;
+    ck_assert_int_eq(n->op->backward(&c, in, out, x, want, din), GD_E_DEADLINE_EXCEEDED);
+    ck_assert_ptr_null(din[0]);
+    gd_tensor *p = gd_tensor_scalar(ar, 1.0);
+    const gd_tensor *cin[3] = {p, x, x};
+    gd_tensor *cdin[3] = {0};
+    n = gc_node(ar, "cond", 3);
+    c.node = n;
+    ck_assert_int_eq(n->op->backward(&c, cin, out, x, (int[]){0, 1, 0}, cdin), GD_E_DEADLINE_EXCEEDED);
+    ck_assert_ptr_null(cdin[1]);
     /* Not cancelled: runs to the end. */
     atomic_store(&cancel.cancelled, 0);
     n = gc_node(ar, "exp", 1);

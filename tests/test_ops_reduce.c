@@ -999,6 +999,27 @@ START_TEST(test_cancel) {
         ck_assert_int_eq(bwd_cancelled(n, &x, fwd(n, &x), 1), GD_E_DEADLINE_EXCEEDED);
     }
     ck_assert_int_eq(fwd_cancelled(node_axis("argmax", 1, "", -1), &x, &out), GD_E_DEADLINE_EXCEEDED);
+    /* Over a small axis the result is most of the input: the passes over
+     * it (the initial fill, logsumexp's fix-ups) stop after one piece too,
+     * leaving the rest of the result as it was (here NaN). */
+    const int64_t rows = 3 * GD_POLL_ELEMS;
+    gd_shape s2 = {.rank = 2, .dim = {rows, 2}};
+    gd_tensor *x2 = gd_tensor_new(A, &s2, GD_F64, 1);
+    static const char *const kept_ops[] = {"max", "min", "logsumexp"};
+    for (size_t k = 0; k < sizeof kept_ops / sizeof kept_ops[0]; k++) {
+        gd_node *n = node_axis(kept_ops[k], 1, "1", -1);
+        gd_meta meta = {GD_F64, s2}, om;
+        gd_error err;
+        gd_limits lim = {0};
+        ck_assert_int_eq(n->op->infer(n, &meta, &lim, &om, &err), GD_OK);
+        out = gd_tensor_new(A, &om.shape, om.dtype, 0);
+        for (int64_t i = 0; i < out->n; i++) gd_f64(out)[i] = NAN;
+        gd_kctx c = {.arena = A, .cancel = &cancelled, .err = &err, .node = n};
+        atomic_store(&cancelled.cancelled, 1);
+        ck_assert_int_eq(n->op->forward(&c, (const gd_tensor *const *)&x2, out), GD_E_DEADLINE_EXCEEDED);
+        atomic_store(&cancelled.cancelled, 0);
+        ck_assert_msg(isnan(gd_f64(out)[rows - 1]), "%s: the whole result was written", kept_ops[k]);
+    }
 
     gd_node *n = gc_node(A, "softmax_cross_entropy", 2);
     gd_shape sz = gc_shape("4096,128"), sy = gc_shape("4096");

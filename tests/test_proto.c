@@ -1287,6 +1287,51 @@ START_TEST(encode_contract_example) {
 END_TEST
 
 /* 422: no wrt gets a gradient with unconnected "none"; "zero" answers 200. */
+/* A7: the deadline covers encoding. The tensor writers poll the request's
+ * cancel record every GD_POLL_ELEMS elements, in every tensor form (the 2-D
+ * nested form row by row, rows of one element included): a cancelled
+ * record stops a 3 x GD_POLL_ELEMS fetch with GD_E_DEADLINE_EXCEEDED after
+ * its first piece, where the same encoding without it is complete. */
+START_TEST(encode_stops_when_cancelled) {
+    static const char *const forms[] = {"nested", "flat", "b64", "binary"};
+    static const char *const shapes[] = {"[3, 65536]", "[196608, 1]"};
+    gd_cancel cancel = {0};
+    for (int f = 0; f < 4; f++)
+        for (int k = 0; k < 2; k++) {
+            const char *req = gd_arena_printf(
+                A, "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
+                   " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': %s}]},"
+                   " 'values': {'x': 0.3333333333333333}, 'target': 'x', 'fetch': ['b'], 'tensor_format': '%s'}",
+                shapes[k], forms[f]);
+            ck_assert_int_eq(3 * 65536, 3 * GD_POLL_ELEMS);
+            ck_ok(dec_full(req, NULL, 0, GD_EP_EVAL, NULL));
+            gd_run_result res;
+            memset(&res, 0, sizeof res);
+            ck_ok(gd_run(R.graph, &R.spec, &res, &E));
+            size_t full = 0;
+            for (int cancelled = 0; cancelled < 2; cancelled++) {
+                atomic_store(&cancel.cancelled, cancelled);
+                R.spec.cancel = &cancel;
+                gd_buf out, bin;
+                gd_buf_init(&out);
+                gd_buf_init(&bin);
+                int rc = gd_encode_eval_response(&out, &bin, &R, &res, NULL);
+                size_t len = out.len + bin.len;
+                if (!cancelled) {
+                    ck_assert_int_eq(rc, 0);
+                    full = len;
+                } else {
+                    ck_assert_msg(rc == GD_E_DEADLINE_EXCEEDED, "%s %s: %d", forms[f], shapes[k], rc);
+                    ck_assert_msg(len < full / 2, "%s %s: %zu of %zu bytes written", forms[f], shapes[k], len, full);
+                }
+                gd_buf_free(&out);
+                gd_buf_free(&bin);
+            }
+            R.spec.cancel = NULL;
+        }
+}
+END_TEST
+
 START_TEST(encode_no_gradients) {
     const char *fmt =
         "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'b', 'op': 'variable'},"
@@ -1921,6 +1966,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, encode_binary_feeds_back);
     tcase_add_test(tc, encode_contract_example);
     tcase_add_test(tc, encode_no_gradients);
+    tcase_add_test(tc, encode_stops_when_cancelled);
     tcase_add_test(tc, encode_error_body);
     tcase_add_test(tc, encode_ops);
     suite_add_tcase(s, tc);

@@ -1,6 +1,7 @@
 /* test_tensor.c - arena accounting and limits, shape arithmetic with overflow
  * checks, broadcasting, the strided loop against a naive loop, sum-down,
  * reduction geometry, the error table and "did you mean". */
+#include <math.h>
 #include <string.h>
 
 #include "gradcheck.h"
@@ -237,6 +238,73 @@ START_TEST(finite_and_zero_scans) {
 }
 END_TEST
 
+/* The whole-tensor passes of the engine and kernels (int64 -> float64,
+ * zeroing, copying, the finite/zero scans, sum-down) poll the cancel record
+ * between pieces of GD_POLL_ELEMS: a cancelled one stops after its first
+ * piece with deadline_exceeded (issue 9: each ran 16M elements, 50-150 ms,
+ * without a poll); without a record they run to the end. */
+START_TEST(polled_passes_stop) {
+    gd_arena *a = gd_arena_new(0);
+    gd_cancel cancel = {0};
+    atomic_store(&cancel.cancelled, 1);
+    gd_error err;
+    const int64_t n = 3 * GD_POLL_ELEMS, P = GD_POLL_ELEMS;
+    gd_shape sh = {.rank = 1, .dim = {n}};
+    gd_tensor *f = gd_tensor_new(a, &sh, GD_F64, 0), *i = gd_tensor_new(a, &sh, GD_I64, 0);
+    for (int64_t k = 0; k < n; k++) gd_f64(f)[k] = 7.0, gd_i64(i)[k] = k;
+    /* stopped after the first piece: the rest untouched */
+    gd_error_clear(&err);
+    ck_assert_int_eq(gd_fill_zero(f->data, n, &cancel, &err), GD_E_DEADLINE_EXCEEDED);
+    ck_assert_int_eq(err.code, GD_E_DEADLINE_EXCEEDED);
+    ck_assert(gd_f64(f)[P - 1] == 0.0 && gd_f64(f)[P] == 7.0);
+    ck_assert_int_eq(gd_i64_to_f64(gd_f64(f), gd_i64(i), n, &cancel, &err), GD_E_DEADLINE_EXCEEDED);
+    ck_assert(gd_f64(f)[P - 1] == (double)(P - 1) && gd_f64(f)[P] == 7.0);
+    ck_assert_int_eq(gd_copy_words(f->data, i->data, n, &cancel, &err), GD_E_DEADLINE_EXCEEDED);
+    ck_assert(gd_i64(f)[P - 1] == P - 1 && gd_f64(f)[P] == 7.0);
+    for (int64_t k = 0; k < n; k++) gd_f64(f)[k] = 0.0;
+    ck_assert_int_eq(gd_all_zero_polled(f, &cancel, &err), -1);
+    ck_assert_int_eq(gd_all_finite_polled(f, NULL, &cancel, &err), -1);
+    gd_f64(f)[5] = INFINITY; /* an answer found in the first piece is still given */
+    int64_t first = -1;
+    ck_assert_int_eq(gd_all_finite_polled(f, &first, &cancel, &err), 0);
+    ck_assert_int_eq(first, 5);
+    ck_assert_int_eq(gd_all_zero_polled(f, &cancel, &err), 0);
+    gd_f64(f)[5] = 0.0;
+    double one = 0;
+    gd_shape sc = gd_shape_scalar();
+    ck_assert_int_eq(gd_sum_to(&one, &sc, gd_f64(f), &sh, &cancel, &err), GD_E_DEADLINE_EXCEEDED);
+    /* new tensors: nothing is left held when stopped */
+    size_t live = gd_arena_live(a);
+    gd_tensor *t = f;
+    ck_assert_int_eq(gd_tensor_copy_polled(a, f, &t, &cancel, &err), GD_E_DEADLINE_EXCEEDED);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(gd_tensor_to_f64_polled(a, i, &t, &cancel, &err), GD_E_DEADLINE_EXCEEDED);
+    ck_assert_int_eq(gd_tensor_zeros_polled(a, &sh, GD_F64, &t, &cancel, &err), GD_E_DEADLINE_EXCEEDED);
+    ck_assert_uint_eq(gd_arena_live(a), live);
+    /* below one piece nothing polls; without a record everything finishes */
+    gd_shape small = {.rank = 1, .dim = {P}};
+    ck_assert_int_eq(gd_tensor_zeros_polled(a, &small, GD_I64, &t, &cancel, &err), 0);
+    ck_assert_int_eq(gd_tensor_zeros_polled(a, &sh, GD_F64, &t, NULL, NULL), 0);
+    ck_assert_int_eq(gd_all_zero_polled(t, NULL, NULL), 1);
+    ck_assert_int_eq(gd_tensor_to_f64_polled(a, i, &t, NULL, NULL), 0);
+    ck_assert(gd_f64(t)[n - 1] == (double)(n - 1));
+    gd_tensor *u;
+    ck_assert_int_eq(gd_tensor_copy_polled(a, t, &u, NULL, NULL), 0);
+    ck_assert(gd_f64(u)[n - 1] == (double)(n - 1) && u->dtype == GD_F64);
+    ck_assert_int_eq(gd_tensor_to_f64_polled(a, u, &t, &cancel, &err), 0); /* float64 already: itself */
+    ck_assert_ptr_eq(t, u);
+    ck_assert_int_eq(gd_sum_to(&one, &sc, gd_f64(u), &sh, NULL, NULL), 0);
+    ck_assert(one == (double)n * (double)(n - 1) / 2);
+    /* at the memory limit: -1, err untouched */
+    gd_arena *tiny = gd_arena_new(4096);
+    gd_error_clear(&err);
+    ck_assert_int_eq(gd_tensor_copy_polled(tiny, u, &t, &cancel, &err), -1);
+    ck_assert_int_eq(err.code, GD_OK);
+    gd_arena_free(tiny);
+    gd_arena_free(a);
+}
+END_TEST
+
 Suite *suite_tensor(void) {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("basics");
@@ -250,6 +318,7 @@ Suite *suite_tensor(void) {
     tcase_add_test(tc, error_table_is_complete);
     tcase_add_test(tc, closest_names);
     tcase_add_test(tc, finite_and_zero_scans);
+    tcase_add_test(tc, polled_passes_stop);
     suite_add_tcase(s, tc);
     return s;
 }
