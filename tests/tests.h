@@ -17,6 +17,7 @@
     X(property)           \
     X(proto)              \
     X(numfmt)             \
+    X(numparse)           \
     X(memory)             \
     X(fixtures)
 
