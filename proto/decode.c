@@ -20,6 +20,7 @@
 #include "proto/dupkey.h"
 #include "proto/jpath.h"
 #include "proto/jread.h"
+#include "proto/numscan.h"
 #include "core/op.h"
 #include "proto/wire.h"
 
@@ -845,7 +846,23 @@ static int decode_request(gd_arena *a, const char *body, size_t json_len, const 
      * body itself (positions as sent) read with every integer as a real. */
     const gd_cancel *cancel = lim ? lim->cancel : NULL;
     int stopped = 0;
-    json_t *root = parse(body, json_len, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
+    json_t *root = NULL;
+    /* Numeric lists read ahead (numscan.h) and stood in by placeholders; if
+     * that text fails to parse for any reason, the body is parsed as it is,
+     * so that every error is the one the body itself gives. */
+    gd_numtab fast;
+    int nfast = gd_numscan(a, body, json_len, lim && lim->max_elements > 0 ? lim->max_elements : 0, cancel, &fast);
+    if (nfast < 0) stopped = 1;
+    if (nfast > 0) {
+        root = parse(fast.text, fast.text_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, cancel, &je, &stopped);
+        gd_numtab_free_text(a, &fast);
+        if (!root) {
+            gd_numtab_free(a, &fast);
+            nfast = 0;
+            json_refused = 0;
+        }
+    }
+    if (!root && !stopped) root = parse(body, json_len, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
     if (!root && !stopped && json_error_code(&je) == json_error_numeric_overflow) {
         size_t len2 = 0;
         char *body2 = big_ints_as_reals(a, body, json_len, &len2);
@@ -869,9 +886,11 @@ static int decode_request(gd_arena *a, const char *body, size_t json_len, const 
     }
     dctx c = {.a = a, .err = err, .lim = lim,
               .wire = {.a = a, .bin = bin, .bin_len = bin ? bin_len : 0, .err = err,
-                       .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};
+                       .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0,
+                       .fast = nfast > 0 ? &fast : NULL}};
     int rc = decode_root(&c, root, req->endpoint, lim, req);
     json_decref(root);
+    if (nfast > 0) gd_numtab_free(a, &fast);
     if (rc && json_refused) return parse_too_large(err);
     if (rc) {
         if (err && err->code == GD_OK) err->code = (gd_err)rc;

@@ -18,6 +18,7 @@
     X(proto)              \
     X(numfmt)             \
     X(numparse)           \
+    X(numscan)            \
     X(memory)             \
     X(fixtures)
 
