@@ -607,25 +607,25 @@ static int put_i64(char *o, int64_t v) {
     return len;
 }
 
-/* Element k as JSON, printed straight into b: int64 as an integer, float64
- * (or float32 when narrowed) as its shortest repr, non-finite as a quoted
- * string. */
-static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k) {
-    if (gd_buf_reserve(b, 40)) return;
+/* Element k as JSON, printed straight into b after the separator sep (0:
+ * none): int64 as an integer, float64 (or float32 when narrowed) as its
+ * shortest repr, non-finite as a quoted string. */
+static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k, char sep) {
+    if (gd_buf_reserve(b, 48)) return;
     char *o = b->data + b->len;
-    int n;
+    int n = 0;
+    if (sep) o[n++] = sep;
     if (t->dtype == GD_I64) {
-        n = put_i64(o, gd_i64(t)[k]);
+        n += put_i64(o + n, gd_i64(t)[k]);
     } else {
         double v = gd_f64(t)[k];
         float f = f32 ? gd_to_f32(v) : 0;
         if (f32 ? isfinite(f) : isfinite(v)) {
-            n = f32 ? gd_fmt_float(o, f) : gd_fmt_double(o, v);
+            n += f32 ? gd_fmt_float(o + n, f) : gd_fmt_double(o + n, v);
         } else {
-            o[0] = '"';
-            n = f32 ? gd_fmt_float(o + 1, f) : gd_fmt_double(o + 1, v);
-            o[++n] = '"';
-            n++;
+            o[n++] = '"';
+            n += f32 ? gd_fmt_float(o + n, f) : gd_fmt_double(o + n, v);
+            o[n++] = '"';
         }
     }
     b->len += (size_t)n;
@@ -633,10 +633,7 @@ static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k) {
 }
 
 static void put_elems(gd_buf *b, const gd_tensor *t, int f32, int64_t from, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
-        if (i) gd_buf_putc(b, ',');
-        put_elem(b, t, f32, from + i);
-    }
+    for (int64_t i = 0; i < count; i++) put_elem(b, t, f32, from + i, i ? ',' : 0);
 }
 
 /* Nested lists, one level per dimension (depth <= GD_MAX_RANK). */
@@ -745,7 +742,7 @@ void gd_wire_put(gd_buf *b, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *
     const char *dtype = t->dtype == GD_I64 ? "int64" : f32 ? "float32" : "float64";
     switch (fmt) {
     case GD_TF_NESTED:
-        if (t->shape.rank == 0) put_elem(b, t, f32, 0);
+        if (t->shape.rank == 0) put_elem(b, t, f32, 0, 0);
         else {
             int64_t k = 0;
             put_level(b, t, f32, 0, &k);
