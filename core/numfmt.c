@@ -128,43 +128,69 @@ static uint64_t shortest(uint64_t m2, int e2, bool lower_closer, int *exp10) {
     return vr + (vr == vm || last >= 5);
 }
 
-/* The decimal digits of v (> 0) into d, most significant first; returns how many. */
-static int digits_of(char *d, uint64_t v) {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (int i = 0; i < n; i++) d[i] = tmp[n - 1 - i];
+/* "00" "01" ... "99": two digits at a time. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
+/* How many decimal digits v (>= 1) has. */
+static inline int digit_count(uint64_t v) {
+    int n = 1;
+    for (uint64_t p = 10; n < 20 && v >= p; p *= 10) n++;
     return n;
 }
 
-/* Python's repr layout of digits dig[0..nd) x 10^(exp - nd + 1) (the sign
- * given apart): trailing zeros dropped, fixed notation for decimal exponents
- * in [-4, 16), exponent notation (at least two exponent digits) otherwise. */
-static int repr_layout(char *out, bool neg, const char *dig, int nd, int exp) {
+/* v's n digits (n = digit_count(v)) at o[0..n). */
+static inline void put_digits(char *o, uint64_t v, int n) {
+    char *p = o + n;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+}
+
+/* Python's repr layout of d x 10^e10 (d >= 1 without trailing zeros, the
+ * sign given apart): fixed notation for decimal exponents in [-4, 16),
+ * exponent notation (at least two exponent digits) otherwise. The digits
+ * are written once, in place, and moved at most once to open the point. */
+static int repr_layout(char *out, bool neg, uint64_t d, int e10) {
     int o = 0;
     if (neg) out[o++] = '-';
-    while (nd > 1 && dig[nd - 1] == '0') nd--;
+    int nd = digit_count(d), exp = e10 + nd - 1;
     if (exp >= -4 && exp < 16) {
         if (exp >= 0) {
-            for (int i = 0; i <= exp; i++) out[o++] = i < nd ? dig[i] : '0';
-            out[o++] = '.';
-            if (nd > exp + 1)
-                for (int i = exp + 1; i < nd; i++) out[o++] = dig[i];
-            else
-                out[o++] = '0';
+            put_digits(out + o, d, nd);
+            if (nd > exp + 1) { /* d.ddd: open the point after exp + 1 digits */
+                memmove(out + o + exp + 2, out + o + exp + 1, (size_t)(nd - exp - 1));
+                out[o + exp + 1] = '.';
+                o += nd + 1;
+            } else { /* ddd000.0 */
+                o += nd;
+                for (int i = nd; i <= exp; i++) out[o++] = '0';
+                out[o++] = '.', out[o++] = '0';
+            }
         } else {
             out[o++] = '0', out[o++] = '.';
             for (int i = 0; i < -exp - 1; i++) out[o++] = '0';
-            for (int i = 0; i < nd; i++) out[o++] = dig[i];
+            put_digits(out + o, d, nd);
+            o += nd;
         }
     } else {
-        out[o++] = dig[0];
+        put_digits(out + o + 1, d, nd); /* one to the right, then the lead digit moves back */
+        out[o] = out[o + 1];
         if (nd > 1) {
-            out[o++] = '.';
-            for (int i = 1; i < nd; i++) out[o++] = dig[i];
+            out[o + 1] = '.';
+            o += nd + 1;
+        } else {
+            o += 1;
         }
         out[o++] = 'e';
         out[o++] = exp < 0 ? '-' : '+';
@@ -188,20 +214,20 @@ static int put_word(char *buf, const char *s) {
  * given bias. */
 static int fmt_ieee(char *buf, bool neg, uint32_t bexp, uint64_t mant, int mbits, int bias) {
     if (bexp == 0 && mant == 0) return put_word(buf, neg ? "-0.0" : "0.0");
-    char dig[24];
-    int nd, e10;
     int e2 = bexp ? (int)bexp - bias - mbits : 1 - bias - mbits;
     uint64_t m2 = bexp ? (1ull << mbits) | mant : mant;
+    uint64_t d;
+    int e10 = 0;
     if (e2 <= 0 && -e2 <= mbits && (m2 & ((1ull << -e2) - 1)) == 0) {
         /* An integer below 2^(mbits + 1) (< 10^16: fixed notation): its ulp
          * is at most 1 and every decimal of fewer significant digits is at
          * least 1 away, so its own digits are the shortest. */
-        nd = digits_of(dig, m2 >> -e2);
-        return repr_layout(buf, neg, dig, nd, nd - 1);
+        d = m2 >> -e2;
+    } else {
+        d = shortest(m2, e2, mant == 0 && bexp > 1, &e10);
     }
-    uint64_t out = shortest(m2, e2, mant == 0 && bexp > 1, &e10);
-    nd = digits_of(dig, out);
-    return repr_layout(buf, neg, dig, nd, e10 + nd - 1);
+    while (d % 10 == 0) d /= 10, e10++;
+    return repr_layout(buf, neg, d, e10);
 }
 
 int gd_fmt_double(char buf[32], double v) {
