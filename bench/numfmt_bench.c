@@ -5,7 +5,9 @@
  * (any difference is printed and fails the run: the old printer is an
  * independent oracle for "shortest, and the nearest of the shortest").
  * Three sets: random bit patterns (every magnitude), uniform [0, 1) values
- * (what tensors hold), and float32 random bit patterns. Times are the
+ * (what tensors hold), and float32 random bit patterns. Then the reader:
+ * the uniform set's strings read by strtod and by gd_parse_double (every
+ * result compared bit for bit). Times are the
  * process's CPU time (steadier than wall time on a shared machine). Not a
  * test: run by `make bench-numfmt`. */
 #include <math.h>
@@ -16,6 +18,7 @@
 #include <time.h>
 
 #include "core/numfmt.h"
+#include "core/numparse.h"
 
 int old_fmt_double(char buf[32], double v);
 int old_fmt_float(char buf[32], float f);
@@ -67,6 +70,22 @@ static long compare(const char *a, const char *b, long n, const char *set) {
     return bad;
 }
 
+/* Reads the n strings (32 bytes apart) with strtod (mine = 0) or
+ * gd_parse_double into out; returns seconds. */
+static double run_parse(const char *s, long n, double *out, int mine) {
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        const char *p = s + 32 * i;
+        if (mine) {
+            unsigned fl;
+            gd_parse_double(p, p + strlen(p), &out[i], &fl);
+        } else {
+            out[i] = strtod(p, NULL);
+        }
+    }
+    return now() - t0;
+}
+
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 10000000;
     double *v = malloc(sizeof *v * (size_t)n);
@@ -105,6 +124,19 @@ int main(int argc, char **argv) {
         bad += b;
         printf("%-26s %12.1f %12.1f %7.1fx%s\n", name, 1e9 * t_old / (double)n, 1e9 * t_new / (double)n, t_old / t_new,
                b ? "  STRINGS DIFFER" : "");
+        if (set == 1) {
+            /* the reader, on what the printer just wrote (v is free: refilled next set) */
+            double *ref = malloc(sizeof *ref * (size_t)n);
+            if (!ref) return 2;
+            memset(ref, 0, sizeof *ref * (size_t)n);
+            double p_old = run_parse(s_new, n, ref, 0), p_new = run_parse(s_new, n, v, 1);
+            long pb = 0;
+            for (long i = 0; i < n; i++) pb += memcmp(&ref[i], &v[i], 8) != 0;
+            bad += pb;
+            printf("%-26s %12.1f %12.1f %7.1fx%s\n", "read back (strtod / new)", 1e9 * p_old / (double)n,
+                   1e9 * p_new / (double)n, p_old / p_new, pb ? "  VALUES DIFFER" : "");
+            free(ref);
+        }
     }
     printf("%ld differences in %ld x 3 values\n", bad, n);
     return bad != 0;
