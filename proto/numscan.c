@@ -23,7 +23,7 @@ typedef struct scan {
     gd_numtab *t;
     size_t copied; /* the body is in the text up to here */
     int stopped;   /* the cancel record fired */
-    int bad;     /* the body is no JSON this walk understands: give up */
+    int bad;       /* the body is no JSON this walk understands: give up */
 } scan;
 
 static void ws(scan *s) {

@@ -4,7 +4,8 @@
  * negative zero, 17 to 800 digits), exact halfway points between adjacent
  * doubles written out in full (both round-to-even directions) and their
  * neighbours one unit in the 780th digit away, and a million strings printed
- * from random doubles at 1 to 20 significant digits. Also the grammar (what
+ * from random doubles at 1 to 20 significant digits, and a million shortest
+ * strings of core/numfmt read back. Also the grammar (what
  * is a number, where it ends) and the integer flags. */
 #include <float.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/numfmt.h"
 #include "core/numparse.h"
 #include "tests.h"
 
@@ -161,6 +163,25 @@ START_TEST(random_printed_doubles) {
 }
 END_TEST
 
+/* The printer's shortest strings often lie near an end of the value's
+ * rounding interval: every one must read back to its double. */
+START_TEST(shortest_strings_read_back) {
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    char buf[32];
+    for (long i = 0; i < 1000000; i++) {
+        uint64_t b = xorshift64(&s);
+        double v;
+        memcpy(&v, &b, 8);
+        if (!isfinite(v)) continue;
+        int n = gd_fmt_double(buf, v);
+        double back;
+        unsigned fl;
+        if (gd_parse_double(buf, buf + n, &back, &fl) != buf + n || memcmp(&back, &v, 8))
+            ck_abort_msg("%s: read as %a, printed from %a", buf, back, v);
+    }
+}
+END_TEST
+
 START_TEST(grammar_and_flags) {
     static const char *const not_numbers[] = {"", "-", "+1", ".5", "1.", "1.e5", "1e", "1e+", "-e5", "e5", "x",
                                               "- 1", "Infinity", "NaN"};
@@ -210,6 +231,7 @@ Suite *suite_numparse(void) {
     tcase_add_test(tc, corpus_against_strtod);
     tcase_add_test(tc, halfway_cases);
     tcase_add_test(tc, random_printed_doubles);
+    tcase_add_test(tc, shortest_strings_read_back);
     tcase_add_test(tc, grammar_and_flags);
     suite_add_tcase(s, tc);
     return s;
