@@ -1,169 +1,251 @@
 /* numfmt.c - shortest round-trip decimals in Python's repr layout (see
- * numfmt.h). The digits come from the C library's correctly rounded
- * conversions ("%.*e" and strtod/strtof are exact in glibc): for each length
- * n, the two n-digit decimals nearest the value (below and above) are the
- * only ones that can read back if any n-digit decimal does, so checking the
- * correctly rounded one and, when it fails, its neighbour on the value's other
- * side finds the shortest decimal that reads back, and among those the nearest
- * (as repr picks). It does not parse input or allocate. */
+ * numfmt.h), computed with integer arithmetic in the manner of Ryu (Ulf
+ * Adams, PLDI 2018): the value v = m2 * 2^e2 and its rounding interval
+ * (the halfway points to its neighbours) are scaled by a power of ten with
+ * one 64 x 128-bit multiplication each against the generated tables of
+ * core/pow5.c, giving vm < vr < vp as integers (floor); then decimal digits
+ * are dropped while the interval still holds a shorter decimal, and the last
+ * digit is rounded to the nearest (exact ties to even, which needs to know
+ * whether the dropped digits were all zeros: tracked exactly). float32 goes
+ * through the same code with its own mantissa width. It does not parse
+ * input, allocate, or call the C library's conversions. */
 #include "core/numfmt.h"
 
-#include <float.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
-/* A positive decimal d[0].d[1]...d[n-1] x 10^exp, n significant digits. */
-typedef struct {
-    char d[24];
-    int n, exp;
-} decimal;
+#include "core/pow5.h"
 
-/* The digits and exponent of a "%.*e" rendering of a positive value. */
-static void decimal_from_e(decimal *x, const char *e) {
-    x->n = 0;
-    for (; *e && *e != 'e'; e++)
-        if (*e >= '0' && *e <= '9') x->d[x->n++] = *e;
-    x->exp = *e == 'e' ? atoi(e + 1) : 0;
+#define POW5_BITS 125     /* bits of gd_pow5_split entries */
+#define POW5_INV_BITS 125 /* bits of gd_pow5_inv_split entries, less one */
+
+/* floor(e * log10(2)) for 0 <= e <= 1650; floor(e * log10(5)) for 0 <= e <=
+ * 2620; bitlen(5^e) for 0 <= e <= 3528 (scripts/gen_pow5.py checks all
+ * three over those ranges). */
+static inline int log10_pow2(int e) { return (int)(((uint32_t)e * 78913) >> 18); }
+static inline int log10_pow5(int e) { return (int)(((uint32_t)e * 732923) >> 20); }
+static inline int pow5_bits(int e) { return (int)(((uint32_t)e * 1217359) >> 19) + 1; }
+
+static inline bool multiple_of_pow5(uint64_t v, int p) {
+    for (; p > 0; p--) {
+        if (v % 5) return false;
+        v /= 5;
+    }
+    return true;
 }
 
-/* Adds dir (+1 or -1) in the last digit: the next n-digit decimal above or
- * below. 9.99 + 1 becomes 1.00e+1; 1.00 - 1 becomes 9.99e-1 (n digits on
- * the finer grid below a power of ten). */
-static void decimal_step(decimal *x, int dir) {
-    int i = x->n - 1;
-    if (dir > 0) {
-        while (i >= 0 && x->d[i] == '9') x->d[i--] = '0';
-        if (i >= 0) {
-            x->d[i]++;
-        } else {
-            x->d[0] = '1';
-            x->exp++;
+static inline bool multiple_of_pow2(uint64_t v, int p) { return (v & ((1ull << p) - 1)) == 0; }
+
+/* floor(m * mul / 2^j) for a 128-bit mul and j >= 64 (the product has at
+ * most 64 + 128 bits; its quotient fits 64 bits for the table's shifts). */
+static inline uint64_t mul_shift(uint64_t m, const uint64_t mul[2], int j) {
+    unsigned __int128 lo = (unsigned __int128)m * mul[0];
+    unsigned __int128 hi = (unsigned __int128)m * mul[1];
+    return (uint64_t)((hi + (lo >> 64)) >> (j - 64));
+}
+
+/* The shortest decimal output * 10^*exp10 in v's rounding interval, the
+ * nearest to v among those (ties to even). v = m2 * 2^e2 > 0 where m2 has
+ * the hidden bit (when normal); lower_closer: v is a power of two above the
+ * smallest normal (its lower neighbour is half as far). The interval's ends
+ * belong to it when m2 is even (round-half-even reads them back as v). */
+static uint64_t shortest(uint64_t m2, int e2, bool lower_closer, int *exp10) {
+    e2 -= 2; /* mv = 4 m2: room for the halfway points as integers */
+    const bool accept_bounds = (m2 & 1) == 0;
+    const uint64_t mv = 4 * m2;
+    const uint32_t mm_shift = !lower_closer; /* mm = mv - 1 - mm_shift */
+    uint64_t vr, vp, vm;
+    int e10;
+    bool vm_zeros = false, vr_zeros = false;
+    if (e2 >= 0) {
+        /* Divide by 10^q = multiply by 2^k / 5^q, shift by e2 and q. */
+        const int q = log10_pow2(e2) - (e2 > 3);
+        e10 = q;
+        const int k = POW5_INV_BITS + pow5_bits(q) - 1;
+        const int i = -e2 + q + k;
+        vr = mul_shift(mv, gd_pow5_inv_split[q], i);
+        vp = mul_shift(mv + 2, gd_pow5_inv_split[q], i);
+        vm = mul_shift(mv - 1 - mm_shift, gd_pow5_inv_split[q], i);
+        if (q <= 21) {
+            /* At most one of mm, mv, mp is a multiple of 5; only then can
+             * its scaled value be exact (q >= 22: 5^q exceeds mv). */
+            if (mv % 5 == 0) vr_zeros = multiple_of_pow5(mv, q);
+            else if (accept_bounds) vm_zeros = multiple_of_pow5(mv - 1 - mm_shift, q);
+            else vp -= multiple_of_pow5(mv + 2, q); /* exact upper end is excluded */
         }
     } else {
-        while (i >= 0 && x->d[i] == '0') x->d[i--] = '9';
-        x->d[i]--;
-        if (x->d[0] == '0') {
-            memmove(x->d, x->d + 1, (size_t)x->n - 1);
-            x->d[x->n - 1] = '9';
-            x->exp--;
+        /* Multiply by 5^i = 10^-e2 / 2^-e2, keeping q digits in reserve. */
+        const int q = log10_pow5(-e2) - (-e2 > 1);
+        e10 = q + e2;
+        const int i = -e2 - q;
+        const int k = pow5_bits(i) - POW5_BITS;
+        const int j = q - k;
+        vr = mul_shift(mv, gd_pow5_split[i], j);
+        vp = mul_shift(mv + 2, gd_pow5_split[i], j);
+        vm = mul_shift(mv - 1 - mm_shift, gd_pow5_split[i], j);
+        if (q <= 1) {
+            /* mv = 4 m2 has two factors of two: vr exact; mm is odd unless
+             * mm_shift is 1 (mm = mv - 2), mp = mv + 2 has one factor. */
+            vr_zeros = true;
+            if (accept_bounds) vm_zeros = mm_shift == 1;
+            else vp--;
+        } else if (q < 63) {
+            /* The product v * 5^i / 2^q is exact iff 2^q divides mv. */
+            vr_zeros = multiple_of_pow2(mv, q);
         }
     }
-}
-
-/* The n-digit decimal nearest a (ties to even, as printf rounds), where full
- * is a's correctly rounded decimal of more than n digits. full decides unless
- * the digits it drops are exactly 5 then zeros (full's own rounding may hide
- * which side of the midpoint a lies); then printf rounds a itself. */
-static void decimal_round(decimal *out, const decimal *full, int n, double a) {
-    int half = full->d[n] == '5';
-    for (int i = n + 1; half && i < full->n; i++) half = full->d[i] == '0';
-    if (half) {
-        char tmp[40];
-        snprintf(tmp, sizeof tmp, "%.*e", n - 1, a);
-        decimal_from_e(out, tmp);
-        return;
+    int removed = 0;
+    unsigned last = 0; /* the last digit dropped from vr */
+    if (vm_zeros || vr_zeros) {
+        /* Rare: an end of the interval or v itself is a short decimal. */
+        while (vp / 10 > vm / 10) {
+            vm_zeros &= vm % 10 == 0;
+            vr_zeros &= last == 0;
+            last = (unsigned)(vr % 10);
+            vr /= 10, vp /= 10, vm /= 10;
+            removed++;
+        }
+        if (vm_zeros) {
+            /* The lower end is an exact, acceptable decimal: drop its zeros. */
+            while (vm % 10 == 0) {
+                vr_zeros &= last == 0;
+                last = (unsigned)(vr % 10);
+                vr /= 10, vp /= 10, vm /= 10;
+                removed++;
+            }
+        }
+        if (vr_zeros && last == 5 && vr % 2 == 0) last = 4; /* exact tie: to even */
+        *exp10 = e10 + removed;
+        return vr + ((vr == vm && (!accept_bounds || !vm_zeros)) || last >= 5);
     }
-    memcpy(out->d, full->d, (size_t)n);
-    out->n = n;
-    out->exp = full->exp;
-    if (full->d[n] >= '5') decimal_step(out, +1);
-}
-
-/* x as strtod reads it, as a double, or as strtof rounds it to a float. The
- * digits go as an integer with a scaled exponent ("ddddde-XX"): no decimal
- * point, so the locale's radix character cannot matter. */
-static double decimal_read(const decimal *x, int f32) {
-    char s[40];
-    memcpy(s, x->d, (size_t)x->n);
-    snprintf(s + x->n, sizeof s - (size_t)x->n, "e%d", x->exp - (x->n - 1));
-    return f32 ? (double)strtof(s, NULL) : strtod(s, NULL);
-}
-
-/* The shortest decimal that reads back to a (> 0, finite; a float's value
- * when f32), the nearest to a among the shortest. max digits always read
- * back (17 for float64, 9 for float32). Up to uniq digits, at most one
- * decimal of each length can read back and it is the correctly rounded one
- * (such decimals are spaced wider than the value's ulp), so lengths up to
- * uniq need no neighbour check and shorter lengths show in uniq's trailing
- * zeros: the search starts at uniq. For subnormals (fewer bits) uniq is 0
- * and every length is tried from 1. */
-static void shortest(decimal *out, double a, int f32, int max, int uniq) {
-    char tmp[40];
-    decimal full;
-    snprintf(tmp, sizeof tmp, "%.*e", max - 1, a);
-    decimal_from_e(&full, tmp);
-    for (int n = uniq > 0 ? uniq : 1; n < max; n++) {
-        decimal_round(out, &full, n, a);
-        double r = decimal_read(out, f32);
-        if (r == a) return;
-        if (n <= uniq) continue;
-        /* The nearest n-digit decimal lies outside a's rounding interval;
-         * the nearest one on a's other side is the only other candidate. */
-        decimal_step(out, r > a ? -1 : +1);
-        if (decimal_read(out, f32) == a) return;
+    /* Common: no end is exact, no tie possible. */
+    while (vp / 10 > vm / 10) {
+        last = (unsigned)(vr % 10);
+        vr /= 10, vp /= 10, vm /= 10;
+        removed++;
     }
-    *out = full;
+    *exp10 = e10 + removed;
+    return vr + (vr == vm || last >= 5);
 }
 
-/* Python's repr layout of a decimal (sign given apart): digits with
- * trailing zeros dropped, then fixed notation for exponents in [-4, 16),
- * exponent notation with at least two exponent digits otherwise. */
-static int repr_layout(char *out, int neg, const decimal *x) {
-    const char *dig = x->d;
-    int nd = x->n, exp = x->exp, o = 0;
+/* "00" "01" ... "99": two digits at a time. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
+/* How many decimal digits v (>= 1) has. */
+static inline int digit_count(uint64_t v) {
+    int n = 1;
+    for (uint64_t p = 10; n < 20 && v >= p; p *= 10) n++;
+    return n;
+}
+
+/* v's n digits (n = digit_count(v)) at o[0..n). */
+static inline void put_digits(char *o, uint64_t v, int n) {
+    char *p = o + n;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+}
+
+/* Python's repr layout of d x 10^e10 (d >= 1 without trailing zeros, the
+ * sign given apart): fixed notation for decimal exponents in [-4, 16),
+ * exponent notation (at least two exponent digits) otherwise. The digits
+ * are written once, in place, and moved at most once to open the point. */
+static int repr_layout(char *out, bool neg, uint64_t d, int e10) {
+    int o = 0;
     if (neg) out[o++] = '-';
-    while (nd > 1 && dig[nd - 1] == '0') nd--;
+    int nd = digit_count(d), exp = e10 + nd - 1;
     if (exp >= -4 && exp < 16) {
         if (exp >= 0) {
-            for (int i = 0; i <= exp; i++) out[o++] = i < nd ? dig[i] : '0';
-            out[o++] = '.';
-            if (nd > exp + 1)
-                for (int i = exp + 1; i < nd; i++) out[o++] = dig[i];
-            else
-                out[o++] = '0';
+            put_digits(out + o, d, nd);
+            if (nd > exp + 1) { /* d.ddd: open the point after exp + 1 digits */
+                memmove(out + o + exp + 2, out + o + exp + 1, (size_t)(nd - exp - 1));
+                out[o + exp + 1] = '.';
+                o += nd + 1;
+            } else { /* ddd000.0 */
+                o += nd;
+                for (int i = nd; i <= exp; i++) out[o++] = '0';
+                out[o++] = '.', out[o++] = '0';
+            }
         } else {
             out[o++] = '0', out[o++] = '.';
             for (int i = 0; i < -exp - 1; i++) out[o++] = '0';
-            for (int i = 0; i < nd; i++) out[o++] = dig[i];
+            put_digits(out + o, d, nd);
+            o += nd;
         }
     } else {
-        out[o++] = dig[0];
+        put_digits(out + o + 1, d, nd); /* one to the right, then the lead digit moves back */
+        out[o] = out[o + 1];
         if (nd > 1) {
-            out[o++] = '.';
-            for (int i = 1; i < nd; i++) out[o++] = dig[i];
+            out[o + 1] = '.';
+            o += nd + 1;
+        } else {
+            o += 1;
         }
-        o += sprintf(out + o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+        out[o++] = 'e';
+        out[o++] = exp < 0 ? '-' : '+';
+        int ax = exp < 0 ? -exp : exp;
+        if (ax >= 100) out[o++] = (char)('0' + ax / 100);
+        out[o++] = (char)('0' + ax / 10 % 10);
+        out[o++] = (char)('0' + ax % 10);
     }
     out[o] = '\0';
     return o;
 }
 
-static int fmt_special(char *buf, double v) {
-    const char *s = isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity";
-    strcpy(buf, s);
-    return (int)strlen(s);
+static int put_word(char *buf, const char *s) {
+    size_t n = strlen(s);
+    memcpy(buf, s, n + 1);
+    return (int)n;
+}
+
+/* A finite value from its IEEE fields: sign, biased exponent, mantissa
+ * (without the hidden bit) of a format with mbits mantissa bits and the
+ * given bias. */
+static int fmt_ieee(char *buf, bool neg, uint32_t bexp, uint64_t mant, int mbits, int bias) {
+    if (bexp == 0 && mant == 0) return put_word(buf, neg ? "-0.0" : "0.0");
+    int e2 = bexp ? (int)bexp - bias - mbits : 1 - bias - mbits;
+    uint64_t m2 = bexp ? (1ull << mbits) | mant : mant;
+    uint64_t d;
+    int e10 = 0;
+    if (e2 <= 0 && -e2 <= mbits && (m2 & ((1ull << -e2) - 1)) == 0) {
+        /* An integer below 2^(mbits + 1) (< 10^16: fixed notation): its ulp
+         * is at most 1 and every decimal of fewer significant digits is at
+         * least 1 away, so its own digits are the shortest. */
+        d = m2 >> -e2;
+    } else {
+        d = shortest(m2, e2, mant == 0 && bexp > 1, &e10);
+    }
+    while (d % 10 == 0) d /= 10, e10++;
+    return repr_layout(buf, neg, d, e10);
 }
 
 int gd_fmt_double(char buf[32], double v) {
-    if (!isfinite(v)) return fmt_special(buf, v);
-    if (v == 0) return sprintf(buf, signbit(v) ? "-0.0" : "0.0");
-    /* Integers below 10^15 have at most 15 digits: their shortest form is the
-     * integer itself, and the exponent is < 16, so fixed notation. */
-    if (fabs(v) < 1e15 && v == trunc(v)) return sprintf(buf, "%lld.0", (long long)v);
-    decimal x;
-    /* 15-digit decimals are spaced wider than a normal double's ulp. */
-    shortest(&x, fabs(v), 0, 17, fabs(v) < DBL_MIN ? 0 : 15);
-    return repr_layout(buf, signbit(v) != 0, &x);
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    bool neg = bits >> 63;
+    uint32_t bexp = (uint32_t)(bits >> 52) & 0x7ff;
+    uint64_t mant = bits & ((1ull << 52) - 1);
+    if (bexp == 0x7ff) return put_word(buf, mant ? "NaN" : neg ? "-Infinity" : "Infinity");
+    return fmt_ieee(buf, neg, bexp, mant, 52, 1023);
 }
 
 int gd_fmt_float(char buf[32], float f) {
-    if (!isfinite(f)) return fmt_special(buf, f);
-    if (f == 0) return sprintf(buf, signbit(f) ? "-0.0" : "0.0");
-    if (fabsf(f) < 1e6f && f == truncf(f)) return sprintf(buf, "%lld.0", (long long)f);
-    decimal x;
-    /* 6-digit decimals are spaced wider than a normal float's ulp. */
-    shortest(&x, fabs((double)f), 1, 9, fabsf(f) < FLT_MIN ? 0 : 6);
-    return repr_layout(buf, signbit(f) != 0, &x);
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    bool neg = bits >> 31;
+    uint32_t bexp = (bits >> 23) & 0xff;
+    uint64_t mant = bits & ((1u << 23) - 1);
+    if (bexp == 0xff) return put_word(buf, mant ? "NaN" : neg ? "-Infinity" : "Infinity");
+    return fmt_ieee(buf, neg, bexp, mant, 23, 127);
 }

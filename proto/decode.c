@@ -21,6 +21,7 @@
 #include "proto/dupkey.h"
 #include "proto/jpath.h"
 #include "proto/jread.h"
+#include "proto/numscan.h"
 #include "core/op.h"
 #include "proto/wire.h"
 
@@ -852,9 +853,12 @@ static json_t *parse(const char *text, size_t len, size_t flags, const gd_cancel
 }
 
 /* The body's JSON tree into *out (the caller json_decref's it), or an
- * error: deadline, too_large, duplicate key, invalid JSON. */
+ * error: deadline, too_large, duplicate key, invalid JSON. With fast, the
+ * numeric lists at tensor positions are read ahead into *fast (numscan.h)
+ * and *nfast is their count (the caller gd_numtab_free's them when > 0);
+ * without, every number goes through jansson. */
 static int parse_body(gd_arena *a, const char *body, size_t json_len, const gd_decode_limits *lim, json_t **out,
-                      gd_error *err) {
+                      gd_numtab *fast, int *nfast, gd_error *err) {
     json_error_t je;
     /* Integers are kept as integers, so that an int64 element or attribute is
      * read exactly (9007199254740993 is not silently 2^53); every float
@@ -865,7 +869,25 @@ static int parse_body(gd_arena *a, const char *body, size_t json_len, const gd_d
      * body itself (positions as sent) read with every integer as a real. */
     const gd_cancel *cancel = lim ? lim->cancel : NULL;
     int stopped = 0;
-    json_t *root = parse(body, json_len, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
+    json_t *root = NULL;
+    /* Numeric lists read ahead (numscan.h) and stood in by placeholders; if
+     * that text fails to parse for any reason, the body is parsed as it is,
+     * so that every error is the one the body itself gives. */
+    if (nfast) *nfast = 0;
+    if (fast) {
+        *nfast = gd_numscan(a, body, json_len, lim && lim->max_elements > 0 ? lim->max_elements : 0, cancel, fast);
+        if (*nfast < 0) stopped = 1, *nfast = 0;
+    }
+    if (fast && *nfast > 0) {
+        root = parse(fast->text, fast->text_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, cancel, &je, &stopped);
+        gd_numtab_free_text(a, fast);
+        if (!root) {
+            gd_numtab_free(a, fast);
+            *nfast = 0;
+            json_refused = 0;
+        }
+    }
+    if (!root && !stopped) root = parse(body, json_len, JSON_REJECT_DUPLICATES, cancel, &je, &stopped);
     if (!root && !stopped && json_error_code(&je) == json_error_numeric_overflow) {
         size_t len2 = 0;
         char *body2 = big_ints_as_reals(a, body, json_len, &len2);
@@ -899,13 +921,17 @@ static int decode_request(gd_arena *a, const char *body, size_t json_len, const 
     req->spec.check_numerics = 1;
     gd_error_clear(err);
     json_t *root;
-    int prc = parse_body(a, body, json_len, lim, &root, err);
+    gd_numtab fast;
+    int nfast = 0;
+    int prc = parse_body(a, body, json_len, lim, &root, &fast, &nfast, err);
     if (prc) return prc;
     dctx c = {.a = a, .err = err, .lim = lim,
               .wire = {.a = a, .bin = bin, .bin_len = bin ? bin_len : 0, .err = err,
-                       .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};
+                       .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0,
+                       .fast = nfast > 0 ? &fast : NULL}};
     int rc = decode_root(&c, root, req->endpoint, lim, req);
     json_decref(root);
+    if (nfast > 0) gd_numtab_free(a, &fast);
     if (rc && json_refused) return parse_too_large(err);
     if (rc) {
         if (err && err->code == GD_OK) err->code = (gd_err)rc;
@@ -967,7 +993,7 @@ int gd_decode_graph(gd_arena *a, gd_arena *held, const char *body, size_t json_l
     int outer_refused = json_refused;
     json_arena = a, json_refused = 0;
     json_t *root;
-    int rc = parse_body(a, body, json_len, lim, &root, err);
+    int rc = parse_body(a, body, json_len, lim, &root, NULL, NULL, err);
     if (!rc) {
         dctx c = {.a = held, .err = err, .lim = lim,
                   .wire = {.a = held, .err = err, .max_elements = lim && lim->max_elements > 0 ? lim->max_elements : 0}};

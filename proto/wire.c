@@ -18,6 +18,7 @@
 
 #include "proto/jread.h"
 #include "core/numfmt.h"
+#include "proto/numscan.h"
 
 float gd_to_f32(double v) {
     /* Halfway between FLT_MAX and the next power of two: from here on
@@ -173,6 +174,54 @@ static int decode_nested(gd_wire_in *c, const json_t *j, gd_jpath *p, gd_dtype d
     if ((rc = fill_nested(c, j, p, &s, 0, t, f32, &k))) return rc;
     *out = t;
     return 0;
+}
+
+/* A list read ahead (numscan.h), as decode_nested and from_data would read
+ * it: the same element checks in the same order, the same messages and
+ * paths (the list is rectangular and all numbers, so only an int64
+ * tensor's non-integers can fail; an integer literal of 2^53 or more never
+ * comes this way, so every |v| >= 2^53 here was written as a real). */
+static int fast_elems_ok(gd_wire_in *c, const gd_numarr *fa, gd_jpath *p, gd_dtype dt) {
+    if (dt != GD_I64) return 0;
+    const double *v = c->fast->v + fa->off;
+    for (int64_t k = 0; k < fa->n; k++) {
+        if (v[k] == floor(v[k]) && fabs(v[k]) < 9007199254740992.0) continue;
+        int64_t idx[GD_MAX_RANK], r = k;
+        for (int d = fa->shape.rank - 1; d >= 0; d--) idx[d] = r % fa->shape.dim[d], r /= fa->shape.dim[d];
+        for (int d = 0; d < fa->shape.rank; d++) gd_jp_index(p, (size_t)idx[d]);
+        return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s,
+                         "%s is %.17g, but the tensor is int64: elements must be integers with |v| <= 2^53.", p->s,
+                         v[k]);
+    }
+    return 0;
+}
+
+static void fast_fill(gd_wire_in *c, const gd_numarr *fa, gd_tensor *t, int f32) {
+    const double *v = c->fast->v + fa->off;
+    if (t->dtype == GD_I64) {
+        for (int64_t k = 0; k < fa->n; k++) gd_i64(t)[k] = (int64_t)v[k];
+    } else if (f32) {
+        for (int64_t k = 0; k < fa->n; k++) gd_f64(t)[k] = (double)gd_to_f32(v[k]);
+    } else {
+        memcpy(t->data, v, (size_t)fa->n * sizeof *v);
+    }
+}
+
+static int decode_fast(gd_wire_in *c, const gd_numarr *fa, gd_jpath *p, gd_dtype dt, int f32, gd_tensor **out) {
+    int64_t numel;
+    int rc = check_numel(c, &fa->shape, p, &numel);
+    if (rc || (rc = fast_elems_ok(c, fa, p, dt))) return rc;
+    gd_tensor *t = gd_tensor_new(c->a, &fa->shape, dt, 0);
+    if (!t) return gd_error_oom(c->err);
+    fast_fill(c, fa, t, f32);
+    *out = t;
+    return 0;
+}
+
+/* The list read ahead that j stands for, or NULL. */
+static const gd_numarr *fast_list(const gd_wire_in *c, const json_t *j) {
+    if (!c->fast || !json_is_string(j)) return NULL;
+    return gd_numtab_find(c->fast, json_string_value(j), json_string_length(j));
 }
 
 /* Little-endian bytes -> elements. The tensor buffer (8 bytes an element)
@@ -399,6 +448,20 @@ typedef struct obj_head {
 /* {"data": [...]}: a flat list of numel elements. */
 static int from_data(gd_wire_in *c, const json_t *jd, gd_jpath *p, const obj_head *h, gd_tensor **out) {
     gd_jp_key(p, "data");
+    const gd_numarr *fa = fast_list(c, jd);
+    if (fa) {
+        char buf[GD_SHAPE_STR_MAX];
+        if (fa->n != h->numel)
+            return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s, "%s has %zu elements, but shape %s needs %lld.",
+                             p->s, (size_t)fa->n, gd_shape_str(&h->s, buf, sizeof buf), (long long)h->numel);
+        gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0); /* allocated first, as below */
+        if (!t) return gd_error_oom(c->err);
+        int rc = fast_elems_ok(c, fa, p, h->dt);
+        if (rc) return rc;
+        fast_fill(c, fa, t, h->f32);
+        *out = t;
+        return 0;
+    }
     if (!json_is_array(jd)) return gd_json_wrong_type(c->err, p, "a flat list of numbers", jd);
     if ((int64_t)json_array_size(jd) != h->numel) {
         char buf[GD_SHAPE_STR_MAX];
@@ -506,6 +569,12 @@ int gd_wire_decode(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, gd_ten
     *f32_out = w.decl_f32;
     size_t mark = p->n;
     int rc;
+    const gd_numarr *fa = fast_list(c, j);
+    if (fa) {
+        rc = decode_fast(c, fa, p, dt, w.decl_f32, out);
+        if (!rc) gd_jp_pop(p, mark);
+        return rc;
+    }
     if (json_is_number(j) || json_is_string(j)) {
         gd_shape s = gd_shape_scalar();
         gd_tensor *t = gd_tensor_new(c->a, &s, dt, 0);
@@ -524,25 +593,41 @@ int gd_wire_decode(gd_wire_in *c, json_t *j, gd_jpath *p, gd_wire_want w, gd_ten
 
 /* ---- writing ---------------------------------------------------------------- */
 
-/* Element k as JSON: int64 as an integer, float64 (or float32 when narrowed)
- * as its shortest repr, non-finite as a quoted string. */
-static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k) {
-    char s[40];
-    int n;
-    if (gd_buf_reserve(b, 40)) return;
+/* v's decimal digits at o (no terminator); returns the length. */
+static int put_i64(char *o, int64_t v) {
+    char tmp[20];
+    int n = 0, len = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    if (v < 0) o[len++] = '-';
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n) o[len++] = tmp[--n];
+    return len;
+}
+
+/* Element k as JSON, printed straight into b after the separator sep (0:
+ * none): int64 as an integer, float64 (or float32 when narrowed) as its
+ * shortest repr, non-finite as a quoted string. */
+static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k, char sep) {
+    if (gd_buf_reserve(b, 48)) return;
+    char *o = b->data + b->len;
+    int n = 0;
+    if (sep) o[n++] = sep;
     if (t->dtype == GD_I64) {
-        n = sprintf(s, "%" PRId64, gd_i64(t)[k]);
+        n += put_i64(o + n, gd_i64(t)[k]);
     } else {
         double v = gd_f64(t)[k];
-        n = f32 ? gd_fmt_float(s + 1, gd_to_f32(v)) : gd_fmt_double(s + 1, v);
-        if (isfinite(v) && (!f32 || isfinite(gd_to_f32(v)))) {
-            memmove(s, s + 1, (size_t)n + 1);
+        float f = f32 ? gd_to_f32(v) : 0;
+        if (f32 ? isfinite(f) : isfinite(v)) {
+            n += f32 ? gd_fmt_float(o + n, f) : gd_fmt_double(o + n, v);
         } else {
-            s[0] = '"', s[n + 1] = '"', s[n + 2] = '\0';
-            n += 2;
+            o[n++] = '"';
+            n += f32 ? gd_fmt_float(o + n, f) : gd_fmt_double(o + n, v);
+            o[n++] = '"';
         }
     }
-    memcpy(b->data + b->len, s, (size_t)n);
     b->len += (size_t)n;
     b->data[b->len] = '\0';
 }
@@ -562,10 +647,7 @@ static int wire_stopped(const gd_wire_poll *p) { return p && p->stopped; }
 static void put_elems(gd_buf *b, const gd_tensor *t, int f32, int64_t from, int64_t count, gd_wire_poll *poll) {
     for (int64_t s = 0; s < count && !b->failed && !wire_stopped(poll); s += GD_POLL_ELEMS) {
         int64_t e = count - s < GD_POLL_ELEMS ? count : s + GD_POLL_ELEMS;
-        for (int64_t i = s; i < e; i++) {
-            if (i) gd_buf_putc(b, ',');
-            put_elem(b, t, f32, from + i);
-        }
+        for (int64_t i = s; i < e; i++) put_elem(b, t, f32, from + i, i ? ',' : 0);
         wire_tick(poll, e - s);
     }
 }
@@ -684,7 +766,7 @@ void gd_wire_put(gd_buf *b, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *
     const char *dtype = t->dtype == GD_I64 ? "int64" : f32 ? "float32" : "float64";
     switch (fmt) {
     case GD_TF_NESTED:
-        if (t->shape.rank == 0) put_elem(b, t, f32, 0);
+        if (t->shape.rank == 0) put_elem(b, t, f32, 0, 0);
         else {
             int64_t k = 0;
             put_level(b, t, f32, 0, &k, poll);

@@ -30,6 +30,7 @@ float gd_to_f32(double v);
 /* ---- reading ---------------------------------------------------------------- */
 
 typedef struct gd_wire_ref gd_wire_ref;
+struct gd_numtab;
 
 /* What the tensor reader of one request needs and keeps. The caller fills
  * a, bin, bin_len, max_elements and err, and zeroes the rest. */
@@ -41,6 +42,8 @@ typedef struct gd_wire_in {
     gd_error *err;
     gd_wire_ref *refs;        /* binary references read so far (arena) */
     int n_refs, cap_refs;
+    const struct gd_numtab *fast; /* lists read ahead (proto/numscan.h), whose
+                                     placeholders stand in the tree; NULL: none */
 } gd_wire_in;
 
 /* How a value is to be read: the dtype it takes when untyped (-1: none

@@ -17,6 +17,8 @@
     X(property)           \
     X(proto)              \
     X(numfmt)             \
+    X(numparse)           \
+    X(numscan)            \
     X(memory)             \
     X(fixtures)
 
