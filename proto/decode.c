@@ -147,7 +147,7 @@ static int read_ints(dctx *c, const json_t *v, const gd_jpath *p, const gd_node 
 /* A dtype attribute: float64 or int64; a leaf also takes float32 (its
  * transport encoding), and its dtype is the node's declaration. */
 static int decode_dtype_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, const json_t *v, const gd_jpath *p) {
-    gd_num *num = (gd_num *)((char *)&n->attrs + spec->offset);
+    gd_num *num = (gd_num *)((char *)n->attrs + spec->offset);
     int leaf = (n->op->flags & GD_OPF_LEAF) != 0;
     static const char *const leaf_dtypes[] = {"float64", "int64", "float32", NULL};
     const char *what = leaf ? "\"float64\", \"int64\" or \"float32\"" : "\"float64\" or \"int64\"";
@@ -176,11 +176,11 @@ static int decode_dtype_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, cons
 }
 
 /* One attribute, generically from its spec row: the value goes to the
- * gd_ints / gd_num slot at spec->offset in node->attrs. Leaf `shape` and
+ * gd_ints / gd_num slot at spec->offset in *node->attrs. Leaf `shape` and
  * `dtype` are also the node's declarations. JSON null means "not given". */
 static int decode_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, const json_t *v, const gd_jpath *p) {
     if (json_is_null(v)) return 0;
-    void *slot = (char *)&n->attrs + spec->offset;
+    void *slot = (char *)n->attrs + spec->offset;
     gd_num *num = slot;
     int leaf = (n->op->flags & GD_OPF_LEAF) != 0;
     switch (spec->kind) {
