@@ -1919,12 +1919,51 @@ START_TEST(jpath_appends_match_printf) {
 }
 END_TEST
 
+/* The parsed tree is charged to the request's arena as malloc would hold
+ * it, also now that its small blocks come from the decoding thread's pages:
+ * the same body costs the same in every arena, all of it is handed back
+ * when the decode ends (live afterwards is the graph's alone, the same
+ * every time), and a limit one byte below the peak refuses the request
+ * (too_large) while the peak itself admits it, decode after decode. */
+START_TEST(json_tree_charged_like_malloc) {
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_printf(&b, "{\"graph\":{\"nodes\":[{\"name\":\"n0\",\"op\":\"variable\"}");
+    for (int i = 1; i < 500; i++)
+        gd_buf_printf(&b, ",{\"name\":\"n%d\",\"op\":\"tanh\",\"inputs\":[\"n%d\"]}", i, i - 1);
+    gd_buf_printf(&b, "]},\"values\":{\"n0\":0.5},\"target\":\"n499\",\"wrt\":[\"n0\"]}");
+    size_t peak = 0, live = 0;
+    for (int round = 0; round < 4; round++) {
+        gd_arena *a = gd_arena_new(0);
+        gd_request r;
+        gd_error e;
+        ck_assert_int_eq(gd_decode_request(a, b.data, b.len, NULL, 0, GD_EP_GRAD, NULL, &r, &e), 0);
+        if (round == 0) peak = gd_arena_peak(a), live = gd_arena_live(a);
+        ck_assert_uint_eq(gd_arena_peak(a), peak);
+        ck_assert_uint_eq(gd_arena_live(a), live);
+        gd_arena_free(a);
+    }
+    ck_assert_uint_gt(peak, live + 500 * 100); /* the tree was charged: ~300 bytes a node */
+    for (int round = 0; round < 2; round++) {
+        gd_arena *tight = gd_arena_new(peak - 1), *exact = gd_arena_new(peak);
+        gd_request r;
+        gd_error e;
+        ck_assert_int_eq(gd_decode_request(tight, b.data, b.len, NULL, 0, GD_EP_GRAD, NULL, &r, &e), GD_E_TOO_LARGE);
+        ck_assert_int_eq(gd_decode_request(exact, b.data, b.len, NULL, 0, GD_EP_GRAD, NULL, &r, &e), 0);
+        gd_arena_free(tight);
+        gd_arena_free(exact);
+    }
+    gd_buf_free(&b);
+}
+END_TEST
+
 Suite *suite_proto(void) {
     Suite *s = suite_create("proto");
     TCase *tc = tcase_create("decode");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, decode_number_and_nested);
     tcase_add_test(tc, jpath_appends_match_printf);
+    tcase_add_test(tc, json_tree_charged_like_malloc);
     tcase_add_test(tc, decode_non_finite_strings);
     tcase_add_test(tc, decode_flat);
     tcase_add_test(tc, decode_b64);
