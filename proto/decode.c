@@ -12,10 +12,12 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "proto/canon.h"
 #include "proto/dupkey.h"
@@ -43,12 +45,14 @@ const char *gd_tensor_format_name(gd_tensor_format f) {
  * installed before main, before jansson allocates anything.
  *
  * While a window is open (json_window_open), blocks of up to JSON_BUMP_MAX
- * bytes come from the thread's own 128 KiB pages instead of malloc: a tree
+ * bytes come from 1 MiB pages of the decoding thread instead of malloc: a tree
  * is tens of thousands of small blocks (a 10k-node graph spent a third of
  * its CPU in malloc and free). Each carries an 8-byte header (JSON_TAG and
  * its size class); a freed one waits on its class's list for the next
- * block of that size, and the pages go back to malloc when the outermost
- * window closes. The charge is what malloc would have held, so limits and
+ * block of that size. When the outermost window closes the pages go to a
+ * process-wide pool (warm for the next request: faulting a 10k-node tree's
+ * pages in afresh cost half its decode) that gd_decode_trim empties when
+ * the server has been idle. The charge is what malloc would have held, so limits and
  * their 413s are as before. A header value no malloc chunk size can take
  * tells these blocks from malloc's in json_free; outside windows blocks
  * come from malloc with no header of ours, so what json_dumps returns there
@@ -59,18 +63,59 @@ static _Thread_local int json_refused; /* a block was refused since json_arena w
 
 #define JSON_BUMP_MAX 2048
 #define JSON_CLASSES (JSON_BUMP_MAX / 8 + 1) /* class k: 8k bytes of payload */
-#define JSON_PAGE ((size_t)128 << 10)
+#define JSON_MAP ((size_t)1 << 20)          /* a page, mapped: a thread's malloc heap would not give
+                                             * a big tree's pages back to the system */
+#define JSON_POOL_MAX 64                    /* pages the pool keeps */
 #define JSON_TAG 0x4a534f4e00000000ull      /* "JSON" in the header's upper half */
 #define JSON_TAG_MASK 0xffffffff00000000ull
 
 typedef struct json_page {
     struct json_page *next;
     size_t used;
-    _Alignas(16) unsigned char data[JSON_PAGE];
+    _Alignas(16) unsigned char data[];
 } json_page;
+#define JSON_PAGE_DATA (JSON_MAP - sizeof(json_page))
 
 static _Thread_local int json_depth;     /* windows open on this thread */
 static _Thread_local json_page *json_pages;
+
+static pthread_mutex_t json_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_page *json_pool;
+static int json_pool_n;
+
+/* A page from the pool, else a new mapping; NULL when out of memory. */
+__attribute__((unused)) static json_page *page_get(void) {
+    pthread_mutex_lock(&json_pool_mu);
+    json_page *pg = json_pool;
+    if (pg) json_pool = pg->next, json_pool_n--;
+    pthread_mutex_unlock(&json_pool_mu);
+    if (!pg) {
+        void *m = mmap(NULL, JSON_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        pg = m == MAP_FAILED ? NULL : m;
+    }
+    return pg;
+}
+
+/* The pages of list back to the pool, those past its maximum unmapped. */
+static void pages_put(json_page *list) {
+    json_page *drop = NULL;
+    pthread_mutex_lock(&json_pool_mu);
+    for (json_page *pg = list, *n; pg; pg = n) {
+        n = pg->next;
+        if (json_pool_n < JSON_POOL_MAX) pg->next = json_pool, json_pool = pg, json_pool_n++;
+        else pg->next = drop, drop = pg;
+    }
+    pthread_mutex_unlock(&json_pool_mu);
+    for (json_page *pg = drop, *n; pg; pg = n) n = pg->next, munmap(pg, JSON_MAP);
+}
+
+void gd_decode_trim(void) {
+    pthread_mutex_lock(&json_pool_mu);
+    json_page *list = json_pool;
+    json_pool = NULL, json_pool_n = 0;
+    pthread_mutex_unlock(&json_pool_mu);
+    for (json_page *pg = list, *n; pg; pg = n) n = pg->next, munmap(pg, JSON_MAP);
+}
 static _Thread_local uint64_t *json_spare[JSON_CLASSES]; /* freed blocks by class, linked through the payload */
 
 static size_t json_cost(void *p) { return malloc_usable_size(p) + sizeof(size_t); }
@@ -98,8 +143,8 @@ static void *json_bump(size_t n) {
     } else {
         size_t size = 8 + 8 * k;
         json_page *pg = json_pages;
-        if (!pg || JSON_PAGE - pg->used < size) {
-            if (!(pg = malloc(sizeof *pg))) return NULL;
+        if (!pg || JSON_PAGE_DATA - pg->used < size) {
+            if (!(pg = page_get())) return NULL;
             pg->next = json_pages, pg->used = 0;
             json_pages = pg;
         }
@@ -165,7 +210,7 @@ static void json_window_open(gd_arena *a, json_window *saved) {
 static void json_window_close(const json_window *saved) {
     json_arena = saved->arena, json_refused = saved->refused;
     if (--json_depth) return;
-    for (json_page *pg = json_pages, *n; pg; pg = n) n = pg->next, free(pg);
+    pages_put(json_pages);
     json_pages = NULL;
     memset(json_spare, 0, sizeof json_spare);
 }
