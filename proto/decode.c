@@ -65,7 +65,7 @@ static _Thread_local int json_refused; /* a block was refused since json_arena w
 #define JSON_CLASSES (JSON_BUMP_MAX / 8 + 1) /* class k: 8k bytes of payload */
 #define JSON_MAP ((size_t)1 << 20)          /* a page, mapped: a thread's malloc heap would not give
                                              * a big tree's pages back to the system */
-#define JSON_POOL_MAX 64                    /* pages the pool keeps */
+#define JSON_POOL_MAX 256                   /* pages the pool keeps */
 #define JSON_TAG 0x4a534f4e00000000ull      /* "JSON" in the header's upper half */
 #define JSON_TAG_MASK 0xffffffff00000000ull
 
