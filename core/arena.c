@@ -28,15 +28,19 @@
 
 #define CHUNK_MIN (64 * 1024)
 
-/* Buffers of at least this many bytes (header included) are recycled;
- * smaller ones are cheap for malloc and are freed. */
+/* Buffers of at least this many bytes (header included) are recycled by
+ * size (take_spare); chunks are too, as buffers of their own. */
 #define SPARE_MIN (64 * 1024)
 
-typedef struct chunk {
-    struct chunk *next;
-    size_t size, used;
-    _Alignas(16) unsigned char data[];
-} chunk;
+/* Buffers of at most this many bytes (header included: a scalar takes 128)
+ * are recycled by exact size, one free list per multiple of 64: a 10k-node
+ * scalar graph otherwise pays an aligned_alloc and a free per value,
+ * intermediate and gradient (glibc's memalign path, its slowest). */
+#define SMALL_MAX 1024
+#define SMALL_CLASSES (SMALL_MAX / 64)
+
+/* What a worker's cache keeps of small buffers between requests. */
+#define SMALL_CACHE_MAX ((size_t)16 << 20)
 
 /* Header in front of each tensor buffer; 64 bytes so the payload stays aligned. */
 typedef struct buf_hdr {
@@ -45,6 +49,15 @@ typedef struct buf_hdr {
     unsigned char pad[64 - 3 * sizeof(void *)];
 } buf_hdr;
 _Static_assert(sizeof(buf_hdr) == 64, "buffer header must keep 64-byte alignment");
+
+/* A chunk of small objects is a buffer too (behind its buf_hdr), so that a
+ * worker's cache recycles it like any big buffer: the next request's graph
+ * and tensor headers land in pages already faulted in. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    _Alignas(16) unsigned char data[];
+} chunk;
 
 /* Under AddressSanitizer a recycled buffer's payload is poisoned while it
  * waits, so that a use after gd_arena_release is still reported. */
@@ -63,8 +76,15 @@ typedef struct spare_list {
     size_t bytes;
 } spare_list;
 
+/* Waiting small buffers: list k holds those of (k + 1) * 64 bytes. */
+typedef struct small_lists {
+    buf_hdr *head[SMALL_CLASSES];
+    size_t bytes;
+} small_lists;
+
 struct gd_bufcache {
     spare_list list;
+    small_lists small;
     size_t max;
 };
 
@@ -72,6 +92,7 @@ struct gd_arena {
     chunk *chunks;
     buf_hdr *bufs;               /* buffers in use */
     spare_list spare;            /* released big buffers of this arena */
+    small_lists small;           /* released small buffers of this arena */
     gd_bufcache *cache;          /* NULL, or the owner's cache */
     size_t live, peak, limit;    /* live and peak count buffers in use only */
     int refused;                 /* a charge was refused at the limit */
@@ -94,6 +115,36 @@ static void free_spares_from(spare_list *l, buf_hdr **from) {
         free(b);
     }
     *from = NULL;
+}
+
+static void push_small(small_lists *l, buf_hdr *b) {
+    size_t k = b->size / 64 - 1;
+    b->next = l->head[k];
+    l->head[k] = b;
+    l->bytes += b->size;
+    POISON(b);
+}
+
+static buf_hdr *pop_small(small_lists *l, size_t total) {
+    size_t k = total / 64 - 1;
+    buf_hdr *b = l->head[k];
+    if (!b) return NULL;
+    l->head[k] = b->next;
+    l->bytes -= b->size;
+    UNPOISON(b);
+    return b;
+}
+
+static void free_small(small_lists *l) {
+    for (size_t k = 0; k < SMALL_CLASSES; k++) {
+        for (buf_hdr *b = l->head[k], *n; b; b = n) {
+            n = b->next;
+            UNPOISON(b);
+            free(b);
+        }
+        l->head[k] = NULL;
+    }
+    l->bytes = 0;
 }
 
 /* The smallest buffer of l holding total bytes with at most an eighth to
@@ -120,13 +171,16 @@ gd_bufcache *gd_bufcache_new(size_t max_bytes) {
 
 void gd_bufcache_free(gd_bufcache *c) {
     if (!c) return;
-    free_spares_from(&c->list, &c->list.head);
+    gd_bufcache_clear(c);
     free(c);
 }
 
-size_t gd_bufcache_bytes(const gd_bufcache *c) { return c->list.bytes; }
+size_t gd_bufcache_bytes(const gd_bufcache *c) { return c->list.bytes + c->small.bytes; }
 
-void gd_bufcache_clear(gd_bufcache *c) { free_spares_from(&c->list, &c->list.head); }
+void gd_bufcache_clear(gd_bufcache *c) {
+    free_spares_from(&c->list, &c->list.head);
+    free_small(&c->small);
+}
 
 int gd_malloc_keep_warm(size_t trim_bytes) {
 #ifdef __GLIBC__
@@ -154,17 +208,24 @@ gd_arena *gd_arena_new_small(size_t limit) {
     return a;
 }
 
-/* Hand buffer b (unlinked) to the cache when it is big enough, else free it. */
+/* Hand buffer b (unlinked) to the cache when it is recycled (big, or small
+ * while the cache's small lists have room), else free it. */
 static void retire(gd_arena *a, buf_hdr *b) {
     if (a->cache && b->size >= SPARE_MIN) push_spare(&a->cache->list, b);
+    else if (a->cache && b->size <= SMALL_MAX && a->cache->small.bytes + b->size <= SMALL_CACHE_MAX)
+        push_small(&a->cache->small, b);
     else free(b);
 }
 
+static buf_hdr *chunk_buf(chunk *c) { return (buf_hdr *)c - 1; }
+
 void gd_arena_free(gd_arena *a) {
     if (!a) return;
-    for (chunk *c = a->chunks, *n; c; c = n) n = c->next, free(c);
+    for (chunk *c = a->chunks, *n; c; c = n) n = c->next, retire(a, chunk_buf(c));
     for (buf_hdr *b = a->bufs, *n; b; b = n) n = b->next, retire(a, b);
     for (buf_hdr *b = a->spare.head, *n; b; b = n) n = b->next, UNPOISON(b), retire(a, b);
+    for (size_t k = 0; k < SMALL_CLASSES; k++)
+        for (buf_hdr *b = a->small.head[k], *n; b; b = n) n = b->next, UNPOISON(b), retire(a, b);
     if (a->cache) { /* keep the newest buffers up to the cache's maximum */
         spare_list *l = &a->cache->list;
         size_t kept = 0;
@@ -176,37 +237,59 @@ void gd_arena_free(gd_arena *a) {
 }
 
 /* Count n more live bytes, or refuse (-1) when the limit would be passed.
- * The arena's spare buffers are memory it holds too: they are freed before
- * a charge that would not fit beside them. */
+ * The arena's spare buffers (big and small) are memory it holds too: they
+ * are freed before a charge that would not fit beside them. */
 static int charge(gd_arena *a, size_t n) {
-    if (a->limit && a->spare.bytes &&
-        (a->live + a->spare.bytes > a->limit || n > a->limit - a->live - a->spare.bytes))
+    size_t held = a->spare.bytes + a->small.bytes;
+    if (a->limit && held && (a->live + held > a->limit || n > a->limit - a->live - held)) {
         free_spares_from(&a->spare, &a->spare.head);
+        free_small(&a->small);
+    }
     if (a->limit && (n > a->limit || a->live > a->limit - n)) return a->refused = 1, -1;
     a->live += n;
     if (a->live > a->peak) a->peak = a->live;
     return 0;
 }
 
-void *gd_arena_alloc(gd_arena *a, size_t n) {
+/* A new chunk of at least n bytes of room, first on the list: a buffer
+ * recycled from the arena or its cache when one fits, else a new one. It
+ * is charged its room and chunk header only, as when chunks were plain
+ * mallocs (the buffer header and a recycled buffer's slack are not), so
+ * that gd_arena_small_cost and the memory plans built on it still hold. */
+static chunk *new_chunk(gd_arena *a, size_t n) {
+    size_t min = a->next_chunk ? a->next_chunk : CHUNK_MIN;
+    size_t size = n > min ? n : min;
+    if (a->next_chunk && a->next_chunk < CHUNK_MIN) a->next_chunk *= 2;
+    if (size > SIZE_MAX / 2 || charge(a, size + sizeof(chunk))) return NULL;
+    size_t total = (sizeof(buf_hdr) + sizeof(chunk) + size + 63) & ~(size_t)63;
+    buf_hdr *b = NULL;
+    if (total >= SPARE_MIN && !(b = take_spare(&a->spare, total)) && a->cache) b = take_spare(&a->cache->list, total);
+    if (!b && (b = aligned_alloc(64, total))) b->size = total;
+    if (!b) {
+        a->live -= size + sizeof(chunk);
+        return NULL;
+    }
+    chunk *c = (chunk *)(b + 1);
+    c->size = size;
+    c->used = 0;
+    c->next = a->chunks;
+    a->chunks = c;
+    return c;
+}
+
+void *gd_arena_alloc_raw(gd_arena *a, size_t n) {
     n = (n + 15) & ~(size_t)15;
     if (n == 0) n = 16;
     chunk *c = a->chunks;
-    if (!c || c->size - c->used < n) {
-        size_t min = a->next_chunk ? a->next_chunk : CHUNK_MIN;
-        size_t size = n > min ? n : min;
-        if (a->next_chunk && a->next_chunk < CHUNK_MIN) a->next_chunk *= 2;
-        if (size > SIZE_MAX - sizeof(chunk) || charge(a, size + sizeof(chunk))) return NULL;
-        c = malloc(sizeof(chunk) + size);
-        if (!c) { a->live -= size + sizeof(chunk); return NULL; }
-        c->size = size;
-        c->used = 0;
-        c->next = a->chunks;
-        a->chunks = c;
-    }
+    if ((!c || c->size - c->used < n) && !(c = new_chunk(a, n))) return NULL;
     void *p = c->data + c->used;
     c->used += n;
-    memset(p, 0, n);
+    return p;
+}
+
+void *gd_arena_alloc(gd_arena *a, size_t n) {
+    void *p = gd_arena_alloc_raw(a, n);
+    if (p) memset(p, 0, n);
     return p;
 }
 
@@ -235,7 +318,15 @@ char *gd_arena_printf(gd_arena *a, const char *fmt, ...) {
  * spare list or the cache when one fits, else new. Charged either way. */
 static buf_hdr *get_buf(gd_arena *a, size_t total) {
     buf_hdr *b = NULL;
-    if (total >= SPARE_MIN) {
+    if (total <= SMALL_MAX) {
+        small_lists *from = &a->small;
+        if (!(b = pop_small(from, total)) && a->cache) b = pop_small(from = &a->cache->small, total);
+        if (b && charge(a, b->size)) {
+            push_small(from, b);
+            b = NULL;
+        }
+        if (b) return b;
+    } else if (total >= SPARE_MIN) {
         spare_list *from = &a->spare;
         if (!(b = take_spare(from, total)) && a->cache) b = take_spare(from = &a->cache->list, total);
         if (b && charge(a, b->size)) { /* past the limit: put it back, refuse below */
@@ -274,6 +365,7 @@ void gd_arena_release(gd_arena *a, void *p) {
     if (b->next) b->next->prev = b->prev;
     a->live -= b->size;
     if (b->size >= SPARE_MIN) push_spare(&a->spare, b);
+    else if (b->size <= SMALL_MAX) push_small(&a->small, b);
     else free(b);
 }
 

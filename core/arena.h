@@ -3,8 +3,8 @@
  * Everything a request allocates (graph, values, intermediates, gradients,
  * diagnostics) comes from one arena and is released by one gd_arena_free().
  * Two kinds of allocation:
- *   - gd_arena_alloc: small objects, bump-allocated from chunks, zeroed, never
- *     freed individually;
+ *   - gd_arena_alloc: small objects, bump-allocated from chunks, zeroed (or
+ *     not: gd_arena_alloc_raw), never freed individually;
  *   - gd_arena_buf: tensor buffers, 64-byte aligned for BLAS, which may be
  *     handed back early with gd_arena_release (the backward sweep does so as
  *     soon as it no longer needs an intermediate).
@@ -33,10 +33,12 @@ gd_arena *gd_arena_new_small(size_t limit);
 /* Release every allocation of the arena and the arena itself. NULL is fine. */
 void gd_arena_free(gd_arena *a);
 
-/* A store of big tensor buffers that outlives the arenas using it, so that
- * consecutive requests reuse memory instead of faulting in fresh pages: a
- * server worker owns one and creates each request's arena with it. It keeps
- * at most max_bytes (the most recently returned buffers); a buffer taken
+/* A store of tensor buffers and arena chunks that outlives the arenas using
+ * it, so that consecutive requests reuse memory instead of faulting in fresh
+ * pages or paying malloc per scalar: a server worker owns one and creates
+ * each request's arena with it. It keeps at most max_bytes of big buffers
+ * and chunks (the most recently returned) and up to 16 MiB of small
+ * buffers (by exact size); a buffer taken
  * from it counts against the taking arena's limit like a new one. Used by
  * one thread at a time, like its arenas. NULL when out of memory. */
 gd_bufcache *gd_bufcache_new(size_t max_bytes);
@@ -65,6 +67,9 @@ int gd_malloc_keep_warm(size_t trim_bytes);
 
 /* n zeroed bytes aligned to 16, valid until gd_arena_free. NULL past the limit. */
 void *gd_arena_alloc(gd_arena *a, size_t n);
+/* The same, uninitialised: for big arrays whose every entry the caller
+ * writes before reading it (a graph's node records). */
+void *gd_arena_alloc_raw(gd_arena *a, size_t n);
 /* Copy of s (NUL-terminated) in the arena. */
 char *gd_arena_strdup(gd_arena *a, const char *s);
 char *gd_arena_printf(gd_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -7,13 +7,17 @@
 #include <stdio.h>
 #include <string.h>
 
+const gd_attrs gd_no_attrs;
+
+/* The node and state arrays are not zeroed (gd_graph_add_node writes every
+ * entry it hands out): a 100k-node graph's would be megabytes of memset. */
 gd_graph *gd_graph_new(gd_arena *a, int capacity_hint) {
     gd_graph *g = gd_arena_alloc(a, sizeof *g);
     if (!g) return NULL;
     g->arena = a;
     g->cap = capacity_hint > 4 ? capacity_hint : 4;
-    g->nodes = gd_arena_alloc(a, sizeof(gd_node) * (size_t)g->cap);
-    g->st = gd_arena_alloc(a, sizeof(gd_nstate) * (size_t)g->cap);
+    g->nodes = gd_arena_alloc_raw(a, sizeof(gd_node) * (size_t)g->cap);
+    g->st = gd_arena_alloc_raw(a, sizeof(gd_nstate) * (size_t)g->cap);
     return g->nodes && g->st ? g : NULL;
 }
 
@@ -32,10 +36,10 @@ gd_graph *gd_graph_instance(gd_arena *a, const gd_graph *held) {
 }
 
 gd_node *gd_graph_add_node(gd_graph *g, const char *name, const struct gd_op_def *op, const char *const *inputs,
-                           int n_inputs, gd_error *err) {
+                           int n_inputs, int has_attrs, gd_error *err) {
     if (g->n == g->cap) {
-        gd_node *bigger = gd_arena_alloc(g->arena, sizeof(gd_node) * (size_t)g->cap * 2);
-        gd_nstate *st = gd_arena_alloc(g->arena, sizeof(gd_nstate) * (size_t)g->cap * 2);
+        gd_node *bigger = gd_arena_alloc_raw(g->arena, sizeof(gd_node) * (size_t)g->cap * 2);
+        gd_nstate *st = gd_arena_alloc_raw(g->arena, sizeof(gd_nstate) * (size_t)g->cap * 2);
         if (!bigger || !st) { gd_error_oom(err); return NULL; }
         memcpy(bigger, g->nodes, sizeof(gd_node) * (size_t)g->n);
         memcpy(st, g->st, sizeof(gd_nstate) * (size_t)g->n);
@@ -43,16 +47,13 @@ gd_node *gd_graph_add_node(gd_graph *g, const char *name, const struct gd_op_def
         g->cap *= 2;
     }
     gd_node *n = &g->nodes[g->n];
-    memset(n, 0, sizeof *n);
-    n->index = g->n;
-    n->op = op;
+    *n = (gd_node){.index = g->n, .op = op, .n_in = n_inputs};
     n->name = gd_arena_strdup(g->arena, name);
-    n->n_in = n_inputs;
     n->in = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(n_inputs + 1));
-    n->in_names = gd_arena_alloc(g->arena, sizeof(char *) * (size_t)(n_inputs + 1));
-    memset(&g->st[g->n], 0, sizeof g->st[g->n]);
-    g->st[g->n].value_index = -1;
-    if (!n->name || !n->in || !n->in_names) { gd_error_oom(err); return NULL; }
+    n->in_names = gd_arena_alloc_raw(g->arena, sizeof(char *) * (size_t)(n_inputs + 1));
+    n->attrs = has_attrs ? gd_arena_alloc(g->arena, sizeof(gd_attrs)) : (gd_attrs *)&gd_no_attrs;
+    g->st[g->n] = (gd_nstate){.value_index = -1};
+    if (!n->name || !n->in || !n->in_names || !n->attrs) { gd_error_oom(err); return NULL; }
     for (int i = 0; i < n_inputs; i++)
         if (!(n->in_names[i] = gd_arena_strdup(g->arena, inputs[i]))) { gd_error_oom(err); return NULL; }
     g->n++;

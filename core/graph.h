@@ -48,6 +48,10 @@ typedef struct gd_meta {
 
 struct gd_op_def;
 
+/* Every attribute absent: what a node whose op takes none points to. Never
+ * written (const: a write faults). */
+extern const gd_attrs gd_no_attrs;
+
 /* A node as the graph defines it: everything here depends on the graph
  * alone, so a registered graph (held across requests, read by several at
  * once) keeps it immutable. What depends on the request lives in gd_nstate. */
@@ -58,7 +62,10 @@ typedef struct gd_node {
     int n_in;
     int *in;                     /* node indices into the graph (resolved by check) */
     const char **in_names;       /* inputs as the request named them */
-    gd_attrs attrs;
+    /* The op's attributes: the node's own (in the arena, all absent at
+     * first) when its op takes any, else &gd_no_attrs, shared and read-only:
+     * most nodes take none, and a gd_attrs is 640 bytes. */
+    gd_attrs *attrs;
     /* Leaves only: declarations that the value must match. */
     int has_shape_decl, has_dtype_decl;
     gd_shape shape_decl;
@@ -110,10 +117,12 @@ gd_graph *gd_graph_instance(gd_arena *a, const gd_graph *held);
 
 /* Append a node whose op row is `op` (validate.h's gd_graph_add finds it by
  * name); `inputs` are resolved by name at check time (they may name nodes
- * added later). Returns the node (owned by the graph) or NULL with err set
- * (out of memory). The name and input strings are copied into the arena. */
+ * added later). `has_attrs`: the op takes attributes, so the node gets a
+ * gd_attrs of its own (else it points to gd_no_attrs). Returns the node
+ * (owned by the graph) or NULL with err set (out of memory). The name and
+ * input strings are copied into the arena. */
 gd_node *gd_graph_add_node(gd_graph *g, const char *name, const struct gd_op_def *op, const char *const *inputs,
-                           int n_inputs, gd_error *err);
+                           int n_inputs, int has_attrs, gd_error *err);
 
 /* Node index by name, -1 when absent. Valid after gd_graph_index_names
  * (which validate.h's gd_graph_index and gd_graph_check call first). */

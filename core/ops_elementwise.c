@@ -56,9 +56,9 @@ static inline double clip_of(double x, double lo, double hi) {
     return v > hi ? hi : v;
 }
 
-static double leaky_alpha(const gd_node *n) { return n->attrs.alpha.given ? n->attrs.alpha.v : 0.01; }
-static double clip_lo(const gd_node *n) { return n->attrs.min.given ? n->attrs.min.v : -INFINITY; }
-static double clip_hi(const gd_node *n) { return n->attrs.max.given ? n->attrs.max.v : INFINITY; }
+static double leaky_alpha(const gd_node *n) { return n->attrs->alpha.given ? n->attrs->alpha.v : 0.01; }
+static double clip_lo(const gd_node *n) { return n->attrs->min.given ? n->attrs->min.v : -INFINITY; }
+static double clip_hi(const gd_node *n) { return n->attrs->max.given ? n->attrs->max.v : INFINITY; }
 /* Where clip passes the gradient: inside [lo, hi], bounds included (as
  * torch.clamp; NaN is outside). Without bounds clip is the identity, whose
  * gradient passes everywhere, NaN included. */
@@ -168,7 +168,7 @@ static int infer_unary(const gd_node *n, const gd_meta *in, const gd_limits *lim
 /* leaky_relu: alpha, when given, must be a finite number. */
 static int infer_leaky_relu(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out,
                             gd_error *err) {
-    if (n->attrs.alpha.given && !isfinite(n->attrs.alpha.v))
+    if (n->attrs->alpha.given && !isfinite(n->attrs->alpha.v))
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".alpha",
                               "Node '%s' (leaky_relu): alpha must be a finite number.", n->name);
     return infer_unary(n, in, lim, out, err);
@@ -177,10 +177,10 @@ static int infer_leaky_relu(const gd_node *n, const gd_meta *in, const gd_limits
 /* clip: each bound is optional (absent: unbounded on that side) but may not be
  * NaN. min > max is allowed and gives max everywhere, as np.clip does. */
 static int infer_clip(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
-    if (n->attrs.min.given && isnan(n->attrs.min.v))
+    if (n->attrs->min.given && isnan(n->attrs->min.v))
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".min", "Node '%s' (clip): min must not be NaN.",
                               n->name);
-    if (n->attrs.max.given && isnan(n->attrs.max.v))
+    if (n->attrs->max.given && isnan(n->attrs->max.v))
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".max", "Node '%s' (clip): max must not be NaN.",
                               n->name);
     return infer_unary(n, in, lim, out, err);
@@ -422,13 +422,13 @@ static int infer_binary(const gd_node *n, const gd_meta *in, const gd_limits *li
  * cast{dtype}: float64 <-> int64. */
 
 static int infer_cast(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
-    if (!n->attrs.dtype.given)
+    if (!n->attrs->dtype.given)
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".dtype",
                               "Node '%s' (cast) needs a dtype: \"float64\" or \"int64\".", n->name);
-    if (n->attrs.dtype.v != GD_F64 && n->attrs.dtype.v != GD_I64)
+    if (n->attrs->dtype.v != GD_F64 && n->attrs->dtype.v != GD_I64)
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".dtype",
                               "Node '%s' (cast): dtype must be \"float64\" or \"int64\".", n->name);
-    out->dtype = (gd_dtype)n->attrs.dtype.v;
+    out->dtype = (gd_dtype)n->attrs->dtype.v;
     out->shape = in[0].shape;
     return gd_check_size(n, &out->shape, lim, err);
 }

@@ -27,7 +27,7 @@ typedef struct axis_view {
  * (as PyTorch). Returns 0 with *axis set (-1 when the rank is unknown), or
  * invalid_attribute at .axis. */
 static int softmax_axis(const gd_node *n, const gd_shape *in, int *axis, gd_error *err) {
-    const gd_ints *ax = &n->attrs.axis;
+    const gd_ints *ax = &n->attrs->axis;
     int64_t v = ax->given ? ax->v[0] : -1;
     char buf[GD_SHAPE_STR_MAX];
     *axis = -1;
@@ -483,10 +483,10 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
  * one_hot{depth}: int64 indices [...] -> float64 [..., depth]. */
 
 /* depth as validated by infer_one_hot. */
-static int64_t one_hot_depth(const gd_node *n) { return n->attrs.depth.v[0]; }
+static int64_t one_hot_depth(const gd_node *n) { return n->attrs->depth.v[0]; }
 
 static int infer_one_hot(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
-    const gd_ints *d = &n->attrs.depth;
+    const gd_ints *d = &n->attrs->depth;
     char a[GD_SHAPE_STR_MAX];
     out->dtype = GD_F64;
     if (!d->given)

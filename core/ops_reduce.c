@@ -33,9 +33,9 @@ static int axis_range_error(const gd_node *n, int64_t axis, const gd_shape *in, 
  * `keepdims` attributes). On a bad or repeated axis: invalid_attribute at
  * .axis, saying which axis and why. */
 static int reduce_geom(const gd_node *n, const gd_shape *in, gd_reduce *r, gd_error *err) {
-    const gd_ints *ax = &n->attrs.axis;
+    const gd_ints *ax = &n->attrs->axis;
     int k = !ax->given ? -1 : ax->is_list ? ax->n : 1;
-    int keep = n->attrs.keepdims.given && n->attrs.keepdims.v != 0;
+    int keep = n->attrs->keepdims.given && n->attrs->keepdims.v != 0;
     if (k > GD_MAX_RANK)
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, ".axis",
                               "Node '%s' (%s): `axis` lists %d axes; a tensor has at most %d.", n->name,
@@ -424,7 +424,7 @@ static int logsumexp_backward(gd_kctx *c, const gd_tensor *const *in, const gd_t
 /* The reduced axis of an argmax/argmin node, -1 for "flattened". Rejects a
  * list and an axis out of range (invalid_attribute at .axis). */
 static int arg_axis(const gd_node *n, const gd_shape *in, int *axis, gd_error *err) {
-    const gd_ints *ax = &n->attrs.axis;
+    const gd_ints *ax = &n->attrs->axis;
     *axis = -1;
     if (!ax->given) return 0;
     if (ax->is_list)
@@ -456,7 +456,7 @@ static int infer_arg(const gd_node *n, const gd_meta *in, const gd_limits *lim, 
     int axis, rc;
     out->dtype = GD_I64;
     if ((rc = arg_axis(n, &in[0].shape, &axis, err))) return rc;
-    if (axis < 0 && n->attrs.axis.given) { /* an axis on an unknown shape */
+    if (axis < 0 && n->attrs->axis.given) { /* an axis on an unknown shape */
         out->shape.rank = -1;
         return 0;
     }

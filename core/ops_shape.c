@@ -124,7 +124,7 @@ static int check_list_len(const gd_node *n, const gd_ints *a, const char *attr, 
 /* The target shape with its -1 resolved against the input's element count.
  * Unknown input: rank -1 when the target has a -1, else the target itself. */
 static int infer_reshape(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
-    const gd_ints *a = &n->attrs.shape;
+    const gd_ints *a = &n->attrs->shape;
     char sa[GD_SHAPE_STR_MAX], sb[GD_SHAPE_STR_MAX];
     out->dtype = in[0].dtype;
     if (!a->given)
@@ -197,7 +197,7 @@ static int backward_reshape(gd_kctx *c, const gd_tensor *const *in, const gd_ten
 /* The permutation for rank r: `axes` normalised, or reversed when absent.
  * Returns 0, or invalid_attribute when axes is not a permutation. */
 static int transpose_perm(const gd_node *n, int r, int *perm, gd_error *err) {
-    const gd_ints *a = &n->attrs.axes;
+    const gd_ints *a = &n->attrs->axes;
     if (!a->given) {
         for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
         return 0;
@@ -224,7 +224,7 @@ static int infer_transpose(const gd_node *n, const gd_meta *in, const gd_limits 
                            gd_error *err) {
     (void)lim;
     out->dtype = in[0].dtype;
-    int rc = check_list_len(n, &n->attrs.axes, ".axes", err);
+    int rc = check_list_len(n, &n->attrs->axes, ".axes", err);
     if (rc) return rc;
     if (in[0].shape.rank < 0) {
         out->shape.rank = -1;
@@ -283,7 +283,7 @@ static int backward_transpose(gd_kctx *c, const gd_tensor *const *in, const gd_t
  * here, before any memory is spent. */
 static int infer_broadcast_to(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out,
                               gd_error *err) {
-    const gd_ints *a = &n->attrs.shape;
+    const gd_ints *a = &n->attrs->shape;
     char sa[GD_SHAPE_STR_MAX], sb[GD_SHAPE_STR_MAX];
     out->dtype = in[0].dtype;
     if (!a->given)
@@ -367,7 +367,7 @@ static gd_dtype concat_dtype(const gd_meta *in, int n_in) {
 static int infer_concat(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
     char sa[GD_SHAPE_STR_MAX], sb[GD_SHAPE_STR_MAX];
     int64_t axis = 0;
-    int rc = single_axis(n, &n->attrs.axis, &axis, err);
+    int rc = single_axis(n, &n->attrs->axis, &axis, err);
     if (rc) return rc;
     out->dtype = concat_dtype(in, n->n_in);
     /* Compare every known input with the first known one. */
@@ -417,7 +417,7 @@ static int infer_concat(const gd_node *n, const gd_meta *in, const gd_limits *li
  * len_i * inner elements lands beside the others', row after row. */
 static int forward_concat(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
     int n_in = c->node->n_in;
-    int ax = gd_norm_axis(c->node->attrs.axis.given ? c->node->attrs.axis.v[0] : 0, out->shape.rank);
+    int ax = gd_norm_axis(c->node->attrs->axis.given ? c->node->attrs->axis.v[0] : 0, out->shape.rank);
     int64_t outer = dims_prod(&out->shape, 0, ax), inner = dims_prod(&out->shape, ax + 1, out->shape.rank);
     int64_t row = out->shape.dim[ax] * inner, since = 0;
     for (int64_t o = 0; o < outer; o++) {
@@ -451,7 +451,7 @@ static int forward_concat(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
 static int backward_concat(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
                            const int *want, gd_tensor **din) {
     int n_in = c->node->n_in;
-    int ax = gd_norm_axis(c->node->attrs.axis.given ? c->node->attrs.axis.v[0] : 0, out->shape.rank);
+    int ax = gd_norm_axis(c->node->attrs->axis.given ? c->node->attrs->axis.v[0] : 0, out->shape.rank);
     int64_t outer = dims_prod(&out->shape, 0, ax), inner = dims_prod(&out->shape, ax + 1, out->shape.rank);
     int64_t row = out->shape.dim[ax] * inner, at0 = 0, since = 0;
     for (int i = 0; i < n_in; i++) {
@@ -507,7 +507,7 @@ static void slice_axis(int64_t len, int64_t start, int64_t stop, int64_t step, i
 /* Validate slice's attributes; with a known rank (r >= 0) also the axes and,
  * when shape is given, fill the plan. */
 static int slice_check(const gd_node *n, const gd_shape *shape, slice_plan *p, gd_error *err) {
-    const gd_attrs *at = &n->attrs;
+    const gd_attrs *at = n->attrs;
     const char *nm = n->name;
     if (!at->starts.given || !at->ends.given)
         return gd_node_errorf(err, n, GD_E_INVALID_ATTRIBUTE, at->starts.given ? ".ends" : ".starts",
@@ -610,7 +610,7 @@ static int backward_slice(gd_kctx *c, const gd_tensor *const *in, const gd_tenso
  * params.shape[axis+1:]. indices must be int64. */
 static int infer_gather(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
     int64_t axis = 0;
-    int rc = single_axis(n, &n->attrs.axis, &axis, err);
+    int rc = single_axis(n, &n->attrs->axis, &axis, err);
     if (rc) return rc;
     out->dtype = in[0].dtype;
     if (in[1].dtype != GD_I64)
@@ -645,7 +645,7 @@ typedef struct {
 } gather_geom;
 
 static gather_geom gather_geometry(const gd_node *n, const gd_shape *p) {
-    int ax = gd_norm_axis(n->attrs.axis.given ? n->attrs.axis.v[0] : 0, p->rank);
+    int ax = gd_norm_axis(n->attrs->axis.given ? n->attrs->axis.v[0] : 0, p->rank);
     return (gather_geom){dims_prod(p, 0, ax), p->dim[ax], dims_prod(p, ax + 1, p->rank)};
 }
 

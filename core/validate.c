@@ -21,7 +21,7 @@ gd_node *gd_graph_add(gd_graph *g, const char *name, const char *op_name, const 
         gd_error_suggest(err, gd_closest(op_name, names, n < 128 ? n : 128));
         return NULL;
     }
-    return gd_graph_add_node(g, name, op, inputs, n_inputs, err);
+    return gd_graph_add_node(g, name, op, inputs, n_inputs, op->n_attrs > 0, err);
 }
 
 int gd_graph_index(gd_graph *g, gd_error *err) {

@@ -12,10 +12,12 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "proto/canon.h"
 #include "proto/dupkey.h"
@@ -37,19 +39,138 @@ const char *gd_tensor_format_name(gd_tensor_format f) {
 /* jansson's tree can be 80 times the body ({"pad":[{},{},...]}), so it counts
  * against the request's memory limit (A7): jansson allocates through these
  * hooks, and while a request is decoded on a thread (json_arena set) every
- * block is charged to that request's arena as malloc holds it (its usable
- * size and chunk header); the decoder frees the tree before it returns, so
- * what is charged is uncharged on the same thread. json_set_alloc_funcs is
- * process-wide, hence a thread-local arena, and hooks installed before main,
- * before jansson allocates anything. Blocks carry no header of ours, so
- * what json_dumps returns may still be handed to free(). */
+ * block is charged to that request's arena as malloc would hold it (its
+ * usable size and chunk header); the decoder frees the tree before it
+ * returns, so what is charged is uncharged on the same thread.
+ * json_set_alloc_funcs is process-wide, hence thread-local state, and hooks
+ * installed before main, before jansson allocates anything.
+ *
+ * While a window is open (json_window_open), blocks of up to JSON_BUMP_MAX
+ * bytes come from 1 MiB pages of the decoding thread instead of malloc: a tree
+ * is tens of thousands of small blocks (a 10k-node graph spent a third of
+ * its CPU in malloc and free). Each carries an 8-byte header (JSON_TAG and
+ * its size class); a freed one waits on its class's list for the next
+ * block of that size. When the outermost window closes the pages go to a
+ * process-wide pool (warm for the next request: faulting a 10k-node tree's
+ * pages in afresh cost half its decode) that gd_decode_trim empties when
+ * the server has been idle. The charge is what malloc would have held, so limits and
+ * their 413s are as before. A header value no malloc chunk size can take
+ * tells these blocks from malloc's in json_free; outside windows blocks
+ * come from malloc with no header of ours, so what json_dumps returns there
+ * may still be handed to free(). Under AddressSanitizer every block is
+ * malloc's, so that a use after free is still caught. */
 static _Thread_local gd_arena *json_arena;
 static _Thread_local int json_refused; /* a block was refused since json_arena was set */
 
+#define JSON_BUMP_MAX 2048
+#define JSON_CLASSES (JSON_BUMP_MAX / 8 + 1) /* class k: 8k bytes of payload */
+#define JSON_MAP ((size_t)1 << 20)          /* a page, mapped: a thread's malloc heap would not give
+                                             * a big tree's pages back to the system */
+#define JSON_POOL_MAX 256                   /* pages the pool keeps */
+#define JSON_TAG 0x4a534f4e00000000ull      /* "JSON" in the header's upper half */
+#define JSON_TAG_MASK 0xffffffff00000000ull
+
+typedef struct json_page {
+    struct json_page *next;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+} json_page;
+#define JSON_PAGE_DATA (JSON_MAP - sizeof(json_page))
+
+static _Thread_local int json_depth;     /* windows open on this thread */
+static _Thread_local json_page *json_pages;
+
+static pthread_mutex_t json_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_page *json_pool;
+static int json_pool_n;
+
+/* A page from the pool, else a new mapping; NULL when out of memory. */
+__attribute__((unused)) static json_page *page_get(void) {
+    pthread_mutex_lock(&json_pool_mu);
+    json_page *pg = json_pool;
+    if (pg) json_pool = pg->next, json_pool_n--;
+    pthread_mutex_unlock(&json_pool_mu);
+    if (!pg) {
+        void *m = mmap(NULL, JSON_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        pg = m == MAP_FAILED ? NULL : m;
+    }
+    return pg;
+}
+
+/* The pages of list back to the pool, those past its maximum unmapped. */
+static void pages_put(json_page *list) {
+    json_page *drop = NULL;
+    pthread_mutex_lock(&json_pool_mu);
+    for (json_page *pg = list, *n; pg; pg = n) {
+        n = pg->next;
+        if (json_pool_n < JSON_POOL_MAX) pg->next = json_pool, json_pool = pg, json_pool_n++;
+        else pg->next = drop, drop = pg;
+    }
+    pthread_mutex_unlock(&json_pool_mu);
+    for (json_page *pg = drop, *n; pg; pg = n) n = pg->next, munmap(pg, JSON_MAP);
+}
+
+void gd_decode_trim(void) {
+    pthread_mutex_lock(&json_pool_mu);
+    json_page *list = json_pool;
+    json_pool = NULL, json_pool_n = 0;
+    pthread_mutex_unlock(&json_pool_mu);
+    for (json_page *pg = list, *n; pg; pg = n) n = pg->next, munmap(pg, JSON_MAP);
+}
+static _Thread_local uint64_t *json_spare[JSON_CLASSES]; /* freed blocks by class, linked through the payload */
+
 static size_t json_cost(void *p) { return malloc_usable_size(p) + sizeof(size_t); }
 
+/* What malloc holds for an n-byte block (json_cost of it): a chunk of
+ * n + 8 bytes rounded to 16, at least 32. */
+static size_t json_malloc_cost(size_t n) {
+    size_t c = (n + 8 + 15) & ~(size_t)15;
+    return c < 32 ? 32 : c;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+static void *json_bump(size_t n) { (void)n; return NULL; }
+static int json_bumped(void *p) { (void)p; return 0; }
+#else
+/* A block of class (n + 7) / 8 from the spare list or the current page;
+ * NULL (and the caller falls back to malloc) when it is bigger than
+ * JSON_BUMP_MAX or no window is open. */
+static void *json_bump(size_t n) {
+    if (!json_depth || n > JSON_BUMP_MAX) return NULL;
+    size_t k = n ? (n + 7) / 8 : 1; /* a spare block holds a pointer */
+    uint64_t *h = json_spare[k];
+    if (h) {
+        json_spare[k] = *(uint64_t **)(h + 1);
+    } else {
+        size_t size = 8 + 8 * k;
+        json_page *pg = json_pages;
+        if (!pg || JSON_PAGE_DATA - pg->used < size) {
+            if (!(pg = page_get())) return NULL;
+            pg->next = json_pages, pg->used = 0;
+            json_pages = pg;
+        }
+        h = (uint64_t *)(pg->data + pg->used);
+        pg->used += size;
+    }
+    *h = JSON_TAG | k;
+    return h + 1;
+}
+
+static int json_bumped(void *p) { return json_depth && (((uint64_t *)p)[-1] & JSON_TAG_MASK) == JSON_TAG; }
+#endif
+
 static void *json_malloc(size_t n) {
-    void *p = malloc(n);
+    void *p = json_bump(n);
+    if (p) {
+        uint64_t *h = (uint64_t *)p - 1;
+        if (json_arena && gd_arena_charge(json_arena, json_malloc_cost(8 * (size_t)(*h & 0xffff)))) {
+            *(uint64_t **)p = json_spare[*h & 0xffff], json_spare[*h & 0xffff] = h;
+            json_refused = 1;
+            return NULL;
+        }
+        return p;
+    }
+    p = malloc(n);
     if (p && json_arena && gd_arena_charge(json_arena, json_cost(p))) {
         free(p);
         json_refused = 1;
@@ -59,8 +180,40 @@ static void *json_malloc(size_t n) {
 }
 
 static void json_free(void *p) {
-    if (p && json_arena) gd_arena_uncharge(json_arena, json_cost(p));
+    if (!p) return;
+    if (json_bumped(p)) {
+        uint64_t *h = (uint64_t *)p - 1;
+        size_t k = (size_t)(*h & 0xffff);
+        if (json_arena) gd_arena_uncharge(json_arena, json_malloc_cost(8 * k));
+        *h = 0; /* no longer ours: a second free is malloc's to catch */
+        *(uint64_t **)p = json_spare[k], json_spare[k] = h;
+        return;
+    }
+    if (json_arena) gd_arena_uncharge(json_arena, json_cost(p));
     free(p);
+}
+
+/* A decoding window on this thread: the tree's blocks are charged to a
+ * (the previous window's arena and refusal are kept in *saved) and small
+ * ones come from the thread's pages. Every tree parsed inside is freed
+ * before json_window_close. */
+typedef struct json_window {
+    gd_arena *arena;
+    int refused;
+} json_window;
+
+static void json_window_open(gd_arena *a, json_window *saved) {
+    saved->arena = json_arena, saved->refused = json_refused;
+    json_arena = a, json_refused = 0;
+    json_depth++;
+}
+
+static void json_window_close(const json_window *saved) {
+    json_arena = saved->arena, json_refused = saved->refused;
+    if (--json_depth) return;
+    pages_put(json_pages);
+    json_pages = NULL;
+    memset(json_spare, 0, sizeof json_spare);
 }
 
 __attribute__((constructor)) static void json_hooks_install(void) { json_set_alloc_funcs(json_malloc, json_free); }
@@ -148,7 +301,7 @@ static int read_ints(dctx *c, const json_t *v, const gd_jpath *p, const gd_node 
 /* A dtype attribute: float64 or int64; a leaf also takes float32 (its
  * transport encoding), and its dtype is the node's declaration. */
 static int decode_dtype_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, const json_t *v, const gd_jpath *p) {
-    gd_num *num = (gd_num *)((char *)&n->attrs + spec->offset);
+    gd_num *num = (gd_num *)((char *)n->attrs + spec->offset);
     int leaf = (n->op->flags & GD_OPF_LEAF) != 0;
     static const char *const leaf_dtypes[] = {"float64", "int64", "float32", NULL};
     const char *what = leaf ? "\"float64\", \"int64\" or \"float32\"" : "\"float64\" or \"int64\"";
@@ -177,11 +330,11 @@ static int decode_dtype_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, cons
 }
 
 /* One attribute, generically from its spec row: the value goes to the
- * gd_ints / gd_num slot at spec->offset in node->attrs. Leaf `shape` and
+ * gd_ints / gd_num slot at spec->offset in *node->attrs. Leaf `shape` and
  * `dtype` are also the node's declarations. JSON null means "not given". */
 static int decode_attr(dctx *c, gd_node *n, const gd_attr_spec *spec, const json_t *v, const gd_jpath *p) {
     if (json_is_null(v)) return 0;
-    void *slot = (char *)&n->attrs + spec->offset;
+    void *slot = (char *)n->attrs + spec->offset;
     gd_num *num = slot;
     int leaf = (n->op->flags & GD_OPF_LEAF) != 0;
     switch (spec->kind) {
@@ -239,8 +392,12 @@ static const char **node_keys(dctx *c, const gd_op_def *op, int *n) {
 
 /* "name" and "op" of the node object at base: both must be strings. */
 static int read_name_op(dctx *c, json_t *nj, const char *base, size_t i, const char **name, const char **op) {
-    gd_jpath p;
     json_t *jname = json_object_get(nj, "name"), *jop = json_object_get(nj, "op");
+    if (json_is_string(jname) && json_is_string(jop)) { /* the paths below are for errors only */
+        *name = json_string_value(jname), *op = json_string_value(jop);
+        return 0;
+    }
+    gd_jpath p;
     gd_jp_set(&p, base);
     gd_jp_key(&p, "name");
     if (!jname) return gd_errorf(c->err, GD_E_INVALID_REQUEST, p.s, "Node %zu has no \"name\".", i);
@@ -250,9 +407,7 @@ static int read_name_op(dctx *c, json_t *nj, const char *base, size_t i, const c
     if (!jop)
         return gd_errorf(c->err, GD_E_INVALID_REQUEST, p.s, "Node '%.256s' (%s) has no \"op\".",
                          json_string_value(jname), base + 2);
-    if (!json_is_string(jop)) return wrong_type(c, &p, "a string", jop);
-    *name = json_string_value(jname), *op = json_string_value(jop);
-    return 0;
+    return wrong_type(c, &p, "a string", jop);
 }
 
 /* "inputs" of the node at base (absent or null: none) as an arena array of
@@ -277,13 +432,13 @@ static int read_inputs(dctx *c, json_t *jin, const char *base, const char ***ins
     if (n > (size_t)INT32_MAX / 2) return oom(c);
     const char **r = gd_arena_alloc(c->a, sizeof *r * (n + 1));
     if (!r) return oom(c);
-    size_t mark = p.n;
     for (size_t k = 0; k < n; k++) {
         json_t *e = json_array_get(jin, k);
-        gd_jp_index(&p, k);
-        if (!json_is_string(e)) return wrong_type(c, &p, "a node name (a string)", e);
+        if (!json_is_string(e)) {
+            gd_jp_index(&p, k);
+            return wrong_type(c, &p, "a node name (a string)", e);
+        }
         r[k] = json_string_value(e);
-        gd_jp_pop(&p, mark);
     }
     *ins = r, *n_in = n;
     return 0;
@@ -344,11 +499,26 @@ static int decode_const_value(dctx *c, json_t *nj, const char *base, gd_node *n)
     return 0;
 }
 
+/* "$.graph.nodes[i]" into base (64 bytes), without printf: every node of
+ * every request needs it, a 100k-node graph spent 7 % of its time in
+ * vfprintf here. */
+static void node_base(char *base, size_t i) {
+    static const char pre[] = "$.graph.nodes[";
+    char digits[24];
+    int k = 0;
+    do digits[k++] = (char)('0' + i % 10); while ((i /= 10) > 0);
+    memcpy(base, pre, sizeof pre - 1);
+    char *o = base + sizeof pre - 1;
+    while (k > 0) *o++ = digits[--k];
+    *o++ = ']';
+    *o = 0;
+}
+
 /* Node i of "nodes": name, op and inputs first (the graph adds the node and
  * checks the op), then its attributes, then a constant's value. */
 static int decode_node(dctx *c, json_t *nj, size_t i) {
     char base[64];
-    snprintf(base, sizeof base, "$.graph.nodes[%zu]", i);
+    node_base(base, i);
     if (!json_is_object(nj)) {
         gd_jpath p;
         gd_jp_set(&p, base);
@@ -947,11 +1117,10 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
                       int endpoint, const gd_decode_limits *lim, gd_request *req, gd_error *err) {
     gd_error local;
     if (!err) err = &local; /* the decoder reads back codes it set */
-    gd_arena *outer = json_arena;
-    int outer_refused = json_refused;
-    json_arena = a, json_refused = 0;
+    json_window w;
+    json_window_open(a, &w);
     int rc = decode_request(a, body, json_len, bin, bin_len, endpoint, lim, req, err);
-    json_arena = outer, json_refused = outer_refused;
+    json_window_close(&w);
     return rc;
 }
 
@@ -989,9 +1158,8 @@ int gd_decode_graph(gd_arena *a, gd_arena *held, const char *body, size_t json_l
     if (!err) err = &local;
     gd_error_clear(err);
     *g = NULL;
-    gd_arena *outer = json_arena;
-    int outer_refused = json_refused;
-    json_arena = a, json_refused = 0;
+    json_window w;
+    json_window_open(a, &w);
     json_t *root;
     int rc = parse_body(a, body, json_len, lim, &root, NULL, NULL, err);
     if (!rc) {
@@ -1003,6 +1171,6 @@ int gd_decode_graph(gd_arena *a, gd_arena *held, const char *body, size_t json_l
         else if (!rc) *g = c.g;
         if (rc && err->code == GD_OK) err->code = (gd_err)rc;
     }
-    json_arena = outer, json_refused = outer_refused;
+    json_window_close(&w);
     return rc;
 }

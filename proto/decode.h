@@ -50,4 +50,9 @@ int gd_decode_request(gd_arena *a, const char *body, size_t json_len, const unsi
 int gd_decode_graph(gd_arena *a, gd_arena *held, const char *body, size_t json_len, const gd_decode_limits *lim,
                     gd_graph **g, gd_buf *canon, gd_error *err);
 
+/* Hand back the pages that decoding keeps warm between requests (the
+ * parsed JSON's, see decode.c): for a server that has been idle a while.
+ * Thread-safe; decoding may go on meanwhile. */
+void gd_decode_trim(void);
+
 #endif

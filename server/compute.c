@@ -150,6 +150,7 @@ int gd_compute_trim_idle(int64_t idle_ms) {
             pthread_mutex_unlock(&w->mu);
         }
     pthread_mutex_unlock(&workers_mu);
+    gd_decode_trim();
     malloc_trim(0);
     atomic_store(&trimmed, 1);
     return 1;

@@ -74,6 +74,7 @@ gd_node *gc_node(gd_arena *a, const char *op, int n_in) {
         abort();
     }
     n->n_in = n_in;
+    n->attrs = gd_arena_alloc(a, sizeof *n->attrs);
     n->in = gd_arena_alloc(a, sizeof(int) * (size_t)(n_in + 1));
     n->in_names = gd_arena_alloc(a, sizeof(char *) * (size_t)(n_in + 1));
     for (int i = 0; i < n_in; i++) n->in_names[i] = gd_arena_printf(a, "in%d", i);

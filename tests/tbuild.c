@@ -35,7 +35,7 @@ gd_attrs *tb_node(tb *t, const char *name, const char *op, const char *inputs) {
     ck_assert_msg(n == 0 || n == commas + 1, "tb_node %s: more than 64 inputs", name);
     gd_node *nd = gd_graph_add(t->g, name, op, ins, n, &t->err);
     ck_assert_msg(nd != NULL, "tb_node %s: %s", name, t->err.message);
-    return &nd->attrs;
+    return nd->attrs;
 }
 
 int tb_idx(tb *t, const char *name) {

@@ -185,6 +185,26 @@ START_TEST(declared_shape_and_dtype_must_match_value) {
 }
 END_TEST
 
+/* A node whose op takes no attribute shares the read-only gd_no_attrs; one
+ * whose op takes some has its own, all absent until set. */
+START_TEST(attrs_only_for_ops_that_take_them) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "y", "tanh", "x");
+    gd_attrs *s = tb_node(&t, "s", "sum", "y");
+    gd_attrs *s2 = tb_node(&t, "s2", "sum", "y");
+    ck_assert_ptr_eq(t.g->nodes[1].attrs, &gd_no_attrs);
+    ck_assert_ptr_ne(t.g->nodes[0].attrs, &gd_no_attrs); /* leaves take shape and dtype */
+    ck_assert(s != &gd_no_attrs && s2 != &gd_no_attrs && s != s2);
+    ck_assert_int_eq(s->axis.given | s->keepdims.given | s2->axis.given, 0);
+    ck_assert_int_eq(gd_no_attrs.axis.given | gd_no_attrs.shape.given | gd_no_attrs.alpha.given, 0);
+    s->axis = (gd_ints){.given = 1, .n = 1, .v = {0}};
+    ck_assert_int_eq(s2->axis.given, 0);
+    tb_free(&t);
+}
+END_TEST
+
 START_TEST(bad_attribute) {
     tb t;
     tb_init(&t);
@@ -341,6 +361,7 @@ Suite *suite_graph(void) {
     tcase_add_test(tc, shape_mismatch_names_node_and_shapes);
     tcase_add_test(tc, declared_shape_and_dtype_must_match_value);
     tcase_add_test(tc, bad_attribute);
+    tcase_add_test(tc, attrs_only_for_ops_that_take_them);
     tcase_add_test(tc, sizes_over_limit_or_overflowing);
     tcase_add_test(tc, cond_shapes);
     tcase_add_test(tc, unknown_shapes_propagate_without_error);

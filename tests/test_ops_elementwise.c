@@ -95,11 +95,11 @@ END_TEST
 START_TEST(test_gc_leaky_relu_alpha) {
     const double zero = 0;
     gd_node *n = gc_node(ar, "leaky_relu", 1);
-    n->attrs.alpha.given = 1;
-    n->attrs.alpha.v = 0.2;
+    n->attrs->alpha.given = 1;
+    n->attrs->alpha.v = 0.2;
     gd_tensor *x = gc_rand_away(ar, &rng, "4,5", -3, 3, &zero, 1, 0.05);
     ck_assert_double_le(gc_check(ar, &rng, n, &x, 1), GC_TOL);
-    n->attrs.alpha.v = -1.5;
+    n->attrs->alpha.v = -1.5;
     ck_assert_double_le(gc_check(ar, &rng, n, &x, 1), GC_TOL);
 }
 END_TEST
@@ -110,16 +110,16 @@ START_TEST(test_gc_clip) {
     static const int forms[][2] = {{1, 1}, {1, 0}, {0, 1}, {0, 0}};
     for (size_t f = 0; f < 4; f++) {
         gd_node *n = gc_node(ar, "clip", 1);
-        n->attrs.min = (gd_num){forms[f][0], bounds[0]};
-        n->attrs.max = (gd_num){forms[f][1], bounds[1]};
+        n->attrs->min = (gd_num){forms[f][0], bounds[0]};
+        n->attrs->max = (gd_num){forms[f][1], bounds[1]};
         gd_tensor *x = gc_rand_away(ar, &rng, "5,4", -2, 2, bounds, 2, 0.05);
         double err = gc_check(ar, &rng, n, &x, 1);
         ck_assert_msg(err <= GC_TOL, "clip form %zu: error %g", f, err);
     }
     /* min > max: constant max, zero gradient; finite differences agree. */
     gd_node *n = gc_node(ar, "clip", 1);
-    n->attrs.min = (gd_num){1, 1.0};
-    n->attrs.max = (gd_num){1, -1.0};
+    n->attrs->min = (gd_num){1, 1.0};
+    n->attrs->max = (gd_num){1, -1.0};
     gd_tensor *x = gc_rand(ar, &rng, "6", -3, 3);
     ck_assert_double_le(gc_check(ar, &rng, n, &x, 1), GC_TOL);
 }
@@ -184,7 +184,7 @@ END_TEST
 
 START_TEST(test_gc_cast_identity) {
     gd_node *n = gc_node(ar, "cast", 1);
-    n->attrs.dtype = (gd_num){1, GD_F64};
+    n->attrs->dtype = (gd_num){1, GD_F64};
     gd_tensor *x = gc_rand(ar, &rng, "3,4", -5, 5);
     ck_assert_double_le(gc_check(ar, &rng, n, &x, 1), GC_TOL);
     gd_tensor *y = fwd(n, x, NULL);
@@ -256,15 +256,15 @@ START_TEST(test_leaky_relu_values) {
     gd_tensor *x = gc_f64(ar, "3", (double[]){-2, 0, 3});
     ASSERT_VALUES(fwd1("leaky_relu", x), -0.02, 0, 3);
     gd_node *n = gc_node(ar, "leaky_relu", 1);
-    n->attrs.alpha = (gd_num){1, 0.2};
+    n->attrs->alpha = (gd_num){1, 0.2};
     ASSERT_VALUES(fwd(n, x, NULL), -0.4, 0, 3);
 }
 END_TEST
 
 static gd_node *clip_node(int has_min, double lo, int has_max, double hi) {
     gd_node *n = gc_node(ar, "clip", 1);
-    n->attrs.min = (gd_num){has_min, lo};
-    n->attrs.max = (gd_num){has_max, hi};
+    n->attrs->min = (gd_num){has_min, lo};
+    n->attrs->max = (gd_num){has_max, hi};
     return n;
 }
 
@@ -427,7 +427,7 @@ START_TEST(test_kink_gradients) {
     ASSERT_VALUES(grad1(gc_node(ar, "abs", 1), x), -1, 0, 1);
     ASSERT_VALUES(grad1(gc_node(ar, "leaky_relu", 1), x), 0.01, 0.01, 1);
     gd_node *lk = gc_node(ar, "leaky_relu", 1);
-    lk->attrs.alpha = (gd_num){1, 0.3};
+    lk->attrs->alpha = (gd_num){1, 0.3};
     ASSERT_VALUES(grad1(lk, x), 0.3, 0.3, 1);
     /* clip: the gradient passes at both bounds (inclusive), not outside. */
     gd_tensor *c = gc_f64(ar, "5", (double[]){-2, -1, 0, 1, 2});
@@ -646,7 +646,7 @@ END_TEST
 
 static gd_node *cast_node(gd_dtype t) {
     gd_node *n = gc_node(ar, "cast", 1);
-    n->attrs.dtype = (gd_num){1, t};
+    n->attrs->dtype = (gd_num){1, t};
     return n;
 }
 
@@ -710,20 +710,20 @@ START_TEST(test_attribute_errors) {
     gd_node *n = gc_node(ar, "cast", 1);
     ck_assert_int_eq(infer1(n, "2", GD_F64, &out, &err), GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(err.at, "$.graph.nodes[0].dtype");
-    n->attrs.dtype = (gd_num){1, 7};
+    n->attrs->dtype = (gd_num){1, 7};
     ck_assert_int_eq(infer1(n, "2", GD_F64, &out, &err), GD_E_INVALID_ATTRIBUTE);
-    n->attrs.dtype = (gd_num){1, GD_I64};
+    n->attrs->dtype = (gd_num){1, GD_I64};
     ck_assert_int_eq(infer1(n, "2", GD_F64, &out, &err), 0);
     ck_assert_int_eq(out.dtype, GD_I64);
 
     n = gc_node(ar, "leaky_relu", 1);
     ck_assert_int_eq(infer1(n, "2", GD_F64, &out, &err), 0);
-    n->attrs.alpha = (gd_num){1, 0.25};
+    n->attrs->alpha = (gd_num){1, 0.25};
     ck_assert_int_eq(infer1(n, "2", GD_F64, &out, &err), 0);
-    n->attrs.alpha = (gd_num){1, NAN};
+    n->attrs->alpha = (gd_num){1, NAN};
     ck_assert_int_eq(infer1(n, "2", GD_F64, &out, &err), GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(err.at, "$.graph.nodes[0].alpha");
-    n->attrs.alpha = (gd_num){1, INFINITY};
+    n->attrs->alpha = (gd_num){1, INFINITY};
     ck_assert_int_eq(infer1(n, "2", GD_F64, &out, &err), GD_E_INVALID_ATTRIBUTE);
 
     n = clip_node(1, NAN, 1, 1);
@@ -871,7 +871,7 @@ START_TEST(test_backward_memory_limit) {
     static const char *ops[] = {"exp", "add", "mul", "cast"};
     for (int k = 0; k < 4; k++) {
         gd_node *n = gc_node(ar, ops[k], k == 1 || k == 2 ? 2 : 1);
-        n->attrs.dtype = (gd_num){1, GD_F64};
+        n->attrs->dtype = (gd_num){1, GD_F64};
         gd_kctx c = {.arena = tiny, .err = &err, .node = n};
         ck_assert_int_eq(n->op->backward(&c, in, x, x, want, din), GD_E_TOO_LARGE);
         ck_assert_int_eq(err.code, GD_E_TOO_LARGE);

@@ -27,7 +27,7 @@ static void teardown(void) {
 /* Axis forms of the reduction tests: "" = not given, "k" = one integer,
  * "[...]" = a list. */
 static void set_axis(gd_node *n, const char *form) {
-    gd_ints *ax = &n->attrs.axis;
+    gd_ints *ax = &n->attrs->axis;
     memset(ax, 0, sizeof *ax);
     if (!*form) return;
     ax->given = 1;
@@ -43,8 +43,8 @@ static void set_axis(gd_node *n, const char *form) {
 static gd_node *node_axis(const char *op, int n_in, const char *axis, int keepdims) {
     gd_node *n = gc_node(A, op, n_in);
     set_axis(n, axis);
-    n->attrs.keepdims.given = keepdims >= 0;
-    n->attrs.keepdims.v = keepdims > 0;
+    n->attrs->keepdims.given = keepdims >= 0;
+    n->attrs->keepdims.v = keepdims > 0;
     return n;
 }
 
@@ -507,7 +507,7 @@ START_TEST(test_reduce_attr_errors) {
 
     /* more axes than any tensor has */
     n = node_axis("mean", 1, "[0,1,2]", 0);
-    n->attrs.axis.n = GD_MAX_RANK + 1;
+    n->attrs->axis.n = GD_MAX_RANK + 1;
     ck_assert_int_eq(fwd_err(n, &x, &err), GD_E_INVALID_ATTRIBUTE);
 
     /* An unknown input shape gives an unknown result, not an error. */
@@ -866,9 +866,9 @@ END_TEST
 
 static gd_node *one_hot(int64_t depth, int given) {
     gd_node *n = gc_node(A, "one_hot", 1);
-    n->attrs.depth.given = given;
-    n->attrs.depth.n = 1;
-    n->attrs.depth.v[0] = depth;
+    n->attrs->depth.given = given;
+    n->attrs->depth.n = 1;
+    n->attrs->depth.v[0] = depth;
     return n;
 }
 

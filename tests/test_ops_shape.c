@@ -120,34 +120,34 @@ static void backward(gd_node *n, gd_tensor **in, const gd_tensor *out, const gd_
 START_TEST(test_reshape_grad) {
     gc_rng r = {1};
     gd_node *n = gc_node(A, "reshape", 1);
-    n->attrs.shape = INTS(4, -1);
+    n->attrs->shape = INTS(4, -1);
     gd_tensor *in[] = {gc_rand(A, &r, "2,3,4", -1, 1)};
     grad_ok(n, in, 1, 11);
     gd_tensor *o = run(n, in);
     expect_shape(o, "4,6");
-    n->attrs.shape = INTS(-1);
+    n->attrs->shape = INTS(-1);
     grad_ok(n, in, 1, 12);
 }
 END_TEST
 
 START_TEST(test_reshape_forward) {
     gd_node *n = gc_node(A, "reshape", 1);
-    n->attrs.shape = INTS(2, -1);
+    n->attrs->shape = INTS(2, -1);
     gd_tensor *in[] = {arange("6")};
     double v[] = {0, 1, 2, 3, 4, 5};
     expect_f64(run(n, in), "2,3", v);
     /* [1] -> [] and back: a scalar. */
-    n->attrs.shape = (gd_ints){.given = 1, .is_list = 1, .n = 0};
+    n->attrs->shape = (gd_ints){.given = 1, .is_list = 1, .n = 0};
     gd_tensor *one[] = {arange("1,1")};
     double z[] = {0};
     expect_f64(run(n, one), "", z);
     /* int64 passes through unconverted. */
-    n->attrs.shape = INTS(3, 1, -1);
+    n->attrs->shape = INTS(3, 1, -1);
     gd_tensor *iin[] = {arange_i64("2,3")};
     int64_t iv[] = {BIG, BIG + 2, BIG + 4, BIG + 6, BIG + 8, BIG + 10};
     expect_i64(run(n, iin), "3,1,2", iv);
     /* Empty tensors: [0,3] -> [-1, 3] is [0, 3], as NumPy. */
-    n->attrs.shape = INTS(-1, 3);
+    n->attrs->shape = INTS(-1, 3);
     gd_tensor *e0[] = {arange("3,0")};
     expect_shape(run(n, e0), "0,3");
 }
@@ -156,25 +156,25 @@ END_TEST
 START_TEST(test_reshape_errors) {
     gd_node *n = gc_node(A, "reshape", 1);
     gd_tensor *in[] = {arange("2,3")};
-    n->attrs.shape = INTS(4, 2);
+    n->attrs->shape = INTS(4, 2);
     gd_error e = run_err(n, in, GD_E_SHAPE_MISMATCH);
     ck_assert_str_eq(e.at, "$.graph.nodes[0].shape");
     ck_assert_ptr_nonnull(strstr(e.message, "[2, 3]"));
     ck_assert_ptr_nonnull(strstr(e.message, "[4, 2]"));
-    n->attrs.shape = INTS(4, -1); /* 6 % 4 != 0 */
+    n->attrs->shape = INTS(4, -1); /* 6 % 4 != 0 */
     run_err(n, in, GD_E_SHAPE_MISMATCH);
-    n->attrs.shape = INTS(-1, -1);
+    n->attrs->shape = INTS(-1, -1);
     e = run_err(n, in, GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(e.at, "$.graph.nodes[0].shape");
-    n->attrs.shape = INTS(-2, -3);
+    n->attrs->shape = INTS(-2, -3);
     run_err(n, in, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.shape = (gd_ints){0}; /* required */
+    n->attrs->shape = (gd_ints){0}; /* required */
     run_err(n, in, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.shape = INTS(1, 1, 1, 1, 1, 1, 1, 1);
-    n->attrs.shape.n = 9; /* more than GD_MAX_RANK dims */
+    n->attrs->shape = INTS(1, 1, 1, 1, 1, 1, 1, 1);
+    n->attrs->shape.n = 9; /* more than GD_MAX_RANK dims */
     run_err(n, in, GD_E_INVALID_ATTRIBUTE);
     /* Size 0 with -1 is ambiguous (NumPy raises). */
-    n->attrs.shape = INTS(0, -1);
+    n->attrs->shape = INTS(0, -1);
     gd_tensor *z[] = {arange("0,3")};
     run_err(n, z, GD_E_SHAPE_MISMATCH);
 }
@@ -184,11 +184,11 @@ START_TEST(test_reshape_unknown) {
     gd_node *n = gc_node(A, "reshape", 1);
     gd_meta in[] = {unknown(GD_I64)}, out;
     gd_error e;
-    n->attrs.shape = INTS(2, -1);
+    n->attrs->shape = INTS(2, -1);
     ck_assert_int_eq(infer(n, in, NULL, &out, &e), 0);
     ck_assert_int_eq(out.shape.rank, -1);
     ck_assert_int_eq(out.dtype, GD_I64);
-    n->attrs.shape = INTS(2, 5);
+    n->attrs->shape = INTS(2, 5);
     ck_assert_int_eq(infer(n, in, NULL, &out, &e), 0);
     ck_assert_int_eq(out.shape.rank, 2);
     ck_assert_int_eq(out.shape.dim[1], 5);
@@ -205,10 +205,10 @@ START_TEST(test_transpose_grad) {
     gd_tensor *in[] = {gc_rand(A, &r, "2,3,4", -1, 1)};
     grad_ok(n, in, 1, 21); /* default: reversed */
     expect_shape(run(n, in), "4,3,2");
-    n->attrs.axes = INTS(1, -1, 0);
+    n->attrs->axes = INTS(1, -1, 0);
     grad_ok(n, in, 1, 22);
     expect_shape(run(n, in), "3,4,2");
-    n->attrs.axes = INTS(2, 0, 1);
+    n->attrs->axes = INTS(2, 0, 1);
     grad_ok(n, in, 1, 23);
 }
 END_TEST
@@ -219,7 +219,7 @@ START_TEST(test_transpose_forward) {
     double v[] = {0, 3, 1, 4, 2, 5};
     expect_f64(run(n, in), "3,2", v);
     /* numpy.arange(24).reshape(2,3,4).transpose(1,2,0), as int64. */
-    n->attrs.axes = INTS(1, 2, 0);
+    n->attrs->axes = INTS(1, 2, 0);
     gd_tensor *iin[] = {arange_i64("2,3,4")};
     gd_tensor *o = run(n, iin);
     ck_assert_int_eq(o->dtype, GD_I64);
@@ -229,7 +229,7 @@ START_TEST(test_transpose_forward) {
             for (int k = 0; k < 2; k++)
                 ck_assert_int_eq(gd_i64(o)[(i * 4 + j) * 2 + k], BIG + 2 * (k * 12 + i * 4 + j));
     /* Rank 0 and rank 1 are the identity. */
-    n->attrs.axes = (gd_ints){0};
+    n->attrs->axes = (gd_ints){0};
     gd_tensor *s[] = {gd_tensor_scalar(A, 7)};
     double sv[] = {7};
     expect_f64(run(n, s), "", sv);
@@ -239,14 +239,14 @@ END_TEST
 START_TEST(test_transpose_errors) {
     gd_node *n = gc_node(A, "transpose", 1);
     gd_tensor *in[] = {arange("2,3,4")};
-    n->attrs.axes = INTS(0, 1, 1);
+    n->attrs->axes = INTS(0, 1, 1);
     gd_error e = run_err(n, in, GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(e.at, "$.graph.nodes[0].axes");
-    n->attrs.axes = INTS(0, 1, 3);
+    n->attrs->axes = INTS(0, 1, 3);
     run_err(n, in, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.axes = INTS(0, 1, -4);
+    n->attrs->axes = INTS(0, 1, -4);
     run_err(n, in, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.axes = INTS(1, 0);
+    n->attrs->axes = INTS(1, 0);
     run_err(n, in, GD_E_INVALID_ATTRIBUTE);
     /* Unknown rank: propagated, not failed. */
     gd_meta m[] = {unknown(GD_F64)}, out;
@@ -260,13 +260,13 @@ END_TEST
 START_TEST(test_broadcast_to_grad) {
     gc_rng r = {3};
     gd_node *n = gc_node(A, "broadcast_to", 1);
-    n->attrs.shape = INTS(2, 3);
+    n->attrs->shape = INTS(2, 3);
     gd_tensor *a[] = {gc_rand(A, &r, "3", -1, 1)};
     grad_ok(n, a, 1, 31);
-    n->attrs.shape = INTS(2, 4);
+    n->attrs->shape = INTS(2, 4);
     gd_tensor *b[] = {gc_rand(A, &r, "2,1", -1, 1)};
     grad_ok(n, b, 1, 32);
-    n->attrs.shape = INTS(2, 2, 3);
+    n->attrs->shape = INTS(2, 2, 3);
     gd_tensor *c[] = {gc_rand(A, &r, "1,3", -1, 1)};
     grad_ok(n, c, 1, 33);
     /* The rule hands back the broadcast shape; the engine sums it down. */
@@ -280,18 +280,18 @@ END_TEST
 
 START_TEST(test_broadcast_to_forward) {
     gd_node *n = gc_node(A, "broadcast_to", 1);
-    n->attrs.shape = INTS(2, 3);
+    n->attrs->shape = INTS(2, 3);
     gd_tensor *a[] = {arange("3")};
     double va[] = {0, 1, 2, 0, 1, 2};
     expect_f64(run(n, a), "2,3", va);
-    n->attrs.shape = INTS(2, 4);
+    n->attrs->shape = INTS(2, 4);
     gd_tensor *b[] = {arange_i64("2,1")};
     int64_t vb[] = {BIG, BIG, BIG, BIG, BIG + 2, BIG + 2, BIG + 2, BIG + 2};
     expect_i64(run(n, b), "2,4", vb);
-    n->attrs.shape = INTS(2, 0); /* 1 -> 0 is allowed, as NumPy */
+    n->attrs->shape = INTS(2, 0); /* 1 -> 0 is allowed, as NumPy */
     gd_tensor *c[] = {arange("1")};
     expect_shape(run(n, c), "2,0");
-    n->attrs.shape = (gd_ints){.given = 1, .is_list = 1, .n = 0};
+    n->attrs->shape = (gd_ints){.given = 1, .is_list = 1, .n = 0};
     gd_tensor *s[] = {gd_tensor_scalar(A, 4)};
     double vs[] = {4};
     expect_f64(run(n, s), "", vs);
@@ -301,25 +301,25 @@ END_TEST
 START_TEST(test_broadcast_to_errors) {
     gd_node *n = gc_node(A, "broadcast_to", 1);
     gd_tensor *a[] = {arange("2")};
-    n->attrs.shape = INTS(3);
+    n->attrs->shape = INTS(3);
     gd_error e = run_err(n, a, GD_E_SHAPE_MISMATCH);
     ck_assert_ptr_nonnull(strstr(e.message, "'in0'"));
     gd_tensor *b[] = {arange("2,3")};
-    n->attrs.shape = INTS(3);
+    n->attrs->shape = INTS(3);
     run_err(n, b, GD_E_SHAPE_MISMATCH);
     gd_tensor *c[] = {arange("0")};
-    n->attrs.shape = INTS(1);
+    n->attrs->shape = INTS(1);
     run_err(n, c, GD_E_SHAPE_MISMATCH);
-    n->attrs.shape = INTS(-1, 2);
+    n->attrs->shape = INTS(-1, 2);
     run_err(n, a, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.shape = (gd_ints){0};
+    n->attrs->shape = (gd_ints){0};
     run_err(n, a, GD_E_INVALID_ATTRIBUTE);
     /* too_large before any allocation, even when the input's shape is unknown. */
     gd_meta m[] = {unknown(GD_F64)}, out;
     gd_limits lim = {.max_elements = 1000};
-    n->attrs.shape = INTS(1000, 1000);
+    n->attrs->shape = INTS(1000, 1000);
     ck_assert_int_eq(infer(n, m, &lim, &out, &e), GD_E_TOO_LARGE);
-    n->attrs.shape = INTS(1LL << 40, 1LL << 40);
+    n->attrs->shape = INTS(1LL << 40, 1LL << 40);
     ck_assert_int_eq(infer(n, m, NULL, &out, &e), GD_E_TOO_LARGE);
 }
 END_TEST
@@ -329,15 +329,15 @@ END_TEST
 START_TEST(test_concat_grad) {
     gc_rng r = {4};
     gd_node *n = gc_node(A, "concat", 3);
-    n->attrs.axis = axis1(1);
+    n->attrs->axis = axis1(1);
     gd_tensor *a[] = {gc_rand(A, &r, "2,1,3", -1, 1), gc_rand(A, &r, "2,2,3", -1, 1), gc_rand(A, &r, "2,3,3", -1, 1)};
     grad_ok(n, a, 7, 41);
     expect_shape(run(n, a), "2,6,3");
-    n->attrs.axis = axis1(-1);
+    n->attrs->axis = axis1(-1);
     gd_tensor *b[] = {gc_rand(A, &r, "2,2", -1, 1), gc_rand(A, &r, "2,3", -1, 1), gc_rand(A, &r, "2,1", -1, 1)};
     grad_ok(n, b, 7, 42);
     grad_ok(n, b, 2, 43); /* only the middle one wanted */
-    n->attrs.axis = (gd_ints){0}; /* default axis 0, an empty input among them */
+    n->attrs->axis = (gd_ints){0}; /* default axis 0, an empty input among them */
     gd_tensor *c[] = {gc_rand(A, &r, "1,2", -1, 1), gc_rand(A, &r, "3,2", -1, 1), gc_rand(A, &r, "0,2", -1, 1)};
     grad_ok(n, c, 3, 44);
     gd_tensor *o = run(n, c);
@@ -352,7 +352,7 @@ END_TEST
 
 START_TEST(test_concat_forward) {
     gd_node *n = gc_node(A, "concat", 2);
-    n->attrs.axis = axis1(1);
+    n->attrs->axis = axis1(1);
     gd_tensor *a[] = {arange("2,2"), arange("2,1")};
     double v[] = {0, 1, 0, 2, 3, 1};
     expect_f64(run(n, a), "2,3", v);
@@ -376,17 +376,17 @@ END_TEST
 START_TEST(test_concat_errors) {
     gd_node *n = gc_node(A, "concat", 2);
     gd_tensor *a[] = {arange("2,3"), arange("3,3")};
-    n->attrs.axis = axis1(1);
+    n->attrs->axis = axis1(1);
     gd_error e = run_err(n, a, GD_E_SHAPE_MISMATCH);
     ck_assert_ptr_nonnull(strstr(e.message, "'in1' has shape [3, 3]"));
     gd_tensor *b[] = {arange("2,3"), arange("2,3,1")};
     run_err(n, b, GD_E_SHAPE_MISMATCH);
-    n->attrs.axis = axis1(2);
+    n->attrs->axis = axis1(2);
     gd_tensor *c[] = {arange("2,3"), arange("2,3")};
     run_err(n, c, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.axis = INTS(0);
+    n->attrs->axis = INTS(0);
     run_err(n, c, GD_E_INVALID_ATTRIBUTE); /* a list is not an axis here */
-    n->attrs.axis = axis1(0);
+    n->attrs->axis = axis1(0);
     gd_tensor *s[] = {gd_tensor_scalar(A, 1), gd_tensor_scalar(A, 2)};
     run_err(n, s, GD_E_SHAPE_MISMATCH);
     /* Unknown shapes propagate; known mismatches among the rest still fail. */
@@ -395,7 +395,7 @@ START_TEST(test_concat_errors) {
     ck_assert_int_eq(out.shape.rank, -1);
     ck_assert_int_eq(out.dtype, GD_I64);
     gd_node *n3 = gc_node(A, "concat", 3);
-    n3->attrs.axis = axis1(1);
+    n3->attrs->axis = axis1(1);
     gd_meta m3[] = {meta(GD_F64, "2,3"), unknown(GD_F64), meta(GD_F64, "4,3")};
     ck_assert_int_eq(infer(n3, m3, NULL, &out, &e), GD_E_SHAPE_MISMATCH);
     gd_limits lim = {.max_elements = 5};
@@ -410,27 +410,27 @@ START_TEST(test_slice_grad) {
     gc_rng r = {5};
     gd_node *n = gc_node(A, "slice", 1);
     gd_tensor *x[] = {gc_rand(A, &r, "4,5,6", -1, 1)};
-    n->attrs.starts = INTS(-3, 1);
-    n->attrs.ends = INTS(100, 4); /* clamped end */
+    n->attrs->starts = INTS(-3, 1);
+    n->attrs->ends = INTS(100, 4); /* clamped end */
     grad_ok(n, x, 1, 51);
     expect_shape(run(n, x), "3,3,6");
-    n->attrs.starts = INTS(0, 5);
-    n->attrs.ends = INTS(6, 0);
-    n->attrs.axes = INTS(2, -2);
-    n->attrs.steps = INTS(2, -2); /* step 2 on axis 2, negative step on axis 1 */
+    n->attrs->starts = INTS(0, 5);
+    n->attrs->ends = INTS(6, 0);
+    n->attrs->axes = INTS(2, -2);
+    n->attrs->steps = INTS(2, -2); /* step 2 on axis 2, negative step on axis 1 */
     grad_ok(n, x, 1, 52);
     expect_shape(run(n, x), "4,2,3");
-    n->attrs.starts = INTS(-1);
-    n->attrs.ends = INTS(INT64_MIN);
-    n->attrs.axes = INTS(1); /* subset of axes, reversed */
-    n->attrs.steps = INTS(-1);
+    n->attrs->starts = INTS(-1);
+    n->attrs->ends = INTS(INT64_MIN);
+    n->attrs->axes = INTS(1); /* subset of axes, reversed */
+    n->attrs->steps = INTS(-1);
     grad_ok(n, x, 1, 53);
     expect_shape(run(n, x), "4,5,6");
     /* An empty result still gives a (zero) gradient of x's shape. */
-    n->attrs.starts = INTS(3);
-    n->attrs.ends = INTS(1);
-    n->attrs.steps = (gd_ints){0};
-    n->attrs.axes = (gd_ints){0};
+    n->attrs->starts = INTS(3);
+    n->attrs->ends = INTS(1);
+    n->attrs->steps = (gd_ints){0};
+    n->attrs->axes = (gd_ints){0};
     grad_ok(n, x, 1, 54);
     gd_tensor *o = run(n, x);
     expect_shape(o, "0,5,6");
@@ -445,9 +445,9 @@ END_TEST
 /* Python's list slicing on range(10), element by element. */
 static void slice_1d(int64_t start, int64_t stop, int64_t step, int n, const double *v) {
     gd_node *s = gc_node(A, "slice", 1);
-    s->attrs.starts = INTS(start);
-    s->attrs.ends = INTS(stop);
-    s->attrs.steps = INTS(step);
+    s->attrs->starts = INTS(start);
+    s->attrs->ends = INTS(stop);
+    s->attrs->steps = INTS(step);
     gd_tensor *in[] = {arange("10")};
     gd_tensor *o = run(s, in);
     ck_assert_int_eq(o->shape.rank, 1);
@@ -473,9 +473,9 @@ START_TEST(test_slice_forward) {
     slice_1d(3, 4, 1, 1, (double[]){3});
     /* 2-D: x[:, 1:3] via axes, and int64 kept bit for bit. */
     gd_node *n = gc_node(A, "slice", 1);
-    n->attrs.starts = INTS(1);
-    n->attrs.ends = INTS(3);
-    n->attrs.axes = INTS(1);
+    n->attrs->starts = INTS(1);
+    n->attrs->ends = INTS(3);
+    n->attrs->axes = INTS(1);
     gd_tensor *x[] = {arange("3,4")};
     double v[] = {1, 2, 5, 6, 9, 10};
     expect_f64(run(n, x), "3,2", v);
@@ -483,10 +483,10 @@ START_TEST(test_slice_forward) {
     int64_t vi[] = {BIG + 2, BIG + 4, BIG + 10, BIG + 12, BIG + 18, BIG + 20};
     expect_i64(run(n, xi), "3,2", vi);
     /* x[::-1, ::2] with default axes */
-    n->attrs.starts = INTS(-1, 0);
-    n->attrs.ends = INTS(INT64_MIN, INT64_MAX);
-    n->attrs.steps = INTS(-1, 2);
-    n->attrs.axes = (gd_ints){0};
+    n->attrs->starts = INTS(-1, 0);
+    n->attrs->ends = INTS(INT64_MIN, INT64_MAX);
+    n->attrs->steps = INTS(-1, 2);
+    n->attrs->axes = (gd_ints){0};
     double w[] = {8, 10, 4, 6, 0, 2};
     expect_f64(run(n, x), "3,2", w);
 }
@@ -495,40 +495,40 @@ END_TEST
 START_TEST(test_slice_errors) {
     gd_node *n = gc_node(A, "slice", 1);
     gd_tensor *x[] = {arange("3,4")};
-    n->attrs.starts = INTS(0);
-    n->attrs.ends = INTS(2);
-    n->attrs.steps = INTS(0);
+    n->attrs->starts = INTS(0);
+    n->attrs->ends = INTS(2);
+    n->attrs->steps = INTS(0);
     gd_error e = run_err(n, x, GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(e.at, "$.graph.nodes[0].steps");
-    n->attrs.steps = INTS(1, 1);
+    n->attrs->steps = INTS(1, 1);
     run_err(n, x, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.steps = (gd_ints){0};
-    n->attrs.ends = INTS(2, 3);
+    n->attrs->steps = (gd_ints){0};
+    n->attrs->ends = INTS(2, 3);
     e = run_err(n, x, GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(e.at, "$.graph.nodes[0].ends");
-    n->attrs.ends = INTS(2);
-    n->attrs.axes = INTS(2);
+    n->attrs->ends = INTS(2);
+    n->attrs->axes = INTS(2);
     run_err(n, x, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.axes = INTS(0, 1);
+    n->attrs->axes = INTS(0, 1);
     run_err(n, x, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.starts = INTS(0, 0);
-    n->attrs.ends = INTS(1, 1);
-    n->attrs.axes = INTS(1, -1); /* repeated */
+    n->attrs->starts = INTS(0, 0);
+    n->attrs->ends = INTS(1, 1);
+    n->attrs->axes = INTS(1, -1); /* repeated */
     run_err(n, x, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.axes = (gd_ints){0};
-    n->attrs.starts = INTS(0, 0, 0); /* more axes than the rank */
-    n->attrs.ends = INTS(1, 1, 1);
+    n->attrs->axes = (gd_ints){0};
+    n->attrs->starts = INTS(0, 0, 0); /* more axes than the rank */
+    n->attrs->ends = INTS(1, 1, 1);
     run_err(n, x, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.starts = (gd_ints){0};
+    n->attrs->starts = (gd_ints){0};
     e = run_err(n, x, GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(e.at, "$.graph.nodes[0].starts");
     /* Unknown rank: lengths and steps are still checked. */
     gd_meta m[] = {unknown(GD_F64)}, out;
-    n->attrs.starts = INTS(0);
-    n->attrs.ends = INTS(1);
+    n->attrs->starts = INTS(0);
+    n->attrs->ends = INTS(1);
     ck_assert_int_eq(infer(n, m, NULL, &out, &e), 0);
     ck_assert_int_eq(out.shape.rank, -1);
-    n->attrs.steps = INTS(0);
+    n->attrs->steps = INTS(0);
     ck_assert_int_eq(infer(n, m, NULL, &out, &e), GD_E_INVALID_ATTRIBUTE);
 }
 END_TEST
@@ -542,16 +542,16 @@ START_TEST(test_gather_grad) {
     gd_tensor *a[] = {gc_rand(A, &r, "4,3", -1, 1), gc_i64(A, "5", i0)};
     grad_ok(n, a, 1, 61); /* axis 0, negative and repeated indices */
     expect_shape(run(n, a), "5,3");
-    n->attrs.axis = axis1(1);
+    n->attrs->axis = axis1(1);
     int64_t i1[] = {0, -3, 1, 1, 2, 0};
     gd_tensor *b[] = {gc_rand(A, &r, "2,3,2", -1, 1), gc_i64(A, "2,3", i1)};
     grad_ok(n, b, 1, 62); /* axis 1, 2-D indices */
     expect_shape(run(n, b), "2,2,3,2");
-    n->attrs.axis = axis1(-1);
+    n->attrs->axis = axis1(-1);
     gd_tensor *c[] = {gc_rand(A, &r, "2,3,2", -1, 1), gc_i64(A, "3", (int64_t[]){1, 1, -2})};
     grad_ok(n, c, 1, 63);
     /* Repeated indices add up: take([a, b, c], [1, 1, 1]) has gradient [0, 3, 0] for ones. */
-    n->attrs.axis = (gd_ints){0};
+    n->attrs->axis = (gd_ints){0};
     gd_tensor *d[] = {arange("3"), gc_i64(A, "3", (int64_t[]){1, 1, -2})};
     gd_tensor *o = run(n, d);
     gd_tensor *ones = gd_tensor_new(A, &o->shape, GD_F64, 0);
@@ -572,7 +572,7 @@ START_TEST(test_gather_forward) {
     double va[] = {8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7};
     expect_f64(run(n, a), "2,2,4", va);
     /* axis=1 with a scalar index: numpy.take(x, -1, axis=1) -> [3, 7, 11] */
-    n->attrs.axis = axis1(1);
+    n->attrs->axis = axis1(1);
     gd_tensor *b[] = {arange("3,4"), gc_i64(A, "", (int64_t[]){-1})};
     expect_f64(run(n, b), "3", (double[]){3, 7, 11});
     /* int64 params keep their dtype */
@@ -602,12 +602,12 @@ START_TEST(test_gather_errors) {
     run_err(n, z, GD_E_INDEX_OUT_OF_RANGE);
     gd_tensor *big[] = {arange("3"), gc_i64(A, "1", (int64_t[]){INT64_MIN})};
     run_err(n, big, GD_E_INDEX_OUT_OF_RANGE);
-    n->attrs.axis = axis1(1);
+    n->attrs->axis = axis1(1);
     gd_tensor *d[] = {arange("3"), gc_i64(A, "1", (int64_t[]){0})};
     run_err(n, d, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.axis = INTS(0, 1);
+    n->attrs->axis = INTS(0, 1);
     run_err(n, d, GD_E_INVALID_ATTRIBUTE);
-    n->attrs.axis = (gd_ints){0};
+    n->attrs->axis = (gd_ints){0};
     gd_tensor *s[] = {gd_tensor_scalar(A, 1), gc_i64(A, "1", (int64_t[]){0})};
     run_err(n, s, GD_E_INVALID_ATTRIBUTE);
     /* Inference: unknown shapes propagate, rank over the maximum fails, size limit. */
@@ -760,8 +760,8 @@ END_TEST
  * 1.13.1: x[1:].backward([inf, nan]) on x = [1, 2, 3] -> [0., inf, nan]). */
 START_TEST(test_scatter_selects_exact_zeros) {
     gd_node *n = gc_node(A, "slice", 1);
-    n->attrs.starts = INTS(1);
-    n->attrs.ends = INTS(3);
+    n->attrs->starts = INTS(1);
+    n->attrs->ends = INTS(3);
     gd_tensor *x[] = {gc_f64(A, "3", (double[]){1, 2, 3})};
     gd_tensor *o = run(n, x), *din[2];
     backward(n, x, o, gc_f64(A, "2", (double[]){INFINITY, NAN}), (int[]){1}, din);
@@ -927,18 +927,18 @@ START_TEST(test_cancel) {
     gd_tensor *x[] = {arange("2000,1100")};
     gd_node *t = gc_node(A, "transpose", 1);
     gd_node *s = gc_node(A, "slice", 1);
-    s->attrs.starts = INTS(0);
-    s->attrs.ends = INTS(INT64_MAX);
+    s->attrs->starts = INTS(0);
+    s->attrs->ends = INTS(INT64_MAX);
     gd_node *cc = gc_node(A, "concat", 1);
     gd_node *g = gc_node(A, "gather", 2);
     gd_shape is = gc_shape("1000");
     gd_tensor *gx[] = {x[0], gd_tensor_new(A, &is, GD_I64, 0)};
     for (int j = 0; j < 1000; j++) gd_i64(gx[1])[j] = j - 500;
-    g->attrs.axis = axis1(1);
+    g->attrs->axis = axis1(1);
     gd_node *re = gc_node(A, "reshape", 1);
-    re->attrs.shape = INTS(-1);
+    re->attrs->shape = INTS(-1);
     gd_node *bt = gc_node(A, "broadcast_to", 1);
-    bt->attrs.shape = INTS(2, 2000, 1100);
+    bt->attrs->shape = INTS(2, 2000, 1100);
     gd_node *ops[] = {t, s, cc, g, re, bt};
     gd_tensor **ins[] = {x, x, x, gx, x, x};
     for (int k = 0; k < 6; k++) {
@@ -970,9 +970,9 @@ START_TEST(test_oom) {
     for (int k = 0; k < 7; k++) {
         int two = k >= 5;
         gd_node *n = gc_node(A, ops[k], two ? 2 : 1);
-        n->attrs.shape = INTS(100);
-        n->attrs.starts = INTS(0);
-        n->attrs.ends = INTS(100);
+        n->attrs->shape = INTS(100);
+        n->attrs->starts = INTS(0);
+        n->attrs->ends = INTS(100);
         gd_tensor *in[] = {arange("100"), k == 6 ? arange("100") : gc_i64(A, "1", (int64_t[]){3})};
         gd_tensor *o = run(n, in);
         gd_kctx c = {.arena = tiny, .err = &e, .node = n};
@@ -993,9 +993,9 @@ START_TEST(test_limits) {
     gd_error e;
     gd_meta out;
     gd_node *s = gc_node(A, "slice", 1);
-    s->attrs.starts = INTS(0);
-    s->attrs.ends = INTS(1);
-    s->attrs.starts.n = 9;
+    s->attrs->starts = INTS(0);
+    s->attrs->ends = INTS(1);
+    s->attrs->starts.n = 9;
     gd_meta m[] = {meta(GD_F64, "3")};
     ck_assert_int_eq(infer(s, m, NULL, &out, &e), GD_E_INVALID_ATTRIBUTE);
     ck_assert_str_eq(e.at, "$.graph.nodes[0].starts");
@@ -1062,9 +1062,9 @@ START_TEST(test_slice_python_extremes) {
                     int64_t want[8];
                     int n = py_slice(len, bounds[i], bounds[j], steps[k], want);
                     gd_node *sl = gc_node(A, "slice", 1);
-                    sl->attrs.starts = INTS(bounds[i]);
-                    sl->attrs.ends = INTS(bounds[j]);
-                    sl->attrs.steps = INTS(steps[k]);
+                    sl->attrs->starts = INTS(bounds[i]);
+                    sl->attrs->ends = INTS(bounds[j]);
+                    sl->attrs->steps = INTS(steps[k]);
                     gd_tensor *o = run(sl, in);
                     ck_assert_msg(o->shape.dim[0] == n, "range(%d)[%lld:%lld:%lld] has %d elements, got %lld", len,
                                   (long long)bounds[i], (long long)bounds[j], (long long)steps[k], n,

@@ -107,7 +107,7 @@ static void build(pgraph *p, gc_rng *r, gd_arena *a) {
         }
         case 9: {
             int c = add_node(p, "cast", 1, &a1);
-            p->g->nodes[c].attrs.dtype = (gd_num){1, GD_I64};
+            p->g->nodes[c].attrs->dtype = (gd_num){1, GD_I64};
             mark_int(p, c, -1);
             continue;
         }
@@ -133,7 +133,7 @@ static void build(pgraph *p, gc_rng *r, gd_arena *a) {
             int src = pick(r, p->int3, p->n_int3);
             if (gc_next(r) % 2) {
                 v = add_node(p, "reshape", 1, &src);
-                p->g->nodes[v].attrs.shape = (gd_ints){.given = 1, .is_list = 1, .n = 1, .v = {3}};
+                p->g->nodes[v].attrs->shape = (gd_ints){.given = 1, .is_list = 1, .n = 1, .v = {3}};
             } else {
                 v = add_node(p, "stop_gradient", 1, &src);
             }

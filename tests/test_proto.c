@@ -23,6 +23,7 @@
 #include "proto/canon.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
+#include "proto/jpath.h"
 #include "proto/jsonstr.h"
 #include "proto/peek.h"
 #include "server/reply.h"
@@ -740,11 +741,11 @@ START_TEST(decode_errors_graph) {
            "$.graph.nodes[1].axis", "");
     /* Attribute values accepted: an axis as an int or a list, NaN bounds. */
     ck_ok(dec(two_nodes("{'name': 's', 'op': 'sum', 'inputs': ['x'], 'axis': [0], 'keepdims': true}")));
-    ck_assert_int_eq(node("s")->attrs.axis.is_list, 1);
-    ck_assert_int_eq(node("s")->attrs.keepdims.v, 1);
+    ck_assert_int_eq(node("s")->attrs->axis.is_list, 1);
+    ck_assert_int_eq(node("s")->attrs->keepdims.v, 1);
     ck_ok(dec(two_nodes("{'name': 's', 'op': 'clip', 'inputs': ['x'], 'min': '-Infinity', 'max': 2}")));
-    ck_assert(isinf(node("s")->attrs.min.v) && node("s")->attrs.min.v < 0);
-    ck_assert_double_eq(node("s")->attrs.max.v, 2);
+    ck_assert(isinf(node("s")->attrs->min.v) && node("s")->attrs->min.v < 0);
+    ck_assert_double_eq(node("s")->attrs->max.v, 2);
     /* missing_value: a constant without "value" (decode) ... */
     ck_err(dec(two_nodes("{'name': 's', 'op': 'constant'}")), GD_E_MISSING_VALUE, "$.graph.nodes[1]", "");
 }
@@ -1692,9 +1693,9 @@ START_TEST(decode_int64_attributes) {
     /* The usual "to the end", and the other extremes, exactly; Python's
      * range(5)[s:e:k] for each. */
     ck_slice_run("'starts': [1], 'ends': [9223372036854775807]", 4, (double[]){1, 2, 3, 4});
-    ck_assert_int_eq(node("y")->attrs.ends.v[0], INT64_MAX);
+    ck_assert_int_eq(node("y")->attrs->ends.v[0], INT64_MAX);
     ck_slice_run("'starts': [-9223372036854775808], 'ends': [9223372036854775807]", 5, (double[]){0, 1, 2, 3, 4});
-    ck_assert_int_eq(node("y")->attrs.starts.v[0], INT64_MIN);
+    ck_assert_int_eq(node("y")->attrs->starts.v[0], INT64_MIN);
     ck_slice_run("'starts': [9223372036854775807], 'ends': [-9223372036854775808], 'steps': [-1]", 5,
                  (double[]){4, 3, 2, 1, 0});
     ck_slice_run("'starts': [-9223372036854775808], 'ends': [9223372036854775807], 'steps': [-1]", 0, NULL);
@@ -1717,7 +1718,7 @@ START_TEST(decode_int64_attributes) {
     ck_ok(dec("{'graph': {'nodes': [{'name': 'i', 'op': 'input', 'dtype': 'int64'}, {'name': 's', 'op': 'one_hot',"
               " 'inputs': ['i'], 'depth': 9007199254740993}]}, 'values': {'i': {'shape': [0], 'data': []}},"
               " 'target': 's', 'wrt': []}"));
-    ck_assert_int_eq(node("s")->attrs.depth.v[0], 9007199254740993);
+    ck_assert_int_eq(node("s")->attrs->depth.v[0], 9007199254740993);
     ck_assert_int_eq(state("s")->meta.shape.dim[1], 9007199254740993);
     ck_err(dec("{'graph': {'nodes': [{'name': 'x', 'op': 'input', 'shape': [9223372036854775807]}]},"
                " 'values': {'x': [1]}, 'target': 'x'}"),
@@ -1738,8 +1739,8 @@ START_TEST(decode_int64_attributes) {
     ck_ok(dec("{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'y', 'op': 'slice', 'inputs': ['x'],"
               " 'starts': [9007199254740993], 'ends': [9223372036854775807], 'steps': [-1]}]},"
               " 'values': {'x': [100000000000000000000, -1]}, 'target': 'y'}"));
-    ck_assert_int_eq(node("y")->attrs.starts.v[0], 9007199254740993);
-    ck_assert_int_eq(node("y")->attrs.ends.v[0], INT64_MAX);
+    ck_assert_int_eq(node("y")->attrs->starts.v[0], 9007199254740993);
+    ck_assert_int_eq(node("y")->attrs->ends.v[0], INT64_MAX);
     ck_assert_double_eq(gd_f64(val("x"))[0], 1e20);
     ck_err(dec(slice_req("'starts': [0], 'ends': [1e17]")), GD_E_INVALID_ATTRIBUTE, "$.graph.nodes[1].ends[0]", "");
     ck_assert_ptr_nonnull(strstr(E.message, "not exact beyond 2^53"));
@@ -1752,7 +1753,7 @@ START_TEST(decode_int64_attributes) {
     ck_assert_ptr_nonnull(strstr(E.message, "outside the int64 range"));
     /* Small integral doubles stay exact; non-integers and long lists keep their message. */
     ck_ok(dec(slice_req("'starts': [1.0], 'ends': [3e0]")));
-    ck_assert_int_eq(node("y")->attrs.ends.v[0], 3);
+    ck_assert_int_eq(node("y")->attrs->ends.v[0], 3);
     ck_err(dec(slice_req("'starts': [0], 'ends': [1.5]")), GD_E_INVALID_ATTRIBUTE, "$.graph.nodes[1].ends", "");
     ck_assert_ptr_nonnull(strstr(E.message, "must be a list of at most 8 integers"));
     ck_err(dec(slice_req("'starts': [0], 'ends': [1, 1, 1, 1, 1, 1, 1, 1, 1]")), GD_E_INVALID_ATTRIBUTE,
@@ -1926,11 +1927,88 @@ START_TEST(decode_registered) {
 }
 END_TEST
 
+/* The paths built without printf read as printf would write them, up to
+ * and past the fixed size (truncated, NUL-terminated, n == strlen). */
+START_TEST(jpath_appends_match_printf) {
+    gd_jpath p;
+    char want[GD_ERR_AT_MAX + 64];
+    gd_jp_set(&p, "$.graph.nodes");
+    gd_jp_index(&p, 0);
+    gd_jp_key(&p, "inputs");
+    gd_jp_index(&p, 18446744073709551615u);
+    gd_jp_key(&p, "a.b");
+    ck_assert_str_eq(p.s, "$.graph.nodes[0].inputs[18446744073709551615][\"a.b\"]");
+    ck_assert_uint_eq(p.n, strlen(p.s));
+    char longkey[400];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = 0;
+    for (int cut = 0; cut < 40; cut++) { /* every truncation point near the end */
+        char base[GD_ERR_AT_MAX + 16];
+        memset(base, 'b', sizeof base - 1);
+        base[GD_ERR_AT_MAX - 30 + cut] = 0;
+        gd_jp_set(&p, base);
+        gd_jp_index(&p, 123456789);
+        gd_jp_key(&p, "name");
+        gd_jp_index(&p, 7);
+        snprintf(want, sizeof want, "%s[123456789].name[7]", base);
+        want[GD_ERR_AT_MAX - 1] = 0; /* what fits the path */
+        ck_assert_str_eq(p.s, want);
+        ck_assert_uint_eq(p.n, strlen(p.s));
+    }
+    gd_jp_set(&p, longkey);
+    ck_assert_uint_eq(p.n, GD_ERR_AT_MAX - 1);
+    gd_jp_pop(&p, 1);
+    gd_jp_key(&p, longkey);
+    ck_assert_uint_eq(p.n, GD_ERR_AT_MAX - 1);
+    ck_assert(p.s[1] == '.' && p.s[2] == 'k');
+}
+END_TEST
+
+/* The parsed tree is charged to the request's arena as malloc would hold
+ * it, also now that its small blocks come from the decoding thread's pages:
+ * the same body costs the same in every arena, all of it is handed back
+ * when the decode ends (live afterwards is the graph's alone, the same
+ * every time), and a limit one byte below the peak refuses the request
+ * (too_large) while the peak itself admits it, decode after decode. */
+START_TEST(json_tree_charged_like_malloc) {
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_printf(&b, "{\"graph\":{\"nodes\":[{\"name\":\"n0\",\"op\":\"variable\"}");
+    for (int i = 1; i < 500; i++)
+        gd_buf_printf(&b, ",{\"name\":\"n%d\",\"op\":\"tanh\",\"inputs\":[\"n%d\"]}", i, i - 1);
+    gd_buf_printf(&b, "]},\"values\":{\"n0\":0.5},\"target\":\"n499\",\"wrt\":[\"n0\"]}");
+    size_t peak = 0, live = 0;
+    for (int round = 0; round < 4; round++) {
+        gd_arena *a = gd_arena_new(0);
+        gd_request r;
+        gd_error e;
+        ck_assert_int_eq(gd_decode_request(a, b.data, b.len, NULL, 0, GD_EP_GRAD, NULL, &r, &e), 0);
+        if (round == 0) peak = gd_arena_peak(a), live = gd_arena_live(a);
+        ck_assert_uint_eq(gd_arena_peak(a), peak);
+        ck_assert_uint_eq(gd_arena_live(a), live);
+        gd_arena_free(a);
+    }
+    ck_assert_uint_gt(peak, live + 500 * 100); /* the tree was charged: ~300 bytes a node */
+    for (int round = 0; round < 2; round++) {
+        gd_arena *tight = gd_arena_new(peak - 1), *exact = gd_arena_new(peak);
+        gd_request r;
+        gd_error e;
+        ck_assert_int_eq(gd_decode_request(tight, b.data, b.len, NULL, 0, GD_EP_GRAD, NULL, &r, &e), GD_E_TOO_LARGE);
+        ck_assert_int_eq(gd_decode_request(exact, b.data, b.len, NULL, 0, GD_EP_GRAD, NULL, &r, &e), 0);
+        gd_arena_free(tight);
+        gd_arena_free(exact);
+    }
+    gd_buf_free(&b);
+}
+END_TEST
+
 Suite *suite_proto(void) {
     Suite *s = suite_create("proto");
     TCase *tc = tcase_create("decode");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, decode_number_and_nested);
+    tcase_add_test(tc, jpath_appends_match_printf);
+    tcase_add_test(tc, json_tree_charged_like_malloc);
     tcase_add_test(tc, decode_non_finite_strings);
     tcase_add_test(tc, decode_flat);
     tcase_add_test(tc, decode_b64);

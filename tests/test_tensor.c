@@ -66,6 +66,53 @@ START_TEST(arena_recycles_big_buffers) {
 }
 END_TEST
 
+/* Small buffers (a scalar's) are recycled by exact size, within an arena
+ * and through a cache; waiting ones never let an arena pass its limit. A
+ * cache also keeps an arena's chunks, and gd_arena_alloc still zeroes
+ * what a recycled chunk hands out; gd_bufcache_clear hands everything back. */
+START_TEST(arena_recycles_small_buffers_and_chunks) {
+    gd_arena *a = gd_arena_new(64 * 1024);
+    void *p = gd_arena_buf(a, 8, 0);
+    ck_assert_ptr_nonnull(p);
+    size_t live = gd_arena_live(a);
+    gd_arena_release(a, p);
+    ck_assert_uint_lt(gd_arena_live(a), live);
+    ck_assert_ptr_eq(gd_arena_buf(a, 8, 0), p);   /* same size class: the same block */
+    void *q = gd_arena_buf(a, 200, 0);             /* another class: another block */
+    ck_assert_ptr_ne(q, p);
+    gd_arena_release(a, p);
+    gd_arena_release(a, q);
+    void *many[400];
+    for (int i = 0; i < 400; i++) ck_assert_ptr_nonnull(many[i] = gd_arena_buf(a, 64, 0)); /* 51 KB live */
+    for (int i = 0; i < 400; i++) gd_arena_release(a, many[i]);
+    ck_assert_uint_eq(gd_arena_live(a), 0);
+    /* 51 KB wait in the small lists: a 40 KB buffer fits the limit only once they are dropped. */
+    ck_assert_ptr_nonnull(gd_arena_buf(a, 40 * 1024, 1));
+    ck_assert_uint_le(gd_arena_live(a), 64 * 1024);
+    gd_arena_free(a);
+
+    gd_bufcache *c = gd_bufcache_new(1 << 20);
+    gd_arena *a1 = gd_arena_new_cached(0, c);
+    unsigned char *o = gd_arena_alloc(a1, 100);
+    void *s1 = gd_arena_buf(a1, 8, 0);
+    ck_assert(o && s1);
+    memset(o, 0xab, 100);
+    gd_arena_free(a1); /* its chunk (64 KB) and its scalar go to the cache */
+    ck_assert_uint_gt(gd_bufcache_bytes(c), 64 * 1024);
+    gd_arena *a2 = gd_arena_new_cached(0, c);
+    unsigned char *o2 = gd_arena_alloc(a2, 100);
+    ck_assert_ptr_eq(o2, o);                       /* the same chunk, warm */
+    for (int i = 0; i < 100; i++) ck_assert_uint_eq(o2[i], 0);
+    ck_assert_ptr_eq(gd_arena_buf(a2, 8, 0), s1);  /* the same scalar block */
+    ck_assert_uint_eq(gd_bufcache_bytes(c), 0);
+    gd_arena_free(a2);
+    ck_assert_uint_gt(gd_bufcache_bytes(c), 0);
+    gd_bufcache_clear(c);
+    ck_assert_uint_eq(gd_bufcache_bytes(c), 0);
+    gd_bufcache_free(c);
+}
+END_TEST
+
 START_TEST(numel_overflow) {
     gd_shape s = {.rank = 3, .dim = {1LL << 30, 1LL << 30, 1LL << 30}};
     int64_t n;
@@ -310,6 +357,7 @@ Suite *suite_tensor(void) {
     TCase *tc = tcase_create("basics");
     tcase_add_test(tc, arena_limit_and_release);
     tcase_add_test(tc, arena_recycles_big_buffers);
+    tcase_add_test(tc, arena_recycles_small_buffers_and_chunks);
     tcase_add_test(tc, numel_overflow);
     tcase_add_test(tc, broadcasting_rules);
     tcase_add_test(tc, for_runs_matches_naive);
