@@ -485,7 +485,11 @@ int ht_do(CURL *h, int port, const ht_req *rq, ht_resp *r) {
     CURLcode rc = curl_easy_perform(h);
     r->t_done = ht_now();
     r->curl_code = (int)rc;
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    if (rc == CURLE_OK) {
+        double first = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+        if (curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME, &first) == CURLE_OK) r->t_first = r->t_start + first;
+    }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hl);
     if (own) curl_easy_cleanup(h);

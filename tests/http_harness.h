@@ -121,6 +121,7 @@ typedef struct ht_resp {
     char *headers;    /* the final response's header block, malloc'd; owned */
     size_t headers_len;
     double t_start, t_done; /* ht_now() around the transfer */
+    double t_first;         /* when the first response byte arrived (libcurl requests only; else 0) */
 } ht_resp;
 
 /* Perform one request on handle h (NULL: a fresh handle, closed after).
