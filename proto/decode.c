@@ -128,7 +128,16 @@ static size_t json_malloc_cost(size_t n) {
     return c < 32 ? 32 : c;
 }
 
+/* GCC says __SANITIZE_ADDRESS__; clang (the fuzzing build) says it with
+ * __has_feature. */
 #if defined(__SANITIZE_ADDRESS__)
+#define GD_JSON_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GD_JSON_ASAN 1
+#endif
+#endif
+#if defined(GD_JSON_ASAN)
 static void *json_bump(size_t n) { (void)n; return NULL; }
 static int json_bumped(void *p) { (void)p; return 0; }
 #else
