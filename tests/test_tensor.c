@@ -200,7 +200,7 @@ START_TEST(closest_names) {
 END_TEST
 
 /* The blocked scans of check_numerics and zero detection find the first
- * non-finite element wherever it sits relative to their 1024-element blocks,
+ * non-finite element wherever it sits relative to their blocks (256 elements),
  * and treat -0.0 as zero but the smallest subnormal as nonzero. */
 START_TEST(finite_and_zero_scans) {
     gd_arena *a = gd_arena_new(0);
@@ -215,16 +215,16 @@ START_TEST(finite_and_zero_scans) {
     d[2999] = 5e-324;
     ck_assert(!gd_all_zero(t));
     ck_assert(gd_all_finite(t, NULL));
-    const int64_t at[] = {0, 1023, 1024, 2047, 2999};
+    const int64_t at[] = {0, 255, 256, 1023, 1024, 2047, 2999};
     const double bad[] = {NAN, INFINITY, -INFINITY};
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 7; k++)
         for (int j = 0; j < 3; j++) {
             double keep = d[at[k]];
             d[at[k]] = bad[j];
-            d[2500] = k == 4 ? NAN : 0.0; /* a later one must not win */
+            d[2500] = k == 6 ? NAN : 0.0; /* a later one must not win */
             first = -1;
             ck_assert(!gd_all_finite(t, &first));
-            ck_assert_int_eq(first, k == 4 ? 2500 : at[k]);
+            ck_assert_int_eq(first, k == 6 ? 2500 : at[k]);
             d[at[k]] = keep;
             d[2500] = 0.0;
         }
