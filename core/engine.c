@@ -393,7 +393,9 @@ static int backward(run *r) {
             for (int i = 0; i < nd->n_in; i++) r->vjp_inputs += wants[i];
             release_inputs(r, nd, in);
             if (rc) return rc;
-            int dv_finite = !r->spec->check_numerics || gd_all_finite(dv, NULL);
+            /* Whether dv is finite matters only once a contribution is not:
+             * scanned then, at most once (-1: not yet). */
+            int dv_finite = -1;
             for (int i = 0; i < nd->n_in; i++) {
                 if (!wants[i]) continue;
                 int u = nd->in[i];
@@ -407,7 +409,8 @@ static int backward(run *r) {
                     d = s;
                 }
                 int64_t first;
-                if (d && dv_finite && r->spec->check_numerics && !gd_all_finite(d, &first) &&
+                if (d && r->spec->check_numerics && !gd_all_finite(d, &first) &&
+                    (dv_finite < 0 ? (dv_finite = gd_all_finite(dv, NULL)) : dv_finite) &&
                     (rc = log_nonfinite(r, v, i, d, first, dv_zero)))
                     return rc;
                 if (!d || gd_all_zero(d)) {
