@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 struct gd_arena;
+struct gd_cancel;
 
 /* data is malloc'd and owned by the buffer; it is always NUL-terminated past
  * len (handy for text, harmless for binary). After an allocation failure
@@ -23,6 +24,12 @@ typedef struct gd_buf {
     int failed;
     int over_limit;
     struct gd_arena *charge;
+    /* A writer that runs long (proto's tensor printing) polls `cancel` (NULL:
+     * never) every few thousand items; when it fires, `cancelled` and
+     * `failed` are set and the writing stops. The buffer itself never polls. */
+    const struct gd_cancel *cancel;
+    int cancelled;
+    int since; /* items since the last poll */
 } gd_buf;
 
 /* Count b's capacity, now and as it grows, against arena a's limit (a request

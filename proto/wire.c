@@ -547,8 +547,24 @@ static void put_elem(gd_buf *b, const gd_tensor *t, int f32, int64_t k) {
     b->data[b->len] = '\0';
 }
 
+/* Elements printed between two polls of b's cancel record: printing one
+ * costs 0.1-1 us, so a deadline is seen within a few milliseconds. */
+#define PUT_POLL_ELEMS 4096
+
+/* Count one more element printed and poll b's cancel record every
+ * PUT_POLL_ELEMS (A7: the deadline covers encoding; a 16M-element answer
+ * takes seconds to print). Returns nonzero once b has failed. */
+static int put_poll(gd_buf *b) {
+    if (b->cancel && ++b->since >= PUT_POLL_ELEMS) {
+        gd_error err;
+        b->since = 0;
+        if (gd_cancel_check(b->cancel, &err)) b->cancelled = b->failed = 1;
+    }
+    return b->failed;
+}
+
 static void put_elems(gd_buf *b, const gd_tensor *t, int f32, int64_t from, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
+    for (int64_t i = 0; i < count && !put_poll(b); i++) {
         if (i) gd_buf_putc(b, ',');
         put_elem(b, t, f32, from + i);
     }

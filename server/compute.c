@@ -37,9 +37,10 @@ static void error_reply(const gd_compute_in *in, const gd_cancel *cancel, gd_err
 
 /* The 200 (or 422) body of a successful run. The encoded response counts
  * against the request's memory limit, beside what the arena still holds: a
- * response that outgrows it is 413 (A7). */
-static void success_reply(const gd_compute_in *in, const gd_request *req, const gd_run_result *res, gd_arena *a,
-                          gd_reply *out) {
+ * response that outgrows it is 413 (A7). The deadline covers encoding too
+ * (A7): printing stops when it passes, and the answer is the 504. */
+static void success_reply(const gd_compute_in *in, const gd_cancel *cancel, const gd_request *req,
+                          const gd_run_result *res, gd_arena *a, gd_reply *out) {
     gd_error err;
     if (gd_no_gradients(req, res, &err)) {
         gd_reply_error(out, &err, res->diags, res->n_diags, req->graph);
@@ -56,12 +57,17 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
     gd_buf *bin = out->binary ? &out->bin : NULL;
     gd_buf_charge_to(&out->body, a);
     gd_buf_charge_to(&out->bin, a);
+    out->body.cancel = out->bin.cancel = cancel;
     int rc = req->endpoint == GD_EP_EVAL ? gd_encode_eval_response(&out->body, bin, req, res, &st)
                                          : gd_encode_grad_response(&out->body, bin, req, res, &st);
     int over = out->body.over_limit || out->bin.over_limit;
     gd_buf_charge_to(&out->body, NULL); /* the reply outlives the arena */
     gd_buf_charge_to(&out->bin, NULL);
-    if (rc && over)
+    out->body.cancel = out->bin.cancel = NULL;
+    if (out->body.cancelled || out->bin.cancelled) {
+        if (!gd_cancel_check(cancel, &err)) gd_errorf(&err, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
+        error_reply(in, cancel, &err, out);
+    } else if (rc && over)
         gd_reply_errorf(out, GD_E_TOO_LARGE, NULL,
                         "The response would need more memory than this server allows for one request "
                         "(with the request's tensors); fetch fewer or smaller values, or ask for the "
@@ -275,7 +281,7 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
         if (err.code == GD_OK) err.code = (gd_err)rc;
         error_reply(in, cancel, &err, out);
     } else {
-        success_reply(in, &req, &res, a, out);
+        success_reply(in, cancel, &req, &res, a, out);
     }
     compute_end(a, wm);
     if (hold.held) gd_graphs_release(in->graphs, hold.held); /* after the last read of its graph */

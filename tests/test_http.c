@@ -2586,6 +2586,10 @@ static const struct family {
      CAST2("12", "13") CAST2("13", "14") CAST2("14", "15") CAST2("15", "16") CAST2("16", "17") CAST2("17", "18")
      CAST2("18", "19") CAST2("19", "20") CAST2("20", "21") CAST2("21", "22") CAST2("22", "23") CAST2("23", "24")
      " {'name': 's', 'op': 'sum', 'inputs': ['d24']}]}, 'values': {'z': 3}, 'target': 's'"},
+    /* A7: the deadline covers encoding. A broadcast computed in ~0.1 s whose
+     * 16M values take seconds to print as nested JSON: before the encoder
+     * polled, the answer was a 200 seconds past the deadline. */
+    {"encode", "/v1/eval", "{'graph': {'nodes': [" BIG "]}, 'values': {'x': 0.5}, 'target': 'b'"},
     {"backward", "/v1/grad",
      "{'graph': {'nodes': [{'name': 'x', 'op': 'variable'},"
      " {'name': 'b', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [4096, 4096]},"
