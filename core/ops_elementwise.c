@@ -135,6 +135,27 @@ static int clip_passes(double x, double lo, double hi) {
         }                                                                           \
     } while (0)
 
+/* ys[i] = F(xs[i]) over [s, e), and the same in place (ys holding x): the
+ * loops live in functions of their own because GCC trusts restrict on
+ * parameters, not on locals; there they vectorise. Each returns the OR of
+ * the results' nonfinite bits. */
+#define UNARY_SPANS(nm, SETUP, F)                                                                          \
+    static uint64_t nm##_span(const gd_kctx *c, double *restrict ys, const double *restrict xs, int64_t s,  \
+                              int64_t e) {                                                                 \
+        SETUP;                                                                                             \
+        (void)c;                                                                                           \
+        uint64_t bad = 0;                                                                                  \
+        UNARY_SPAN(F, xs, ys, s, e, bad);                                                                  \
+        return bad;                                                                                        \
+    }                                                                                                      \
+    static uint64_t nm##_span_inplace(const gd_kctx *c, double *restrict ys, int64_t s, int64_t e) {       \
+        SETUP;                                                                                             \
+        (void)c;                                                                                           \
+        uint64_t bad = 0;                                                                                  \
+        UNARY_SPAN(F, ys, ys, s, e, bad);                                                                  \
+        return bad;                                                                                        \
+    }
+
 /* y = F(x) over the whole tensor, polling the cancel flag between chunks.
  * The engine may hand the kernel its input's own buffer as the output
  * (GD_OPF_INPLACE: the input is read by nothing else): a chain of maps over a
@@ -142,22 +163,16 @@ static int clip_passes(double x, double lo, double hi) {
  * evicting a second one per op. That case has a loop of its own, so that
  * the other one may keep its restrict pointers. */
 #define UNARY_FORWARD(nm, SETUP, F)                                                     \
+    UNARY_SPANS(nm, SETUP, F)                                                           \
     static int nm##_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {   \
-        SETUP;                                                                          \
         const int inplace = out->data == in[0]->data;                                   \
         uint64_t bad = 0;                                                               \
         for (int64_t s = 0; s < out->n; s += GD_POLL_ELEMS) {                           \
             int rc;                                                                     \
             if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;              \
             int64_t e = out->n - s < GD_POLL_ELEMS ? out->n : s + GD_POLL_ELEMS;        \
-            if (inplace) {                                                              \
-                double *restrict ys = gd_f64(out); /* [N] input and output */           \
-                UNARY_SPAN(F, ys, ys, s, e, bad);                                       \
-            } else {                                                                    \
-                const double *restrict xs = gd_f64(in[0]); /* [N] */                    \
-                double *restrict ys = gd_f64(out);         /* [N] */                    \
-                UNARY_SPAN(F, xs, ys, s, e, bad);                                       \
-            }                                                                           \
+            bad |= inplace ? nm##_span_inplace(c, gd_f64(out), s, e)                    \
+                           : nm##_span(c, gd_f64(out), gd_f64(in[0]), s, e);            \
         }                                                                               \
         c->out_finite = !bad;                                                           \
         return 0;                                                                       \
