@@ -63,8 +63,8 @@ def cases():
         "concat": ("eval", [x, node("b", "broadcast_to", ["x"], shape=[2048, N])] + concat_chain(), v, "s"),
         "softmax": ("eval", [x, big(), node("m", "softmax", ["b"], axis=1), node("s", "sum", ["m"])], v, "s"),
         "one_hot+cast": ("eval", [node("z", "input", dtype="int64"), node("i", "broadcast_to", ["z"], shape=[4096]),
-                                  node("o", "one_hot", ["i"], depth=4096), node("c", "cast", ["o"], dtype="int64"),
-                                  node("s", "sum", ["c"])], {"z": 3}, "s"),
+                                  node("o", "one_hot", ["i"], depth=4096), node("c", "cast", ["o"], dtype="int64")]
+                         + cast_chain(), {"z": 3}, "s"),
         "grad_scatter": ("grad", [node("x", "variable"), big(), node("z", "input", dtype="int64"), idx,
                                   node("g", "gather", ["b", "i"], axis=1),
                                   node("l", "slice", ["g"], starts=[0, 0], ends=[4096, 2048]),
@@ -79,6 +79,18 @@ def cases():
                                  node("c", "cast", ["a"], dtype="float64"), node("d", "sub", ["c", "b"]),
                                  node("s", "sum", ["d"])], {"x": 0.5, "z": 7}, "s"),
     }
+
+
+def cast_chain(k=12):
+    """k round trips int64 -> float64 -> int64 after c: one cast took ~10 ms
+    once issue 10 made fresh memory cheap, and the family finished inside a
+    100 ms deadline."""
+    nodes, prev = [], "c"
+    for i in range(k):
+        nodes += [node("f%d" % i, "cast", [prev], dtype="float64"), node("n%d" % i, "cast", ["f%d" % i], dtype="int64")]
+        prev = "n%d" % i
+    nodes.append(node("s", "sum", [prev]))
+    return nodes
 
 
 def concat_chain(k=6):

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define CHUNK_MIN (64 * 1024)
 
@@ -314,6 +315,26 @@ char *gd_arena_printf(gd_arena *a, const char *fmt, ...) {
     return s;
 }
 
+/* Transparent huge pages for the 2 MiB-aligned interior of a new buffer of
+ * at least HUGE_MIN bytes (they are opt-in, "madvise", on Debian's default
+ * kernels). Why: faulting in a fresh 128 MiB tensor 4 KiB at a time cost
+ * more than computing it (issue 10: half of a 16M-element chain's forward
+ * on a virtual machine); 2 MiB pages take 512 times fewer faults. Advice
+ * only: a kernel without THP ignores it, and the memory is the same. */
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+#define HUGE_MIN ((size_t)8 << 20)
+
+static void ask_huge_pages(void *p, size_t total) {
+#ifdef MADV_HUGEPAGE
+    if (total < HUGE_MIN) return;
+    uintptr_t from = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    uintptr_t to = ((uintptr_t)p + total) & ~(HUGE_PAGE - 1);
+    if (to > from) (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+    (void)p, (void)total;
+#endif
+}
+
 /* A buffer of total bytes (header included): recycled from the arena's
  * spare list or the cache when one fits, else new. Charged either way. */
 static buf_hdr *get_buf(gd_arena *a, size_t total) {
@@ -341,6 +362,7 @@ static buf_hdr *get_buf(gd_arena *a, size_t total) {
         return NULL;
     }
     b->size = total;
+    ask_huge_pages(b, total);
     return b;
 }
 

@@ -47,6 +47,10 @@ typedef struct gd_kctx {
     const gd_cancel *cancel;
     gd_error *err;
     const gd_node *node;
+    /* Set by a forward kernel that watched every value it wrote: 1 when all
+     * were finite, so that check_numerics need not scan the output again
+     * (the engine scans when it is left 0). */
+    int out_finite;
 } gd_kctx;
 
 /* Shape/dtype inference. in[i] are the inputs' metas (shape rank < 0 when
@@ -86,6 +90,8 @@ enum {
     GD_OPF_MAKES_INT = 1 << 4, /* output may be int64 made here (argmax, cast, int64 leaf) */
     GD_OPF_VARIABLE = 1 << 5,  /* trainable leaf: a default `wrt`, its value from `values` */
     GD_OPF_DATA = 1 << 6,      /* data leaf: its value from `values`, a gradient only when named in `wrt` */
+    GD_OPF_INPLACE = 1 << 7,   /* forward may write its output over input 0 (same shape and dtype): each
+                                  out[i] depends on in[0][i] alone, read before out[i] is written */
 };
 
 /* Why a nonzero cotangent became all zero (the wire `cause` of a

@@ -112,21 +112,69 @@ static int clip_passes(double x, double lo, double hi) {
     X(ceil,  ceil(x))        \
     X(sign,  sign_of(x))
 
-/* y = F(x) over the whole tensor, polling the cancel flag between chunks. */
+/* Elements per inner block of the elementwise loops: a length the compiler
+ * knows, so that the block's loop vectorises at -O2 (whose cheapest cost
+ * model takes no loop needing a scalar epilogue); the tail runs scalar. */
+#define EW_BLOCK 256
+
+/* ys[i] = F(xs[i]) for i in [s, e), ORing every result's nonfinite bit into
+ * *bad (the check_numerics scan, done while the value is in a register). */
+#define UNARY_SPAN(F, xs, ys, s, e, bad)                                            \
+    do {                                                                            \
+        int64_t i_ = (s);                                                           \
+        for (; i_ + EW_BLOCK <= (e); i_ += EW_BLOCK)                                \
+            for (int k_ = 0; k_ < EW_BLOCK; k_++) {                                 \
+                const double x = (xs)[i_ + k_], y_ = (F);                           \
+                (ys)[i_ + k_] = y_;                                                 \
+                (bad) |= gd_nonfinite_bit(y_);                                      \
+            }                                                                       \
+        for (; i_ < (e); i_++) {                                                    \
+            const double x = (xs)[i_], y_ = (F);                                    \
+            (ys)[i_] = y_;                                                          \
+            (bad) |= gd_nonfinite_bit(y_);                                          \
+        }                                                                           \
+    } while (0)
+
+/* ys[i] = F(xs[i]) over [s, e), and the same in place (ys holding x): the
+ * loops live in functions of their own because GCC trusts restrict on
+ * parameters, not on locals; there they vectorise. Each returns the OR of
+ * the results' nonfinite bits. */
+#define UNARY_SPANS(nm, SETUP, F)                                                                          \
+    static uint64_t nm##_span(const gd_kctx *c, double *restrict ys, const double *restrict xs, int64_t s,  \
+                              int64_t e) {                                                                 \
+        SETUP;                                                                                             \
+        (void)c;                                                                                           \
+        uint64_t bad = 0;                                                                                  \
+        UNARY_SPAN(F, xs, ys, s, e, bad);                                                                  \
+        return bad;                                                                                        \
+    }                                                                                                      \
+    static uint64_t nm##_span_inplace(const gd_kctx *c, double *restrict ys, int64_t s, int64_t e) {       \
+        SETUP;                                                                                             \
+        (void)c;                                                                                           \
+        uint64_t bad = 0;                                                                                  \
+        UNARY_SPAN(F, ys, ys, s, e, bad);                                                                  \
+        return bad;                                                                                        \
+    }
+
+/* y = F(x) over the whole tensor, polling the cancel flag between chunks.
+ * The engine may hand the kernel its input's own buffer as the output
+ * (GD_OPF_INPLACE: the input is read by nothing else): a chain of maps over a
+ * big tensor then streams through one buffer instead of faulting in and
+ * evicting a second one per op. That case has a loop of its own, so that
+ * the other one may keep its restrict pointers. */
 #define UNARY_FORWARD(nm, SETUP, F)                                                     \
+    UNARY_SPANS(nm, SETUP, F)                                                           \
     static int nm##_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {   \
-        SETUP;                                                                          \
-        const double *restrict xs = gd_f64(in[0]); /* [N] */                            \
-        double *restrict ys = gd_f64(out);         /* [N] */                            \
-        for (int64_t s = 0; s < out->n; s += GD_POLL_ELEMS) {                                \
+        const int inplace = out->data == in[0]->data;                                   \
+        uint64_t bad = 0;                                                               \
+        for (int64_t s = 0; s < out->n; s += GD_POLL_ELEMS) {                           \
             int rc;                                                                     \
             if (s && (rc = gd_cancel_check(c->cancel, c->err))) return rc;              \
-            int64_t e = out->n - s < GD_POLL_ELEMS ? out->n : s + GD_POLL_ELEMS;                  \
-            for (int64_t i = s; i < e; i++) {                                           \
-                const double x = xs[i];                                                 \
-                ys[i] = (F);                                                            \
-            }                                                                           \
+            int64_t e = out->n - s < GD_POLL_ELEMS ? out->n : s + GD_POLL_ELEMS;        \
+            bad |= inplace ? nm##_span_inplace(c, gd_f64(out), s, e)                    \
+                           : nm##_span(c, gd_f64(out), gd_f64(in[0]), s, e);            \
         }                                                                               \
+        c->out_finite = !bad;                                                           \
         return 0;                                                                       \
     }
 
@@ -224,20 +272,31 @@ enum binary_kind {
         else { const int64_t sa = ia, sb = ib; __VA_ARGS__ }                           \
     } while (0)
 
-/* out[i] = F(a[i*ia], b[i*ib]) for i < len. */
-static void binary_forward_span(enum binary_kind kind, double *restrict out, const double *restrict av,
-                                const double *restrict bv, int64_t len, int64_t ia, int64_t ib) {
+/* out[i] = F(a[i*ia], b[i*ib]) for i < len, in EW_BLOCK blocks (see
+ * there). Returns the OR of the results' nonfinite bits. */
+static uint64_t binary_forward_span(enum binary_kind kind, double *restrict out, const double *restrict av,
+                                    const double *restrict bv, int64_t len, int64_t ia, int64_t ib) {
+    uint64_t bad = 0;
     switch (kind) {
+#define BIN_ELEM(F, i)                                                 \
+    do {                                                               \
+        const double a = av[(i) * sa], b = bv[(i) * sb], y_ = (F);     \
+        out[i] = y_;                                                   \
+        bad |= gd_nonfinite_bit(y_);                                   \
+    } while (0)
 #define BIN_CASE(nm, F)                                                \
     case BIN_##nm:                                                     \
-        STRIDE_DISPATCH(for (int64_t i = 0; i < len; i++) {            \
-            const double a = av[i * sa], b = bv[i * sb];               \
-            out[i] = (F);                                              \
-        });                                                            \
+        STRIDE_DISPATCH(int64_t i = 0;                                 \
+                        for (; i + EW_BLOCK <= len; i += EW_BLOCK)     \
+                            for (int k = 0; k < EW_BLOCK; k++)         \
+                                BIN_ELEM(F, i + k);                    \
+                        for (; i < len; i++) BIN_ELEM(F, i););         \
         break;
         BINARY_OPS(BIN_CASE)
 #undef BIN_CASE
+#undef BIN_ELEM
     }
+    return bad;
 }
 
 /* Gradient formulas for the differentiable binary ops, contributions per
@@ -312,6 +371,7 @@ typedef struct bin_ctx {
     double *da, *db;       /* backward: contributions [out], NULL when not wanted */
     const gd_cancel *cancel;
     gd_error *err;
+    uint64_t bad;          /* forward: OR of the outputs' nonfinite bits */
     int64_t since;         /* elements since the last cancel poll */
     int stopped;           /* error code once cancelled; later runs are skipped */
 } bin_ctx;
@@ -330,8 +390,8 @@ static void binary_forward_run(void *vc, int64_t o, const int64_t *off, int64_t 
     bin_ctx *k = vc;
     for (int64_t s = 0; s < len && !k->stopped; s += GD_POLL_ELEMS) {
         int64_t m = len - s < GD_POLL_ELEMS ? len - s : GD_POLL_ELEMS;
-        binary_forward_span(k->kind, k->out + o + s, k->a + off[0] + s * inner[0], k->b + off[1] + s * inner[1], m,
-                            inner[0], inner[1]);
+        k->bad |= binary_forward_span(k->kind, k->out + o + s, k->a + off[0] + s * inner[0],
+                                      k->b + off[1] + s * inner[1], m, inner[0], inner[1]);
         bin_tick(k, m);
     }
 }
@@ -353,6 +413,7 @@ static int binary_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out
                  .cancel = c->cancel, .err = c->err};
     const gd_shape *ops[2] = {&in[0]->shape, &in[1]->shape};
     gd_for_runs(&out->shape, 2, ops, binary_forward_run, &k);
+    c->out_finite = !k.bad;
     return k.stopped;
 }
 
@@ -491,15 +552,16 @@ static const gd_attr_spec cast_attrs[] = {GD_ATTR("dtype", GD_ATTR_DTYPE, dtype,
 
 /* Row makers; what follows the doc string is the row's hints. */
 #define UNARY(nm, zc, dc, ...)                                                                                \
-    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 1, .zero_cause = GD_ZERO_##zc, \
+    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 1, .flags = GD_OPF_INPLACE,  \
+     .zero_cause = GD_ZERO_##zc,                                                                              \
      .doc = dc, .infer = infer_unary, .forward = nm##_forward, .backward = nm##_backward, .hints = {__VA_ARGS__}}
 #define BINARY(nm, zc, dc, ...)                                                                            \
     {.name = #nm, .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .differentiable = 1,                    \
      .zero_cause = GD_ZERO_##zc, .doc = dc, .infer = infer_binary, .forward = nm##_forward,                  \
      .backward = nm##_backward, .hints = {__VA_ARGS__}}
 #define NODIFF_UNARY(nm, dc, ...)                                                                     \
-    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 0, .doc = dc,        \
-     .infer = infer_unary, .forward = nm##_forward, .hints = {__VA_ARGS__}}
+    {.name = #nm, .min_in = 1, .max_in = 1, .inputs_doc = "x", .differentiable = 0, .flags = GD_OPF_INPLACE, \
+     .doc = dc, .infer = infer_unary, .forward = nm##_forward, .hints = {__VA_ARGS__}}
 #define COMPARE(nm, dc)                                                                                 \
     {.name = #nm, .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .differentiable = 0, .doc = dc,       \
      .infer = infer_binary, .forward = nm##_forward, .hints = {.no_gradient = STEP_HINT}}
@@ -545,12 +607,12 @@ const gd_op_def gd_ops_elementwise[] = {
     UNARY(reciprocal, VALUE, "Elementwise 1 / x; 1 / 0 is Infinity (no error).",
           .nonfinite_value = DIV_HINT, .nonfinite_grad = DIV_HINT),
     {.name = "leaky_relu", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = leaky_relu_attrs, .n_attrs = 1,
-     .differentiable = 1, .zero_cause = GD_ZERO_VALUE,
+     .differentiable = 1, .flags = GD_OPF_INPLACE, .zero_cause = GD_ZERO_VALUE,
      .doc = "Elementwise x for x > 0, else alpha * x (alpha defaults to 0.01); the gradient at x = 0 is alpha "
             "(as PyTorch).",
      .infer = infer_leaky_relu, .forward = leaky_relu_forward, .backward = leaky_relu_backward},
     {.name = "clip", .min_in = 1, .max_in = 1, .inputs_doc = "x", .attrs = clip_attrs, .n_attrs = 2,
-     .differentiable = 1, .zero_cause = GD_ZERO_MASK,
+     .differentiable = 1, .flags = GD_OPF_INPLACE, .zero_cause = GD_ZERO_MASK,
      .doc = "Elementwise minimum(maximum(x, min), max) as numpy.clip; either bound may be omitted (neither: the "
             "identity), min > max gives max, and the gradient passes where min <= x <= max, bounds included "
             "(as torch.clamp).",

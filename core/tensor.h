@@ -10,6 +10,7 @@
 #define GD_TENSOR_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "core/arena.h"
 #include "core/cancel.h"
@@ -121,6 +122,15 @@ typedef struct gd_reduce {
 } gd_reduce;
 /* Build from an axis list (n_axes < 0: all axes). -1 on a bad or repeated axis. */
 int gd_reduce_init(gd_reduce *r, const gd_shape *in, const int64_t *axes, int n_axes, int keepdims);
+
+/* Bit 11 set when x is Inf or NaN (its exponent all ones), else 0: integer
+ * operations only, so that a kernel may OR it over every value it writes
+ * and still vectorise (a floating-point compare would not at -O2). */
+static inline uint64_t gd_nonfinite_bit(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return ((u << 1 >> 53) + 1) & 0x800;
+}
 
 /* True when every element is finite; sets *first to the first non-finite
  * element's flat index otherwise. */

@@ -541,6 +541,52 @@ START_TEST(log_of_negative_is_non_finite_value) {
 }
 END_TEST
 
+/* check_numerics where the kernel watched its own output (and wrote it over
+ * its input): the first non-finite element is found inside a full block of
+ * the vectorised loop, not the later one in the scalar tail. */
+START_TEST(non_finite_value_born_in_place) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "h", "neg", "x");
+    tb_node(&t, "r", "sqrt", "h");
+    tb_node(&t, "loss", "sum", "r");
+    double x[1000];
+    for (int i = 0; i < 1000; i++) x[i] = -1.0;
+    x[700] = 1.0, x[999] = 2.0;
+    tb_f64(&t, "x", "1000", x);
+    ck_assert_int_eq(tb_eval(&t, "loss", NULL), 0);
+    ck_assert(isnan(gd_f64(t.res.targets[0])[0]));
+    const gd_diag *d = tb_diag(&t, "loss", 0);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_VALUE);
+    ck_assert_str_eq(tb_name(&t, d->origin.node), "r");
+    ck_assert_int_eq(d->origin.index[0], 700);
+    tb_free(&t);
+
+    /* Born in a broadcasting binary op, in the scalar tail of a run (260 =
+     * 256 + 4): 1e300 * 1e10 overflows at [2, 259] only. */
+    tb_init(&t);
+    tb_node(&t, "a", "input", "");
+    tb_node(&t, "b", "input", "");
+    tb_node(&t, "q", "mul", "a,b");
+    tb_node(&t, "loss", "sum", "q");
+    double a[3] = {1.0, -1.0, 1e300}, b[260];
+    for (int i = 0; i < 260; i++) b[i] = 1.0;
+    b[259] = 1e10;
+    tb_f64(&t, "a", "3,1", a);
+    tb_f64(&t, "b", "1,260", b);
+    ck_assert_int_eq(tb_eval(&t, "loss", NULL), 0);
+    d = tb_diag(&t, "loss", 0);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_FINITE_VALUE);
+    ck_assert_str_eq(tb_name(&t, d->origin.node), "q");
+    ck_assert_int_eq(d->origin.index[0], 2);
+    ck_assert_int_eq(d->origin.index[1], 259);
+    tb_free(&t);
+}
+END_TEST
+
 START_TEST(intermediate_wrt_blocked_and_open) {
     tb t;
     tb_init(&t);
@@ -646,6 +692,7 @@ Suite *suite_diagnose(void) {
     tcase_add_test(tc, zero_meeting_infinity_is_non_finite_with_zeroed_at);
     tcase_add_test(tc, masks_and_kinks_name_the_right_births);
     tcase_add_test(tc, log_of_negative_is_non_finite_value);
+    tcase_add_test(tc, non_finite_value_born_in_place);
     tcase_add_test(tc, intermediate_wrt_blocked_and_open);
     tcase_add_test(tc, where_condition_and_gather_indices);
     tcase_add_test(tc, row_hints_use_known_placeholders);

@@ -291,6 +291,75 @@ START_TEST(intermediates_released_early) {
 }
 END_TEST
 
+/* A chain of maps writes each output over its input when nothing else reads
+ * that input (issue 10: a fresh buffer per op cost more than the op): one
+ * 800 KB buffer beyond the leaf, where one per op alive at a time was two. */
+START_TEST(unary_chain_runs_in_place) {
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    const char *ops[] = {"neg", "abs", "sqrt", "square", "neg", "abs", "sqrt", "exp", "log", "clip"};
+    char prev[16] = "x", cur[16];
+    for (int k = 0; k < 10; k++) {
+        snprintf(cur, sizeof cur, "h%d", k);
+        tb_node(&t, cur, ops[k], prev);
+        strcpy(prev, cur);
+    }
+    tb_node(&t, "loss", "sum", prev);
+    gd_shape s = {.rank = 1, .dim = {100000}};
+    gd_tensor *x = gd_tensor_new(t.a, &s, GD_F64, 0);
+    for (int i = 0; i < 100000; i++) gd_f64(x)[i] = (i % 7) - 3.0;
+    gd_graph_set_value(t.g, 0, x, 0);
+    size_t before = gd_arena_peak(t.a);
+    ck_assert_int_eq(tb_eval(&t, "loss", NULL), 0);
+    size_t used = t.res.peak_bytes - before;
+    ck_assert_msg(used < 800000 + 400000, "peak grew by %zu bytes: more than one buffer", used);
+    double want = 0; /* |x| through the chain: sqrt(|x|)^2 = |x|, sqrt again, exp-log */
+    for (int i = 0; i < 100000; i++) want += sqrt(fabs((i % 7) - 3.0));
+    ck_assert_double_eq_tol(gd_f64(t.res.targets[0])[0], want, 1e-9 * want);
+    for (int i = 0; i < 7; i++) ck_assert_double_eq(gd_f64(x)[i], i - 3.0); /* the leaf is the request's */
+    tb_free(&t);
+}
+END_TEST
+
+/* Writing over an input is only for a value nobody reads again: a second
+ * consumer, a fetch and the backward sweep still see the value itself. */
+START_TEST(in_place_spares_values_still_read) {
+    const double x4[] = {4.0, 9.0, 0.25, 16.0};
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "h", "abs", "x");
+    tb_node(&t, "a", "sqrt", "h");   /* runs first: must not write over h */
+    tb_node(&t, "b", "square", "h");
+    tb_node(&t, "s", "add", "a,b");
+    tb_node(&t, "f", "neg", "s");    /* s is fetched: must not be written over */
+    tb_node(&t, "loss", "sum", "f");
+    tb_f64(&t, "x", "4", x4);
+    ck_assert_int_eq(tb_eval(&t, "loss", "s,h"), 0);
+    double want = 0;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_double_eq(gd_f64(t.res.fetched[0])[i], sqrt(x4[i]) + x4[i] * x4[i]);
+        ck_assert_double_eq(gd_f64(t.res.fetched[1])[i], x4[i]);
+        want -= sqrt(x4[i]) + x4[i] * x4[i];
+    }
+    ck_assert_double_eq(gd_f64(t.res.targets[0])[0], want);
+    tb_free(&t);
+
+    /* With a gradient the backward rules read the values: d/dx sum(sin(x^2)) = cos(x^2) 2x. */
+    tb_init(&t);
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "h", "square", "x");
+    tb_node(&t, "e", "sin", "h");
+    tb_node(&t, "loss", "sum", "e");
+    tb_f64(&t, "x", "4", x4);
+    ck_assert_int_eq(tb_run(&t, "loss", "x", NULL), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_double_eq_tol(gd_f64(tb_grad(&t, "x"))[i], cos(x4[i] * x4[i]) * 2 * x4[i], 1e-12);
+    tb_free(&t);
+}
+END_TEST
+
 START_TEST(deadline_and_cancel_stop_the_run) {
     tb t;
     tb_init(&t);
@@ -580,6 +649,8 @@ Suite *suite_engine(void) {
     tcase_add_test(tc, unconnected_zero_for_int64_wrt_is_int64);
     tcase_add_test(tc, cotangents_only_where_needed);
     tcase_add_test(tc, intermediates_released_early);
+    tcase_add_test(tc, unary_chain_runs_in_place);
+    tcase_add_test(tc, in_place_spares_values_still_read);
     tcase_add_test(tc, deadline_and_cancel_stop_the_run);
     tcase_add_test(tc, large_matmul_is_cancellable);
     tcase_add_test(tc, eval_returns_values_and_fetches);

@@ -248,7 +248,7 @@ START_TEST(closest_names) {
 END_TEST
 
 /* The blocked scans of check_numerics and zero detection find the first
- * non-finite element wherever it sits relative to their 1024-element blocks,
+ * non-finite element wherever it sits relative to their blocks (256 elements),
  * and treat -0.0 as zero but the smallest subnormal as nonzero. */
 START_TEST(finite_and_zero_scans) {
     gd_arena *a = gd_arena_new(0);
@@ -263,16 +263,16 @@ START_TEST(finite_and_zero_scans) {
     d[2999] = 5e-324;
     ck_assert(!gd_all_zero(t));
     ck_assert(gd_all_finite(t, NULL));
-    const int64_t at[] = {0, 1023, 1024, 2047, 2999};
+    const int64_t at[] = {0, 255, 256, 1023, 1024, 2047, 2999};
     const double bad[] = {NAN, INFINITY, -INFINITY};
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 7; k++)
         for (int j = 0; j < 3; j++) {
             double keep = d[at[k]];
             d[at[k]] = bad[j];
-            d[2500] = k == 4 ? NAN : 0.0; /* a later one must not win */
+            d[2500] = k == 6 ? NAN : 0.0; /* a later one must not win */
             first = -1;
             ck_assert(!gd_all_finite(t, &first));
-            ck_assert_int_eq(first, k == 4 ? 2500 : at[k]);
+            ck_assert_int_eq(first, k == 6 ? 2500 : at[k]);
             d[at[k]] = keep;
             d[2500] = 0.0;
         }
@@ -342,6 +342,24 @@ START_TEST(polled_passes_stop) {
     ck_assert_ptr_eq(t, u);
     ck_assert_int_eq(gd_sum_to(&one, &sc, gd_f64(u), &sh, NULL, NULL), 0);
     ck_assert(one == (double)n * (double)(n - 1) / 2);
+    /* the blocked scans inside the polled pieces: a non-finite or nonzero
+     * element at either edge of a piece, or in the last partial block, is
+     * found at its own index; -0.0 everywhere is still zero */
+    gd_shape odd = {.rank = 1, .dim = {n + 100}};
+    gd_tensor *z = gd_tensor_new(a, &odd, GD_F64, 0);
+    const int64_t edges[] = {P - 1, P, P + 255, P + 256, 2 * P - 1, n + 99};
+    for (int k = 0; k < 6; k++) {
+        for (int64_t j = 0; j < n + 100; j++) gd_f64(z)[j] = -0.0;
+        ck_assert_int_eq(gd_all_zero_polled(z, NULL, NULL), 1);
+        gd_f64(z)[edges[k]] = k % 2 ? NAN : INFINITY;
+        first = -1;
+        ck_assert_int_eq(gd_all_finite_polled(z, &first, NULL, NULL), 0);
+        ck_assert_int_eq(first, edges[k]);
+        ck_assert_int_eq(gd_all_zero_polled(z, NULL, NULL), 0);
+        gd_f64(z)[edges[k]] = 5e-324;
+        ck_assert_int_eq(gd_all_finite_polled(z, &first, NULL, NULL), 1);
+        ck_assert_int_eq(gd_all_zero_polled(z, NULL, NULL), 0);
+    }
     /* at the memory limit: -1, err untouched */
     gd_arena *tiny = gd_arena_new(4096);
     gd_error_clear(&err);
