@@ -54,11 +54,14 @@ const char *gd_tensor_format_name(gd_tensor_format f) {
  * process-wide pool (warm for the next request: faulting a 10k-node tree's
  * pages in afresh cost half its decode) that gd_decode_trim empties when
  * the server has been idle. The charge is what malloc would have held, so limits and
- * their 413s are as before. A header value no malloc chunk size can take
- * tells these blocks from malloc's in json_free; outside windows blocks
- * come from malloc with no header of ours, so what json_dumps returns there
- * may still be handed to free(). Under AddressSanitizer every block is
- * malloc's, so that a use after free is still caught. */
+ * their 413s are as before. Pages are mapped aligned to their size and the
+ * thread notes every page it bumps from in a small hash set (json_owned), so
+ * json_free tells our blocks from malloc's by the block's page alone, never
+ * reading memory it does not own; outside windows blocks come from malloc
+ * with no header of ours, so what json_dumps returns there may still be
+ * handed to free(). Under AddressSanitizer every block is malloc's, so that
+ * a use after free or an overrun is still caught (the plain build's fuzz
+ * replay in make check runs the pool). */
 static _Thread_local gd_arena *json_arena;
 static _Thread_local int json_refused; /* a block was refused since json_arena was set */
 
@@ -79,20 +82,26 @@ typedef struct json_page {
 
 static _Thread_local int json_depth;     /* windows open on this thread */
 static _Thread_local json_page *json_pages;
+static _Thread_local uintptr_t *json_owned; /* open addressing: the pages of json_pages, 0 = free slot */
+static _Thread_local size_t json_owned_cap, json_owned_n;
 
 static pthread_mutex_t json_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static json_page *json_pool;
 static int json_pool_n;
 
 /* A page from the pool, else a new mapping; NULL when out of memory. */
-__attribute__((unused)) static json_page *page_get(void) {
+static json_page *page_get(void) {
     pthread_mutex_lock(&json_pool_mu);
     json_page *pg = json_pool;
     if (pg) json_pool = pg->next, json_pool_n--;
     pthread_mutex_unlock(&json_pool_mu);
-    if (!pg) {
-        void *m = mmap(NULL, JSON_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        pg = m == MAP_FAILED ? NULL : m;
+    if (!pg) { /* twice the size, then the unaligned head and tail given back */
+        unsigned char *m = mmap(NULL, 2 * JSON_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        size_t head = (JSON_MAP - ((uintptr_t)m & (JSON_MAP - 1))) & (JSON_MAP - 1);
+        if (head) munmap(m, head);
+        munmap(m + head + JSON_MAP, JSON_MAP - head);
+        pg = (json_page *)(void *)(m + head);
     }
     return pg;
 }
@@ -137,14 +146,45 @@ static size_t json_malloc_cost(size_t n) {
 #define GD_JSON_ASAN 1
 #endif
 #endif
-#if defined(GD_JSON_ASAN)
-static void *json_bump(size_t n) { (void)n; return NULL; }
-static int json_bumped(void *p) { (void)p; return 0; }
-#else
+
+/* The owned-page set: page bases hashed by their page number. */
+static size_t owned_slot(uintptr_t page) { return (size_t)((page / JSON_MAP) * 0x9e3779b97f4a7c15ull >> 7); }
+
+static int owned_add(uintptr_t page) {
+    if (2 * (json_owned_n + 1) > json_owned_cap) { /* at most half full: rehash into twice the room */
+        size_t cap = json_owned_cap ? 2 * json_owned_cap : 64;
+        uintptr_t *t = calloc(cap, sizeof *t);
+        if (!t) return -1;
+        for (size_t i = 0; i < json_owned_cap; i++) {
+            if (!json_owned[i]) continue;
+            size_t j = owned_slot(json_owned[i]) & (cap - 1);
+            while (t[j]) j = (j + 1) & (cap - 1);
+            t[j] = json_owned[i];
+        }
+        free(json_owned);
+        json_owned = t, json_owned_cap = cap;
+    }
+    size_t j = owned_slot(page) & (json_owned_cap - 1);
+    while (json_owned[j]) j = (j + 1) & (json_owned_cap - 1);
+    json_owned[j] = page, json_owned_n++;
+    return 0;
+}
+
+static int owned_has(uintptr_t page) {
+    if (!json_owned_n) return 0;
+    for (size_t j = owned_slot(page) & (json_owned_cap - 1); json_owned[j]; j = (j + 1) & (json_owned_cap - 1))
+        if (json_owned[j] == page) return 1;
+    return 0;
+}
+
 /* A block of class (n + 7) / 8 from the spare list or the current page;
  * NULL (and the caller falls back to malloc) when it is bigger than
  * JSON_BUMP_MAX or no window is open. */
 static void *json_bump(size_t n) {
+#if defined(GD_JSON_ASAN)
+    (void)n;
+    return NULL;
+#endif
     if (!json_depth || n > JSON_BUMP_MAX) return NULL;
     size_t k = n ? (n + 7) / 8 : 1; /* a spare block holds a pointer */
     uint64_t *h = json_spare[k];
@@ -155,6 +195,10 @@ static void *json_bump(size_t n) {
         json_page *pg = json_pages;
         if (!pg || JSON_PAGE_DATA - pg->used < size) {
             if (!(pg = page_get())) return NULL;
+            if (owned_add((uintptr_t)pg)) {
+                pages_put((pg->next = NULL, pg));
+                return NULL;
+            }
             pg->next = json_pages, pg->used = 0;
             json_pages = pg;
         }
@@ -165,15 +209,23 @@ static void *json_bump(size_t n) {
     return h + 1;
 }
 
-static int json_bumped(void *p) { return json_depth && (((uint64_t *)p)[-1] & JSON_TAG_MASK) == JSON_TAG; }
-#endif
+/* Ours: a window is open, the block lies in one of this thread's pages
+ * and its header is live (a freed one's is 0: a second free goes to
+ * free(), whose check catches it). */
+static int json_bumped(void *p) {
+    return json_depth && owned_has((uintptr_t)p & ~(uintptr_t)(JSON_MAP - 1)) &&
+           (((uint64_t *)p)[-1] & JSON_TAG_MASK) == JSON_TAG;
+}
+
+/* A free block onto its class's list, linked through its payload. */
+static void spare_put(uint64_t *h, size_t k) { *(uint64_t **)(h + 1) = json_spare[k], json_spare[k] = h; }
 
 static void *json_malloc(size_t n) {
     void *p = json_bump(n);
     if (p) {
         uint64_t *h = (uint64_t *)p - 1;
         if (json_arena && gd_arena_charge(json_arena, json_malloc_cost(8 * (size_t)(*h & 0xffff)))) {
-            *(uint64_t **)p = json_spare[*h & 0xffff], json_spare[*h & 0xffff] = h;
+            spare_put(h, (size_t)(*h & 0xffff));
             json_refused = 1;
             return NULL;
         }
@@ -195,7 +247,7 @@ static void json_free(void *p) {
         size_t k = (size_t)(*h & 0xffff);
         if (json_arena) gd_arena_uncharge(json_arena, json_malloc_cost(8 * k));
         *h = 0; /* no longer ours: a second free is malloc's to catch */
-        *(uint64_t **)p = json_spare[k], json_spare[k] = h;
+        spare_put(h, k);
         return;
     }
     if (json_arena) gd_arena_uncharge(json_arena, json_cost(p));
@@ -223,6 +275,7 @@ static void json_window_close(const json_window *saved) {
     pages_put(json_pages);
     json_pages = NULL;
     memset(json_spare, 0, sizeof json_spare);
+    if (json_owned_n) memset(json_owned, 0, json_owned_cap * sizeof *json_owned), json_owned_n = 0;
 }
 
 __attribute__((constructor)) static void json_hooks_install(void) { json_set_alloc_funcs(json_malloc, json_free); }
