@@ -1396,11 +1396,12 @@ static void matmul_chain_body(char *out, size_t size, int n, int reps, const cha
                      "{'graph': {'nodes': [{'name': 'x', 'op': 'input'},"
                      " {'name': 'm', 'op': 'broadcast_to', 'inputs': ['x'], 'shape': [#, #]},"
                      " {'name': 'p0', 'op': 'matmul', 'inputs': ['m', 'm']}");
-    for (int i = 1; i < reps && k < 3000; i++)
+    int last = 0; /* the chain stops at ~45 products (the text's room): the sum takes the last one made */
+    for (int i = 1; i < reps && k < 3000; i++, last++)
         k += snprintf(t + k, sizeof t - (size_t)k, ", {'name': 'p%d', 'op': 'matmul', 'inputs': ['p%d', 'm']}", i,
                       i - 1);
     snprintf(t + k, sizeof t - (size_t)k,
-             ", {'name': 's', 'op': 'sum', 'inputs': ['p%d']}]}, 'values': {'x': 0.5}, 'target': 's'%s}", reps - 1,
+             ", {'name': 's', 'op': 'sum', 'inputs': ['p%d']}]}, 'values': {'x': 0.5}, 'target': 's'%s}", last,
              extra ? extra : "");
     fill(out, size, t, n, NULL);
 }
