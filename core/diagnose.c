@@ -194,16 +194,35 @@ static void sb_block(sbuf *m, const gd_graph *g, const gd_block *b) {
     }
 }
 
+/* Twice the room for a full stop list (the old one stays in the arena: the
+ * lists together are at most twice the last). */
+static int grow_stops(gd_graph *g, stop **stops, int **prev_same, int *cap) {
+    stop *ns = gd_arena_alloc(g->arena, sizeof(stop) * 2 * (size_t)*cap);
+    int *np = gd_arena_alloc(g->arena, sizeof(int) * 2 * (size_t)*cap);
+    if (!ns || !np) return -1;
+    memcpy(ns, *stops, sizeof(stop) * (size_t)*cap);
+    memcpy(np, *prev_same, sizeof(int) * (size_t)*cap);
+    *stops = ns, *prev_same = np, *cap *= 2;
+    return 0;
+}
+
 static int diag_blocked(gd_graph *g, const gd_trace *t, int w, const int *targets, int nt, const unsigned char *in_d,
                         const int *parent, int *queue, gd_diag_list *out) {
     int n = g->n;
     /* Shortest carrying path from each open node to a target: BFS from the
      * targets backwards along carrying edges, remembering the consumer. */
+    /* A stop is one (node, input) pair: a node may block several inputs
+     * (greater(w, w) blocks both), so there may be more stops than nodes;
+     * the list grows by doubling. last_stop/prev_same chain the stops of
+     * each node for the duplicate check, a handful per node. */
+    int cap = n + 1;
     int *dist = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
     int *succ = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
-    stop *stops = gd_arena_alloc(g->arena, sizeof(stop) * (size_t)(n + 1));
-    if (!dist || !succ || !stops) return -1;
-    for (int v = 0; v < n; v++) dist[v] = -1;
+    int *last_stop = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
+    int *prev_same = gd_arena_alloc(g->arena, sizeof(int) * (size_t)cap);
+    stop *stops = gd_arena_alloc(g->arena, sizeof(stop) * (size_t)cap);
+    if (!dist || !succ || !last_stop || !prev_same || !stops) return -1;
+    for (int v = 0; v < n; v++) dist[v] = -1, last_stop[v] = -1;
     int head = 0, tail = 0, ns = 0;
     for (int k = 0; k < nt; k++)
         if (dist[targets[k]] < 0 && t->open[targets[k]]) dist[targets[k]] = 0, succ[targets[k]] = -1, queue[tail++] = targets[k];
@@ -228,8 +247,9 @@ static int diag_blocked(gd_graph *g, const gd_trace *t, int w, const int *target
                     b.predicate = nd->in[0];
                 }
                 int dup = 0;
-                for (int s = 0; s < ns && !dup; s++) dup = stops[s].b.node == b.node && stops[s].b.input == b.input;
-                if (!dup) stops[ns++] = (stop){b, v, u};
+                for (int s = last_stop[b.node]; s >= 0 && !dup; s = prev_same[s]) dup = stops[s].b.input == b.input;
+                if (!dup && ns == cap && grow_stops(g, &stops, &prev_same, &cap)) return -1;
+                if (!dup) prev_same[ns] = last_stop[b.node], last_stop[b.node] = ns, stops[ns++] = (stop){b, v, u};
             }
             if (dist[u] < 0 && edge_carries(g, t, v, i)) dist[u] = dist[v] + 1, succ[u] = v, queue[tail++] = u;
         }
@@ -320,15 +340,17 @@ static const char *cause_text(gd_zero_cause c) {
  * is marked in `below` (the descendants of the wrt, or of the node whose
  * rule met the zero), each node and cause once, in backward order. */
 static int gather_zeroed(gd_graph *g, const gd_trace *t, const unsigned char *below, gd_diag *d) {
+    _Static_assert(GD_ZERO__COUNT <= 8, "a byte of cause bits per node");
     d->zeroed = gd_arena_alloc(g->arena, sizeof(gd_zeroed) * (size_t)(t->n_zero + 1));
-    if (!d->zeroed) return -1;
+    unsigned char *had = gd_arena_alloc(g->arena, (size_t)g->n); /* causes gathered per node */
+    if (!d->zeroed || !had) return -1;
     for (int e = 0; e < t->n_zero; e++) {
         const gd_zero_event *z = &t->zero[e];
         int u = z->input < 0 ? z->node : g->nodes[z->node].in[z->input];
-        if (!below[u]) continue;
-        int dup = 0;
-        for (int j = 0; j < d->n_zeroed; j++) dup |= d->zeroed[j].node == z->node && d->zeroed[j].cause == z->cause;
-        if (!dup) d->zeroed[d->n_zeroed++] = (gd_zeroed){z->node, z->cause};
+        unsigned bit = 1u << z->cause;
+        if (!below[u] || (had[z->node] & bit)) continue;
+        had[z->node] |= (unsigned char)bit;
+        d->zeroed[d->n_zeroed++] = (gd_zeroed){z->node, z->cause};
     }
     return 0;
 }
@@ -537,6 +559,7 @@ int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run
             int w = s->wrt[k];
             if (seen[w]) continue;
             seen[w] = 1;
+            if (gd_cancel_check(s->cancel, err)) return err->code; /* each search is linear: poll between them */
             gd_tensor *gr = res->grads[k];
             int has = t->open[w];
             int zero = has && gr ? gd_all_zero_polled(gr, s->cancel, err) : 0;
@@ -554,6 +577,7 @@ int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run
             int v = k < s->n_targets ? s->targets[k] : s->fetch[k - s->n_targets];
             if (seen[v] || !t->evaluated[v] || !t->nonfinite[v]) continue;
             seen[v] = 1;
+            if (gd_cancel_check(s->cancel, err)) return err->code;
             if (gd_diagnose_value(g, t, v, &dl)) return gd_error_oom(err);
         }
     }
@@ -561,6 +585,7 @@ int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run
         int v = s->fetch[k];
         if (t->evaluated[v] || seen[v] == 2) continue;
         seen[v] = 2;
+        if (gd_cancel_check(s->cancel, err)) return err->code;
         if (gd_diagnose_unfetched(g, t, v, &dl)) return gd_error_oom(err);
     }
     res->diags = dl.items;

@@ -1,6 +1,7 @@
 /* test_diagnose.c - every diagnostic code from realistic scenarios: the code,
  * the stopping points / evidence, and that the message names the nodes. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tbuild.h"
@@ -628,6 +629,42 @@ START_TEST(where_condition_and_gather_indices) {
 }
 END_TEST
 
+/* A node may block several inputs, so a diagnostic may have more stops
+ * than the graph has nodes: 40 comparisons greater(w, w), concatenated and
+ * summed, block 80 (node, input) pairs among 43 nodes. The list once had
+ * room for nodes + 1 stops and was written past its end (a fuzz finding:
+ * tests/fuzz/regressions/finding-diag-more-stops-than-nodes). Every pair is
+ * listed once, in BFS order, each comparison with both of its inputs. */
+START_TEST(more_stops_than_nodes) {
+    enum { K = 40 };
+    char ins[K * 8], name[8];
+    int k = 0;
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    for (int j = 0; j < K; j++) {
+        snprintf(name, sizeof name, "g%d", j);
+        tb_node(&t, name, "greater", "w,w");
+        k += snprintf(ins + k, sizeof ins - (size_t)k, "%s%s", j ? "," : "", name);
+    }
+    tb_node(&t, "c", "concat", ins);
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
+    ck_assert_int_eq(d->n_blocked, 2 * K);
+    for (int s = 0; s < 2 * K; s++) {
+        snprintf(name, sizeof name, "g%d", s / 2);
+        ck_assert_str_eq(tb_name(&t, d->blocked[s].node), name);
+        ck_assert_int_eq(d->blocked[s].input, s % 2);
+        ck_assert_int_eq(d->blocked[s].reason, GD_BLOCK_NON_DIFFERENTIABLE);
+    }
+    NAMES(&t, d, "and 76 more");
+    tb_free(&t);
+}
+END_TEST
+
 /* Every hint an op row carries expands fully: only {node}, {op} and {wrt}
  * are placeholders, and a non-differentiable op's no-gradient hint, if any,
  * says what to do instead. A typo such as {nod} would reach users verbatim. */
@@ -695,6 +732,7 @@ Suite *suite_diagnose(void) {
     tcase_add_test(tc, non_finite_value_born_in_place);
     tcase_add_test(tc, intermediate_wrt_blocked_and_open);
     tcase_add_test(tc, where_condition_and_gather_indices);
+    tcase_add_test(tc, more_stops_than_nodes);
     tcase_add_test(tc, row_hints_use_known_placeholders);
     tcase_add_test(tc, zero_hint_comes_from_the_row);
     suite_add_tcase(s, tc);
