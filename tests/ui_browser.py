@@ -36,7 +36,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ui_common import FAILS, SCALE, SRCDIR, Gradd, check  # noqa: E402
+from harness import FAILS, SCALE, SRCDIR, Gradd, check  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "scripts"))
 import embed_ui  # noqa: E402

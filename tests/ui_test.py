@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ui_common import FAILS, GRADD, SRCDIR, Gradd, check  # noqa: E402
+from harness import FAILS, GRADD, SRCDIR, Gradd, check  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "scripts"))
 import embed_ui  # noqa: E402

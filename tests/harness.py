@@ -1,6 +1,6 @@
-"""ui_common.py - what the playground tests (tests/ui_test.py, tests/ui_browser.py) share:
-a gradd on a free loopback port, checks that print `ok`/`FAIL` lines, and plain HTTP calls.
-Standard library only."""
+"""harness.py - what the Python tests that start gradd themselves share (tests/tls_test.py,
+tests/ui_test.py, tests/ui_browser.py): a gradd on a free loopback port, checks that print
+`ok`/`FAIL` lines, and plain HTTP calls. Standard library only."""
 import http.client
 import os
 import socket
@@ -68,6 +68,6 @@ class Gradd:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        check(rc == 0, f"gradd {' '.join(self.flags[6:])} exits 0 after SIGTERM (got {rc})"
+        check(rc == 0, f"gradd {' '.join(self.flags[4:])} exits 0 after SIGTERM (got {rc})"
               + ("" if rc == 0 else ":\n" + self.logtext()[-3000:]))
         self.log.close()
