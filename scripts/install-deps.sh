@@ -60,6 +60,12 @@ PACKAGES+=(
     nodejs
 )
 
+# tests/ui_browser.py drives the playground page (GET /) in Debian's chromium,
+# headless, over the DevTools protocol; under CI a missing chromium fails it.
+PACKAGES+=(
+    chromium
+)
+
 BUILD_PACKAGES=(
     autoconf
     automake

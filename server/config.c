@@ -31,6 +31,7 @@ typedef enum kind {
     K_TOKEN,   /* a path: the token is read from the file */
     K_PATH,    /* a file path (any characters but control ones), char array at off, size `max` */
     K_ACTION,  /* no value: sets cfg->action to `min` */
+    K_SWITCH,  /* int at off: the flag alone sets 1; its variable takes 1/true/yes or 0/false/no */
 } kind;
 
 typedef struct opt {
@@ -94,6 +95,8 @@ static const opt opts[] = {
      "require 'Authorization: Bearer <token>' on /v1/* (token: the file's content)"},
     {"cors-origin", "GRADD_CORS_ORIGIN", K_STR, OFF(cors_origin), 0, GD_ORIGIN_MAX, "ORIGIN", "none",
      "send CORS headers for this origin (or *) and answer preflight OPTIONS"},
+    {"no-ui", "GRADD_NO_UI", K_SWITCH, OFF(no_ui), 0, 0, NULL, "off",
+     "do not serve the playground page at GET / (404 instead)"},
     {"tls-cert", "GRADD_TLS_CERT", K_PATH, OFF(tls_cert), 0, GD_PATH_MAX, "PATH", "none",
      "serve HTTPS with this PEM certificate (chain); needs --tls-key"},
     {"tls-key", "GRADD_TLS_KEY", K_PATH, OFF(tls_key), 0, GD_PATH_MAX, "PATH", "none",
@@ -247,6 +250,11 @@ static int set_value(gd_config *cfg, const source *s, const char *v, char *msg, 
                         "shorter than %d bytes", v, name, (int)o->max);
         snprintf(field, (size_t)o->max, "%s", v);
         return 0;
+    case K_SWITCH:
+        if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) *(int *)field = 1;
+        else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0) *(int *)field = 0;
+        else return fail(msg, size, "invalid value '%s' for %s: expected 1, true, yes, 0, false or no", v, name);
+        return 0;
     case K_ACTION:
         break;
     }
@@ -297,6 +305,12 @@ static int apply_argv(gd_config *cfg, int argc, char **argv, unsigned char *give
         if (o->k == K_ACTION) {
             if (eq) return fail(msg, size, "--%s takes no value", o->flag);
             if (cfg->action == GD_ACT_SERVE || o->min == GD_ACT_HELP) cfg->action = (gd_action)o->min;
+            continue;
+        }
+        if (o->k == K_SWITCH) {
+            if (eq) return fail(msg, size, "--%s takes no value", o->flag);
+            *(int *)((char *)cfg + o->off) = 1;
+            given[o - opts] = 1;
             continue;
         }
         const char *v = eq ? eq + 1 : NULL;

@@ -55,6 +55,7 @@ typedef struct gd_config {
     char token[GD_TOKEN_MAX + 1];   /* from --token-file; empty: no auth */
     size_t token_len;
     char cors_origin[GD_ORIGIN_MAX];/* --cors-origin; empty: no CORS headers */
+    int no_ui;                      /* --no-ui: GET / is 404 instead of the playground page */
     char tls_cert[GD_PATH_MAX];     /* --tls-cert, PEM certificate chain; empty: plain HTTP */
     char tls_key[GD_PATH_MAX];      /* --tls-key, its PEM private key */
     char tls_client_ca[GD_PATH_MAX];/* --tls-client-ca, PEM CA(s) that /v1/ clients' certificates must chain to */

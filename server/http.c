@@ -50,6 +50,7 @@
 #include "proto/peek.h"
 #include "server/reply.h"
 #include "server/tls.h"
+#include "server/ui.h"
 
 #define ID_MAX 128        /* longest X-Request-Id echoed back */
 #define GD_DRAIN_RETRY_HEADER "Gradd-Drain-Retry" /* sent by balancers that retry a 503 elsewhere */
@@ -95,6 +96,10 @@ static const route_def routes[] = {
     {"/healthz", GD_ROUTE_HEALTHZ, 0, 0, "GET, HEAD, OPTIONS", 0},
     {"/readyz", GD_ROUTE_READYZ, 0, 0, "GET, HEAD, OPTIONS", 0},
     {"/metrics", GD_ROUTE_METRICS, 0, 0, "GET, HEAD, OPTIONS", 0},
+    /* The playground (A4): a static page without data, served without the
+     * token (a browser's address bar cannot send one); its own calls to
+     * the API carry the token typed into it. --no-ui removes the route. */
+    {"/", GD_ROUTE_UI, 0, 0, "GET, HEAD, OPTIONS", 0},
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 
@@ -194,8 +199,9 @@ static meth parse_method(const char *m) {
     return M_OTHER;
 }
 
-static const route_def *find_route(const char *url) {
+static const route_def *find_route(const gd_http *h, const char *url) {
     for (int i = 0; i < N_ROUTES; i++) {
+        if (routes[i].route == GD_ROUTE_UI && h->cfg->no_ui) continue;
         size_t n = strlen(routes[i].path);
         if (routes[i].prefix ? strncmp(url, routes[i].path, n) == 0 && url[n] && !strchr(url + n, '/')
                              : strcmp(url, routes[i].path) == 0)
@@ -284,6 +290,11 @@ static void add_headers(gd_http *h, req *r, struct MHD_Response *resp, const gd_
     }
     if (p->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, p->allow);
     if (p->www_authenticate) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"gradd\"");
+    if (p->csp) {
+        MHD_add_response_header(resp, "Content-Security-Policy", p->csp);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    }
     if (cfg->cors_origin[0]) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", cfg->cors_origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Gradd-Json-Length, Retry-After");
@@ -417,6 +428,11 @@ static void answer_get(gd_http *h, req *r) {
         break;
     case GD_ROUTE_OPS:
         gd_reply_static(p, 200, h->ops.data, h->ops.len);
+        break;
+    case GD_ROUTE_UI:
+        gd_reply_static(p, 200, gd_ui_page, gd_ui_page_len);
+        p->content_type = "text/html; charset=utf-8";
+        p->csp = gd_ui_csp;
         break;
     case GD_ROUTE_HEALTHZ:
         gd_reply_static(p, 200, HEALTHZ_BODY, sizeof HEALTHZ_BODY - 1);
@@ -813,7 +829,7 @@ static req *req_new(gd_http *h, struct MHD_Connection *c, const char *url, const
     r->conn = c;
     r->start_ns = gd_now_ns();
     r->m = parse_method(method);
-    r->rd = find_route(url);
+    r->rd = find_route(h, url);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->cn = ci ? ci->socket_context : NULL;
     snprintf(r->method, sizeof r->method, "%s", method);

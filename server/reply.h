@@ -32,6 +32,7 @@ typedef struct gd_reply {
     int retry_after;            /* seconds; 0: no Retry-After */
     const char *allow;          /* static; Allow header (405, OPTIONS) */
     int www_authenticate;       /* 401: WWW-Authenticate: Bearer */
+    const char *csp;            /* static; an HTML page's Content-Security-Policy (with nosniff, no referrer) */
 } gd_reply;
 
 void gd_reply_init(gd_reply *r);

@@ -90,6 +90,7 @@ SERVERS = {
     "metrics_readme": [],
     "metrics_auth": ["--token-file", None],
     "draining": ["--drain-ms", "600000", "--grace-ms", "1000"],
+    "no_ui": ["--no-ui"],
 }
 IGNORED_HEADERS = {"date", "x-request-id", "content-length"}
 MASK = "<masked>"

@@ -818,7 +818,8 @@ END_TEST
 /* ---- routes, methods, headers -------------------------------------------------- */
 
 START_TEST(not_found_404) {
-    const char *paths[] = {"/v1/gradient", "/", "/v2/grad", "/v1/grad/extra", "/healthz/x"};
+    /* "/" is the playground (A4): tests/ui_test.py checks it, and its 404 under --no-ui */
+    const char *paths[] = {"/v1/gradient", "/index.html", "/v2/grad", "/v1/grad/extra", "/healthz/x"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         ht_resp r = do_req(g_srv.port, "GET", paths[i], NULL, NULL);
         expect_error(&r, 404, "not_found", NULL, NULL);
@@ -836,7 +837,7 @@ START_TEST(method_not_allowed_405) {
     } c[] = {
         {"GET", "/v1/grad", "POST"},   {"PUT", "/v1/grad", "POST"},     {"DELETE", "/v1/eval", "POST"},
         {"POST", "/v1/ops", "GET"},    {"POST", "/healthz", "GET"},     {"DELETE", "/readyz", "GET"},
-        {"POST", "/metrics", "GET"},
+        {"POST", "/metrics", "GET"},   {"POST", "/", "GET"},            {"DELETE", "/", "GET"},
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
         ht_resp r = do_req(g_srv.port, c[i].method, c[i].path, NULL, NULL);

@@ -17,22 +17,14 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
 
-GRADD = os.environ.get("GRADD_BIN", "./gradd")
-SCALE = float(os.environ.get("GD_TEST_TIME_SCALE", "1") or 1)
-FAILS = []
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what)
-    if not cond:
-        FAILS.append(what)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import FAILS, GRADD, SCALE, Gradd, check, free_port  # noqa: E402
 
 
 def openssl(*args, cwd):
@@ -52,47 +44,6 @@ def make_cert(d, name, ca, ext):
         f.write(ext + "\n")
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
             "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gradd:
-    def __init__(self, d, *flags):
-        self.port = free_port()
-        self.log = open(os.path.join(d, f"gradd-{self.port}.log"), "w+")
-        self.flags = ["--port", str(self.port), "--workers", "1", "--drain-ms", "0", *flags]
-        self.proc = subprocess.Popen([GRADD, *self.flags], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10 * SCALE
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit("tls_test: gradd exited at startup:\n" + self.logtext())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("tls_test: gradd did not listen:\n" + self.logtext())
-
-    def logtext(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self):
-        """SIGTERM; gradd must exit 0 (a sanitizer build exits otherwise on a leak or an error)."""
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(10 * SCALE)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        check(rc == 0, f"gradd {' '.join(self.flags[4:])} exits 0 after SIGTERM (got {rc})"
-              + ("" if rc == 0 else ":\n" + self.logtext()[-3000:]))
-        self.log.close()
 
 
 def context(d, trust=True, cert=None):

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""embed_ui.py - the playground page (GET /, contract A4) as C data.
+
+Reads server/ui/index.html and the documentation's /v1/grad examples
+(README.md, docs/api.md, docs/diagnostics.md: every ```sh block that starts
+with `curl ... /v1/grad -d ...`), puts the examples' request bodies, verbatim,
+into the page's `@EXAMPLES@` placeholder, and writes a C file defining
+
+    gd_ui_page, gd_ui_page_len   the page's bytes (server/ui.h)
+    gd_ui_csp                    its Content-Security-Policy: the page's inline
+                                 script and style by their SHA-256, calls to its
+                                 own origin only, nothing else
+
+so that the examples the page offers are always the ones the documentation
+shows (tests/readme_examples.py keeps those true) and the page can load
+nothing from anywhere. Run by make at every change of its inputs:
+
+    embed_ui.py SRCDIR OUT.c            write the C file
+    embed_ui.py --examples SRCDIR       print the examples as JSON (tests)
+
+Standard library only.
+"""
+import base64
+import hashlib
+import json
+import os
+import re
+import sys
+
+DOCS = ["README.md", "docs/api.md", "docs/diagnostics.md"]
+PLACEHOLDER = "@EXAMPLES@"
+CURL_BODY = re.compile(r"^curl\s+-s\s+localhost:8080/v1/grad\s+-d\s+(?:'(?P<q>.*)'|@-\s+<<'EOF'\n(?P<h>.*)\nEOF)\s*$",
+                       re.S)
+
+
+def first_sentence(paragraph):
+    """The paragraph's first sentence, without markdown, shortened."""
+    text = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", " ".join(paragraph)).strip()
+    text = re.split(r"(?<=[.:;])\s", text, maxsplit=1)[0].rstrip(".:;")
+    return text if len(text) <= 72 else text[:69].rstrip() + "..."
+
+
+def examples_of(path, doc):
+    """[{"title", "source", "request"}] for each /v1/grad example of a document."""
+    out, heading, paragraph, last_text = [], "", [], []
+    lines = open(path, encoding="utf-8").read().split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            lang, j = line[3:].strip(), i + 1
+            while j < len(lines) and not lines[j].startswith("```"):
+                j += 1
+            block = "\n".join(lines[i + 1:j])
+            m = CURL_BODY.match(block) if lang == "sh" else None
+            if m and "graph_id" not in block:
+                body = m.group("q") if m.group("q") is not None else m.group("h")
+                json.loads(body)  # a document's example that is not JSON is a bug there
+                title = heading
+                intro = first_sentence(last_text)
+                if intro:
+                    title = f"{heading}: {intro}" if heading else intro
+                out.append({"title": title, "source": doc, "request": body})
+            paragraph, last_text, i = [], [], j + 1
+            continue
+        if line.startswith("#"):
+            heading, paragraph, last_text = line.lstrip("#").strip(), [], []
+        elif line.strip() and not line.startswith("<!--"):
+            paragraph.append(line.strip())
+            last_text = paragraph
+        else:
+            paragraph = []
+        i += 1
+    return out
+
+
+def examples(srcdir):
+    return [e for doc in DOCS for e in examples_of(os.path.join(srcdir, doc), doc)]
+
+
+def page(srcdir):
+    html = open(os.path.join(srcdir, "server/ui/index.html"), encoding="utf-8").read()
+    if html.count(PLACEHOLDER) != 1:
+        sys.exit(f"embed_ui: server/ui/index.html must hold {PLACEHOLDER} exactly once")
+    data = json.dumps(examples(srcdir), ensure_ascii=False, indent=0).replace("</", "<\\/")
+    return html.replace(PLACEHOLDER, data)
+
+
+def sha256s(html, tag):
+    """'sha256-...' of every inline <tag> element (scripts with a type are data, not code)."""
+    found = []
+    for m in re.finditer(rf"<{tag}(\s[^>]*)?>(.*?)</{tag}>", html, re.S):
+        if tag == "script" and m.group(1) and "type=" in m.group(1):
+            continue
+        digest = base64.b64encode(hashlib.sha256(m.group(2).encode("utf-8")).digest()).decode()
+        found.append(f"'sha256-{digest}'")
+    if not found:
+        sys.exit(f"embed_ui: the page has no inline <{tag}>")
+    return " ".join(found)
+
+
+def csp(html):
+    return ("default-src 'none'; script-src " + sha256s(html, "script") + "; style-src " + sha256s(html, "style") +
+            "; img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
+
+
+def c_bytes(data):
+    rows = [", ".join(str(b) for b in data[k:k + 24]) for k in range(0, len(data), 24)]
+    return ",\n".join("    " + r for r in rows)
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--examples":
+        json.dump(examples(argv[2]), sys.stdout, indent=1)
+        return 0
+    if len(argv) != 3:
+        sys.exit(__doc__)
+    srcdir, out = argv[1], argv[2]
+    html = page(srcdir)
+    data = html.encode("utf-8")
+    with open(out, "w", encoding="ascii") as f:
+        f.write("/* Generated by scripts/embed_ui.py from server/ui/index.html and the documentation's\n"
+                " * examples; do not edit. */\n#include \"server/ui.h\"\n\n")
+        f.write(f"const char gd_ui_page[] = {{\n{c_bytes(data)},\n    0}};\n")
+        f.write(f"const size_t gd_ui_page_len = {len(data)};\n")
+        f.write(f"const char gd_ui_csp[] = {json.dumps(csp(html))};\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
