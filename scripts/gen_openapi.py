@@ -27,14 +27,13 @@ Regenerate after changing an op row (from a build directory):
 Standard library only.
 """
 import argparse
-import difflib
 import json
 import os
 import sys
 
 sys.dont_write_bytecode = True  # the source tree may be read-only (distcheck)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_ops_md import fetch_ops, with_gradd  # noqa: E402
+from gen_ops_md import add_source_args, load_table, write_or_check  # noqa: E402
 
 REGENERATE = "python3 ../scripts/gen_openapi.py --gradd ./gradd --write ../docs/openapi.json   (from the build directory)"
 
@@ -125,47 +124,25 @@ def dump(doc):
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--gradd")
-    src.add_argument("--url")
-    src.add_argument("--json")
+    add_source_args(ap)
     act = ap.add_mutually_exclusive_group(required=True)
     act.add_argument("--write", metavar="DOC")
     act.add_argument("--check", metavar="DOC")
     args = ap.parse_args(argv)
-    if args.json:
-        with open(args.json, encoding="utf-8") as f:
-            table = json.load(f)
-    elif args.url:
-        table = fetch_ops(args.url)
-    else:
-        table = with_gradd(os.path.abspath(args.gradd), fetch_ops)
+    table = load_table(args)
     landed = sorted({op["name"] for op in table["ops"]} & {op["name"] for op in PENDING_OPS})
     gen = render(table)
     path = args.write or args.check
     with open(path, encoding="utf-8") as f:
         text = f.read()
     new = dump(replace(json.loads(text), gen))
-    if args.write:
-        if new != text:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(new)
-            print(f"gen_openapi: rewrote the op schemas of {path}")
-        else:
-            print(f"gen_openapi: {path} is up to date")
-        return 0
-    if landed:
+    if landed and not args.write:
         print(f"gen_openapi: the op table now has {', '.join(landed)}: delete its PENDING_OPS entry in "
               f"scripts/gen_openapi.py and regenerate with\n  {REGENERATE}")
         return 1
-    if new == text:
-        print(f"gen_openapi: {path} matches GET /v1/ops ({len(table['ops'])} ops, "
-              f"{len(PENDING_OPS)} pending: {', '.join(op['name'] for op in PENDING_OPS)})")
-        return 0
-    sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
-                                               f"{path} (committed)", "GET /v1/ops (rendered)"))
-    print(f"gen_openapi: {path} differs from the op table (or is not in canonical layout); regenerate it with\n  {REGENERATE}")
-    return 1
+    return write_or_check("gen_openapi", path, text, new, args.write, REGENERATE,
+                          f" ({len(table['ops'])} ops, {len(PENDING_OPS)} pending: "
+                          f"{', '.join(op['name'] for op in PENDING_OPS)})")
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ Regenerate after changing an op row (from a build directory):
 Standard library only.
 """
 import argparse
-import difflib
 import json
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_ops_md import fetch_ops, with_gradd  # noqa: E402
+from gen_ops_md import add_source_args, load_table, write_or_check  # noqa: E402
 
 REGENERATE = "python3 ../scripts/gen_python_ops.py --gradd ./gradd --write ../clients/python/gradd/ops.py   (from the build directory)"
 LEAVES = {"variable", "input", "constant"}
@@ -91,37 +90,16 @@ def render(table):
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--gradd")
-    src.add_argument("--url")
-    src.add_argument("--json")
+    add_source_args(ap)
     act = ap.add_mutually_exclusive_group(required=True)
     act.add_argument("--write", metavar="FILE")
     act.add_argument("--check", metavar="FILE")
     args = ap.parse_args(argv)
-    if args.json:
-        with open(args.json, encoding="utf-8") as f:
-            table = json.load(f)
-    elif args.url:
-        table = fetch_ops(args.url)
-    else:
-        table = with_gradd(os.path.abspath(args.gradd), fetch_ops)
-    text = render(table)
+    table = load_table(args)
     path = args.write or args.check
     old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if args.write:
-        if old != text:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        print(f"gen_python_ops: {path} " + ("rewritten" if old != text else "is up to date"))
-        return 0
-    if old == text:
-        print(f"gen_python_ops: {path} matches GET /v1/ops ({len(table['ops'])} ops)")
-        return 0
-    sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True),
-                                               f"{path} (committed)", "GET /v1/ops (rendered)"))
-    print(f"gen_python_ops: {path} differs from the op table; regenerate it with\n  {REGENERATE}")
-    return 1
+    return write_or_check("gen_python_ops", path, old, render(table), args.write, REGENERATE,
+                          f" ({len(table['ops'])} ops)")
 
 
 if __name__ == "__main__":
