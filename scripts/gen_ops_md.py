@@ -131,24 +131,51 @@ def split(doc_text, path):
     return doc_text[:b], doc_text[b:e], doc_text[e:]
 
 
-def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_source_args(ap):
+    """--gradd / --url / --json: where the op table comes from (this script's and its siblings')."""
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--gradd")
     src.add_argument("--url")
     src.add_argument("--json")
+
+
+def load_table(args):
+    """The GET /v1/ops answer named by add_source_args' options."""
+    if args.json:
+        with open(args.json, encoding="utf-8") as f:
+            return json.load(f)
+    if args.url:
+        return fetch_ops(args.url)
+    return with_gradd(os.path.abspath(args.gradd), fetch_ops)
+
+
+def write_or_check(tool, path, old, new, write, regenerate, about=""):
+    """Write new over path (when it differs from old), or check that old == new:
+    0 when written or equal, else 1 after printing a unified diff and how to regenerate."""
+    if write:
+        if old != new:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+        print(f"{tool}: {path} " + ("rewritten" if old != new else "is up to date"))
+        return 0
+    if old == new:
+        print(f"{tool}: {path} matches GET /v1/ops{about}")
+        return 0
+    sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                               f"{path} (committed)", "GET /v1/ops (rendered)"))
+    print(f"{tool}: {path} differs from the op table; regenerate it with\n  {regenerate}")
+    return 1
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_source_args(ap)
     act = ap.add_mutually_exclusive_group()
     act.add_argument("--write", metavar="DOC")
     act.add_argument("--check", metavar="DOC")
     args = ap.parse_args(argv)
 
-    if args.json:
-        with open(args.json, encoding="utf-8") as f:
-            table = json.load(f)
-    elif args.url:
-        table = fetch_ops(args.url)
-    else:
-        table = with_gradd(os.path.abspath(args.gradd), fetch_ops)
+    table = load_table(args)
     generated = render(table)
 
     if not (args.write or args.check):

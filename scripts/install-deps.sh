@@ -66,6 +66,14 @@ PACKAGES+=(
     chromium
 )
 
+# tests/openapi_check.py validates answers against docs/openapi.json with
+# jsonschema; clients/python's tests (tests/python_client.sh) run on pytest
+# and compare with NumPy (python3-numpy, above).
+PACKAGES+=(
+    python3-jsonschema
+    python3-pytest
+)
+
 BUILD_PACKAGES=(
     autoconf
     automake
@@ -82,6 +90,19 @@ BUILD_PACKAGES=(
     pkg-config
     python3
 )
+# tests/openapi_check.py lints docs/openapi.json with npm's @redocly/cli
+# (Debian ships no OpenAPI 3.1 validator); installed globally where npm is
+# present (it comes with the nodejs package here) and reaches its registry, otherwise the check says it skipped the lint.
+REDOCLY_VERSION=2.77.0
+install_redocly() {
+    [ "${1:-}" = --build ] && return 0
+    command -v npm >/dev/null 2>&1 || return 0
+    if [ "$(redocly --version 2>/dev/null | head -n 1)" = "$REDOCLY_VERSION" ]; then return 0; fi
+    echo "install-deps: npm install -g @redocly/cli@$REDOCLY_VERSION"
+    timeout 600 npm install -g --no-fund --no-audit "@redocly/cli@$REDOCLY_VERSION" ||
+        echo "install-deps: npm could not install @redocly/cli; tests/openapi_check.py will skip the lint" >&2
+}
+
 case "${1:-}" in
     --build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
     "") ;;
@@ -98,6 +119,7 @@ done
 
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+    install_redocly "${1:-}"
     exit 0
 fi
 
@@ -116,3 +138,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_redocly "${1:-}"

@@ -46,6 +46,7 @@
 #include "server/conns.h"
 #include "gd_config.h"
 #include "server/log.h"
+#include "server/openapi.h"
 #include "proto/encode.h"
 #include "proto/peek.h"
 #include "server/reply.h"
@@ -93,6 +94,7 @@ static const route_def routes[] = {
     {"/v1/graphs", GD_ROUTE_GRAPHS, 1, 1, "POST, OPTIONS", 0},
     {"/v1/graphs/", GD_ROUTE_GRAPH, 0, 1, "GET, HEAD, DELETE, OPTIONS", 1},
     {"/v1/ops", GD_ROUTE_OPS, 0, 1, "GET, HEAD, OPTIONS", 0},
+    {"/v1/openapi.json", GD_ROUTE_OPENAPI, 0, 1, "GET, HEAD, OPTIONS", 0},
     {"/healthz", GD_ROUTE_HEALTHZ, 0, 0, "GET, HEAD, OPTIONS", 0},
     {"/readyz", GD_ROUTE_READYZ, 0, 0, "GET, HEAD, OPTIONS", 0},
     {"/metrics", GD_ROUTE_METRICS, 0, 0, "GET, HEAD, OPTIONS", 0},
@@ -276,6 +278,7 @@ static void add_headers(gd_http *h, req *r, struct MHD_Response *resp, const gd_
     const gd_config *cfg = h->cfg;
     char num[32];
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "Gradd-Api-Version", GD_API_VERSION);
     if (p->status != 204) {
         const char *ct = p->binary ? GD_CT_BINARY : p->content_type ? p->content_type : GD_CT_JSON;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct);
@@ -417,7 +420,7 @@ static void answer_graph(gd_http *h, req *r) {
     gd_graphs_release(h->graphs, g);
 }
 
-/* Answer GET/HEAD of /v1/ops, /healthz, /readyz, /metrics, and
+/* Answer GET/HEAD of /v1/ops, /v1/openapi.json, /healthz, /readyz, /metrics, and
  * GET/HEAD/DELETE of /v1/graphs/{id}. */
 static void answer_get(gd_http *h, req *r) {
     gd_reply *p = &r->reply;
@@ -433,6 +436,9 @@ static void answer_get(gd_http *h, req *r) {
         gd_reply_static(p, 200, gd_ui_page, gd_ui_page_len);
         p->content_type = "text/html; charset=utf-8";
         p->csp = gd_ui_csp;
+        break;
+    case GD_ROUTE_OPENAPI:
+        gd_reply_static(p, 200, (const char *)gd_openapi_json, gd_openapi_json_len);
         break;
     case GD_ROUTE_HEALTHZ:
         gd_reply_static(p, 200, HEALTHZ_BODY, sizeof HEALTHZ_BODY - 1);
@@ -460,7 +466,8 @@ static void answer_get(gd_http *h, req *r) {
 static int precheck(gd_http *h, req *r) {
     if (!r->rd) {
         gd_reply_errorf(&r->reply, GD_E_NOT_FOUND, NULL, "No route %s %s; the routes are POST /v1/grad, "
-                        "POST /v1/eval, POST /v1/graphs, GET or DELETE /v1/graphs/{id}, GET /v1/ops, GET /healthz, "
+                        "POST /v1/eval, POST /v1/graphs, GET or DELETE /v1/graphs/{id}, GET /v1/ops, GET /v1/openapi.json, "
+                        "GET /healthz, "
                         "GET /readyz, GET /metrics.", r->method, r->path);
         return 1;
     }

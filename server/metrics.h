@@ -20,6 +20,7 @@ typedef enum gd_route {
     GD_ROUTE_GRAPHS,  /* POST /v1/graphs */
     GD_ROUTE_GRAPH,   /* /v1/graphs/{id} */
     GD_ROUTE_OPS,
+    GD_ROUTE_OPENAPI, /* GET /v1/openapi.json */
     GD_ROUTE_HEALTHZ,
     GD_ROUTE_READYZ,
     GD_ROUTE_METRICS,

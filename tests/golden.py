@@ -26,6 +26,8 @@ What is compared:
   status   exactly.
   headers  every response header by name, case-insensitively, except Date,
            X-Request-Id and Content-Length (varies with the stats digits).
+           Gradd-Api-Version is not recorded per case: every answer must
+           carry "Gradd-Api-Version: 1.1" (A5), or the case fails.
            Gradd-Json-Length of a binary answer is recorded as "<json length>"
            and checked to be the length of the JSON part.
   json     structurally and exactly: keys (and their order), strings, and
@@ -92,7 +94,8 @@ SERVERS = {
     "draining": ["--drain-ms", "600000", "--grace-ms", "1000"],
     "no_ui": ["--no-ui"],
 }
-IGNORED_HEADERS = {"date", "x-request-id", "content-length"}
+IGNORED_HEADERS = {"date", "x-request-id", "content-length", "gradd-api-version"}
+API_VERSION = "1.1"  # every answer's Gradd-Api-Version (contract A5)
 MASK = "<masked>"
 JSON_LENGTH = "<json length>"
 MAX_DIFFS = 12
@@ -271,6 +274,9 @@ def observe(status, headers, raw):
             hdrs[k] = v
     exp = {"status": Num(status), "headers": hdrs}
     problems = []
+    versions = [v for k, v in headers if k.lower() == "gradd-api-version"]
+    if versions != [API_VERSION]:
+        problems.append(f"Gradd-Api-Version headers {versions}, expected exactly one, {API_VERSION!r}")
     if not raw:
         exp["empty"] = True
     elif ctype.startswith(BINARY):

@@ -10,8 +10,8 @@ document shows. Two kinds of example:
            server); the next fenced block is the response the document shows.
   client   a fenced block right after `<!-- example: examples/PATH -->`. The
            block must be identical to the file examples/PATH, which is run
-           (.py with this python3, .mjs with node; GRADD_URL points at the
-           test server); the next fenced block is its printout, compared
+           (.py with this python3 and clients/python on PYTHONPATH, .mjs with
+           node; GRADD_URL points at the test server); the next fenced block is its printout, compared
            exactly. Every file under examples/ must be shown in some document.
 
   log      a fenced block right after `<!-- log: SERVER -->`: each of its
@@ -232,6 +232,10 @@ def run(e, port, bindir):
     """Run the example: a Run, or a string saying why it cannot run here."""
     if e.file:
         env = dict(os.environ, GRADD_URL=f"http://127.0.0.1:{port}")
+        # the Python package (clients/python) imports from the source tree, as if installed
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.join(ROOT, "clients", "python"),
+                                                          os.environ.get("PYTHONPATH")]))
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         path = os.path.join(ROOT, e.file)
         if RUNNERS.get(os.path.splitext(path)[1]) == "python":
             argv = [sys.executable, path]
