@@ -1,6 +1,8 @@
 /* compute.c - decode, run, encode for one request on a worker (see
  * compute.h). The arena holds everything the request builds and is freed
- * before returning; only the reply's buffers outlive the call. */
+ * before returning; only the reply's buffers outlive the call, with the
+ * tensor buffers a binary reply sends from (taken out of the arena, handed
+ * back to the workers' caches once sent). */
 #include "server/compute.h"
 
 #include <malloc.h>

@@ -17,9 +17,11 @@
  *      claim a pool slot (503 with Retry-After when full), suspend the
  *      connection, then queue the job (in that order: a resume must never
  *      come before its suspend);
- *   4. a worker computes the reply (compute.c) or the pool drops the job
- *      (deadline passed in the queue: 504; shutdown: 503), then resumes
- *      the connection; MHD calls us again and the reply is queued;
+ *   4. a worker computes the reply (compute.c; binary tensors are read
+ *      in place from the body, which is freed once the reply is encoded)
+ *      or the pool drops the job (deadline passed in the queue: 504;
+ *      shutdown: 503), then resumes the connection; MHD calls us again and
+ *      the reply is queued (a binary one as iovecs over its tensors);
  *   5. completed: one log line, the metrics, and the request is freed.
  * A request's memory (struct req) is touched by one thread at a time: MHD
  * does not look at a suspended connection, and the worker's last touch is
