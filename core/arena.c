@@ -220,6 +220,14 @@ static void retire(gd_arena *a, buf_hdr *b) {
 
 static buf_hdr *chunk_buf(chunk *c) { return (buf_hdr *)c - 1; }
 
+/* Keep the cache's newest buffers up to its maximum; free the rest. */
+static void cache_trim(gd_bufcache *c) {
+    size_t kept = 0;
+    buf_hdr **p = &c->list.head;
+    while (*p && (*p)->size <= c->max - kept) kept += (*p)->size, p = &(*p)->next;
+    free_spares_from(&c->list, p);
+}
+
 void gd_arena_free(gd_arena *a) {
     if (!a) return;
     for (chunk *c = a->chunks, *n; c; c = n) n = c->next, retire(a, chunk_buf(c));
@@ -227,13 +235,7 @@ void gd_arena_free(gd_arena *a) {
     for (buf_hdr *b = a->spare.head, *n; b; b = n) n = b->next, UNPOISON(b), retire(a, b);
     for (size_t k = 0; k < SMALL_CLASSES; k++)
         for (buf_hdr *b = a->small.head[k], *n; b; b = n) n = b->next, UNPOISON(b), retire(a, b);
-    if (a->cache) { /* keep the newest buffers up to the cache's maximum */
-        spare_list *l = &a->cache->list;
-        size_t kept = 0;
-        buf_hdr **p = &l->head;
-        while (*p && (*p)->size <= a->cache->max - kept) kept += (*p)->size, p = &(*p)->next;
-        free_spares_from(l, p);
-    }
+    if (a->cache) cache_trim(a->cache);
     free(a);
 }
 
@@ -389,6 +391,46 @@ void gd_arena_release(gd_arena *a, void *p) {
     if (b->size >= SPARE_MIN) push_spare(&a->spare, b);
     else if (b->size <= SMALL_MAX) push_small(&a->small, b);
     else free(b);
+}
+
+void *gd_arena_detach(gd_arena *a, void *p) {
+    buf_hdr *b = a->bufs;
+    while (b && b + 1 != p) b = b->next;
+    if (!b) return NULL;
+    if (b->prev) b->prev->next = b->next;
+    else a->bufs = b->next;
+    if (b->next) b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+    a->live -= b->size;
+    return p;
+}
+
+void gd_arena_block_free(void *p) {
+    if (p) free((buf_hdr *)p - 1);
+}
+
+void gd_bufcache_adopt(gd_bufcache *c, void *p) {
+    if (!p) return;
+    buf_hdr *b = (buf_hdr *)p - 1;
+    if (b->size < SPARE_MIN) {
+        free(b);
+        return;
+    }
+    push_spare(&c->list, b);
+    cache_trim(c);
+}
+
+void gd_bufcache_move(gd_bufcache *dst, gd_bufcache *src) {
+    buf_hdr *rev = NULL; /* src newest first: reversed, so that pushing keeps the order */
+    for (buf_hdr *b = src->list.head, *n; b; b = n) n = b->next, b->next = rev, rev = b;
+    src->list.head = NULL;
+    src->list.bytes = 0;
+    for (buf_hdr *b = rev, *n; b; b = n) {
+        n = b->next;
+        UNPOISON(b);
+        push_spare(&dst->list, b);
+    }
+    cache_trim(dst);
 }
 
 size_t gd_arena_buf_cost(size_t n) {

@@ -80,6 +80,22 @@ void *gd_arena_buf(gd_arena *a, size_t n, int zero);
 /* Hand a gd_arena_buf block back early. NULL is fine. */
 void gd_arena_release(gd_arena *a, void *p);
 
+/* Take the gd_arena_buf block that starts at p out of the arena: it no
+ * longer counts against the limit and gd_arena_free leaves it alone; the
+ * caller owns it and hands it to gd_bufcache_adopt or gd_arena_block_free.
+ * For a response sent after its request's arena is gone (a gradient's
+ * bytes go out from its own buffer). Returns p, or NULL when p is no live
+ * block of a (a buffer of another arena, memory borrowed from elsewhere,
+ * or a block already taken). Walks the arena's live blocks. */
+void *gd_arena_detach(gd_arena *a, void *p);
+/* Free a detached block. NULL is fine. */
+void gd_arena_block_free(void *p);
+/* Give a detached block to cache c, as gd_arena_free gives it a big buffer
+ * (the newest up to the cache's maximum are kept; a small one is freed). */
+void gd_bufcache_adopt(gd_bufcache *c, void *p);
+/* Move every big buffer of src into dst (newest first, dst's maximum kept). */
+void gd_bufcache_move(gd_bufcache *dst, gd_bufcache *src);
+
 /* Memory the request holds outside the arena's blocks (the parsed JSON, the
  * encoded response) counted against the same limit: gd_arena_charge adds n
  * bytes (0, or -1 and nothing counted when the limit would be passed),

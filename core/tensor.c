@@ -172,7 +172,7 @@ int gd_tensor_zeros_polled(gd_arena *a, const gd_shape *shape, gd_dtype dtype, g
 
 void gd_tensor_release(gd_arena *a, gd_tensor *t) {
     if (!t) return;
-    gd_arena_release(a, t->data);
+    if (!t->borrowed) gd_arena_release(a, t->data);
     t->data = NULL;
 }
 

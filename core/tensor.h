@@ -33,6 +33,8 @@ typedef struct gd_tensor {
     gd_shape shape;
     int64_t n;  /* number of elements */
     void *data; /* n * 8 bytes; arena buffer; NULL only when n == 0 */
+    int borrowed; /* data is not the arena's but the caller's (a binary request body): never written, never
+                     released (a leaf value; the engine never writes over leaves) */
 } gd_tensor;
 
 static inline double *gd_f64(const gd_tensor *t) { return (double *)t->data; }
@@ -82,7 +84,8 @@ int gd_tensor_to_f64_polled(gd_arena *a, const gd_tensor *t, gd_tensor **out, co
                             gd_error *err);
 int gd_tensor_zeros_polled(gd_arena *a, const gd_shape *shape, gd_dtype dtype, gd_tensor **out,
                            const gd_cancel *cancel, gd_error *err);
-/* Release t's buffer (and only the buffer) back to the arena. */
+/* Release t's buffer (and only the buffer) back to the arena; a borrowed
+ * buffer is only let go of (t->data NULL), never freed. */
 void gd_tensor_release(gd_arena *a, gd_tensor *t);
 
 /* Row-major strides (in elements) of `s`, with 0 for the axes where `s`

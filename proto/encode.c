@@ -16,7 +16,8 @@
 /* The encoder's state: where the JSON and the binary section go, and the
  * tensor form the request asked for. */
 typedef struct enc {
-    gd_buf *out, *bin;
+    gd_buf *out;
+    gd_binsec *bin;
     gd_tensor_format fmt;
     gd_wire_poll poll; /* the request's cancel record, polled while tensors are written */
     gd_error err;      /* what a poll that fired said */
@@ -173,11 +174,11 @@ static void put_map(enc *e, const gd_graph *g, const int *idx, const char *const
     gd_buf_putc(e->out, '}');
 }
 
-static int begin(enc *e, gd_buf *out, gd_buf *bin, const gd_request *req) {
+static int begin(enc *e, gd_buf *out, gd_binsec *bin, const gd_request *req) {
     e->out = out, e->bin = bin, e->fmt = req->tensor_format;
     e->poll = (gd_wire_poll){.cancel = req->spec.cancel, .err = &e->err};
     if (e->fmt == GD_TF_BINARY && !bin) return -1;
-    return out->failed || (bin && bin->failed) ? -1 : 0;
+    return out->failed || (bin && bin->bytes.failed) ? -1 : 0;
 }
 
 /* Room for every tensor of vals in the binary section at once (each padded
@@ -187,15 +188,17 @@ static int begin(enc *e, gd_buf *out, gd_buf *bin, const gd_request *req) {
 static void reserve_binary(enc *e, gd_tensor *const *vals, int n, size_t *total) {
     if (e->fmt != GD_TF_BINARY || !vals) return;
     for (int k = 0; k < n; k++)
-        if (vals[k] && (size_t)vals[k]->n < SIZE_MAX / 16) *total += (size_t)vals[k]->n * 8 + 64;
+        if (vals[k] && (size_t)vals[k]->n < SIZE_MAX / 16 &&
+            (!e->bin->borrow_min || (size_t)vals[k]->n * 8 < e->bin->borrow_min)) /* a piece is not copied */
+            *total += (size_t)vals[k]->n * 8 + 64;
 }
 
 static int finish(const enc *e) {
     if (e->poll.stopped) return GD_E_DEADLINE_EXCEEDED;
-    return e->out->failed || (e->bin && e->bin->failed) ? -1 : 0;
+    return e->out->failed || (e->bin && e->bin->bytes.failed) ? -1 : 0;
 }
 
-int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
+int gd_encode_grad_response(gd_buf *out, gd_binsec *bin, const gd_request *req, const gd_run_result *res,
                             const gd_stats *stats) {
     enc e;
     if (begin(&e, out, bin, req)) return -1;
@@ -205,7 +208,7 @@ int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, con
     reserve_binary(&e, res->targets, s->n_targets, &total);
     reserve_binary(&e, res->grads, s->n_wrt, &total);
     if (req->fetch_given) reserve_binary(&e, res->fetched, s->n_fetch, &total);
-    if (total && total < SIZE_MAX / 2) gd_buf_reserve(bin, total);
+    if (total && total < SIZE_MAX / 2) gd_buf_reserve(&bin->bytes, total);
     gd_buf_puts(out, "{\"target\":");
     put_map(&e, g, s->targets, req->target_names, res->targets, s->n_targets);
     gd_buf_puts(out, ",\"gradients\":");
@@ -222,7 +225,7 @@ int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, con
     return finish(&e);
 }
 
-int gd_encode_eval_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
+int gd_encode_eval_response(gd_buf *out, gd_binsec *bin, const gd_request *req, const gd_run_result *res,
                             const gd_stats *stats) {
     enc e;
     if (begin(&e, out, bin, req)) return -1;

@@ -18,6 +18,7 @@
 #include "core/diagnose.h"
 #include "core/engine.h"
 #include "proto/request.h"
+#include "proto/wire.h"
 
 /* Timings and sizes for the response's "stats". */
 typedef struct gd_stats {
@@ -38,16 +39,17 @@ void gd_stats_from_run(gd_stats *st, const gd_request *req, const gd_run_result 
  *    "values": {fetch: tensor or null} (only when the request had "fetch"),
  *    "diagnostics": [...], "stats": {...}}
  * appended to `out`. With tensor_format "binary" the raw tensor bytes go to
- * `bin` (each at an offset aligned to 64 bytes from bin's start, which must
- * be the start of the binary section); bin may be NULL otherwise. The
+ * `bin` (each at an offset aligned to 64 bytes from the section's start),
+ * copied or as pieces that point at the tensors (wire.h: gd_binsec); bin
+ * may be NULL otherwise. The
  * tensor writers poll req->spec.cancel (A7: the deadline covers encoding).
  * Returns 0, -1 when out of memory or binary is asked without `bin`, or
  * GD_E_DEADLINE_EXCEEDED when the poll fired (the output is incomplete). */
-int gd_encode_grad_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
+int gd_encode_grad_response(gd_buf *out, gd_binsec *bin, const gd_request *req, const gd_run_result *res,
                             const gd_stats *stats);
 
 /* The 200 body of /v1/eval: {"values": {...}, "diagnostics": [...], "stats": {...}}. */
-int gd_encode_eval_response(gd_buf *out, gd_buf *bin, const gd_request *req, const gd_run_result *res,
+int gd_encode_eval_response(gd_buf *out, gd_binsec *bin, const gd_request *req, const gd_run_result *res,
                             const gd_stats *stats);
 
 /* {"error": {"code", "message", "at"?, "suggestion"?, "diagnostics"?}}: "at"

@@ -496,8 +496,29 @@ static int from_b64(gd_wire_in *c, const json_t *jb, gd_jpath *p, const obj_head
     return 0;
 }
 
-/* {"offset", "nbytes"}: a byte range of the binary section, copied out and
- * remembered for the overlap check. */
+/* A tensor whose data is the binary section's bytes at off, not a copy:
+ * float64 and int64 on a little-endian host whose bytes sit 8-aligned in
+ * memory (the server aligns the section; a client's offsets are its own).
+ * The section must then outlive the request (wire.h). NULL when the tensor
+ * needs a copy (float32 is widened, a misaligned range is copied alone)
+ * or out of memory (the copy's allocation then reports it). */
+static gd_tensor *borrow(gd_wire_in *c, const obj_head *h, uint64_t off) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const unsigned char *p = c->bin + off;
+    if (h->f32 || !h->numel || ((uintptr_t)p & 7)) return NULL;
+    gd_tensor *t = gd_tensor_header(c->a, &h->s, h->dt);
+    if (!t) return NULL;
+    t->data = (void *)p; /* read only: the engine never writes a leaf value */
+    t->borrowed = 1;
+    return t;
+#else
+    (void)c, (void)h, (void)off;
+    return NULL;
+#endif
+}
+
+/* {"offset", "nbytes"}: a byte range of the binary section, borrowed or
+ * copied out, and remembered for the overlap check. */
 static int from_binary(gd_wire_in *c, const json_t *jo, const json_t *jn, gd_jpath *p, const obj_head *h,
                        gd_tensor **out) {
     uint64_t off = 0, len = 0;
@@ -518,10 +539,12 @@ static int from_binary(gd_wire_in *c, const json_t *jo, const json_t *jn, gd_jpa
         return gd_errorf(c->err, GD_E_INVALID_VALUE, p->s,
                          "The tensor at %s spans bytes %llu..%llu, past the end of the %zu-byte binary section.",
                          p->s, (unsigned long long)off, (unsigned long long)(off + len), c->bin_len);
-    gd_tensor *t = gd_tensor_new(c->a, &h->s, h->dt, 0);
-    if (!t) return gd_error_oom(c->err);
-    if (len) memcpy(t->data, c->bin + off, (size_t)len);
-    from_le(t, h->f32);
+    gd_tensor *t = borrow(c, h, off);
+    if (!t && !(t = gd_tensor_new(c->a, &h->s, h->dt, 0))) return gd_error_oom(c->err);
+    if (!t->borrowed) {
+        if (len) memcpy(t->data, c->bin + off, (size_t)len);
+        from_le(t, h->f32);
+    }
     if ((rc = add_ref(c, off, len, p))) return rc;
     *out = t;
     return 0;
@@ -727,21 +750,68 @@ static void put_b64(gd_buf *b, const gd_tensor *t, int f32, gd_wire_poll *poll) 
     gd_buf_putc(b, '"');
 }
 
+void gd_binsec_init(gd_binsec *s) {
+    memset(s, 0, sizeof *s);
+    gd_buf_init(&s->bytes);
+}
+
+void gd_binsec_free(gd_binsec *s) {
+    gd_buf_free(&s->bytes);
+    free(s->seg);
+    size_t min = s->borrow_min;
+    gd_binsec_init(s);
+    s->borrow_min = min;
+}
+
+size_t gd_binsec_len(const gd_binsec *s) { return s->bytes.len + s->ext; }
+
+int gd_binsec_flatten(const gd_binsec *s, gd_buf *out) {
+    const char *b = s->bytes.data ? s->bytes.data : "";
+    size_t from = 0;
+    for (int k = 0; k < s->n_seg; k++) {
+        gd_buf_append(out, b + from, s->seg[k].at - from);
+        gd_buf_append(out, s->seg[k].p, s->seg[k].len);
+        from = s->seg[k].at;
+    }
+    gd_buf_append(out, b + from, s->bytes.len - from);
+    return out->failed ? -1 : 0;
+}
+
+/* t's n bytes as a piece of s (its buffer, not a copy). 0, or -1 (with
+ * bytes.failed set) when out of memory. */
+static int add_piece(gd_binsec *s, const gd_tensor *t, size_t n) {
+    if (s->n_seg == s->cap_seg) {
+        int cap = s->cap_seg ? 2 * s->cap_seg : 8;
+        gd_binseg *g = realloc(s->seg, sizeof *g * (size_t)cap);
+        if (!g) return s->bytes.failed = 1, -1;
+        s->seg = g, s->cap_seg = cap;
+    }
+    s->seg[s->n_seg++] = (gd_binseg){s->bytes.len, t->data, n};
+    s->ext += n;
+    return 0;
+}
+
 /* The raw bytes into the binary section at the next 64-byte boundary. */
-static void put_binary(gd_buf *bin, const gd_tensor *t, int f32, uint64_t *off, uint64_t *nbytes,
+static void put_binary(gd_binsec *sec, const gd_tensor *t, int f32, uint64_t *off, uint64_t *nbytes,
                        gd_wire_poll *poll) {
     static const unsigned char zeros[64];
-    size_t pad = (64 - bin->len % 64) % 64;
-    gd_buf_append(bin, zeros, pad);
-    *off = bin->len;
+    gd_buf *bin = &sec->bytes;
+    gd_buf_append(bin, zeros, (64 - gd_binsec_len(sec) % 64) % 64);
+    *off = gd_binsec_len(sec);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (!f32 && sec->borrow_min && (size_t)t->n * 8 >= sec->borrow_min) { /* its own buffer goes out */
+        if (add_piece(sec, t, (size_t)t->n * 8)) return;
+        wire_tick(poll, t->n); /* as if written: the deadline still stops the response */
+        *nbytes = (uint64_t)t->n * 8;
+        return;
+    }
     if (!f32) { /* float64/int64 on a little-endian host: the wire bytes are the memory bytes */
         for (int64_t s = 0; s < t->n; s += GD_POLL_ELEMS) { /* pieces with a poll between */
             if (s && wire_tick(poll, GD_POLL_ELEMS)) return;
             int64_t m = t->n - s < GD_POLL_ELEMS ? t->n - s : GD_POLL_ELEMS;
             gd_buf_append(bin, (const char *)t->data + s * 8, (size_t)m * 8);
         }
-        *nbytes = bin->len - *off;
+        *nbytes = gd_binsec_len(sec) - *off;
         return;
     }
 #endif
@@ -754,12 +824,12 @@ static void put_binary(gd_buf *bin, const gd_tensor *t, int f32, uint64_t *off, 
         if (have > sizeof chunk - 8) gd_buf_append(bin, chunk, have), have = 0;
     }
     gd_buf_append(bin, chunk, have);
-    *nbytes = bin->len - *off;
+    *nbytes = gd_binsec_len(sec) - *off;
 }
 
 /* Values and gradients of a float32 transport node are narrowed to float32
  * on the way out. */
-void gd_wire_put(gd_buf *b, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
+void gd_wire_put(gd_buf *b, gd_binsec *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
                  gd_wire_poll *poll) {
     if (!t) { gd_buf_puts(b, "null"); return; }
     int f32 = transport_f32 && t->dtype == GD_F64;

@@ -56,8 +56,12 @@ typedef struct gd_wire_want {
 /* Any tensor form of the contract at path p (p names j; on success it is
  * left as it was, on error it names the culprit). *f32_out: the value came
  * as float32 (declared or explicit). The tensor is allocated in c->a; a
- * binary reference is copied out of c->bin and remembered for
- * gd_wire_check_overlaps. Returns 0, or an error code with c->err set. */
+ * binary reference is remembered for gd_wire_check_overlaps, and its
+ * tensor borrows c->bin's bytes (float64 or int64 at an 8-aligned address,
+ * little-endian host: t->borrowed) or is copied out of them (float32, a
+ * misaligned range). c->bin must therefore stay valid and unchanged while
+ * the tensor is used: until the response is encoded. Returns 0, or an error
+ * code with c->err set. */
 int gd_wire_decode(gd_wire_in *c, struct json_t *j, gd_jpath *p, gd_wire_want w, gd_tensor **out, int *f32_out);
 
 /* No two binary references read so far may share a byte; the error names
@@ -79,13 +83,42 @@ typedef struct gd_wire_poll {
     int stopped;
 } gd_wire_poll;
 
+/* A response's binary section: the bytes written (padding, float32,
+ * tensors too small to be worth a piece of their own) and, inserted among
+ * them, pieces that are the tensors' own buffers (a float64 or int64 tensor
+ * of at least borrow_min bytes on a little-endian host), so that a big
+ * gradient goes out without a copy. Piece k comes right after the first
+ * seg[k].at bytes of `bytes` (and the pieces before it). The pieces only
+ * point: their memory must outlive the section's use (the server detaches
+ * the buffers from the request's arena, server/compute.c). */
+typedef struct gd_binseg {
+    size_t at;          /* bytes.len when the piece was added */
+    const void *p;
+    size_t len;
+} gd_binseg;
+
+typedef struct gd_binsec {
+    gd_buf bytes;
+    gd_binseg *seg;     /* malloc'd */
+    int n_seg, cap_seg;
+    size_t ext;         /* the pieces' bytes */
+    size_t borrow_min;  /* 0: every tensor is copied into bytes */
+} gd_binsec;
+
+void gd_binsec_init(gd_binsec *s);            /* empty, copying everything; allocates nothing */
+void gd_binsec_free(gd_binsec *s);            /* the bytes and the piece list, not the pieces' memory */
+size_t gd_binsec_len(const gd_binsec *s);     /* the section's length */
+/* The whole section as one byte string appended to out: 0, or -1 when out
+ * of memory. */
+int gd_binsec_flatten(const gd_binsec *s, gd_buf *out);
+
 /* t (or null when t is NULL) appended to out in form fmt; with transport_f32
  * a float64 tensor is written as float32. GD_TF_BINARY puts the raw bytes
- * into bin at the next 64-byte boundary from bin's start (which must be the
- * start of the binary section) and writes their offset into out. Failure
- * shows as out->failed or bin->failed, a stop at the deadline as
+ * into bin at the next 64-byte boundary from the section's start, copied or
+ * as a piece (gd_binsec), and writes their offset into out. Failure shows
+ * as out->failed or bin->bytes.failed, a stop at the deadline as
  * poll->stopped (poll may be NULL: never stopped). */
-void gd_wire_put(gd_buf *out, gd_buf *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
+void gd_wire_put(gd_buf *out, gd_binsec *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
                  gd_wire_poll *poll);
 
 #endif

@@ -1,6 +1,8 @@
 /* compute.c - decode, run, encode for one request on a worker (see
  * compute.h). The arena holds everything the request builds and is freed
- * before returning; only the reply's buffers outlive the call. */
+ * before returning; only the reply's buffers outlive the call, with the
+ * tensor buffers a binary reply sends from (taken out of the arena, handed
+ * back to the workers' caches once sent). */
 #include "server/compute.h"
 
 #include <malloc.h>
@@ -35,6 +37,38 @@ static void error_reply(const gd_compute_in *in, const gd_cancel *cancel, gd_err
     gd_reply_error(out, err, NULL, 0, NULL);
 }
 
+/* Tensors of at least this many bytes go out of a binary response from
+ * their own buffers instead of a copy (wire.h: gd_binsec); below it a copy
+ * costs less than the piece's bookkeeping. */
+#define GD_PIECE_MIN ((size_t)64 << 10)
+
+static void return_block(void *p);
+
+/* Make the reply own the memory of its binary pieces, which must outlive
+ * the arena: each tensor buffer is taken out of it (gd_arena_detach); a
+ * piece that is no arena block of its own (a value borrowed from the
+ * request body, a registered graph's constant) is first copied into one,
+ * counted against the limit. 0, or -1 when the limit or memory refused. */
+static int own_pieces(gd_arena *a, gd_reply *out) {
+    gd_binsec *b = &out->bin;
+    if (!b->n_seg) return 0;
+    if (!(out->blocks = malloc(sizeof *out->blocks * (size_t)b->n_seg))) return -1;
+    out->drop_block = return_block;
+    for (int k = 0; k < b->n_seg; k++) {
+        int again = 0; /* the same tensor sent twice: its block is owned already */
+        for (int j = 0; j < out->n_blocks; j++) again |= out->blocks[j] == b->seg[k].p;
+        if (again) continue;
+        void *blk = gd_arena_detach(a, (void *)b->seg[k].p);
+        if (!blk) {
+            if (!(blk = gd_arena_buf(a, b->seg[k].len, 0))) return -1;
+            memcpy(blk, b->seg[k].p, b->seg[k].len);
+            b->seg[k].p = gd_arena_detach(a, blk);
+        }
+        out->blocks[out->n_blocks++] = blk;
+    }
+    return 0;
+}
+
 /* The 200 (or 422) body of a successful run. The encoded response counts
  * against the request's memory limit, beside what the arena still holds: a
  * response that outgrows it is 413 (A7). The deadline covers encoding too
@@ -54,14 +88,16 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
     gd_reply_reset(out);
     out->status = 200;
     out->binary = req->tensor_format == GD_TF_BINARY;
-    gd_buf *bin = out->binary ? &out->bin : NULL;
+    gd_binsec *bin = out->binary ? &out->bin : NULL;
+    out->bin.borrow_min = GD_PIECE_MIN;
     gd_buf_charge_to(&out->body, a);
-    gd_buf_charge_to(&out->bin, a);
+    gd_buf_charge_to(&out->bin.bytes, a);
     int rc = req->endpoint == GD_EP_EVAL ? gd_encode_eval_response(&out->body, bin, req, res, &st)
                                          : gd_encode_grad_response(&out->body, bin, req, res, &st);
-    int over = out->body.over_limit || out->bin.over_limit;
+    if (!rc && own_pieces(a, out)) rc = -1;
+    int over = out->body.over_limit || out->bin.bytes.over_limit || gd_arena_refused(a);
     gd_buf_charge_to(&out->body, NULL); /* the reply outlives the arena */
-    gd_buf_charge_to(&out->bin, NULL);
+    gd_buf_charge_to(&out->bin.bytes, NULL);
     if (rc == GD_E_DEADLINE_EXCEEDED) {
         gd_errorf(&err, GD_E_DEADLINE_EXCEEDED, NULL, "%s", GD_DEADLINE_MESSAGE);
         error_reply(in, cancel, &err, out);
@@ -90,6 +126,20 @@ typedef struct worker_mem {
     pthread_mutex_t mu;
     struct worker_mem *prev, *next;
 } worker_mem;
+
+/* Blocks that binary responses sent from (own_pieces) come back here
+ * once sent, on MHD's thread; the next request on any worker takes them
+ * into its cache, so that the next response's tensors land in warm pages. */
+static pthread_mutex_t returned_mu = PTHREAD_MUTEX_INITIALIZER;
+static gd_bufcache *returned; /* under returned_mu; made on first use */
+
+static void return_block(void *p) {
+    pthread_mutex_lock(&returned_mu);
+    if (!returned) returned = gd_bufcache_new(GD_WORKER_CACHE_BYTES);
+    if (returned) gd_bufcache_adopt(returned, p);
+    else gd_arena_block_free(p);
+    pthread_mutex_unlock(&returned_mu);
+}
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
@@ -150,6 +200,9 @@ int gd_compute_trim_idle(int64_t idle_ms) {
             pthread_mutex_unlock(&w->mu);
         }
     pthread_mutex_unlock(&workers_mu);
+    pthread_mutex_lock(&returned_mu);
+    if (returned) gd_bufcache_clear(returned);
+    pthread_mutex_unlock(&returned_mu);
     gd_decode_trim();
     malloc_trim(0);
     atomic_store(&trimmed, 1);
@@ -160,7 +213,12 @@ int gd_compute_trim_idle(int64_t idle_ms) {
 static gd_arena *compute_begin(const gd_compute_in *in, worker_mem **wm) {
     atomic_fetch_add(&busy, 1);
     *wm = worker_cache();
-    if (*wm) pthread_mutex_lock(&(*wm)->mu);
+    if (*wm) {
+        pthread_mutex_lock(&(*wm)->mu);
+        pthread_mutex_lock(&returned_mu);
+        if (returned) gd_bufcache_move((*wm)->cache, returned);
+        pthread_mutex_unlock(&returned_mu);
+    }
     return gd_arena_new_cached(in->arena_limit, *wm ? (*wm)->cache : NULL);
 }
 
@@ -270,7 +328,6 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     holder hold = {in->graphs, NULL};
     lim.lookup = lookup_held, lim.lookup_arg = &hold;
     int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, &lim, &req, &err);
-    if (in->body_done) in->body_done(in->body_done_arg);
     if (!rc) {
         apply_deadline(in, &req, cancel);
         req.spec.cancel = cancel;
@@ -282,6 +339,9 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     } else {
         success_reply(in, &req, &res, a, cancel, out);
     }
+    /* Binary tensors borrow the body's bytes (wire.h): it is let go of only
+     * now that the response is encoded. */
+    if (in->body_done) in->body_done(in->body_done_arg);
     compute_end(a, wm);
     if (hold.held) gd_graphs_release(in->graphs, hold.held); /* after the last read of its graph */
 }

@@ -25,8 +25,9 @@ typedef struct gd_compute_in {
     int64_t recv_ns;             /* receipt of the full request (CLOCK_MONOTONIC) */
     int64_t started_ns;          /* when a worker took it */
     const char *request_id;      /* for the log line of an internal error */
-    /* Called once the body is no longer needed (after decoding), so that
-     * its memory can be released before the computation; may be NULL. */
+    /* Called once the body is no longer needed, so that its memory can be
+     * released: after encoding, since the request's binary tensors point
+     * into the body (wire.h), or after decoding a registration; may be NULL. */
     void (*body_done)(void *arg);
     void *body_done_arg;
 } gd_compute_in;

@@ -17,9 +17,11 @@
  *      claim a pool slot (503 with Retry-After when full), suspend the
  *      connection, then queue the job (in that order: a resume must never
  *      come before its suspend);
- *   4. a worker computes the reply (compute.c) or the pool drops the job
- *      (deadline passed in the queue: 504; shutdown: 503), then resumes
- *      the connection; MHD calls us again and the reply is queued;
+ *   4. a worker computes the reply (compute.c; binary tensors are read
+ *      in place from the body, which is freed once the reply is encoded)
+ *      or the pool drops the job (deadline passed in the queue: 504;
+ *      shutdown: 503), then resumes the connection; MHD calls us again and
+ *      the reply is queued (a binary one as iovecs over its tensors);
  *   5. completed: one log line, the metrics, and the request is freed.
  * A request's memory (struct req) is touched by one thread at a time: MHD
  * does not look at a suspended connection, and the worker's last touch is
@@ -116,8 +118,9 @@ typedef struct req {
     char path[PATH_LOG_MAX + 1];
     char id[ID_MAX + 1];
     int64_t start_ns, recv_ns, answered_ns;
-    char *body;               /* malloc'd, cap bytes */
-    size_t len, cap;
+    char *mem;                /* malloc'd, lead + cap bytes */
+    char *body;               /* mem + lead, cap bytes */
+    size_t len, cap, lead;    /* lead: puts a binary section 8-aligned (align_body) */
     gd_conn *cn;              /* the connection's record in h->conns (NULL: out of memory) */
     long long reserved;       /* bytes of the buffer budgets held for this body */
     int64_t announced;        /* Content-Length, or -1 (chunked or none) */
@@ -223,8 +226,8 @@ static int reserve_bytes(gd_http *h, req *r, long long n) {
 /* Free the body and give its bytes back to the global budget. Called by
  * whichever thread holds the request. */
 static void release_body(req *r) {
-    free(r->body);
-    r->body = NULL;
+    free(r->mem);
+    r->mem = r->body = NULL;
     r->len = r->cap = 0;
     if (r->reserved) gd_conns_release(r->h->conns, r->cn, r->reserved);
     r->reserved = 0;
@@ -239,16 +242,28 @@ static void decide(req *r) {
 
 /* ---- responses ------------------------------------------------------------------ */
 
-/* JSON and binary section of a binary-framed answer, freed with the response. */
-typedef struct framed {
-    gd_buf json, bin;
-} framed;
-
+/* A binary-framed answer's own parts (JSON, binary section, the tensor
+ * buffers its pieces point into), freed with the response. */
 static void free_framed(void *p) {
-    framed *f = p;
-    gd_buf_free(&f->json);
-    gd_buf_free(&f->bin);
-    free(f);
+    gd_reply_reset(p);
+    free(p);
+}
+
+/* The iovecs of a binary-framed answer: the JSON, then the binary section
+ * with its pieces sent from their own buffers (wire.h: gd_binsec), not
+ * copied into one. Returns the count (at most 2 + 2 * n_seg). */
+static unsigned framed_iov(const gd_reply *f, struct MHD_IoVec *iov) {
+    unsigned n = 0;
+    const gd_binsec *b = &f->bin;
+    size_t from = 0;
+    iov[n++] = (struct MHD_IoVec){f->body.data, f->body.len};
+    for (int k = 0; k < b->n_seg; k++) {
+        if (b->seg[k].at > from) iov[n++] = (struct MHD_IoVec){b->bytes.data + from, b->seg[k].at - from};
+        if (b->seg[k].len) iov[n++] = (struct MHD_IoVec){b->seg[k].p, b->seg[k].len};
+        from = b->seg[k].at;
+    }
+    if (b->bytes.len > from) iov[n++] = (struct MHD_IoVec){b->bytes.data + from, b->bytes.len - from};
+    return n;
 }
 
 /* Turn the reply's body into an MHD response, taking its buffers. */
@@ -262,13 +277,19 @@ static struct MHD_Response *make_response(gd_reply *p) {
         if (resp) gd_buf_init(&p->body); /* MHD frees the data now */
         return resp;
     }
-    framed *f = malloc(sizeof *f);
-    if (!f) return NULL;
-    f->json = p->body, f->bin = p->bin;
+    gd_reply *f = malloc(sizeof *f);
+    struct MHD_IoVec *iov = malloc(sizeof *iov * (2 + 2 * (size_t)p->bin.n_seg));
+    if (!f || !iov) {
+        free(f);
+        free(iov);
+        return NULL;
+    }
+    *f = *p; /* the parts move to f; p keeps status and headers */
     gd_buf_init(&p->body);
-    gd_buf_init(&p->bin);
-    struct MHD_IoVec iov[2] = {{f->json.data, f->json.len}, {f->bin.data, f->bin.len}};
-    struct MHD_Response *resp = MHD_create_response_from_iovec(iov, f->bin.len ? 2 : 1, free_framed, f);
+    gd_binsec_init(&p->bin);
+    p->blocks = NULL, p->n_blocks = 0;
+    struct MHD_Response *resp = MHD_create_response_from_iovec(iov, framed_iov(f, iov), free_framed, f);
+    free(iov); /* MHD copied the array */
     if (!resp) free_framed(f);
     return resp;
 }
@@ -315,12 +336,12 @@ static void add_headers(gd_http *h, req *r, struct MHD_Response *resp, const gd_
 /* Queue the decided reply on the connection (MHD's thread only). */
 static enum MHD_Result send_reply(gd_http *h, req *r) {
     gd_reply *p = &r->reply;
-    if (!p->static_body && (p->body.failed || p->bin.failed)) {
+    if (!p->static_body && (p->body.failed || p->bin.bytes.failed)) {
         gd_log_event("error", "request %s: out of memory building a %d response", r->id, p->status);
         gd_reply_static(p, 500, INTERNAL_BODY, sizeof INTERNAL_BODY - 1);
     }
     size_t json_len = p->static_body ? p->static_len : p->body.len;
-    uint64_t total = json_len + (p->binary ? p->bin.len : 0);
+    uint64_t total = json_len + (p->binary ? gd_binsec_len(&p->bin) : 0);
     struct MHD_Response *resp = make_response(p);
     r->have_reply = 0;
     if (r->counted) {
@@ -619,6 +640,17 @@ static enum MHD_Result answer_at_headers(gd_http *h, req *r) {
     return send_reply(h, r);
 }
 
+/* A binary-framed body is kept `lead` bytes into its buffer, so that its
+ * binary section starts 8-aligned (malloc aligns to 16 at least): the
+ * decoder then reads float64 and int64 tensors in place instead of copying
+ * them (wire.h). The header is checked for real once the body is in
+ * (parse_framing); a bad one just leaves the lead at 0 here. */
+static void align_body(req *r) {
+    const char *jl = r->binary_ct ? header(r->conn, "Gradd-Json-Length") : NULL;
+    unsigned long long n = jl ? strtoull(jl, NULL, 10) : 0;
+    r->lead = (size_t)(8 - n % 8) % 8;
+}
+
 /* Headers are in: check, route, and prepare for the body. */
 static enum MHD_Result on_headers(gd_http *h, req *r) {
     if (over_cap(h, r) || bad_framing(r)) {
@@ -628,6 +660,7 @@ static enum MHD_Result on_headers(gd_http *h, req *r) {
     if (precheck(h, r)) return answer_at_headers(h, r);
     if (r->rd->compute && (bad_media_type(r) || too_large(h, r))) return answer_at_headers(h, r);
     if (!r->rd->compute) r->discard = 1; /* a GET with a body: ignore it */
+    else align_body(r);
     if (r->cn) {
         if (has_body(r)) gd_conn_body_started(h->conns, r->cn);
         else gd_conn_busy(h->conns, r->cn);
@@ -645,12 +678,13 @@ static int grow_body(gd_http *h, req *r, size_t need) {
     size_t cap = r->cap ? r->cap : 4096;
     while (cap < need) cap *= 2;
     if (cap > limit) cap = limit;
-    if (reserve_bytes(h, r, (long long)(cap - r->cap))) return -1;
-    char *b = realloc(r->body, cap);
+    if (reserve_bytes(h, r, (long long)(cap - r->cap + (r->mem ? 0 : r->lead)))) return -1;
+    char *b = realloc(r->mem, r->lead + cap);
     if (!b) return -1;
-    r->body = b, r->cap = cap;
+    r->mem = b, r->body = b + r->lead, r->cap = cap;
     return 0;
 }
+
 
 /* A piece of the body: kept, or dropped when the answer is decided. A body
  * that cannot be kept is answered at once (MHD_NO: the connection closes). */

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/encode.h"
@@ -11,12 +12,20 @@
 void gd_reply_init(gd_reply *r) {
     memset(r, 0, sizeof *r);
     gd_buf_init(&r->body);
-    gd_buf_init(&r->bin);
+    gd_binsec_init(&r->bin);
+}
+
+void gd_reply_drop_blocks(gd_reply *r) {
+    for (int k = 0; k < r->n_blocks; k++) r->drop_block(r->blocks[k]);
+    free(r->blocks);
+    r->blocks = NULL;
+    r->n_blocks = 0;
 }
 
 void gd_reply_reset(gd_reply *r) {
     gd_buf_free(&r->body);
-    gd_buf_free(&r->bin);
+    gd_binsec_free(&r->bin);
+    gd_reply_drop_blocks(r);
     gd_reply_init(r);
 }
 

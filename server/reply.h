@@ -17,6 +17,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "proto/request.h"
+#include "proto/wire.h"
 
 #define GD_CT_JSON "application/json"
 #define GD_CT_BINARY "application/vnd.gradd.v1+binary"
@@ -24,7 +25,10 @@
 typedef struct gd_reply {
     int status;
     gd_buf body;                /* owned; JSON text unless content_type says otherwise */
-    gd_buf bin;                 /* owned; the binary section when `binary` */
+    gd_binsec bin;              /* owned; the binary section when `binary` (its pieces point into `blocks`) */
+    void **blocks;              /* owned (malloc'd list): tensor buffers the pieces of bin point into */
+    int n_blocks;
+    void (*drop_block)(void *); /* gives a block back once the reply is done with it */
     const char *static_body;    /* instead of body: static text (not freed), static_len bytes */
     size_t static_len;
     int binary;                 /* frame as GD_CT_BINARY with Gradd-Json-Length = body.len */
@@ -36,8 +40,11 @@ typedef struct gd_reply {
 } gd_reply;
 
 void gd_reply_init(gd_reply *r);
-/* Free the buffers and re-initialise (safe on an initialised reply). */
+/* Free the buffers, drop the blocks and re-initialise (safe on an
+ * initialised reply). */
 void gd_reply_reset(gd_reply *r);
+/* Drop every block of r (after their last read) and free the list. */
+void gd_reply_drop_blocks(gd_reply *r);
 
 /* The contract's error body for err with the status of its code, replacing
  * whatever r held; diagnostics as for gd_encode_error. Overloaded errors

@@ -599,6 +599,70 @@ START_TEST(binary_framing) {
 }
 END_TEST
 
+/* Big binary tensors: the request's are read in place (its JSON part is 3
+ * bytes past a multiple of 8 here, which the server's body buffer makes up
+ * for) or, at an odd offset, copied; the response's go out from their own
+ * buffers, fetched leaves too. Every answer is byte-exact, on one kept-alive
+ * connection several times (the buffers come back between requests). The
+ * stats show the zero copy: the peak holds the three results and the seed,
+ * not the two 1 MiB inputs again (before: 6.0 MiB; read in place: 4.0). */
+START_TEST(binary_big_tensors) {
+    enum { N = 131072 };
+    double *x = malloc(N * 8), *w = malloc(N * 8), *m = malloc(N * 8);
+    unsigned char *bin = malloc(2 * N * 8 + 8);
+    for (int i = 0; i < N; i++) x[i] = (i % 1000) * 0.001 - 0.3, w[i] = 1.0 / (i + 1), m[i] = x[i] * w[i];
+    const char *ctype = "Content-Type: application/vnd.gradd.v1+binary";
+    CURL *h = curl_easy_init();
+    for (int round = 0; round < 4; round++) {
+        size_t woff = round == 3 ? N * 8 + 4 : N * 8; /* the last round: w misaligned, copied */
+        memcpy(bin, x, N * 8);
+        memcpy(bin + woff, w, N * 8);
+        char json[1024], hdr[64];
+        int jl = snprintf(json, sizeof json,
+                          "{\"graph\": {\"nodes\": [{\"name\": \"x\", \"op\": \"variable\"}, {\"name\": \"w\", \"op\": "
+                          "\"variable\"}, {\"name\": \"m\", \"op\": \"mul\", \"inputs\": [\"x\", \"w\"]}, {\"name\": "
+                          "\"loss\", \"op\": \"sum\", \"inputs\": [\"m\"]}]}, \"values\": {\"x\": {\"shape\": [%d], "
+                          "\"dtype\": \"float64\", \"offset\": 0, \"nbytes\": %d}, \"w\": {\"shape\": [%d], \"dtype\": "
+                          "\"float64\", \"offset\": %zu, \"nbytes\": %d}}, \"target\": \"loss\", \"fetch\": [\"x\", "
+                          "\"m\"], \"tensor_format\": \"binary\"}",
+                          N, N * 8, N, woff, N * 8);
+        while (jl % 8 != 3) json[jl++] = ' ';
+        json[jl] = '\0';
+        size_t total;
+        char *body = frame(json, bin, woff + N * 8, &total);
+        snprintf(hdr, sizeof hdr, "Gradd-Json-Length: %d", jl);
+        ht_resp r;
+        ht_req rq = {.path = "/v1/grad", .body = body, .body_len = total, .headers = ARGS(ctype, hdr)};
+        ht_do(h, g_srv.port, &rq, &r);
+        expect_status(&r, 200);
+        size_t rl = binary_json_len(&r);
+        json_t *j = json_loadb(r.body, rl, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        const char *sect = r.body + rl;
+        size_t sect_len = r.body_len - rl;
+        const struct { const char *obj, *name; const double *want; } at[] = {
+            {"gradients", "x", w}, {"gradients", "w", x}, {"values", "x", x}, {"values", "m", m}};
+        for (int k = 0; k < 4; k++) {
+            json_t *t = json_object_get(json_object_get(j, at[k].obj), at[k].name);
+            json_int_t off = json_integer_value(json_object_get(t, "offset"));
+            ck_assert_int_eq(json_integer_value(json_object_get(t, "nbytes")), N * 8);
+            ck_assert_msg(off % 64 == 0 && (size_t)off + N * 8 <= sect_len, "%s.%s at %lld", at[k].obj, at[k].name,
+                          (long long)off);
+            ck_assert_msg(!memcmp(sect + off, at[k].want, N * 8), "round %d: %s.%s differs", round, at[k].obj,
+                          at[k].name);
+        }
+        json_int_t peak = json_integer_value(json_object_get(json_object_get(j, "stats"), "peak_bytes"));
+        printf("binary_big_tensors: round %d: peak_bytes %lld\n", round, (long long)peak);
+        if (round < 3) ck_assert_msg(peak < 5 * N * 8, "peak_bytes %lld: the inputs were copied", (long long)peak);
+        json_decref(j);
+        ht_resp_free(&r);
+        free(body);
+    }
+    curl_easy_cleanup(h);
+    free(x), free(w), free(m), free(bin);
+}
+END_TEST
+
 /* A plain JSON request may ask for a binary response. */
 START_TEST(binary_response_to_json_request) {
     ht_resp r;
@@ -2801,6 +2865,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, tensor_format_b64);
     tcase_add_test(tc, float32_transport);
     tcase_add_test(tc, binary_framing);
+    tcase_add_test(tc, binary_big_tensors);
     tcase_add_test(tc, binary_response_to_json_request);
     tcase_add_test(tc, binary_framing_errors);
     tcase_add_loop_test(tc, errors_400, 0, (int)(sizeof ERR_CASES / sizeof *ERR_CASES));

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/cancel.h"
 #include "proto/canon.h"
@@ -1103,9 +1105,15 @@ static void roundtrip(gd_tensor_format f) {
     gd_stats st;
     gd_stats_from_run(&st, &R, &res);
     gd_buf out, bin;
+    gd_binsec sec; /* the big tensors as pieces, as the server sends them */
     gd_buf_init(&out);
     gd_buf_init(&bin);
-    ck_assert_int_eq(gd_encode_grad_response(&out, &bin, &R, &res, &st), 0);
+    gd_binsec_init(&sec);
+    sec.borrow_min = 16;
+    ck_assert_int_eq(gd_encode_grad_response(&out, &sec, &R, &res, &st), 0);
+    ck_assert_int_eq(gd_binsec_flatten(&sec, &bin), 0);
+    if (f == GD_TF_BINARY) ck_assert_int_gt(sec.n_seg, 0);
+    gd_binsec_free(&sec);
     json_error_t je;
     json_t *j = json_loads(out.data, 0, &je);
     ck_assert_msg(j != NULL, "response does not parse: %s\n%s", je.text, out.data);
@@ -1167,17 +1175,81 @@ END_TEST
 
 /* A binary response can be fed back as a binary request: the gradients
  * decode to what was encoded. Also: the binary format needs a bin buffer. */
+/* Binary float64 tensors borrow the request body's bytes (wire.h), so
+ * nothing may write them: the binary section below sits in read-only pages
+ * while the request is decoded, run (a chain of maps that write in place,
+ * starting straight over the borrowed input) and encoded with its big
+ * tensors as pieces; a write is a SIGSEGV. An 8-aligned tensor is borrowed,
+ * a misaligned one copied; both answer exactly. */
+START_TEST(binary_body_read_only) {
+    const char *json = J("{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'w', 'op': 'variable'},"
+                         " {'name': 'a', 'op': 'neg', 'inputs': ['x']}, {'name': 'b', 'op': 'abs', 'inputs': ['a']},"
+                         " {'name': 'c', 'op': 'square', 'inputs': ['b']},"
+                         " {'name': 'm', 'op': 'mul', 'inputs': ['c', 'w']},"
+                         " {'name': 'loss', 'op': 'sum', 'inputs': ['m']}]},"
+                         " 'values': {'x': {'shape': [64], 'dtype': 'float64', 'offset': 0, 'nbytes': 512},"
+                         " 'w': {'shape': [64], 'dtype': 'float64', 'offset': 516, 'nbytes': 512}},"
+                         " 'target': 'loss', 'fetch': ['c'], 'tensor_format': 'binary'}");
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *bin = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(bin, MAP_FAILED);
+    double x[64], w[64];
+    for (int i = 0; i < 64; i++) x[i] = i - 31.5, w[i] = 0.25 * i;
+    memcpy(bin, x, sizeof x);
+    memcpy(bin + 516, w, sizeof w);
+    ck_assert_int_eq(mprotect(bin, (size_t)page, PROT_READ), 0);
+    ck_ok(gd_decode_request(A, json, strlen(json), bin, 1028, GD_EP_GRAD, NULL, &R, &E));
+    const gd_tensor *tx = R.graph->st[0].value, *tw = R.graph->st[1].value;
+    ck_assert_int_eq(tx->borrowed, 1);
+    ck_assert_ptr_eq(tx->data, bin);
+    ck_assert_int_eq(tw->borrowed, 0); /* bin + 516 is not 8-aligned: copied */
+    gd_run_result res;
+    memset(&res, 0, sizeof res);
+    ck_ok(gd_run(R.graph, &R.spec, &res, &E));
+    gd_buf out, flat;
+    gd_binsec sec;
+    gd_buf_init(&out);
+    gd_buf_init(&flat);
+    gd_binsec_init(&sec);
+    sec.borrow_min = 16;
+    ck_assert_int_eq(gd_encode_grad_response(&out, &sec, &R, &res, NULL), 0);
+    ck_assert_int_eq(sec.n_seg, 2); /* dw and c, each sent from its own buffer */
+    ck_assert_int_eq(gd_binsec_flatten(&sec, &flat), 0);
+    json_t *j = json_loads(out.data, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *gw = json_object_get(json_object_get(j, "gradients"), "w");
+    json_t *vc = json_object_get(json_object_get(j, "values"), "c");
+    const double *dw = (const double *)(flat.data + json_integer_value(json_object_get(gw, "offset")));
+    const double *fc = (const double *)(flat.data + json_integer_value(json_object_get(vc, "offset")));
+    for (int i = 0; i < 64; i++) {
+        ck_assert_double_eq(dw[i], x[i] * x[i]);
+        ck_assert_double_eq(fc[i], x[i] * x[i]);
+    }
+    ck_assert_int_eq(memcmp(bin, x, sizeof x), 0);
+    json_decref(j);
+    gd_buf_free(&out);
+    gd_buf_free(&flat);
+    gd_binsec_free(&sec);
+    munmap(bin, (size_t)page);
+}
+END_TEST
+
 START_TEST(encode_binary_feeds_back) {
     ck_ok(dec(gd_arena_printf(A, roundtrip_req, "binary")));
     gd_run_result res;
     memset(&res, 0, sizeof res);
     ck_ok(gd_run(R.graph, &R.spec, &res, &E));
     gd_buf out, bin;
+    gd_binsec sec;
     gd_buf_init(&out);
     gd_buf_init(&bin);
+    gd_binsec_init(&sec);
+    sec.borrow_min = 16;
     ck_assert_int_eq(gd_encode_grad_response(&out, NULL, &R, &res, NULL), -1);
     gd_buf_reset(&out);
-    ck_assert_int_eq(gd_encode_grad_response(&out, &bin, &R, &res, NULL), 0);
+    ck_assert_int_eq(gd_encode_grad_response(&out, &sec, &R, &res, NULL), 0);
+    ck_assert_int_eq(gd_binsec_flatten(&sec, &bin), 0);
+    gd_binsec_free(&sec);
     json_t *j = json_loads(out.data, 0, NULL);
     ck_assert_ptr_nonnull(j);
     char *gx = json_dumps(json_object_get(json_object_get(j, "gradients"), "x"), JSON_COMPACT);
@@ -1313,11 +1385,12 @@ START_TEST(encode_stops_when_cancelled) {
             for (int cancelled = 0; cancelled < 2; cancelled++) {
                 atomic_store(&cancel.cancelled, cancelled);
                 R.spec.cancel = &cancel;
-                gd_buf out, bin;
+                gd_buf out;
+                gd_binsec bin;
                 gd_buf_init(&out);
-                gd_buf_init(&bin);
+                gd_binsec_init(&bin);
                 int rc = gd_encode_eval_response(&out, &bin, &R, &res, NULL);
-                size_t len = out.len + bin.len;
+                size_t len = out.len + gd_binsec_len(&bin);
                 if (!cancelled) {
                     ck_assert_int_eq(rc, 0);
                     full = len;
@@ -1326,7 +1399,7 @@ START_TEST(encode_stops_when_cancelled) {
                     ck_assert_msg(len < full / 2, "%s %s: %zu of %zu bytes written", forms[f], shapes[k], len, full);
                 }
                 gd_buf_free(&out);
-                gd_buf_free(&bin);
+                gd_binsec_free(&bin);
             }
             R.spec.cancel = NULL;
         }
@@ -1601,9 +1674,11 @@ static void fuzz_one(const char *body, size_t len, const unsigned char *bin, siz
     gd_request r;
     gd_error e;
     int rc = gd_decode_request(a, body, len, bin, bin_len, ep, &lim, &r, &e);
-    gd_buf out, ob;
+    gd_buf out;
+    gd_binsec ob;
     gd_buf_init(&out);
-    gd_buf_init(&ob);
+    gd_binsec_init(&ob);
+    ob.borrow_min = 64;
     if (rc == 0) {
         gd_run_result res;
         memset(&res, 0, sizeof res);
@@ -1629,7 +1704,7 @@ static void fuzz_one(const char *body, size_t len, const unsigned char *bin, siz
     ck_assert_msg(j != NULL, "output does not parse: %s", je.text);
     json_decref(j);
     gd_buf_free(&out);
-    gd_buf_free(&ob);
+    gd_binsec_free(&ob);
     gd_arena_free(a);
 }
 
@@ -2042,6 +2117,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, encode_roundtrip_b64);
     tcase_add_test(tc, encode_roundtrip_binary);
     tcase_add_test(tc, encode_binary_feeds_back);
+    tcase_add_test(tc, binary_body_read_only);
     tcase_add_test(tc, encode_contract_example);
     tcase_add_test(tc, encode_no_gradients);
     tcase_add_test(tc, encode_stops_when_cancelled);

@@ -34,7 +34,8 @@
  * What counts as a finding: a crash, a sanitizer report, a leak (libFuzzer's
  * ASan), and an answer that breaks the contract's shape: every encoded body
  * must be one JSON object, a success body's binary section must hold the
- * bytes its tensors point at. Those abort(). Knows proto and core, not the
+ * bytes its tensors point at, and the request's own binary section (which
+ * its tensors borrow) must come out unwritten. Those abort(). Knows proto and core, not the
  * server: the 422 rule (server/reply.c) is stood in for by encoding the
  * error body with the run's diagnostics whenever it has some. */
 #include <stdint.h>
@@ -120,19 +121,21 @@ static void encode_error(const gd_error *err, const gd_diag *diags, int n_diags,
 static void encode_success(const gd_request *req, const gd_run_result *res) {
     gd_stats st;
     gd_stats_from_run(&st, req, res);
-    gd_buf body, bin;
+    gd_buf body;
+    gd_binsec bin; /* tensors of 64 bytes and more as pieces, as the server sends big ones */
     gd_buf_init(&body);
-    gd_buf_init(&bin);
-    gd_buf *b = req->tensor_format == GD_TF_BINARY ? &bin : NULL;
+    gd_binsec_init(&bin);
+    bin.borrow_min = 64;
+    gd_binsec *b = req->tensor_format == GD_TF_BINARY ? &bin : NULL;
     int rc = req->endpoint == GD_EP_EVAL ? gd_encode_eval_response(&body, b, req, res, &st)
                                          : gd_encode_grad_response(&body, b, req, res, &st);
     if (rc == 0) {
         json_t *v = parse_body(&body);
-        if (b) check_offsets(v, bin.len, &body);
+        if (b) check_offsets(v, gd_binsec_len(&bin), &body);
         json_decref(v);
     }
     gd_buf_free(&body);
-    gd_buf_free(&bin);
+    gd_binsec_free(&bin);
     if (res->n_diags > 0) {
         gd_error e;
         gd_error_clear(&e);
@@ -240,7 +243,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     int rc = byid && hg ? gd_decode_request(a, byid, strlen(byid), bin, bin_len, endpoint, &lim, &req, &err)
                         : gd_decode_request(a, body, json_len, bin, bin_len, endpoint, &lim, &req, &err);
-    free(body); /* as compute.c's body_done: nothing decoded may point into it */
+    /* The body lives until the response is encoded, as in compute.c: the
+     * binary tensors borrow its bytes (proto/wire.h). Its binary section is
+     * compared afterwards: neither the run nor the encoder may write it. */
+    char *bin_copy = bin_len ? malloc(bin_len) : NULL;
+    if (bin_copy) memcpy(bin_copy, bin, bin_len);
     free(reg);
     free(byid);
     if (!rc) {
@@ -254,6 +261,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         encode_success(&req, &res);
     }
+    if (bin_copy && memcmp(bin_copy, bin, bin_len)) fail("a request wrote into its body's binary section", NULL);
+    free(bin_copy);
+    free(body); /* as compute.c's body_done: after encoding */
     if (nodes_copy && memcmp(nodes_copy, hg->nodes, held_bytes)) fail("a request wrote a held graph's nodes", NULL);
     free(nodes_copy);
     gd_arena_free(held);
