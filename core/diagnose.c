@@ -38,6 +38,7 @@ static int push(gd_graph *g, gd_diag_list *out, gd_diag **d) {
     memset(*d, 0, sizeof **d);
     (*d)->wrt = (*d)->node = (*d)->made_by = -1;
     (*d)->origin.node = -1;
+    (*d)->same_input = (*d)->same_node = -1;
     return 0;
 }
 
@@ -449,6 +450,34 @@ int gd_diagnose_wrt(gd_graph *g, const gd_trace *t, const int *targets, int n_ta
     return 0;
 }
 
+int gd_diagnose_no_variables(gd_graph *g, const gd_trace *t, const int *targets, int nt, gd_diag_list *out) {
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_NO_VARIABLES, d->is_error = 1;
+    if (!(d->candidates = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(g->n + 1)))) return -1;
+    for (int v = 0; v < g->n; v++)
+        if ((g->nodes[v].op->flags & GD_OPF_DATA) && t->open[v]) d->candidates[d->n_candidates++] = v;
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "No gradients: the graph declares no variable and the request names no wrt, so nothing receives a gradient from ");
+    sb_targets(&m, g, targets, nt);
+    sb_add(&m, ".");
+    if (d->n_candidates == 0) {
+        sb_add(&h, "No input reaches ");
+        sb_targets(&h, g, targets, nt);
+        sb_add(&h, " through gradient-carrying edges: declare the leaves to train with \"op\": \"variable\" and connect them to the target with differentiable ops.");
+    } else {
+        sb_add(&h, "Declare");
+        for (int j = 0; j < d->n_candidates && j < 4; j++)
+            sb_add(&h, "%s '%s'", j == 0 ? "" : j == d->n_candidates - 1 ? " and" : ",", name(g, d->candidates[j]));
+        if (d->n_candidates > 4) sb_add(&h, " (and %d more inputs)", d->n_candidates - 4);
+        sb_add(&h, " with \"op\": \"variable\" instead of \"input\" if %s should be trained, or name %s in \"wrt\".",
+               d->n_candidates == 1 ? "it" : "they", d->n_candidates == 1 ? "it" : "them");
+    }
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
+}
+
 int gd_diagnose_value(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out) {
     /* The first birth, in forward order, among v's evaluated ancestors. */
     int n = g->n;
@@ -532,6 +561,8 @@ int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run
     gd_diag_list dl = {0};
     unsigned char *seen = gd_arena_alloc(g->arena, (size_t)g->n + 1);
     if (!seen) return gd_error_oom(err);
+    if (s->grad && s->n_wrt == 0 && gd_diagnose_no_variables(g, t, s->targets, s->n_targets, &dl))
+        return gd_error_oom(err);
     if (s->grad) {
         for (int k = 0; k < s->n_wrt; k++) {
             int w = s->wrt[k];

@@ -64,7 +64,13 @@ static void no_gradients_message(const gd_request *req, char msg[GD_ERR_MSG_MAX]
 
 int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err) {
     const gd_run_spec *s = &req->spec;
-    if (!s->grad || s->unconnected_zero || s->n_wrt == 0) return 0;
+    if (!s->grad) return 0;
+    if (s->n_wrt == 0) { /* A1: no variable at all is an error, whatever unconnected says */
+        gd_errorf(err, GD_E_NO_GRADIENTS, NULL,
+                  "No gradients provided: the graph has no variable and the request names no wrt.");
+        return 1;
+    }
+    if (s->unconnected_zero) return 0;
     for (int k = 0; k < s->n_wrt; k++)
         if (res->grads && res->grads[k]) return 0;
     char msg[GD_ERR_MSG_MAX];

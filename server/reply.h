@@ -51,8 +51,9 @@ void gd_reply_errorf(gd_reply *r, gd_err code, const char *at, const char *fmt, 
  * err to no_gradients with the message
  * "No gradients provided for any variable: b, c" (names in wrt order; a long
  * list ends in ", ..."); answer it with gd_reply_error(r, err, res->diags,
- * res->n_diags, req->graph). Returns 0 (err untouched) otherwise, and also
- * when the request has no wrt at all or is an eval. */
+ * res->n_diags, req->graph). A gradient request with no wrt at all (no
+ * variable, none named) is 422 too, whatever unconnected says (A1). Returns
+ * 0 (err untouched) otherwise, and for an eval. */
 int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err);
 
 /* A body from static text (not copied), with the given status. */
