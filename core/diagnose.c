@@ -67,8 +67,7 @@ static void sb_targets(sbuf *b, const gd_graph *g, const int *targets, int nt) {
     if (nt > 4) sb_add(b, " and %d more", nt - 4);
 }
 
-/* Descendants of w (w included), with a BFS parent for one path back to w. */
-static int descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, int *queue) {
+int gd_descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, int *queue) {
     int head = 0, tail = 0;
     in_d[w] = 1, parent[w] = -1, queue[tail++] = w;
     while (head < tail) {
@@ -405,7 +404,7 @@ static int diag_nonfinite_grad(gd_graph *g, const gd_trace *t, int w, const int 
     if (born && born->zero_cotangent) {
         unsigned char *below = gd_arena_alloc(g->arena, (size_t)g->n);
         if (!below) return -1;
-        descendants(g, born->node, below, parent, queue);
+        gd_descendants(g, born->node, below, parent, queue);
         if (gather_zeroed(g, t, below, d)) return -1;
         d->has_zeroed = 1;
     }
@@ -438,7 +437,7 @@ int gd_diagnose_wrt(gd_graph *g, const gd_trace *t, const int *targets, int n_ta
     int *parent = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
     int *queue = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
     if (!in_d || !parent || !queue) return -1;
-    descendants(g, wrt, in_d, parent, queue);
+    gd_descendants(g, wrt, in_d, parent, queue);
     if (!has_grad) {
         int reaches = 0;
         for (int k = 0; k < n_targets; k++) reaches |= in_d[targets[k]];

@@ -95,6 +95,11 @@ int gd_diagnose_value(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out);
 /* untaken_branch for a fetched node that was not computed. */
 int gd_diagnose_unfetched(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out);
 
+/* Marks in_d[v] = 1 for the descendants of w (w included; in_d zeroed by
+ * the caller), with a BFS parent for one path back to w; queue: scratch of
+ * g->n ints. Returns how many there are. */
+int gd_descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, int *queue);
+
 /* no_variables (A1): a gradient request with no wrt at all (none named, no
  * variable in the graph); its candidates are the input leaves in the open
  * region, in graph order. */

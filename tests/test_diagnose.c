@@ -1,8 +1,10 @@
 /* test_diagnose.c - every diagnostic code from realistic scenarios: the code,
  * the stopping points / evidence, and that the message names the nodes. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/samevalue.h"
 #include "tbuild.h"
 #include "tests.h"
 
@@ -61,6 +63,201 @@ START_TEST(value_computed_outside_graph_is_disconnected) {
     ck_assert_str_eq(tb_name(&t, d->consumers[0]), "reg");
     NAMES(&t, d, "'reg' (square)");
     ck_assert_ptr_nonnull(strstr(d->hint, "sent back in as data"));
+    tb_free(&t);
+}
+END_TEST
+
+/* ---- A2: same_value_as ------------------------------------------------------ */
+
+/* The classic cause of TensorFlow's "No gradients provided": y = X @ w was
+ * computed in NumPy and sent back as the input 'pred'. X [2, 2], w [2],
+ * t [2]; pred holds y's value scaled by (1 + rel), rounded to float32 when
+ * f32. `fixed`: the request as the hint says, with 'y' fed to 'd'. y is not
+ * needed by the target, so the run never evaluates it: A2's second sweep
+ * does. */
+static void outside_graph(tb *t, double rel, int f32, int fixed) {
+    static const double X[] = {1, 2, 3, 4}, w[] = {0.1, 0.2}, tv[] = {1, 1};
+    double pred[2];
+    for (int i = 0; i < 2; i++) {
+        pred[i] = (X[2 * i] * w[0] + X[2 * i + 1] * w[1]) * (1 + rel);
+        if (f32) pred[i] = (double)(float)pred[i];
+    }
+    tb_init(t);
+    tb_node(t, "X", "input", "");
+    tb_node(t, "w", "variable", "");
+    tb_node(t, "y", "matmul", "X,w");
+    tb_node(t, "pred", "input", "");
+    tb_node(t, "t", "input", "");
+    tb_node(t, "d", "sub", fixed ? "y,t" : "pred,t");
+    tb_node(t, "sq", "square", "d");
+    tb_node(t, "loss", "mean", "sq");
+    tb_f64(t, "X", "2,2", X);
+    tb_f64(t, "w", "2", w);
+    tb_f64(t, "pred", "2", pred);
+    tb_f64(t, "t", "2", tv);
+    ck_assert_int_eq(tb_check(t), 0);
+    t->g->st[tb_idx(t, "pred")].transport_f32 = f32;
+    ck_assert_int_eq(tb_run(t, "loss", NULL, NULL), 0);
+}
+
+static void same_is(tb *t, const gd_diag *d, const char *input, const char *node) {
+    ck_assert_int_eq(d->code, GD_DIAG_DISCONNECTED);
+    if (!input) {
+        ck_assert_int_eq(d->same_input, -1);
+        ck_assert_int_eq(d->same_node, -1);
+        ck_assert_ptr_null(strstr(d->hint, "holds the same value"));
+        return;
+    }
+    ck_assert_msg(d->same_input >= 0, "no same_value_as; hint: %s", d->hint);
+    ck_assert_str_eq(tb_name(t, d->same_input), input);
+    ck_assert_str_eq(tb_name(t, d->same_node), node);
+}
+
+START_TEST(same_value_numpy_outside_graph) {
+    tb t;
+    outside_graph(&t, 0, 0, 0); /* exact */
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    same_is(&t, d, "pred", "y");
+    ck_assert_ptr_nonnull(strstr(d->hint, "Feed 'y' instead of the input 'pred'"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "flows back to 'w'"));
+    tb_free(&t);
+    outside_graph(&t, 5e-13, 0, 0); /* within 1e-12 */
+    same_is(&t, tb_diag(&t, "w", 1), "pred", "y");
+    tb_free(&t);
+    outside_graph(&t, 1e-11, 0, 0); /* beyond: no claim */
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    tb_free(&t);
+    outside_graph(&t, 0, 1, 0); /* sent as float32: y rounded as the input was */
+    same_is(&t, tb_diag(&t, "w", 1), "pred", "y");
+    tb_free(&t);
+    /* the same float32-rounded numbers, not marked float32: they differ from y by ~1e-8 */
+    outside_graph(&t, 0, 1, 0);
+    t.g->st[tb_idx(&t, "pred")].transport_f32 = 0;
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    tb_free(&t);
+    /* the hint's fix, applied: 'y' fed to 'd', and w gets its gradient */
+    outside_graph(&t, 0, 0, 1);
+    gd_tensor *g = tb_grad(&t, "w");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_ptr_null(tb_diag(&t, "w", 1));
+    /* d(mean((Xw - t)^2))/dw = X^T (Xw - t) / 1, Xw - t = [-0.5, 0.1] */
+    ck_assert_double_eq_tol(gd_f64(g)[0], (1 * -0.5 + 3 * 0.1), 1e-12);
+    ck_assert_double_eq_tol(gd_f64(g)[1], (2 * -0.5 + 4 * 0.1), 1e-12);
+    tb_free(&t);
+}
+END_TEST
+
+/* An input that happens to equal a node which does not depend on the wrt
+ * (here zeros, like a constant's) is never claimed; nor is a NaN. */
+START_TEST(same_value_not_claimed_by_coincidence) {
+    static const double zeros[] = {0, 0}, wv[] = {3, 4}, xv[] = {1, 2}, nanv[] = {NAN, 1};
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "reg", "square", "w");
+    tb_node(&t, "k", "constant", "");
+    tb_node(&t, "kk", "add", "k,k");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "t", "input", "");
+    tb_node(&t, "e", "sub", "x,t");
+    tb_node(&t, "e2", "add", "e,kk");
+    tb_node(&t, "loss", "sum", "e2");
+    tb_f64(&t, "w", "2", wv);
+    tb_f64(&t, "k", "2", zeros);
+    tb_f64(&t, "x", "2", xv);
+    tb_f64(&t, "t", "2", zeros);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert_ptr_nonnull(tb_grad(&t, "x"));
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL); /* t == kk, but kk is not w's */
+    tb_free(&t);
+    /* w = [NaN, 1] sent back as t: NaN never matches */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "t", "input", "");
+    tb_node(&t, "e", "mul", "x,t");
+    tb_node(&t, "loss", "sum", "e");
+    tb_f64(&t, "w", "2", nanv);
+    tb_f64(&t, "x", "2", xv);
+    tb_f64(&t, "t", "2", nanv);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    ck_assert_int_eq(gd_same_value_close(NAN, NAN, 0), 0);
+    ck_assert_int_eq(gd_same_value_close(1.0, 1.0 + 1e-13, 0), 1);
+    ck_assert_int_eq(gd_same_value_close(0.1, 0.1, 1), 0);            /* 0.1 is no float32 */
+    ck_assert_int_eq(gd_same_value_close((float)0.1, 0.1, 1), 1);
+    tb_free(&t);
+}
+END_TEST
+
+/* Ties: among matching inputs the one with the fewest edges to the target,
+ * then graph order; among the nodes it matches, the first in graph order. */
+START_TEST(same_value_tie_rules) {
+    static const double wv[] = {2, 5};
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "a", "abs", "w");   /* a and b both equal w (positive) */
+    tb_node(&t, "b", "relu", "w");
+    tb_node(&t, "far", "input", "");     /* 3 edges to the loss */
+    tb_node(&t, "near", "input", "");    /* 2 edges */
+    tb_node(&t, "f1", "neg", "far");
+    tb_node(&t, "s", "add", "f1,near");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "w", "2", wv);
+    tb_f64(&t, "far", "2", wv);
+    tb_f64(&t, "near", "2", wv);
+    ck_assert_int_eq(tb_run(&t, "loss", "w", NULL), 0);
+    same_is(&t, tb_diag(&t, "w", 1), "near", "w"); /* w itself is first in graph order */
+    tb_free(&t);
+}
+END_TEST
+
+/* The second sweep stays within the request's memory and deadline: when it
+ * would not fit, or the deadline has passed, there is no evidence and no
+ * error. X [512, 512] and pred are the request's (4 MiB); y = X * w is
+ * another 2 MiB that only the search needs. */
+static void big_outside(tb *t, size_t limit) {
+    enum { N = 512 };
+    double *X = malloc(sizeof(double) * N * N), w[N];
+    for (int j = 0; j < N; j++) w[j] = 0.5 + j;
+    for (int i = 0; i < N * N; i++) X[i] = (i % 7) - 3;
+    memset(t, 0, sizeof *t);
+    t->a = gd_arena_new(limit);
+    t->g = gd_graph_new(t->a, 8);
+    tb_node(t, "X", "input", "");
+    tb_node(t, "w", "variable", "");
+    tb_node(t, "y", "mul", "X,w");
+    tb_node(t, "pred", "input", "");
+    tb_node(t, "loss", "sum", "pred");
+    tb_f64(t, "X", "512,512", X);
+    tb_f64(t, "w", "512", w);
+    for (int i = 0; i < N * N; i++) X[i] *= w[i % N];
+    tb_f64(t, "pred", "512,512", X);
+    free(X);
+    ck_assert_int_eq(tb_run(t, "loss", NULL, NULL), 0);
+}
+
+START_TEST(same_value_within_memory_and_deadline) {
+    tb t;
+    big_outside(&t, (size_t)64 << 20);
+    same_is(&t, tb_diag(&t, "w", 1), "pred", "y");
+    tb_free(&t);
+    big_outside(&t, (size_t)5 << 20); /* the run fits, the search does not */
+    ck_assert_int_eq(t.res.n_diags, 1);
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    tb_free(&t);
+    /* the deadline passed before the search: skipped, nothing changed */
+    big_outside(&t, (size_t)64 << 20);
+    gd_diag *d = (gd_diag *)tb_diag(&t, "w", 1);
+    const char *hint = d->hint;
+    d->same_input = d->same_node = -1;
+    gd_cancel late = {.deadline_ns = 1};
+    t.spec.cancel = &late;
+    ck_assert_int_eq(gd_same_value_search(t.g, &t.spec, &t.res), 0);
+    ck_assert_int_eq(d->same_input, -1);
+    ck_assert_ptr_eq(d->hint, hint);
     tb_free(&t);
 }
 END_TEST
@@ -675,6 +872,10 @@ Suite *suite_diagnose(void) {
     TCase *tc = tcase_create("codes");
     tcase_add_test(tc, unused_variable_is_disconnected);
     tcase_add_test(tc, value_computed_outside_graph_is_disconnected);
+    tcase_add_test(tc, same_value_numpy_outside_graph);
+    tcase_add_test(tc, same_value_not_claimed_by_coincidence);
+    tcase_add_test(tc, same_value_tie_rules);
+    tcase_add_test(tc, same_value_within_memory_and_deadline);
     tcase_add_test(tc, stop_gradient_on_only_path);
     tcase_add_test(tc, argmax_on_path_names_argmax);
     tcase_add_test(tc, round_on_path);
