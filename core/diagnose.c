@@ -83,17 +83,19 @@ int gd_descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, i
 /* ---- hints ------------------------------------------------------------------- */
 
 /* Append template `tmpl` from an op row's hints, with {node} and {op} as
- * node v's name and op, and {wrt} as node w's name (w < 0: left as is). */
+ * node v's name and op, {in} as the name of v's first input, and {wrt} as
+ * node w's name (w < 0, or v without inputs for {in}: left as is). */
 static void sb_template(sbuf *b, const gd_graph *g, const char *tmpl, int v, int w) {
-    static const char *const keys[] = {"{node}", "{op}", "{wrt}"};
+    static const char *const keys[] = {"{node}", "{op}", "{wrt}", "{in}"};
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
     for (const char *p = tmpl; *p;) {
         int k = 0;
-        while (k < 3 && strncmp(p, keys[k], strlen(keys[k])) != 0) k++;
-        if (k == 3 || (k == 2 && w < 0)) {
+        while (k < NKEYS && strncmp(p, keys[k], strlen(keys[k])) != 0) k++;
+        if (k == NKEYS || (k == 2 && w < 0) || (k == 3 && g->nodes[v].n_in == 0)) {
             sb_add(b, "%c", *p++);
             continue;
         }
-        sb_add(b, "%s", k == 0 ? name(g, v) : k == 1 ? opname(g, v) : name(g, w));
+        sb_add(b, "%s", k == 0 ? name(g, v) : k == 1 ? opname(g, v) : k == 2 ? name(g, w) : name(g, g->nodes[v].in[0]));
         p += strlen(keys[k]);
     }
 }

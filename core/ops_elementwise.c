@@ -663,7 +663,12 @@ const gd_op_def gd_ops_elementwise[] = {
             "and passes the gradient through; no gradient flows into int64.",
      .infer = infer_cast, .forward = cast_forward, .backward = cast_backward,
      .hints = {.blocked = "'{node}' (cast to int64; gradients never flow into integer tensors)",
-               .no_gradient = "'{node}' casts to int64 and gradients never flow into integer tensors; keep the value "
-                              "float64 (remove the cast, or cast to float64)."}},
+               /* casting back to float64 does not bring the gradient back: offer the
+                * straight-through form, as the rounding ops' hint does */
+               .no_gradient = "'{node}' casts '{in}' to int64, and no gradient flows through an integer tensor, not "
+                              "even after a cast back to float64. To keep the integer value and still train through "
+                              "it, stay in float64 with a straight-through estimator: {in} + stop_gradient(round({in}) "
+                              "- {in}) in place of the casts (floor or ceil for the rounding you need; the cast "
+                              "truncates toward zero). Otherwise remove the cast."}},
     {0},
 };

@@ -318,8 +318,9 @@ static int infer_sce(const gd_node *n, const gd_meta *in, const gd_limits *lim, 
                               n->name, n->op->name, n->in_names[1], gd_shape_str(l, a, sizeof a));
     if (l->rank == 1 && in[1].dtype != GD_I64)
         return gd_node_errorf(err, n, GD_E_DTYPE_MISMATCH, ".inputs[1]",
-                              "Node '%s' (%s): labels '%s' of shape %s are %s, but class indices must be int64; cast "
-                              "them ({\"op\": \"cast\", \"dtype\": \"int64\"}) or pass probabilities of shape [N, C].",
+                              "Node '%s' (%s): labels '%s' of shape %s are %s, but class indices must be int64: "
+                              "declare the input that holds them with \"dtype\": \"int64\" (the simplest fix), or cast "
+                              "them ({\"op\": \"cast\", \"dtype\": \"int64\"}), or pass probabilities of shape [N, C].",
                               n->name, n->op->name, n->in_names[1], gd_shape_str(l, a, sizeof a),
                               gd_dtype_name(in[1].dtype));
     if (z->rank == 2 && l->rank >= 1 && (l->dim[0] != z->dim[0] || (l->rank == 2 && l->dim[1] != z->dim[1])))

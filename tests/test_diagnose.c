@@ -347,7 +347,27 @@ START_TEST(cast_to_int_on_path) {
     ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
     ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "wi");
     NAMES(&t, d, "'wi' (cast to int64");
-    ck_assert_ptr_nonnull(strstr(d->hint, "float64"));
+    /* Casting back to float64 is what the user already did: the hint names
+     * both nodes and offers the straight-through form instead. */
+    ck_assert_ptr_nonnull(strstr(d->hint, "'wi' casts 'w' to int64"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "w + stop_gradient(round(w) - w)"));
+    tb_free(&t);
+    /* The fix, applied: w + stop_gradient(round(w) - w) keeps the rounded
+     * value and gives w the identity's gradient. */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "r", "round", "w");
+    tb_node(&t, "rd", "sub", "r,w");
+    tb_node(&t, "sg", "stop_gradient", "rd");
+    tb_node(&t, "ste", "add", "w,sg");
+    tb_node(&t, "loss", "sum", "ste");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "w");
+    ck_assert_ptr_nonnull(g);
+    for (int i = 0; i < 3; i++) ck_assert_double_eq(gd_f64(g)[i], 1.0);
+    ck_assert_double_eq(gd_f64(t.res.targets[0])[0], rint(0.5) + rint(-1.0) + rint(2.0)); /* half to even */
+    ck_assert_ptr_null(tb_diag(&t, "w", 1));
     tb_free(&t);
 }
 END_TEST
@@ -825,8 +845,8 @@ START_TEST(where_condition_and_gather_indices) {
 }
 END_TEST
 
-/* Every hint an op row carries expands fully: only {node}, {op} and {wrt}
- * are placeholders, and a non-differentiable op's no-gradient hint, if any,
+/* Every hint an op row carries expands fully: only {node}, {op}, {in} and
+ * {wrt} are placeholders, and a non-differentiable op's no-gradient hint, if any,
  * says what to do instead. A typo such as {nod} would reach users verbatim. */
 START_TEST(row_hints_use_known_placeholders) {
     int n;
@@ -840,7 +860,8 @@ START_TEST(row_hints_use_known_placeholders) {
             with_hints++;
             ck_assert_msg(strlen(all[j]) > 20, "%s: hint %zu too short", ops[k]->name, j);
             for (const char *p = strchr(all[j], '{'); p; p = strchr(p + 1, '{'))
-                ck_assert_msg(!strncmp(p, "{node}", 6) || !strncmp(p, "{op}", 4) || !strncmp(p, "{wrt}", 5),
+                ck_assert_msg(!strncmp(p, "{node}", 6) || !strncmp(p, "{op}", 4) || !strncmp(p, "{wrt}", 5) ||
+                                  !strncmp(p, "{in}", 4),
                               "%s: unknown placeholder at '%.12s'", ops[k]->name, p);
         }
     }

@@ -1462,6 +1462,26 @@ START_TEST(encode_no_variables) {
 }
 END_TEST
 
+/* Issue 11: float labels given to softmax_cross_entropy. The error names the
+ * node and the labels and says the simplest fix first: declare the input
+ * int64; applied to the request, the logits' variable gets its gradient. */
+START_TEST(sce_float_labels_hint) {
+    const char *fmt =
+        "{'graph': {'nodes': [{'name': 'z', 'op': 'variable'}, {'name': 'y', 'op': 'input'%s},"
+        " {'name': 'loss', 'op': 'softmax_cross_entropy', 'inputs': ['z', 'y']}]},"
+        " 'values': {'z': [[1, 2, 3], [1, 1, 1]], 'y': [2, 0]}, 'target': 'loss'}";
+    gd_run_result res;
+    ck_err(dec_run(gd_arena_printf(A, fmt, ""), &res), GD_E_DTYPE_MISMATCH, "$.graph.nodes[2].inputs[1]", "");
+    const char *m = E.message, *decl = strstr(m, "\"dtype\": \"int64\""), *cast = strstr(m, "cast them");
+    ck_assert_msg(strstr(m, "Node 'loss' (softmax_cross_entropy): labels 'y'") && decl && cast && decl < cast,
+                  "the message should name 'loss' and 'y' and say \"dtype\": \"int64\" before the cast: %s", m);
+    ck_ok(dec_run(gd_arena_printf(A, fmt, ", 'dtype': 'int64'"), &res));
+    ck_assert_int_eq(gd_no_gradients(&R, &res, &E), 0);
+    ck_assert_ptr_nonnull(res.grads[0]);
+    ck_assert_int_eq(res.n_diags, 0);
+}
+END_TEST
+
 START_TEST(encode_error_body) {
     gd_buf out;
     gd_buf_init(&out);
@@ -2123,6 +2143,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, encode_contract_example);
     tcase_add_test(tc, encode_no_gradients);
     tcase_add_test(tc, encode_no_variables);
+    tcase_add_test(tc, sce_float_labels_hint);
     tcase_add_test(tc, encode_stops_when_cancelled);
     tcase_add_test(tc, encode_error_body);
     tcase_add_test(tc, encode_ops);
