@@ -570,7 +570,8 @@ static const gd_attr_spec cast_attrs[] = {GD_ATTR("dtype", GD_ATTR_DTYPE, dtype,
 #define STEP_HINT \
     "'{node}' ({op}) is a step with zero derivative; replace it with a smooth step such as sigmoid((a - b) / temperature)."
 #define ROUNDING_HINT \
-    "Use a straight-through estimator: x + stop_gradient({op}(x) - x) keeps the {op} value and passes the gradient of the identity."
+    "Use a straight-through estimator: {in} + stop_gradient({op}({in}) - {in}) in place of '{node}' keeps the {op} value " \
+    "and passes the gradient of the identity."
 #define DIV_HINT "'{node}' ({op}) divides by zero: add a small eps to the denominator or mask the zero entries."
 #define EXP_HINT \
     "'{node}' ({op}) overflows for large inputs: work in log space (logsumexp, log_softmax, softmax_cross_entropy)."

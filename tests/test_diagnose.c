@@ -12,6 +12,15 @@ static const double v3[] = {0.5, -1.0, 2.0};
 
 #define NAMES(t, d, s) ck_assert_msg(strstr((d)->message, s) != NULL, "message lacks %s: %s", s, (d)->message)
 
+/* The hint's fix, applied to the request (built in t), gives `wrt` a
+ * gradient and no error diagnostic; t is freed. */
+static void fix_gives_gradient(tb *t, const char *wrt) {
+    ck_assert_int_eq(tb_run(t, "loss", NULL, NULL), 0);
+    ck_assert_msg(tb_grad(t, wrt) != NULL, "the fixed request gives '%s' no gradient", wrt);
+    ck_assert_ptr_null(tb_diag(t, wrt, 1));
+    tb_free(t);
+}
+
 static void path_is(tb *t, const gd_diag *d, const char *const *want, int n) {
     ck_assert_int_eq(d->n_path, n);
     for (int i = 0; i < n; i++) ck_assert_str_eq(tb_name(t, d->path[i]), want[i]);
@@ -35,8 +44,18 @@ START_TEST(unused_variable_is_disconnected) {
     NAMES(&t, d, "'unused'");
     NAMES(&t, d, "'loss'");
     ck_assert_ptr_nonnull(strstr(d->hint, "outside the graph"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "Use 'unused' in the graph on the way to the target"));
     ck_assert_ptr_null(tb_diag(&t, "w", 1));
     tb_free(&t);
+    /* the fix: 'unused' used on the way to the target */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "unused", "variable", "");
+    tb_node(&t, "s", "add", "w,unused");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "unused", "3", v3);
+    fix_gives_gradient(&t, "unused");
 }
 END_TEST
 
@@ -283,6 +302,15 @@ START_TEST(stop_gradient_on_only_path) {
     ck_assert_str_eq(d->message, "No gradient for 'b': its only path to 'loss' passes through stop_gradient node 'sg'.");
     ck_assert_str_eq(d->hint, "Remove 'sg' (stop_gradient) if 'b' should receive a gradient.");
     tb_free(&t);
+    /* the fix: 'sg' removed */
+    tb_init(&t);
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "s", "add", "x,b");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "b", "3", v3);
+    tb_f64(&t, "x", "3", v3);
+    fix_gives_gradient(&t, "b");
 }
 END_TEST
 
@@ -314,6 +342,19 @@ START_TEST(argmax_on_path_names_argmax) {
     ck_assert_ptr_nonnull(strstr(d->hint, "straight-through"));
     path_is(&t, d, (const char *[]){"W", "logits", "pick", "oh", "score", "loss"}, 6);
     tb_free(&t);
+    /* the fix: softmax(logits) in place of one_hot(argmax(logits)) */
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "W", "variable", "");
+    tb_node(&t, "logits", "matmul", "x,W");
+    tb_node(&t, "oh", "softmax", "logits");
+    tb_node(&t, "r", "input", "");
+    tb_node(&t, "score", "mul", "oh,r");
+    tb_node(&t, "loss", "sum", "score");
+    tb_f64(&t, "x", "2,2", x);
+    tb_f64(&t, "W", "2,2", w);
+    tb_f64(&t, "r", "2,2", r);
+    fix_gives_gradient(&t, "W");
 }
 END_TEST
 
@@ -329,8 +370,18 @@ START_TEST(round_on_path) {
     ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
     ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "q");
     NAMES(&t, d, "'q' (round)");
-    ck_assert_ptr_nonnull(strstr(d->hint, "stop_gradient(round(x) - x)"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "w + stop_gradient(round(w) - w) in place of 'q'"));
     tb_free(&t);
+    /* the fix, as the hint writes it */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "r", "round", "w");
+    tb_node(&t, "rd", "sub", "r,w");
+    tb_node(&t, "sg", "stop_gradient", "rd");
+    tb_node(&t, "q", "add", "w,sg");
+    tb_node(&t, "loss", "sum", "q");
+    tb_f64(&t, "w", "3", v3);
+    fix_gives_gradient(&t, "w");
 }
 END_TEST
 
@@ -389,8 +440,26 @@ START_TEST(comparison_on_path) {
     const gd_diag *d = tb_diag(&t, "w", 1);
     ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
     ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "on");
-    ck_assert_ptr_nonnull(strstr(d->hint, "sigmoid"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "'on' (greater)"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "sigmoid((a - b) / temperature)"));
     tb_free(&t);
+    /* the fix: on = sigmoid((w - zero) / 0.1) */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "zero", "constant", "");
+    tb_node(&t, "temp", "constant", "");
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "diff", "sub", "w,zero");
+    tb_node(&t, "scaled", "div", "diff,temp");
+    tb_node(&t, "on", "sigmoid", "scaled");
+    tb_node(&t, "y", "mul", "on,x");
+    tb_node(&t, "loss", "sum", "y");
+    const double temp = 0.1;
+    tb_f64(&t, "zero", "", &z);
+    tb_f64(&t, "temp", "", &temp);
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "x", "3", v3);
+    fix_gives_gradient(&t, "w");
 }
 END_TEST
 
@@ -426,7 +495,22 @@ START_TEST(untaken_branch_of_cond) {
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(f->code, GD_DIAG_UNTAKEN_BRANCH);
     ck_assert_int_eq(f->node, tb_idx(&t, "ea"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "'a' gets a gradient only on runs where predicate 'p' selects its branch of 'c'"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "where(p, a, b)"));
     tb_free(&t);
+    /* the fix: both branches blended with where, so both are trained */
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "ea", "exp", "a");
+    tb_node(&t, "tb", "tanh", "b");
+    tb_node(&t, "c", "where", "p,ea,tb");
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "p", "", &p);
+    tb_f64(&t, "a", "3", v3);
+    tb_f64(&t, "b", "3", v3);
+    fix_gives_gradient(&t, "a");
 }
 END_TEST
 
@@ -448,7 +532,17 @@ START_TEST(integer_variable) {
     NAMES(&t, d, "int64");
     /* x still gets k's values as its gradient (int64 operands become float64). */
     ck_assert_double_eq(gd_f64(tb_grad(&t, "x"))[2], 3.0);
+    ck_assert_str_eq(d->hint, "Declare 'k' as float64 (or send its value as floats) if it should receive a gradient.");
     tb_free(&t);
+    /* the fix: k sent as floats */
+    tb_init(&t);
+    tb_node(&t, "k", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "y", "mul", "k,x");
+    tb_node(&t, "loss", "sum", "y");
+    tb_f64(&t, "k", "3", (const double[]){1, 2, 3});
+    tb_f64(&t, "x", "3", v3);
+    fix_gives_gradient(&t, "k");
 }
 END_TEST
 
