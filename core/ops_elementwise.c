@@ -591,8 +591,8 @@ const gd_op_def gd_ops_elementwise[] = {
     UNARY(sqrt, VALUE, "Elementwise square root; a negative x gives NaN, and the gradient at 0 is +Infinity.",
           .nonfinite_value = "sqrt of a negative number is NaN: clip the input of '{node}' to be >= 0, or square/abs "
                              "it first.",
-          .nonfinite_grad = "sqrt has an infinite derivative at 0: use sqrt(x + eps) with a small eps, or clip x away "
-                            "from 0 in '{node}'."),
+          .nonfinite_grad = "sqrt has an infinite derivative at 0: use sqrt({in} + eps) with a small eps in place of "
+                            "'{node}', or clip '{in}' away from 0."),
     UNARY(square, VALUE, "Elementwise x^2."),
     UNARY(abs, MASK, "Elementwise |x|; the gradient is dout * sign(x), with sign 0 at x = 0 and at NaN (as PyTorch)."),
     UNARY(sin, VALUE, "Elementwise sine (radians)."),
@@ -601,8 +601,8 @@ const gd_op_def gd_ops_elementwise[] = {
     UNARY(sigmoid, VALUE, "Elementwise logistic function 1 / (1 + e^-x), computed without overflow for large |x|."),
     UNARY(relu, MASK, "Elementwise max(x, 0); NaN stays NaN; the gradient passes where x > 0 or x is NaN and is "
                      "exactly 0 elsewhere, x = 0 included (as PyTorch).",
-          .zero_gradient = "'{node}' is a dead relu: every input is <= 0. Use leaky_relu, a different "
-                           "initialisation or bias, or a smaller learning rate."),
+          .zero_gradient = "'{node}' is a dead relu: every element of '{in}' is <= 0. Use leaky_relu({in}) in place of "
+                           "'{node}', a different initialisation or bias, or a smaller learning rate."),
     UNARY(softplus, VALUE,
           "Elementwise log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|); its gradient is sigmoid(x)."),
     UNARY(reciprocal, VALUE, "Elementwise 1 / x; 1 / 0 is Infinity (no error).",

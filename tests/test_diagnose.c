@@ -632,8 +632,22 @@ START_TEST(dead_relu_is_zero_gradient_mask) {
     ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "h");
     ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_MASK);
     NAMES(&t, d, "'h' (relu)");
-    ck_assert_ptr_nonnull(strstr(d->hint, "dead relu"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "'h' is a dead relu: every element of 'pre' is <= 0"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "leaky_relu(pre) in place of 'h'"));
     ck_assert_ptr_null(tb_diag(&t, "w", 1));
+    tb_free(&t);
+    /* the fix: leaky_relu(pre); the gradient is no longer all zero */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "bias", "constant", "");
+    tb_node(&t, "pre", "add", "w,bias");
+    tb_node(&t, "h", "leaky_relu", "pre")->alpha = (gd_num){1, 0.01};
+    tb_node(&t, "loss", "sum", "h");
+    tb_f64(&t, "bias", "", &bias);
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert_double_eq_tol(gd_f64(tb_grad(&t, "w"))[0], 0.01, 1e-15);
+    ck_assert_ptr_null(tb_diag(&t, "w", 0));
     tb_free(&t);
 }
 END_TEST
@@ -680,8 +694,22 @@ START_TEST(sqrt_at_zero_is_non_finite_gradient) {
     ck_assert_int_eq(d->origin.shape.rank, 1);
     ck_assert_int_eq(d->origin.index[0], 1);
     NAMES(&t, d, "'r' (sqrt)");
-    ck_assert_ptr_nonnull(strstr(d->hint, "eps"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "sqrt(w + eps) with a small eps in place of 'r'"));
     ck_assert(!d->has_zeroed); /* a nonzero cotangent met the infinity: no zeroed_at */
+    tb_free(&t);
+    /* the fix: sqrt(w + eps); the gradient is finite, no warning */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "eps", "constant", "");
+    tb_node(&t, "we", "add", "w,eps");
+    tb_node(&t, "r", "sqrt", "we");
+    tb_node(&t, "loss", "sum", "r");
+    const double eps = 1e-12;
+    tb_f64(&t, "eps", "", &eps);
+    tb_f64(&t, "w", "3", w);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert(isfinite(gd_f64(tb_grad(&t, "w"))[1]));
+    ck_assert_ptr_null(tb_diag(&t, "w", 0));
     tb_free(&t);
 }
 END_TEST
