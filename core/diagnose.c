@@ -38,6 +38,7 @@ static int push(gd_graph *g, gd_diag_list *out, gd_diag **d) {
     memset(*d, 0, sizeof **d);
     (*d)->wrt = (*d)->node = (*d)->made_by = -1;
     (*d)->origin.node = -1;
+    (*d)->same_input = (*d)->same_node = -1;
     return 0;
 }
 
@@ -66,8 +67,7 @@ static void sb_targets(sbuf *b, const gd_graph *g, const int *targets, int nt) {
     if (nt > 4) sb_add(b, " and %d more", nt - 4);
 }
 
-/* Descendants of w (w included), with a BFS parent for one path back to w. */
-static int descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, int *queue) {
+int gd_descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, int *queue) {
     int head = 0, tail = 0;
     in_d[w] = 1, parent[w] = -1, queue[tail++] = w;
     while (head < tail) {
@@ -83,17 +83,19 @@ static int descendants(const gd_graph *g, int w, unsigned char *in_d, int *paren
 /* ---- hints ------------------------------------------------------------------- */
 
 /* Append template `tmpl` from an op row's hints, with {node} and {op} as
- * node v's name and op, and {wrt} as node w's name (w < 0: left as is). */
+ * node v's name and op, {in} as the name of v's first input, and {wrt} as
+ * node w's name (w < 0, or v without inputs for {in}: left as is). */
 static void sb_template(sbuf *b, const gd_graph *g, const char *tmpl, int v, int w) {
-    static const char *const keys[] = {"{node}", "{op}", "{wrt}"};
+    static const char *const keys[] = {"{node}", "{op}", "{wrt}", "{in}"};
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
     for (const char *p = tmpl; *p;) {
         int k = 0;
-        while (k < 3 && strncmp(p, keys[k], strlen(keys[k])) != 0) k++;
-        if (k == 3 || (k == 2 && w < 0)) {
+        while (k < NKEYS && strncmp(p, keys[k], strlen(keys[k])) != 0) k++;
+        if (k == NKEYS || (k == 2 && w < 0) || (k == 3 && g->nodes[v].n_in == 0)) {
             sb_add(b, "%c", *p++);
             continue;
         }
-        sb_add(b, "%s", k == 0 ? name(g, v) : k == 1 ? opname(g, v) : name(g, w));
+        sb_add(b, "%s", k == 0 ? name(g, v) : k == 1 ? opname(g, v) : k == 2 ? name(g, w) : name(g, g->nodes[v].in[0]));
         p += strlen(keys[k]);
     }
 }
@@ -426,7 +428,7 @@ static int diag_nonfinite_grad(gd_graph *g, const gd_trace *t, int w, const int 
     if (born && born->zero_cotangent) {
         unsigned char *below = gd_arena_alloc(g->arena, (size_t)g->n);
         if (!below) return -1;
-        descendants(g, born->node, below, parent, queue);
+        gd_descendants(g, born->node, below, parent, queue);
         if (gather_zeroed(g, t, below, d)) return -1;
         d->has_zeroed = 1;
     }
@@ -459,7 +461,7 @@ int gd_diagnose_wrt(gd_graph *g, const gd_trace *t, const int *targets, int n_ta
     int *parent = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
     int *queue = gd_arena_alloc(g->arena, sizeof(int) * (size_t)n);
     if (!in_d || !parent || !queue) return -1;
-    descendants(g, wrt, in_d, parent, queue);
+    gd_descendants(g, wrt, in_d, parent, queue);
     if (!has_grad) {
         int reaches = 0;
         for (int k = 0; k < n_targets; k++) reaches |= in_d[targets[k]];
@@ -469,6 +471,34 @@ int gd_diagnose_wrt(gd_graph *g, const gd_trace *t, const int *targets, int n_ta
     if (grad_zero && diag_zero(g, t, wrt, targets, n_targets, in_d, out)) return -1;
     if (grad_nonfinite && diag_nonfinite_grad(g, t, wrt, targets, n_targets, in_d, parent, queue, out)) return -1;
     return 0;
+}
+
+int gd_diagnose_no_variables(gd_graph *g, const gd_trace *t, const int *targets, int nt, gd_diag_list *out) {
+    gd_diag *d;
+    if (push(g, out, &d)) return -1;
+    d->code = GD_DIAG_NO_VARIABLES, d->is_error = 1;
+    if (!(d->candidates = gd_arena_alloc(g->arena, sizeof(int) * (size_t)(g->n + 1)))) return -1;
+    for (int v = 0; v < g->n; v++)
+        if ((g->nodes[v].op->flags & GD_OPF_DATA) && t->open[v]) d->candidates[d->n_candidates++] = v;
+    sbuf m = {0}, h = {0};
+    sb_add(&m, "No gradients: the graph declares no variable and the request names no wrt, so nothing receives a gradient from ");
+    sb_targets(&m, g, targets, nt);
+    sb_add(&m, ".");
+    if (d->n_candidates == 0) {
+        sb_add(&h, "No input reaches ");
+        sb_targets(&h, g, targets, nt);
+        sb_add(&h, " through gradient-carrying edges: declare the leaves to train with \"op\": \"variable\" and connect them to the target with differentiable ops.");
+    } else {
+        sb_add(&h, "Declare");
+        for (int j = 0; j < d->n_candidates && j < 4; j++)
+            sb_add(&h, "%s '%s'", j == 0 ? "" : j == d->n_candidates - 1 ? " and" : ",", name(g, d->candidates[j]));
+        if (d->n_candidates > 4) sb_add(&h, " (and %d more inputs)", d->n_candidates - 4);
+        sb_add(&h, " with \"op\": \"variable\" instead of \"input\" if %s should be trained, or name %s in \"wrt\".",
+               d->n_candidates == 1 ? "it" : "they", d->n_candidates == 1 ? "it" : "them");
+    }
+    d->message = gd_arena_strdup(g->arena, m.s);
+    d->hint = gd_arena_strdup(g->arena, h.s);
+    return d->message && d->hint ? 0 : -1;
 }
 
 int gd_diagnose_value(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out) {
@@ -554,6 +584,8 @@ int gd_diagnose_run(gd_graph *g, const gd_run_spec *s, const gd_trace *t, gd_run
     gd_diag_list dl = {0};
     unsigned char *seen = gd_arena_alloc(g->arena, (size_t)g->n + 1);
     if (!seen) return gd_error_oom(err);
+    if (s->grad && s->n_wrt == 0 && gd_diagnose_no_variables(g, t, s->targets, s->n_targets, &dl))
+        return gd_error_oom(err);
     if (s->grad) {
         for (int k = 0; k < s->n_wrt; k++) {
             int w = s->wrt[k];

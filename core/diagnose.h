@@ -26,7 +26,8 @@
     X(INTEGER_DTYPE, "integer_dtype")                \
     X(ZERO_GRADIENT, "zero_gradient")                \
     X(NON_FINITE_GRADIENT, "non_finite_gradient")    \
-    X(NON_FINITE_VALUE, "non_finite_value")
+    X(NON_FINITE_VALUE, "non_finite_value")          \
+    X(NO_VARIABLES, "no_variables")
 
 typedef enum gd_diag_code {
 #define GD__DIAG_ENUM(name, wire) GD_DIAG_##name,
@@ -72,6 +73,10 @@ typedef struct gd_diag {
     int n_zeroed;
     int has_zeroed;    /* non_finite_gradient: its origin multiplied an all-zero cotangent */
     gd_origin origin;  /* non_finite_* */
+    int *candidates;   /* no_variables: input leaves on a carrying path to a target, graph order */
+    int n_candidates;
+    int same_input;    /* disconnected (A2): the input whose value equals node same_node's, else -1 */
+    int same_node;
 } gd_diag;
 
 /* Append diagnostics for one wrt that has no gradient (is_error), or whose
@@ -90,7 +95,18 @@ int gd_diagnose_value(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out);
 /* untaken_branch for a fetched node that was not computed. */
 int gd_diagnose_unfetched(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out);
 
-/* Every diagnostic of a run: for each wrt without a gradient, or with an
+/* Marks in_d[v] = 1 for the descendants of w (w included; in_d zeroed by
+ * the caller), with a BFS parent for one path back to w; queue: scratch of
+ * g->n ints. Returns how many there are. */
+int gd_descendants(const gd_graph *g, int w, unsigned char *in_d, int *parent, int *queue);
+
+/* no_variables (A1): a gradient request with no wrt at all (none named, no
+ * variable in the graph); its candidates are the input leaves in the open
+ * region, in graph order. */
+int gd_diagnose_no_variables(gd_graph *g, const gd_trace *t, const int *targets, int n_targets, gd_diag_list *out);
+
+/* Every diagnostic of a run: no_variables when a gradient request has no
+ * wrt; for each wrt without a gradient, or with an
  * all-zero or non-finite one; for each returned value with NaN/Inf (when
  * check_numerics); for each fetch behind an untaken branch. Sets res->diags
  * and res->n_diags (in g's arena). The scans of the gradients poll

@@ -117,7 +117,8 @@ enum { GD_ZERO__COUNT = 0 GD_ZERO_CAUSES(GD__ONE) };
 const char *gd_zero_cause_name(gd_zero_cause c); /* wire name */
 
 /* What the diagnostics tell a user about this op. Templates: `{node}` and
- * `{op}` become the node's name and op, `{wrt}` the variable's name. NULL
+ * `{op}` become the node's name and op, `{in}` its first input's name,
+ * `{wrt}` the variable's name. NULL
  * takes the generic text in diagnose.c. */
 typedef struct gd_op_hints {
     const char *blocked;        /* message: the edge it stops, "'{node}' (cast to int64; ...)" */

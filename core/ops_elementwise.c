@@ -570,7 +570,8 @@ static const gd_attr_spec cast_attrs[] = {GD_ATTR("dtype", GD_ATTR_DTYPE, dtype,
 #define STEP_HINT \
     "'{node}' ({op}) is a step with zero derivative; replace it with a smooth step such as sigmoid((a - b) / temperature)."
 #define ROUNDING_HINT \
-    "Use a straight-through estimator: x + stop_gradient({op}(x) - x) keeps the {op} value and passes the gradient of the identity."
+    "Use a straight-through estimator: {in} + stop_gradient({op}({in}) - {in}) in place of '{node}' keeps the {op} value " \
+    "and passes the gradient of the identity."
 #define DIV_HINT "'{node}' ({op}) divides by zero: add a small eps to the denominator or mask the zero entries."
 #define EXP_HINT \
     "'{node}' ({op}) overflows for large inputs: work in log space (logsumexp, log_softmax, softmax_cross_entropy)."
@@ -590,8 +591,8 @@ const gd_op_def gd_ops_elementwise[] = {
     UNARY(sqrt, VALUE, "Elementwise square root; a negative x gives NaN, and the gradient at 0 is +Infinity.",
           .nonfinite_value = "sqrt of a negative number is NaN: clip the input of '{node}' to be >= 0, or square/abs "
                              "it first.",
-          .nonfinite_grad = "sqrt has an infinite derivative at 0: use sqrt(x + eps) with a small eps, or clip x away "
-                            "from 0 in '{node}'."),
+          .nonfinite_grad = "sqrt has an infinite derivative at 0: use sqrt({in} + eps) with a small eps in place of "
+                            "'{node}', or clip '{in}' away from 0."),
     UNARY(square, VALUE, "Elementwise x^2."),
     UNARY(abs, MASK, "Elementwise |x|; the gradient is dout * sign(x), with sign 0 at x = 0 and at NaN (as PyTorch)."),
     UNARY(sin, VALUE, "Elementwise sine (radians)."),
@@ -600,8 +601,8 @@ const gd_op_def gd_ops_elementwise[] = {
     UNARY(sigmoid, VALUE, "Elementwise logistic function 1 / (1 + e^-x), computed without overflow for large |x|."),
     UNARY(relu, MASK, "Elementwise max(x, 0); NaN stays NaN; the gradient passes where x > 0 or x is NaN and is "
                      "exactly 0 elsewhere, x = 0 included (as PyTorch).",
-          .zero_gradient = "'{node}' is a dead relu: every input is <= 0. Use leaky_relu, a different "
-                           "initialisation or bias, or a smaller learning rate."),
+          .zero_gradient = "'{node}' is a dead relu: every element of '{in}' is <= 0. Use leaky_relu({in}) in place of "
+                           "'{node}', a different initialisation or bias, or a smaller learning rate."),
     UNARY(softplus, VALUE,
           "Elementwise log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|); its gradient is sigmoid(x)."),
     UNARY(reciprocal, VALUE, "Elementwise 1 / x; 1 / 0 is Infinity (no error).",
@@ -663,7 +664,12 @@ const gd_op_def gd_ops_elementwise[] = {
             "and passes the gradient through; no gradient flows into int64.",
      .infer = infer_cast, .forward = cast_forward, .backward = cast_backward,
      .hints = {.blocked = "'{node}' (cast to int64; gradients never flow into integer tensors)",
-               .no_gradient = "'{node}' casts to int64 and gradients never flow into integer tensors; keep the value "
-                              "float64 (remove the cast, or cast to float64)."}},
+               /* casting back to float64 does not bring the gradient back: offer the
+                * straight-through form, as the rounding ops' hint does */
+               .no_gradient = "'{node}' casts '{in}' to int64, and no gradient flows through an integer tensor, not "
+                              "even after a cast back to float64. To keep the integer value and still train through "
+                              "it, stay in float64 with a straight-through estimator: {in} + stop_gradient(round({in}) "
+                              "- {in}) in place of the casts (floor or ceil for the rounding you need; the cast "
+                              "truncates toward zero). Otherwise remove the cast."}},
     {0},
 };

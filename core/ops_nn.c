@@ -1,12 +1,13 @@
 /* ops_nn.c - the neural-network op family: softmax, log_softmax,
- * softmax_cross_entropy and one_hot.
+ * softmax_cross_entropy, sigmoid_cross_entropy and one_hot.
  *
  * The numerically delicate ones subtract the maximum before exponentiating
  * and have fused backward rules (as ggml's _back ops and llm.c's
  * crossentropy_softmax_backward), so no intermediate softmax is kept between
  * the sweeps: the backward recomputes what it needs from the forward output
  * or the logits. Softmax over any axis views x as [outer, n, inner] around
- * it and scans rows of `inner` contiguously. No broadcasting, no I/O. */
+ * it and scans rows of `inner` contiguously. No broadcasting (but
+ * sigmoid_cross_entropy's labels, through gd_for_runs), no I/O. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -318,8 +319,9 @@ static int infer_sce(const gd_node *n, const gd_meta *in, const gd_limits *lim, 
                               n->name, n->op->name, n->in_names[1], gd_shape_str(l, a, sizeof a));
     if (l->rank == 1 && in[1].dtype != GD_I64)
         return gd_node_errorf(err, n, GD_E_DTYPE_MISMATCH, ".inputs[1]",
-                              "Node '%s' (%s): labels '%s' of shape %s are %s, but class indices must be int64; cast "
-                              "them ({\"op\": \"cast\", \"dtype\": \"int64\"}) or pass probabilities of shape [N, C].",
+                              "Node '%s' (%s): labels '%s' of shape %s are %s, but class indices must be int64: "
+                              "declare the input that holds them with \"dtype\": \"int64\" (the simplest fix), or cast "
+                              "them ({\"op\": \"cast\", \"dtype\": \"int64\"}), or pass probabilities of shape [N, C].",
                               n->name, n->op->name, n->in_names[1], gd_shape_str(l, a, sizeof a),
                               gd_dtype_name(in[1].dtype));
     if (z->rank == 2 && l->rank >= 1 && (l->dim[0] != z->dim[0] || (l->rank == 2 && l->dim[1] != z->dim[1])))
@@ -480,6 +482,90 @@ static int sce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor 
 }
 
 /* ---------------------------------------------------------------------------
+ * sigmoid_cross_entropy (A6): logits z [...], labels y broadcasting to z's
+ * shape (not range-checked, as in PyTorch); loss = mean over z's n elements
+ * of max(z, 0) - z * y + log1p(exp(-|z|)), PyTorch's
+ * binary_cross_entropy_with_logits. */
+
+/* Shapes: y must broadcast to z's shape itself (not to a larger one). */
+static int infer_bce(const gd_node *n, const gd_meta *in, const gd_limits *lim, gd_meta *out, gd_error *err) {
+    gd_meta b;
+    int rc = gd_infer_elementwise(n, in, 2, lim, &b, err);
+    if (rc) return rc;
+    char a[GD_SHAPE_STR_MAX], c[GD_SHAPE_STR_MAX];
+    if (in[0].shape.rank >= 0 && b.shape.rank >= 0 && !gd_shape_eq(&b.shape, &in[0].shape))
+        return gd_node_errorf(err, n, GD_E_SHAPE_MISMATCH, ".inputs[1]",
+                              "Node '%s' (%s): labels '%s' of shape %s do not broadcast to the shape %s of logits "
+                              "'%s'.",
+                              n->name, n->op->name, n->in_names[1], gd_shape_str(&in[1].shape, a, sizeof a),
+                              gd_shape_str(&in[0].shape, c, sizeof c), n->in_names[0]);
+    out->dtype = GD_F64;
+    out->shape = gd_shape_scalar();
+    return 0;
+}
+
+/* A stable sigmoid: exp of a non-positive number only. */
+static double sigmoid(double z) {
+    if (z >= 0) return 1.0 / (1.0 + exp(-z));
+    double e = exp(z);
+    return e / (1.0 + e);
+}
+
+typedef struct bce_ctx {
+    const double *z, *y; /* [z's shape], y read through the broadcast offsets */
+    double total;        /* forward: the sum */
+    double *dz, *dy;     /* backward: [z's shape] each, or NULL */
+    double g;            /* backward: dout / n */
+} bce_ctx;
+
+static void bce_forward_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
+    bce_ctx *c = vc;
+    const double *z = c->z + off[0], *y = c->y + off[1];
+    double s = 0;
+    for (int64_t k = 0; k < len; k++) {
+        double x = z[k * inner[0]], t = y[k * inner[1]];
+        s += (x > 0 ? x : 0) - x * t + log1p(exp(-fabs(x)));
+    }
+    (void)o;
+    c->total += s;
+}
+
+static int bce_forward(gd_kctx *c, const gd_tensor *const *in, gd_tensor *out) {
+    bce_ctx b = {.z = gd_f64(in[0]), .y = gd_f64(in[1])};
+    const gd_shape *ops[2] = {&in[0]->shape, &in[1]->shape};
+    int rc = gd_for_runs_polled(&in[0]->shape, 2, ops, bce_forward_run, &b, c->cancel, c->err);
+    gd_f64(out)[0] = b.total / (double)in[0]->n; /* n = 0: NaN, the mean of nothing */
+    return rc;
+}
+
+static void bce_backward_run(void *vc, int64_t o, const int64_t *off, int64_t len, const int64_t *inner) {
+    bce_ctx *c = vc;
+    const double *z = c->z + off[0], *y = c->y + off[1];
+    for (int64_t k = 0; k < len; k++) {
+        double x = z[k * inner[0]];
+        if (c->dz) c->dz[o + k] = c->g * (sigmoid(x) - y[k * inner[1]]);
+        if (c->dy) c->dy[o + k] = -c->g * x;
+    }
+}
+
+/* dz = (sigmoid(z) - y) * dout / n; dy = -z * dout / n in z's shape (the
+ * engine sums it down to y's). */
+static int bce_backward(gd_kctx *c, const gd_tensor *const *in, const gd_tensor *out, const gd_tensor *dout,
+                        const int *want, gd_tensor **din) {
+    (void)out;
+    gd_tensor *dz = NULL, *dy = NULL;
+    if (want[0] && !(dz = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0))) return gd_kernel_oom(c);
+    if (want[1] && !(dy = gd_tensor_new(c->arena, &in[0]->shape, GD_F64, 0))) return gd_kernel_oom(c);
+    bce_ctx b = {.z = gd_f64(in[0]), .y = gd_f64(in[1]), .dz = dz ? gd_f64(dz) : NULL, .dy = dy ? gd_f64(dy) : NULL,
+                 .g = gd_f64(dout)[0] / (double)in[0]->n};
+    const gd_shape *ops[2] = {&in[0]->shape, &in[1]->shape};
+    int rc = gd_for_runs_polled(&in[0]->shape, 2, ops, bce_backward_run, &b, c->cancel, c->err);
+    din[0] = dz;
+    din[1] = dy;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
  * one_hot{depth}: int64 indices [...] -> float64 [..., depth]. */
 
 /* depth as validated by infer_one_hot. */
@@ -574,6 +660,13 @@ const gd_op_def gd_ops_nn[] = {
             "logits' gradient is (softmax - labels) * dout / N for labels that sum to 1 per row (in general "
             "(softmax * sum(labels) - labels) * dout / N).",
      .infer = infer_sce, .forward = sce_forward, .backward = sce_backward, .scratch = sce_scratch},
+    {.name = "sigmoid_cross_entropy", .min_in = 2, .max_in = 2, .inputs_doc = "logits, labels", .attrs = NULL,
+     .n_attrs = 0, .differentiable = 1, .zero_cause = GD_ZERO_VALUE,
+     .doc = "Binary cross-entropy on logits, as PyTorch's binary_cross_entropy_with_logits: the mean over the n "
+            "elements of logits of max(z, 0) - z * y + log1p(exp(-|z|)), with labels y broadcasting to the logits' "
+            "shape (not range-checked); n = 0 gives NaN; gradients (sigmoid(z) - y) * dout / n to the logits and "
+            "-z * dout / n to float64 labels.",
+     .infer = infer_bce, .forward = bce_forward, .backward = bce_backward},
     {.name = "one_hot", .min_in = 1, .max_in = 1, .inputs_doc = "indices", .attrs = one_hot_attrs,
      .n_attrs = GD_NELEMS(one_hot_attrs), .differentiable = 0, .flags = GD_OPF_INT_OK, .zero_cause = GD_ZERO_VALUE,
      .doc = "float64 one-hot encoding of int64 `indices` with `depth` classes (required, >= 0), of shape "

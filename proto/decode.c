@@ -924,6 +924,10 @@ static int decode_grad_fields(dctx *c, json_t *root, gd_request *r) {
     int *w, nw = 0;
     if ((j = opt(root, "wrt"))) {
         if ((rc = resolve_list(c, j, "wrt", "The wrt entry", &w, &nw))) return rc;
+        if (nw == 0) /* A1: an empty wrt asks for no gradient at all */
+            return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$.wrt",
+                             "\"wrt\" is empty, so no gradient is asked for; name the nodes to differentiate, "
+                             "or use /v1/eval for values only.");
     } else {
         if (!(w = gd_arena_alloc(c->a, sizeof *w * (size_t)(c->g->n + 1)))) return oom(c);
         for (int i = 0; i < c->g->n; i++)

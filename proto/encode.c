@@ -48,14 +48,26 @@ static void put_origin(gd_buf *b, const gd_graph *g, const gd_origin *o) {
     gd_buf_puts(b, "]}");
 }
 
-static void put_consumers(gd_buf *b, const gd_diag *d, const gd_graph *g) {
-    gd_buf_puts(b, ",\"consumers\":[");
-    for (int i = 0; i < d->n_consumers; i++) {
+/* ",\"key\":[{\"node\", \"op\"}, ...]" for the nodes v[0..n). */
+static void put_node_list(gd_buf *b, const char *key, const int *v, int n, const gd_graph *g) {
+    gd_buf_printf(b, ",\"%s\":[", key);
+    for (int i = 0; i < n; i++) {
         gd_buf_puts(b, i ? ",{" : "{");
-        put_node_op(b, g, d->consumers[i]);
+        put_node_op(b, g, v[i]);
         gd_buf_putc(b, '}');
     }
     gd_buf_putc(b, ']');
+}
+
+/* consumers, and same_value_as when an input held a value of the wrt's (A2). */
+static void put_disconnected(gd_buf *b, const gd_diag *d, const gd_graph *g) {
+    put_node_list(b, "consumers", d->consumers, d->n_consumers, g);
+    if (d->same_input < 0) return;
+    gd_buf_puts(b, ",\"same_value_as\":{\"input\":");
+    put_name(b, g, d->same_input);
+    gd_buf_puts(b, ",\"node\":");
+    put_name(b, g, d->same_node);
+    gd_buf_putc(b, '}');
 }
 
 /* "blocked_at", then "path" when the diagnostic is about a wrt or has one. */
@@ -95,7 +107,8 @@ static void put_zeroed(gd_buf *b, const gd_diag *d, const gd_graph *g) {
 /* The evidence keys that d's code carries, each with its leading comma. */
 static void put_evidence(gd_buf *b, const gd_diag *d, const gd_graph *g) {
     switch (d->code) {
-    case GD_DIAG_DISCONNECTED: put_consumers(b, d, g); break;
+    case GD_DIAG_DISCONNECTED: put_disconnected(b, d, g); break;
+    case GD_DIAG_NO_VARIABLES: put_node_list(b, "candidates", d->candidates, d->n_candidates, g); break;
     case GD_DIAG_STOP_GRADIENT:
     case GD_DIAG_NON_DIFFERENTIABLE:
     case GD_DIAG_UNTAKEN_BRANCH:

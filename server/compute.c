@@ -87,6 +87,7 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
     st.total_us = (now - in->recv_ns) / 1000;
     gd_reply_reset(out);
     out->status = 200;
+    gd_reply_count_diags(out, res->diags, res->n_diags);
     out->binary = req->tensor_format == GD_TF_BINARY;
     gd_binsec *bin = out->binary ? &out->bin : NULL;
     out->bin.borrow_min = GD_PIECE_MIN;

@@ -339,6 +339,7 @@ static enum MHD_Result send_reply(gd_http *h, req *r) {
     if (!p->static_body && (p->body.failed || p->bin.bytes.failed)) {
         gd_log_event("error", "request %s: out of memory building a %d response", r->id, p->status);
         gd_reply_static(p, 500, INTERNAL_BODY, sizeof INTERNAL_BODY - 1);
+        p->code = GD_E_INTERNAL;
     }
     size_t json_len = p->static_body ? p->static_len : p->body.len;
     uint64_t total = json_len + (p->binary ? gd_binsec_len(&p->bin) : 0);
@@ -925,10 +926,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (r->cn) gd_conn_wait_request(h->conns, r->cn);
     int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->raw ? r->status : 0;
     int64_t end = r->answered_ns ? r->answered_ns : gd_now_ns();
+    char diags[256];
+    gd_reply_diag_codes(&r->reply, diags, sizeof diags);
+    int sent = status && status == r->reply.status; /* the reply's code and diagnostics are what was sent */
     gd_log_req line = {r->id, r->method, r->path, status, r->bytes_in, status ? r->bytes_out : 0,
-                       r->queue_us, r->compute_us, (end - r->start_ns) / 1000};
+                       r->queue_us, r->compute_us, (end - r->start_ns) / 1000,
+                       sent && r->reply.code != GD_OK ? gd_err_code(r->reply.code) : NULL,
+                       sent && status == 422 && diags[0] ? diags : NULL};
     gd_log_request(&line);
     if (status) gd_metrics_request(h->metrics, r->rd ? r->rd->route : GD_ROUTE_OTHER, status, line.total_us);
+    if (sent) gd_metrics_diagnostics(h->metrics, r->reply.diag_n);
     release_body(r);
     gd_reply_reset(&r->reply);
     free(r);

@@ -57,22 +57,42 @@ static void put_json_field(gd_buf *b, const char *key, const char *val) {
     gd_buf_json_string(b, val ? val : "");
 }
 
+/* "a,b" as the JSON strings "a","b". */
+static void put_json_list(gd_buf *b, const char *csv) {
+    for (const char *p = csv; *p;) {
+        size_t k = strcspn(p, ",");
+        char item[64];
+        snprintf(item, sizeof item, "%.*s", (int)(k < sizeof item ? k : sizeof item - 1), p);
+        if (p != csv) gd_buf_putc(b, ',');
+        gd_buf_json_string(b, item);
+        p += k + (p[k] == ',');
+    }
+}
+
 void gd_log_request(const gd_log_req *r) {
+    int is_5xx = r->status >= 500;
     char ts[40];
     gd_buf b;
     gd_buf_init(&b);
     timestamp(ts, sizeof ts);
     if (log_format == GD_LOG_JSON) {
-        gd_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\"", ts);
+        gd_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"request\"", ts, is_5xx ? "error" : "info");
         put_json_field(&b, "id", r->id);
         put_json_field(&b, "method", r->method);
         put_json_field(&b, "route", r->path);
         gd_buf_printf(&b,
                       ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ",\"queue_us\":%" PRId64
-                      ",\"compute_us\":%" PRId64 ",\"total_us\":%" PRId64 "}",
+                      ",\"compute_us\":%" PRId64 ",\"total_us\":%" PRId64,
                       r->status, r->bytes_in, r->bytes_out, r->queue_us, r->compute_us, r->total_us);
+        if (r->code) put_json_field(&b, "code", r->code);
+        if (r->diags) {
+            gd_buf_puts(&b, ",\"diagnostics\":[");
+            put_json_list(&b, r->diags);
+            gd_buf_putc(&b, ']');
+        }
+        gd_buf_putc(&b, '}');
     } else {
-        gd_buf_printf(&b, "%s INFO request id=", ts);
+        gd_buf_printf(&b, "%s %s request id=", ts, is_5xx ? "ERROR" : "INFO");
         put_text(&b, r->id);
         gd_buf_puts(&b, " method=");
         put_text(&b, r->method);
@@ -82,6 +102,8 @@ void gd_log_request(const gd_log_req *r) {
                       " status=%d bytes_in=%" PRIu64 " bytes_out=%" PRIu64 " queue_us=%" PRId64 " compute_us=%" PRId64
                       " total_us=%" PRId64,
                       r->status, r->bytes_in, r->bytes_out, r->queue_us, r->compute_us, r->total_us);
+        if (r->code) gd_buf_puts(&b, " code="), put_text(&b, r->code);
+        if (r->diags) gd_buf_puts(&b, " diagnostics="), put_text(&b, r->diags);
     }
     emit(&b);
     gd_buf_free(&b);

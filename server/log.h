@@ -22,8 +22,12 @@ typedef struct gd_log_req {
     int status;            /* 0: no response was sent (client gone) */
     uint64_t bytes_in, bytes_out;
     int64_t queue_us, compute_us, total_us;
+    const char *code;      /* an error answer's code, else NULL */
+    const char *diags;     /* a 422's diagnostic codes, comma-separated, else NULL */
 } gd_log_req;
 
+/* The line is logged at "info", or at "error" for a 5xx; an error answer's
+ * line ends with code=..., a 422's also with diagnostics=a,b. */
 void gd_log_request(const gd_log_req *r);
 
 /* A lifecycle event or an error: level "info", "warn" or "error". */

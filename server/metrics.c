@@ -30,6 +30,7 @@ struct gd_metrics {
     atomic_uint_fast64_t sum_us[GD_ROUTE__COUNT];
     atomic_uint_fast64_t rejected[GD_REJ__COUNT];
     atomic_uint_fast64_t client_gone;
+    atomic_uint_fast64_t diagnostics[GD_DIAG__COUNT];
 };
 
 const char *gd_route_path(gd_route r) { return r >= 0 && r < GD_ROUTE__COUNT ? route_path[r] : "other"; }
@@ -61,6 +62,11 @@ void gd_metrics_request(gd_metrics *m, gd_route r, int status, int64_t duration_
 
 void gd_metrics_reject(gd_metrics *m, gd_reject why) {
     if (why >= 0 && why < GD_REJ__COUNT) inc(&m->rejected[why], 1);
+}
+
+void gd_metrics_diagnostics(gd_metrics *m, const unsigned n[GD_DIAG__COUNT]) {
+    for (int c = 0; c < GD_DIAG__COUNT; c++)
+        if (n[c]) inc(&m->diagnostics[c], n[c]);
 }
 
 void gd_metrics_client_gone(gd_metrics *m) { inc(&m->client_gone, 1); }
@@ -124,6 +130,11 @@ int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64
                   "# TYPE gradd_client_gone_total counter\n"
                   "gradd_client_gone_total %" PRIu64 "\n",
                   get(&m->client_gone));
+    gd_buf_puts(out, "# HELP gradd_diagnostics_total Diagnostics sent in answers (200 and 422), by code.\n"
+                     "# TYPE gradd_diagnostics_total counter\n");
+    for (int c = 0; c < GD_DIAG__COUNT; c++)
+        gd_buf_printf(out, "gradd_diagnostics_total{code=\"%s\"} %" PRIu64 "\n", gd_diag_code_name((gd_diag_code)c),
+                      get(&m->diagnostics[c]));
     gd_buf_printf(out,
                   "# HELP gradd_graphs_held Registered graphs held (POST /v1/graphs).\n"
                   "# TYPE gradd_graphs_held gauge\n"

@@ -1,10 +1,11 @@
 /* metrics.h - gradd's counters and their Prometheus text exposition for
  * GET /metrics: requests by route and status, a latency histogram by
- * route, requests rejected before compute by reason, and build info. The
+ * route, requests rejected before compute by reason, diagnostics sent by
+ * code, and build info. The
  * gauges (in flight, queue depth) are read from their owners at render
  * time. Every counter is a relaxed atomic: any thread may count, none
  * takes a lock. No allocation except the rendered text. Knows only its
- * counters and core's byte buffer: nothing of MHD, proto or the pool (the
+ * counters, core's byte buffer and the diagnostic codes: nothing of MHD, proto or the pool (the
  * gauges and the version are passed in). */
 #ifndef GD_SERVER_METRICS_H
 #define GD_SERVER_METRICS_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/diagnose.h"
 
 /* The route label: each served path, and "other" for everything else. */
 typedef enum gd_route {
@@ -61,6 +63,8 @@ void gd_metrics_free(gd_metrics *m);
 /* A finished request: its route, status (100..599) and receipt-to-response time. */
 void gd_metrics_request(gd_metrics *m, gd_route r, int status, int64_t duration_us);
 void gd_metrics_reject(gd_metrics *m, gd_reject why);
+/* The diagnostics an answer carried: n[c] of code c (core/diagnose.h). */
+void gd_metrics_diagnostics(gd_metrics *m, const unsigned n[GD_DIAG__COUNT]);
 /* A computation (queued or running) cancelled because its client disconnected (A7). */
 void gd_metrics_client_gone(gd_metrics *m);
 

@@ -33,8 +33,26 @@ void gd_reply_error(gd_reply *r, const gd_error *err, const gd_diag *diags, int 
     gd_reply_reset(r);
     gd_err code = err->code == GD_OK ? GD_E_INTERNAL : err->code;
     r->status = gd_err_status(code);
+    r->code = code;
     if (code == GD_E_OVERLOADED) r->retry_after = 1;
     gd_encode_error(&r->body, err, diags, n_diags, g);
+    if (g) gd_reply_count_diags(r, diags, n_diags); /* the encoder writes them only with a graph */
+}
+
+void gd_reply_count_diags(gd_reply *r, const gd_diag *diags, int n_diags) {
+    for (int i = 0; i < n_diags; i++)
+        if ((int)diags[i].code >= 0 && (int)diags[i].code < GD_DIAG__COUNT) r->diag_n[diags[i].code]++;
+}
+
+void gd_reply_diag_codes(const gd_reply *r, char *buf, size_t size) {
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < GD_DIAG__COUNT; c++) {
+        if (!r->diag_n[c]) continue;
+        int k = snprintf(buf + o, size - o, "%s%s", o ? "," : "", gd_diag_code_name((gd_diag_code)c));
+        if (k < 0 || (size_t)k >= size - o) break; /* truncated: the buffer holds what fitted */
+        o += (size_t)k;
+    }
 }
 
 void gd_reply_errorf(gd_reply *r, gd_err code, const char *at, const char *fmt, ...) {
@@ -73,7 +91,13 @@ static void no_gradients_message(const gd_request *req, char msg[GD_ERR_MSG_MAX]
 
 int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err) {
     const gd_run_spec *s = &req->spec;
-    if (!s->grad || s->unconnected_zero || s->n_wrt == 0) return 0;
+    if (!s->grad) return 0;
+    if (s->n_wrt == 0) { /* A1: no variable at all is an error, whatever unconnected says */
+        gd_errorf(err, GD_E_NO_GRADIENTS, NULL,
+                  "No gradients provided: the graph has no variable and the request names no wrt.");
+        return 1;
+    }
+    if (s->unconnected_zero) return 0;
     for (int k = 0; k < s->n_wrt; k++)
         if (res->grads && res->grads[k]) return 0;
     char msg[GD_ERR_MSG_MAX];

@@ -37,6 +37,8 @@ typedef struct gd_reply {
     const char *allow;          /* static; Allow header (405, OPTIONS) */
     int www_authenticate;       /* 401: WWW-Authenticate: Bearer */
     const char *csp;            /* static; an HTML page's Content-Security-Policy (with nosniff, no referrer) */
+    gd_err code;                /* an error answer's code (for the log), else GD_OK */
+    unsigned diag_n[GD_DIAG__COUNT]; /* diagnostics in the body, by code (log, metrics) */
 } gd_reply;
 
 void gd_reply_init(gd_reply *r);
@@ -59,9 +61,17 @@ void gd_reply_errorf(gd_reply *r, gd_err code, const char *at, const char *fmt, 
  * err to no_gradients with the message
  * "No gradients provided for any variable: b, c" (names in wrt order; a long
  * list ends in ", ..."); answer it with gd_reply_error(r, err, res->diags,
- * res->n_diags, req->graph). Returns 0 (err untouched) otherwise, and also
- * when the request has no wrt at all or is an eval. */
+ * res->n_diags, req->graph). A gradient request with no wrt at all (no
+ * variable, none named) is 422 too, whatever unconnected says (A1). Returns
+ * 0 (err untouched) otherwise, and for an eval. */
 int gd_no_gradients(const gd_request *req, const gd_run_result *res, gd_error *err);
+
+/* Count the diagnostics an answer carries, by code (gd_reply_error does
+ * it for an error answer; a 200's encoder calls it). */
+void gd_reply_count_diags(gd_reply *r, const gd_diag *diags, int n_diags);
+/* The distinct diagnostic codes the answer carries, comma-separated in the
+ * order of GD_DIAG_CODES, into buf (size > 0); "" when none. */
+void gd_reply_diag_codes(const gd_reply *r, char *buf, size_t size);
 
 /* A body from static text (not copied), with the given status. */
 void gd_reply_static(gd_reply *r, int status, const char *text, size_t len);

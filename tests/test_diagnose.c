@@ -2,14 +2,25 @@
  * the stopping points / evidence, and that the message names the nodes. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/samevalue.h"
 #include "tbuild.h"
 #include "tests.h"
 
 static const double v3[] = {0.5, -1.0, 2.0};
 
 #define NAMES(t, d, s) ck_assert_msg(strstr((d)->message, s) != NULL, "message lacks %s: %s", s, (d)->message)
+
+/* The hint's fix, applied to the request (built in t), gives `wrt` a
+ * gradient and no error diagnostic; t is freed. */
+static void fix_gives_gradient(tb *t, const char *wrt) {
+    ck_assert_int_eq(tb_run(t, "loss", NULL, NULL), 0);
+    ck_assert_msg(tb_grad(t, wrt) != NULL, "the fixed request gives '%s' no gradient", wrt);
+    ck_assert_ptr_null(tb_diag(t, wrt, 1));
+    tb_free(t);
+}
 
 static void path_is(tb *t, const gd_diag *d, const char *const *want, int n) {
     ck_assert_int_eq(d->n_path, n);
@@ -34,8 +45,18 @@ START_TEST(unused_variable_is_disconnected) {
     NAMES(&t, d, "'unused'");
     NAMES(&t, d, "'loss'");
     ck_assert_ptr_nonnull(strstr(d->hint, "outside the graph"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "Use 'unused' in the graph on the way to the target"));
     ck_assert_ptr_null(tb_diag(&t, "w", 1));
     tb_free(&t);
+    /* the fix: 'unused' used on the way to the target */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "unused", "variable", "");
+    tb_node(&t, "s", "add", "w,unused");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "unused", "3", v3);
+    fix_gives_gradient(&t, "unused");
 }
 END_TEST
 
@@ -66,6 +87,201 @@ START_TEST(value_computed_outside_graph_is_disconnected) {
 }
 END_TEST
 
+/* ---- A2: same_value_as ------------------------------------------------------ */
+
+/* The classic cause of TensorFlow's "No gradients provided": y = X @ w was
+ * computed in NumPy and sent back as the input 'pred'. X [2, 2], w [2],
+ * t [2]; pred holds y's value scaled by (1 + rel), rounded to float32 when
+ * f32. `fixed`: the request as the hint says, with 'y' fed to 'd'. y is not
+ * needed by the target, so the run never evaluates it: A2's second sweep
+ * does. */
+static void outside_graph(tb *t, double rel, int f32, int fixed) {
+    static const double X[] = {1, 2, 3, 4}, w[] = {0.1, 0.2}, tv[] = {1, 1};
+    double pred[2];
+    for (int i = 0; i < 2; i++) {
+        pred[i] = (X[2 * i] * w[0] + X[2 * i + 1] * w[1]) * (1 + rel);
+        if (f32) pred[i] = (double)(float)pred[i];
+    }
+    tb_init(t);
+    tb_node(t, "X", "input", "");
+    tb_node(t, "w", "variable", "");
+    tb_node(t, "y", "matmul", "X,w");
+    tb_node(t, "pred", "input", "");
+    tb_node(t, "t", "input", "");
+    tb_node(t, "d", "sub", fixed ? "y,t" : "pred,t");
+    tb_node(t, "sq", "square", "d");
+    tb_node(t, "loss", "mean", "sq");
+    tb_f64(t, "X", "2,2", X);
+    tb_f64(t, "w", "2", w);
+    tb_f64(t, "pred", "2", pred);
+    tb_f64(t, "t", "2", tv);
+    ck_assert_int_eq(tb_check(t), 0);
+    t->g->st[tb_idx(t, "pred")].transport_f32 = f32;
+    ck_assert_int_eq(tb_run(t, "loss", NULL, NULL), 0);
+}
+
+static void same_is(tb *t, const gd_diag *d, const char *input, const char *node) {
+    ck_assert_int_eq(d->code, GD_DIAG_DISCONNECTED);
+    if (!input) {
+        ck_assert_int_eq(d->same_input, -1);
+        ck_assert_int_eq(d->same_node, -1);
+        ck_assert_ptr_null(strstr(d->hint, "holds the same value"));
+        return;
+    }
+    ck_assert_msg(d->same_input >= 0, "no same_value_as; hint: %s", d->hint);
+    ck_assert_str_eq(tb_name(t, d->same_input), input);
+    ck_assert_str_eq(tb_name(t, d->same_node), node);
+}
+
+START_TEST(same_value_numpy_outside_graph) {
+    tb t;
+    outside_graph(&t, 0, 0, 0); /* exact */
+    const gd_diag *d = tb_diag(&t, "w", 1);
+    same_is(&t, d, "pred", "y");
+    ck_assert_ptr_nonnull(strstr(d->hint, "Feed 'y' instead of the input 'pred'"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "flows back to 'w'"));
+    tb_free(&t);
+    outside_graph(&t, 5e-13, 0, 0); /* within 1e-12 */
+    same_is(&t, tb_diag(&t, "w", 1), "pred", "y");
+    tb_free(&t);
+    outside_graph(&t, 1e-11, 0, 0); /* beyond: no claim */
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    tb_free(&t);
+    outside_graph(&t, 0, 1, 0); /* sent as float32: y rounded as the input was */
+    same_is(&t, tb_diag(&t, "w", 1), "pred", "y");
+    tb_free(&t);
+    /* the same float32-rounded numbers, not marked float32: they differ from y by ~1e-8 */
+    outside_graph(&t, 0, 1, 0);
+    t.g->st[tb_idx(&t, "pred")].transport_f32 = 0;
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    tb_free(&t);
+    /* the hint's fix, applied: 'y' fed to 'd', and w gets its gradient */
+    outside_graph(&t, 0, 0, 1);
+    gd_tensor *g = tb_grad(&t, "w");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_ptr_null(tb_diag(&t, "w", 1));
+    /* d(mean((Xw - t)^2))/dw = X^T (Xw - t) / 1, Xw - t = [-0.5, 0.1] */
+    ck_assert_double_eq_tol(gd_f64(g)[0], (1 * -0.5 + 3 * 0.1), 1e-12);
+    ck_assert_double_eq_tol(gd_f64(g)[1], (2 * -0.5 + 4 * 0.1), 1e-12);
+    tb_free(&t);
+}
+END_TEST
+
+/* An input that happens to equal a node which does not depend on the wrt
+ * (here zeros, like a constant's) is never claimed; nor is a NaN. */
+START_TEST(same_value_not_claimed_by_coincidence) {
+    static const double zeros[] = {0, 0}, wv[] = {3, 4}, xv[] = {1, 2}, nanv[] = {NAN, 1};
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "reg", "square", "w");
+    tb_node(&t, "k", "constant", "");
+    tb_node(&t, "kk", "add", "k,k");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "t", "input", "");
+    tb_node(&t, "e", "sub", "x,t");
+    tb_node(&t, "e2", "add", "e,kk");
+    tb_node(&t, "loss", "sum", "e2");
+    tb_f64(&t, "w", "2", wv);
+    tb_f64(&t, "k", "2", zeros);
+    tb_f64(&t, "x", "2", xv);
+    tb_f64(&t, "t", "2", zeros);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert_ptr_nonnull(tb_grad(&t, "x"));
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL); /* t == kk, but kk is not w's */
+    tb_free(&t);
+    /* w = [NaN, 1] sent back as t: NaN never matches */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "t", "input", "");
+    tb_node(&t, "e", "mul", "x,t");
+    tb_node(&t, "loss", "sum", "e");
+    tb_f64(&t, "w", "2", nanv);
+    tb_f64(&t, "x", "2", xv);
+    tb_f64(&t, "t", "2", nanv);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    ck_assert_int_eq(gd_same_value_close(NAN, NAN, 0), 0);
+    ck_assert_int_eq(gd_same_value_close(1.0, 1.0 + 1e-13, 0), 1);
+    ck_assert_int_eq(gd_same_value_close(0.1, 0.1, 1), 0);            /* 0.1 is no float32 */
+    ck_assert_int_eq(gd_same_value_close((float)0.1, 0.1, 1), 1);
+    tb_free(&t);
+}
+END_TEST
+
+/* Ties: among matching inputs the one with the fewest edges to the target,
+ * then graph order; among the nodes it matches, the first in graph order. */
+START_TEST(same_value_tie_rules) {
+    static const double wv[] = {2, 5};
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "a", "abs", "w");   /* a and b both equal w (positive) */
+    tb_node(&t, "b", "relu", "w");
+    tb_node(&t, "far", "input", "");     /* 3 edges to the loss */
+    tb_node(&t, "near", "input", "");    /* 2 edges */
+    tb_node(&t, "f1", "neg", "far");
+    tb_node(&t, "s", "add", "f1,near");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "w", "2", wv);
+    tb_f64(&t, "far", "2", wv);
+    tb_f64(&t, "near", "2", wv);
+    ck_assert_int_eq(tb_run(&t, "loss", "w", NULL), 0);
+    same_is(&t, tb_diag(&t, "w", 1), "near", "w"); /* w itself is first in graph order */
+    tb_free(&t);
+}
+END_TEST
+
+/* The second sweep stays within the request's memory and deadline: when it
+ * would not fit, or the deadline has passed, there is no evidence and no
+ * error. X [512, 512] and pred are the request's (4 MiB); y = X * w is
+ * another 2 MiB that only the search needs. */
+static void big_outside(tb *t, size_t limit) {
+    enum { N = 512 };
+    double *X = malloc(sizeof(double) * N * N), w[N];
+    for (int j = 0; j < N; j++) w[j] = 0.5 + j;
+    for (int i = 0; i < N * N; i++) X[i] = (i % 7) - 3;
+    memset(t, 0, sizeof *t);
+    t->a = gd_arena_new(limit);
+    t->g = gd_graph_new(t->a, 8);
+    tb_node(t, "X", "input", "");
+    tb_node(t, "w", "variable", "");
+    tb_node(t, "y", "mul", "X,w");
+    tb_node(t, "pred", "input", "");
+    tb_node(t, "loss", "sum", "pred");
+    tb_f64(t, "X", "512,512", X);
+    tb_f64(t, "w", "512", w);
+    for (int i = 0; i < N * N; i++) X[i] *= w[i % N];
+    tb_f64(t, "pred", "512,512", X);
+    free(X);
+    ck_assert_int_eq(tb_run(t, "loss", NULL, NULL), 0);
+}
+
+START_TEST(same_value_within_memory_and_deadline) {
+    tb t;
+    big_outside(&t, (size_t)64 << 20);
+    same_is(&t, tb_diag(&t, "w", 1), "pred", "y");
+    tb_free(&t);
+    big_outside(&t, (size_t)5 << 20); /* the run fits, the search does not */
+    ck_assert_int_eq(t.res.n_diags, 1);
+    same_is(&t, tb_diag(&t, "w", 1), NULL, NULL);
+    tb_free(&t);
+    /* the deadline passed before the search: skipped, nothing changed */
+    big_outside(&t, (size_t)64 << 20);
+    gd_diag *d = (gd_diag *)tb_diag(&t, "w", 1);
+    const char *hint = d->hint;
+    d->same_input = d->same_node = -1;
+    gd_cancel late = {.deadline_ns = 1};
+    t.spec.cancel = &late;
+    ck_assert_int_eq(gd_same_value_search(t.g, &t.spec, &t.res), 0);
+    ck_assert_int_eq(d->same_input, -1);
+    ck_assert_ptr_eq(d->hint, hint);
+    tb_free(&t);
+}
+END_TEST
+
 START_TEST(stop_gradient_on_only_path) {
     tb t;
     tb_init(&t);
@@ -87,6 +303,15 @@ START_TEST(stop_gradient_on_only_path) {
     ck_assert_str_eq(d->message, "No gradient for 'b': its only path to 'loss' passes through stop_gradient node 'sg'.");
     ck_assert_str_eq(d->hint, "Remove 'sg' (stop_gradient) if 'b' should receive a gradient.");
     tb_free(&t);
+    /* the fix: 'sg' removed */
+    tb_init(&t);
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "s", "add", "x,b");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "b", "3", v3);
+    tb_f64(&t, "x", "3", v3);
+    fix_gives_gradient(&t, "b");
 }
 END_TEST
 
@@ -118,6 +343,19 @@ START_TEST(argmax_on_path_names_argmax) {
     ck_assert_ptr_nonnull(strstr(d->hint, "straight-through"));
     path_is(&t, d, (const char *[]){"W", "logits", "pick", "oh", "score", "loss"}, 6);
     tb_free(&t);
+    /* the fix: softmax(logits) in place of one_hot(argmax(logits)) */
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "W", "variable", "");
+    tb_node(&t, "logits", "matmul", "x,W");
+    tb_node(&t, "oh", "softmax", "logits");
+    tb_node(&t, "r", "input", "");
+    tb_node(&t, "score", "mul", "oh,r");
+    tb_node(&t, "loss", "sum", "score");
+    tb_f64(&t, "x", "2,2", x);
+    tb_f64(&t, "W", "2,2", w);
+    tb_f64(&t, "r", "2,2", r);
+    fix_gives_gradient(&t, "W");
 }
 END_TEST
 
@@ -133,8 +371,18 @@ START_TEST(round_on_path) {
     ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
     ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "q");
     NAMES(&t, d, "'q' (round)");
-    ck_assert_ptr_nonnull(strstr(d->hint, "stop_gradient(round(x) - x)"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "w + stop_gradient(round(w) - w) in place of 'q'"));
     tb_free(&t);
+    /* the fix, as the hint writes it */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "r", "round", "w");
+    tb_node(&t, "rd", "sub", "r,w");
+    tb_node(&t, "sg", "stop_gradient", "rd");
+    tb_node(&t, "q", "add", "w,sg");
+    tb_node(&t, "loss", "sum", "q");
+    tb_f64(&t, "w", "3", v3);
+    fix_gives_gradient(&t, "w");
 }
 END_TEST
 
@@ -151,7 +399,27 @@ START_TEST(cast_to_int_on_path) {
     ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
     ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "wi");
     NAMES(&t, d, "'wi' (cast to int64");
-    ck_assert_ptr_nonnull(strstr(d->hint, "float64"));
+    /* Casting back to float64 is what the user already did: the hint names
+     * both nodes and offers the straight-through form instead. */
+    ck_assert_ptr_nonnull(strstr(d->hint, "'wi' casts 'w' to int64"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "w + stop_gradient(round(w) - w)"));
+    tb_free(&t);
+    /* The fix, applied: w + stop_gradient(round(w) - w) keeps the rounded
+     * value and gives w the identity's gradient. */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "r", "round", "w");
+    tb_node(&t, "rd", "sub", "r,w");
+    tb_node(&t, "sg", "stop_gradient", "rd");
+    tb_node(&t, "ste", "add", "w,sg");
+    tb_node(&t, "loss", "sum", "ste");
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    gd_tensor *g = tb_grad(&t, "w");
+    ck_assert_ptr_nonnull(g);
+    for (int i = 0; i < 3; i++) ck_assert_double_eq(gd_f64(g)[i], 1.0);
+    ck_assert_double_eq(gd_f64(t.res.targets[0])[0], rint(0.5) + rint(-1.0) + rint(2.0)); /* half to even */
+    ck_assert_ptr_null(tb_diag(&t, "w", 1));
     tb_free(&t);
 }
 END_TEST
@@ -173,8 +441,26 @@ START_TEST(comparison_on_path) {
     const gd_diag *d = tb_diag(&t, "w", 1);
     ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
     ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "on");
-    ck_assert_ptr_nonnull(strstr(d->hint, "sigmoid"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "'on' (greater)"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "sigmoid((a - b) / temperature)"));
     tb_free(&t);
+    /* the fix: on = sigmoid((w - zero) / 0.1) */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "zero", "constant", "");
+    tb_node(&t, "temp", "constant", "");
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "diff", "sub", "w,zero");
+    tb_node(&t, "scaled", "div", "diff,temp");
+    tb_node(&t, "on", "sigmoid", "scaled");
+    tb_node(&t, "y", "mul", "on,x");
+    tb_node(&t, "loss", "sum", "y");
+    const double temp = 0.1;
+    tb_f64(&t, "zero", "", &z);
+    tb_f64(&t, "temp", "", &temp);
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "x", "3", v3);
+    fix_gives_gradient(&t, "w");
 }
 END_TEST
 
@@ -210,7 +496,22 @@ START_TEST(untaken_branch_of_cond) {
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(f->code, GD_DIAG_UNTAKEN_BRANCH);
     ck_assert_int_eq(f->node, tb_idx(&t, "ea"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "'a' gets a gradient only on runs where predicate 'p' selects its branch of 'c'"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "where(p, a, b)"));
     tb_free(&t);
+    /* the fix: both branches blended with where, so both are trained */
+    tb_init(&t);
+    tb_node(&t, "p", "input", "");
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "b", "variable", "");
+    tb_node(&t, "ea", "exp", "a");
+    tb_node(&t, "tb", "tanh", "b");
+    tb_node(&t, "c", "where", "p,ea,tb");
+    tb_node(&t, "loss", "sum", "c");
+    tb_f64(&t, "p", "", &p);
+    tb_f64(&t, "a", "3", v3);
+    tb_f64(&t, "b", "3", v3);
+    fix_gives_gradient(&t, "a");
 }
 END_TEST
 
@@ -232,7 +533,17 @@ START_TEST(integer_variable) {
     NAMES(&t, d, "int64");
     /* x still gets k's values as its gradient (int64 operands become float64). */
     ck_assert_double_eq(gd_f64(tb_grad(&t, "x"))[2], 3.0);
+    ck_assert_str_eq(d->hint, "Declare 'k' as float64 (or send its value as floats) if it should receive a gradient.");
     tb_free(&t);
+    /* the fix: k sent as floats */
+    tb_init(&t);
+    tb_node(&t, "k", "variable", "");
+    tb_node(&t, "x", "variable", "");
+    tb_node(&t, "y", "mul", "k,x");
+    tb_node(&t, "loss", "sum", "y");
+    tb_f64(&t, "k", "3", (const double[]){1, 2, 3});
+    tb_f64(&t, "x", "3", v3);
+    fix_gives_gradient(&t, "k");
 }
 END_TEST
 
@@ -322,8 +633,22 @@ START_TEST(dead_relu_is_zero_gradient_mask) {
     ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "h");
     ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_MASK);
     NAMES(&t, d, "'h' (relu)");
-    ck_assert_ptr_nonnull(strstr(d->hint, "dead relu"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "'h' is a dead relu: every element of 'pre' is <= 0"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "leaky_relu(pre) in place of 'h'"));
     ck_assert_ptr_null(tb_diag(&t, "w", 1));
+    tb_free(&t);
+    /* the fix: leaky_relu(pre); the gradient is no longer all zero */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "bias", "constant", "");
+    tb_node(&t, "pre", "add", "w,bias");
+    tb_node(&t, "h", "leaky_relu", "pre")->alpha = (gd_num){1, 0.01};
+    tb_node(&t, "loss", "sum", "h");
+    tb_f64(&t, "bias", "", &bias);
+    tb_f64(&t, "w", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert_double_eq_tol(gd_f64(tb_grad(&t, "w"))[0], 0.01, 1e-15);
+    ck_assert_ptr_null(tb_diag(&t, "w", 0));
     tb_free(&t);
 }
 END_TEST
@@ -370,8 +695,22 @@ START_TEST(sqrt_at_zero_is_non_finite_gradient) {
     ck_assert_int_eq(d->origin.shape.rank, 1);
     ck_assert_int_eq(d->origin.index[0], 1);
     NAMES(&t, d, "'r' (sqrt)");
-    ck_assert_ptr_nonnull(strstr(d->hint, "eps"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "sqrt(w + eps) with a small eps in place of 'r'"));
     ck_assert(!d->has_zeroed); /* a nonzero cotangent met the infinity: no zeroed_at */
+    tb_free(&t);
+    /* the fix: sqrt(w + eps); the gradient is finite, no warning */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "eps", "constant", "");
+    tb_node(&t, "we", "add", "w,eps");
+    tb_node(&t, "r", "sqrt", "we");
+    tb_node(&t, "loss", "sum", "r");
+    const double eps = 1e-12;
+    tb_f64(&t, "eps", "", &eps);
+    tb_f64(&t, "w", "3", w);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert(isfinite(gd_f64(tb_grad(&t, "w"))[1]));
+    ck_assert_ptr_null(tb_diag(&t, "w", 0));
     tb_free(&t);
 }
 END_TEST
@@ -667,6 +1006,8 @@ END_TEST
 
 /* Every hint an op row carries expands fully: only {node}, {op} and {wrt}
  * are placeholders, and a non-differentiable op's no-gradient hint, if any,
+/* Every hint an op row carries expands fully: only {node}, {op}, {in} and
+ * {wrt} are placeholders, and a non-differentiable op's no-gradient hint, if any,
  * says what to do instead. A typo such as {nod} would reach users verbatim. */
 START_TEST(row_hints_use_known_placeholders) {
     int n;
@@ -680,7 +1021,8 @@ START_TEST(row_hints_use_known_placeholders) {
             with_hints++;
             ck_assert_msg(strlen(all[j]) > 20, "%s: hint %zu too short", ops[k]->name, j);
             for (const char *p = strchr(all[j], '{'); p; p = strchr(p + 1, '{'))
-                ck_assert_msg(!strncmp(p, "{node}", 6) || !strncmp(p, "{op}", 4) || !strncmp(p, "{wrt}", 5),
+                ck_assert_msg(!strncmp(p, "{node}", 6) || !strncmp(p, "{op}", 4) || !strncmp(p, "{wrt}", 5) ||
+                                  !strncmp(p, "{in}", 4),
                               "%s: unknown placeholder at '%.12s'", ops[k]->name, p);
         }
     }
@@ -712,6 +1054,10 @@ Suite *suite_diagnose(void) {
     TCase *tc = tcase_create("codes");
     tcase_add_test(tc, unused_variable_is_disconnected);
     tcase_add_test(tc, value_computed_outside_graph_is_disconnected);
+    tcase_add_test(tc, same_value_numpy_outside_graph);
+    tcase_add_test(tc, same_value_not_claimed_by_coincidence);
+    tcase_add_test(tc, same_value_tie_rules);
+    tcase_add_test(tc, same_value_within_memory_and_deadline);
     tcase_add_test(tc, stop_gradient_on_only_path);
     tcase_add_test(tc, argmax_on_path_names_argmax);
     tcase_add_test(tc, round_on_path);

@@ -1427,6 +1427,31 @@ START_TEST(too_large_elements) {
 }
 END_TEST
 
+/* The whole of gradd's log, NUL-terminated and malloc'd. */
+static char *read_log(const ht_server *s) {
+    FILE *f = fopen(s->log_path, "rb");
+    ck_assert_msg(f != NULL, "cannot read %s", s->log_path);
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (len + 4096 + 1 > cap) buf = realloc(buf, cap = 2 * cap + 8192);
+        got = fread(buf + len, 1, 4096, f);
+        len += got;
+    } while (got > 0);
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The log line that contains `needle` (malloc'd), or NULL. */
+static char *log_line(const char *log, const char *needle) {
+    const char *p = strstr(log, needle);
+    if (!p) return NULL;
+    const char *b = p, *e = strchr(p, '\n');
+    while (b > log && b[-1] != '\n') b--;
+    return strndup(b, e ? (size_t)(e - b) : strlen(b));
+}
+
 /* ---- slow requests: 503 by saturation, 504 by deadline, SIGTERM ------------------ */
 
 static int matmul_n(void) {
@@ -1608,6 +1633,12 @@ START_TEST(deadline_504) {
     printf("deadline_504: deadline_ms 5 on matmul %d answered in %.3f s\n", n, r.t_done - r.t_start);
     ht_resp_free(&r);
     ht_server_stop(&s);
+    /* a 5xx is logged at ERROR with its code (issue 11 item 6) */
+    char *log = read_log(&s), *line = log_line(log, " status=504 ");
+    ck_assert_msg(line && strstr(line, " ERROR request id=") && strstr(line, " code=deadline_exceeded"),
+                  "the 504's log line should be ERROR with code=deadline_exceeded:\n%s", line ? line : log);
+    free(line);
+    free(log);
 
     ht_server_start(&s, ARGS("--workers", "2", "--blas-threads", "1", "--deadline-ms",
                              ht_scaled_ms_arg(deadline, sizeof deadline, 100), "--max-elements", "100000000"));
@@ -2229,22 +2260,6 @@ START_TEST(healthcheck_flag) {
 }
 END_TEST
 
-/* The whole of gradd's log, NUL-terminated and malloc'd. */
-static char *read_log(const ht_server *s) {
-    FILE *f = fopen(s->log_path, "rb");
-    ck_assert_msg(f != NULL, "cannot read %s", s->log_path);
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len + 4096 + 1 > cap) buf = realloc(buf, cap = 2 * cap + 8192);
-        got = fread(buf + len, 1, 4096, f);
-        len += got;
-    } while (got > 0);
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
 /* The text log: one line per request with its id, method, route and status,
  * and a last line when gradd has stopped. */
 START_TEST(request_log_text) {
@@ -2262,6 +2277,59 @@ START_TEST(request_log_text) {
                           "INFO request id=log-test-43 method=POST route=/v1/eval status=400 ", "INFO stopped\n"};
     for (int i = 0; i < 3; i++)
         ck_assert_msg(strstr(log, want[i]) != NULL, "gradd's log lacks \"%s\":\n%.3000s", want[i], log);
+    free(log);
+}
+END_TEST
+
+/* Issue 11 item 6: gradd_diagnostics_total{code} counts the diagnostics
+ * sent (200 and 422), and a request's log line carries its error code and,
+ * for a 422, the diagnostic codes; 4xx lines are INFO. */
+START_TEST(diagnostics_log_metrics) {
+    ht_server s;
+    ht_server_start(&s, NULL);
+    ht_resp r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS("X-Request-Id: diag-log-1"));
+    expect_status(&r, 200); /* one stop_gradient diagnostic */
+    ht_resp_free(&r);
+    r = do_req(s.port, NULL, "/v1/grad", contract_with(", 'wrt': ['b']"), ARGS("X-Request-Id: diag-log-2"));
+    expect_status(&r, 422);
+    ht_resp_free(&r);
+    r = do_req(s.port, NULL, "/v1/grad",
+               J("{'graph': {'nodes': [{'name': 'w', 'op': 'input'}, {'name': 'l', 'op': 'sum', 'inputs': ['w']}]},"
+                 " 'values': {'w': [1, 2]}, 'target': 'l'}"),
+               ARGS("X-Request-Id: diag-log-3"));
+    expect_error(&r, 422, "no_gradients", NULL, NULL);
+    ht_resp_free(&r);
+    r = do_req(s.port, NULL, "/v1/grad", "{", ARGS("X-Request-Id: diag-log-4"));
+    expect_status(&r, 400);
+    ht_resp_free(&r);
+    double v = metric_wait(s.port, "gradd_diagnostics_total{code=\"stop_gradient\"}", 2, 5);
+    ck_assert_msg(v == 2, "gradd_diagnostics_total{code=\"stop_gradient\"} should be 2, got %g", v);
+    ht_get(s.port, "/metrics", &r);
+    ck_assert_msg(metric_sample(r.body, "gradd_diagnostics_total{code=\"no_variables\"}") == 1 &&
+                      metric_sample(r.body, "gradd_diagnostics_total{code=\"disconnected\"}") == 0 &&
+                      strstr(r.body, "# TYPE gradd_diagnostics_total counter\n"),
+                  "/metrics should count one no_variables and no disconnected diagnostic:\n%.4000s", r.body);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+    char *log = read_log(&s);
+    const struct {
+        const char *id, *head, *tail;
+    } want[] = {
+        {"id=diag-log-1 ", "INFO request id=diag-log-1 method=POST route=/v1/grad status=200 ", "total_us="},
+        {"id=diag-log-2 ", "INFO request id=diag-log-2 ", " code=no_gradients diagnostics=stop_gradient"},
+        {"id=diag-log-3 ", "INFO request id=diag-log-3 ", " code=no_gradients diagnostics=no_variables"},
+        {"id=diag-log-4 ", "INFO request id=diag-log-4 ", " status=400 "},
+        {"id=diag-log-4 ", "INFO request id=diag-log-4 ", " code=invalid_json"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char *line = log_line(log, want[i].id);
+        ck_assert_msg(line && strstr(line, want[i].head) && strstr(line, want[i].tail),
+                      "the log line of %s should hold \"%s\" and \"%s\":\n%s", want[i].id, want[i].head,
+                      want[i].tail, line ? line : log);
+        if (i == 0) ck_assert_msg(!strstr(line, "code="), "a 200 logs no error code: %s", line);
+        if (i == 3 || i == 4) ck_assert_msg(!strstr(line, "diagnostics="), "a 400 has no diagnostics: %s", line);
+        free(line);
+    }
     free(log);
 }
 END_TEST
@@ -2894,6 +2962,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, healthcheck_flag);
     tcase_add_test(tc, request_log_text);
     tcase_add_test(tc, request_log_json);
+    tcase_add_test(tc, diagnostics_log_metrics);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("slow");

@@ -818,6 +818,79 @@ START_TEST(test_sce_backward_values) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------
+ * sigmoid_cross_entropy (A6), against PyTorch 1.13's
+ * binary_cross_entropy_with_logits (float64, mean reduction, dout 2, labels
+ * expanded to the logits' shape; printed by repr()). */
+
+START_TEST(test_bce_values_torch) {
+    gd_node *n = gc_node(A, "sigmoid_cross_entropy", 2);
+    gd_tensor *din[2];
+    /* |z| = 1000: the stable form, where a naive log(sigmoid) overflows */
+    gd_tensor *in[2] = {gc_f64(A, "2,3", (double[]){-2, 0.5, 3, 1e3, -1e3, 0}),
+                        gc_f64(A, "2,3", (double[]){0, 1, 1, 1, 0, 0.25})};
+    gd_tensor *y = fwd(n, in);
+    expect_shape(y, "");
+    expect_vals(y, (double[]){0.22378992122612776}, 1);
+    vjp(n, in, y, gc_f64(A, "", (double[]){2}), 3, din);
+    expect_shape(din[0], "2,3");
+    expect_vals(din[0], (double[]){0.03973430734070585, -0.1258468895993818, -0.015808624392522213, 0.0, 0.0,
+                                   0.08333333333333333}, 6);
+    expect_vals(din[1], (double[]){0.6666666666666666, -0.16666666666666666, -1.0, -333.3333333333333,
+                                   333.3333333333333, -0.0}, 6);
+    /* labels [3] broadcast to logits [2, 3]: the labels' gradient, summed
+     * down as the engine does, is PyTorch's through expand */
+    in[0] = gc_f64(A, "2,3", (double[]){-2, 0.5, 3, 40, -40, 0});
+    in[1] = gc_f64(A, "3", (double[]){0.25, 1, 0});
+    y = fwd(n, in);
+    expect_vals(y, (double[]){12.473789921226128}, 1);
+    vjp(n, in, y, gc_f64(A, "", (double[]){2}), 3, din);
+    expect_vals(din[0], (double[]){-0.04359902599262749, -0.1258468895993818, 0.31752470894081114, 0.25,
+                                   -0.3333333333333333, 0.16666666666666666}, 6);
+    expect_shape(din[1], "2,3");
+    double dy[3];
+    for (int j = 0; j < 3; j++) dy[j] = gd_f64(din[1])[j] + gd_f64(din[1])[3 + j];
+    expect_vals(gc_f64(A, "3", dy), (double[]){-12.666666666666668, 13.166666666666668, -1.0}, 3);
+    /* no elements: the mean of nothing is NaN */
+    gd_shape s0 = gc_shape("0");
+    in[0] = gd_tensor_new(A, &s0, GD_F64, 0);
+    in[1] = gd_tensor_new(A, &s0, GD_F64, 0);
+    expect_vals(fwd(n, in), (double[]){NAN}, 1);
+}
+END_TEST
+
+START_TEST(test_bce_gradcheck) {
+    gc_rng r = {47};
+    gd_node *n = gc_node(A, "sigmoid_cross_entropy", 2);
+    gd_tensor *in[2] = {gc_rand(A, &r, "4,3", -4, 4), gc_rand(A, &r, "4,3", 0, 1)};
+    ck_assert_double_le(gc_check(A, &r, n, in, 3), GC_TOL);
+    in[1] = gc_rand(A, &r, "3", 0, 1); /* broadcast labels */
+    ck_assert_double_le(gc_check(A, &r, n, in, 3), GC_TOL);
+    in[1] = gc_rand(A, &r, "4,1", -1, 2); /* not range-checked, as PyTorch */
+    ck_assert_double_le(gc_check(A, &r, n, in, 3), GC_TOL);
+    in[0] = gc_rand(A, &r, "", -3, 3);
+    in[1] = gc_rand(A, &r, "", 0, 1);
+    ck_assert_double_le(gc_check(A, &r, n, in, 3), GC_TOL);
+}
+END_TEST
+
+START_TEST(test_bce_errors) {
+    gd_node *n = gc_node(A, "sigmoid_cross_entropy", 2);
+    n->name = "bce";
+    gd_error err;
+    gd_meta out, m[2] = {{.dtype = GD_F64, .shape = gc_shape("3")}, {.dtype = GD_F64, .shape = gc_shape("4,3")}};
+    /* labels larger than the logits do not broadcast to them */
+    ck_assert_int_eq(infer(n, m, 0, &out, &err), GD_E_SHAPE_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(err.message, "'bce'"));
+    ck_assert_ptr_nonnull(strstr(err.message, "do not broadcast to the shape [3]"));
+    m[1].shape = gc_shape("2");
+    ck_assert_int_eq(infer(n, m, 0, &out, &err), GD_E_SHAPE_MISMATCH);
+    m[1].shape.rank = -1; /* unknown: not an error yet */
+    ck_assert_int_eq(infer(n, m, 0, &out, &err), GD_OK);
+    ck_assert_int_eq(out.shape.rank, 0);
+}
+END_TEST
+
 START_TEST(test_sce_errors) {
     gd_node *n = gc_node(A, "softmax_cross_entropy", 2);
     n->name = "loss";
@@ -1142,6 +1215,9 @@ Suite *suite_ops_reduce(void) {
     tcase_add_test(nn, test_sce_values);
     tcase_add_test(nn, test_sce_backward_values);
     tcase_add_test(nn, test_sce_errors);
+    tcase_add_test(nn, test_bce_values_torch);
+    tcase_add_test(nn, test_bce_gradcheck);
+    tcase_add_test(nn, test_bce_errors);
     tcase_add_test(nn, test_one_hot);
     tcase_add_test(nn, test_one_hot_errors);
     tcase_add_test(nn, test_rows);

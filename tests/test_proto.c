@@ -569,6 +569,9 @@ START_TEST(decode_request_fields) {
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'wrt': 'x'}", g)), GD_E_INVALID_REQUEST, "$.wrt", "");
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'wrt': ['x', 'x']}", g)), GD_E_INVALID_REQUEST, "$.wrt[1]",
            "");
+    /* A1: an explicit empty wrt asks for nothing; /v1/eval is for values. */
+    ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'wrt': []}", g)), GD_E_INVALID_REQUEST, "$.wrt", "");
+    ck_assert_ptr_nonnull(strstr(E.message, "/v1/eval"));
     ck_err(dec(gd_arena_printf(A, "%s, 'target': 's', 'fetch': [1]}", g)), GD_E_INVALID_REQUEST, "$.fetch[0]", "");
     /* target_grad: an object for a list of targets, naming targets only,
      * and never int64. */
@@ -792,7 +795,7 @@ START_TEST(decode_then_run_errors) {
     ck_err(dec_run("{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'c', 'op': 'cast', 'inputs': ['x'],"
                    " 'dtype': 'int64'}, {'name': 'f', 'op': 'cast', 'inputs': ['c'], 'dtype': 'float64'},"
                    " {'name': 's', 'op': 'sum', 'inputs': ['f']}]},"
-                   " 'values': {'x': [1, 'NaN']}, 'target': 's', 'wrt': []}", &res),
+                   " 'values': {'x': [1, 'NaN']}, 'target': 's', 'wrt': ['x']}", &res),
            GD_E_INVALID_VALUE, E.at, "");
 }
 END_TEST
@@ -1457,6 +1460,101 @@ START_TEST(encode_no_gradients) {
 }
 END_TEST
 
+/* The 422 body of a run (gd_no_gradients must fire), parsed. */
+static json_t *no_gradients_body(const gd_run_result *res) {
+    ck_assert_int_eq(gd_no_gradients(&R, res, &E), 1);
+    ck_assert_int_eq(E.code, GD_E_NO_GRADIENTS);
+    gd_buf out;
+    gd_buf_init(&out);
+    ck_assert_int_eq(gd_encode_error(&out, &E, res->diags, res->n_diags, R.graph), 0);
+    json_t *j = json_loads(out.data, 0, NULL);
+    gd_buf_free(&out);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+/* A1: weights declared as inputs (forgetting tf.Variable) used to answer
+ * 200 with no gradients at all; now 422 no_variables naming the inputs on a
+ * gradient-carrying path, whatever unconnected says. The hint's fix, applied
+ * to the request, gives the gradient. */
+START_TEST(encode_no_variables) {
+    const char *fmt =
+        "{'graph': {'nodes': [{'name': 'X', 'op': 'input'}, {'name': 'w', 'op': '%s'},"
+        " {'name': 'k', 'op': 'input', 'dtype': 'int64'}, {'name': 'sg', 'op': 'stop_gradient', 'inputs': ['X']},"
+        " {'name': 'Xw', 'op': 'matmul', 'inputs': ['X', 'w']}, {'name': 'loss', 'op': 'mean', 'inputs': ['Xw']}]},"
+        " 'values': {'X': [[1, 2], [3, 4]], 'w': [0.5, -1], 'k': 3}, 'target': 'loss'%s}";
+    const char *unconn[] = {"", ", 'unconnected': 'none'", ", 'unconnected': 'zero'"};
+    for (int u = 0; u < 3; u++) {
+        gd_run_result res;
+        ck_ok(dec_run(gd_arena_printf(A, fmt, "input", unconn[u]), &res));
+        json_t *j = no_gradients_body(&res);
+        const json_t *e = json_object_get(j, "error");
+        ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "no_gradients");
+        const json_t *ds = json_object_get(e, "diagnostics");
+        ck_assert_int_eq(json_array_size(ds), 1);
+        const json_t *d = json_array_get(ds, 0);
+        ck_assert_str_eq(json_string_value(json_object_get(d, "code")), "no_variables");
+        ck_assert_str_eq(json_string_value(json_object_get(d, "severity")), "error");
+        ck_assert_ptr_null(json_object_get(d, "wrt"));
+        /* X and w, graph order; not k (int64) */
+        json_t *want = json_loads(J("[{'node': 'X', 'op': 'input'}, {'node': 'w', 'op': 'input'}]"), 0, NULL);
+        ck_assert(json_equal(json_object_get(d, "candidates"), want));
+        json_decref(want);
+        ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(d, "message")), "'loss'"));
+        const char *hint = json_string_value(json_object_get(d, "hint"));
+        ck_assert_str_eq(hint, "Declare 'X' and 'w' with \"op\": \"variable\" instead of \"input\" if they should be "
+                               "trained, or name them in \"wrt\".");
+        json_decref(j);
+    }
+    /* The fix: w declared a variable gets its gradient (200). */
+    gd_run_result res;
+    ck_ok(dec_run(gd_arena_printf(A, fmt, "variable", ""), &res));
+    gd_error_clear(&E);
+    ck_assert_int_eq(gd_no_gradients(&R, &res, &E), 0);
+    ck_assert_int_eq(R.spec.n_wrt, 1);
+    ck_f64s(res.grads[0], (double[]){2, 3}, 2);
+    ck_assert_int_eq(res.n_diags, 0);
+    /* The other fix: name the inputs in wrt. */
+    ck_ok(dec_run(gd_arena_printf(A, fmt, "input", ", 'wrt': ['w']"), &res));
+    ck_assert_int_eq(gd_no_gradients(&R, &res, &E), 0);
+    ck_f64s(res.grads[0], (double[]){2, 3}, 2);
+
+    /* No input reaches the target through carrying edges: no candidates, and
+     * the hint says so. */
+    ck_ok(dec_run("{'graph': {'nodes': [{'name': 'x', 'op': 'input'}, {'name': 'sg', 'op': 'stop_gradient', "
+                  "'inputs': ['x']}, {'name': 'loss', 'op': 'sum', 'inputs': ['sg']}]}, 'values': {'x': [1, 2]}, "
+                  "'target': 'loss'}",
+                  &res));
+    json_t *j = no_gradients_body(&res);
+    const json_t *d = json_array_get(json_object_get(json_object_get(j, "error"), "diagnostics"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "code")), "no_variables");
+    ck_assert_int_eq(json_array_size(json_object_get(d, "candidates")), 0);
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(d, "hint")),
+                                 "No input reaches 'loss' through gradient-carrying edges"));
+    json_decref(j);
+}
+END_TEST
+
+/* Issue 11: float labels given to softmax_cross_entropy. The error names the
+ * node and the labels and says the simplest fix first: declare the input
+ * int64; applied to the request, the logits' variable gets its gradient. */
+START_TEST(sce_float_labels_hint) {
+    const char *fmt =
+        "{'graph': {'nodes': [{'name': 'z', 'op': 'variable'}, {'name': 'y', 'op': 'input'%s},"
+        " {'name': 'loss', 'op': 'softmax_cross_entropy', 'inputs': ['z', 'y']}]},"
+        " 'values': {'z': [[1, 2, 3], [1, 1, 1]], 'y': [2, 0]}, 'target': 'loss'}";
+    gd_run_result res;
+    ck_err(dec_run(gd_arena_printf(A, fmt, ""), &res), GD_E_DTYPE_MISMATCH, "$.graph.nodes[2].inputs[1]", "");
+    const char *m = E.message, *decl = strstr(m, "\"dtype\": \"int64\""), *cast = strstr(m, "cast them");
+    ck_assert_msg(strstr(m, "Node 'loss' (softmax_cross_entropy): labels 'y'") && decl && cast && decl < cast,
+                  "the message should name 'loss' and 'y' and say \"dtype\": \"int64\" before the cast: %s", m);
+    ck_ok(dec_run(gd_arena_printf(A, fmt, ", 'dtype': 'int64'"), &res));
+    ck_assert_int_eq(gd_no_gradients(&R, &res, &E), 0);
+    ck_assert_ptr_nonnull(res.grads[0]);
+    ck_assert_int_eq(res.n_diags, 0);
+}
+END_TEST
+
 START_TEST(encode_error_body) {
     gd_buf out;
     gd_buf_init(&out);
@@ -1792,7 +1890,7 @@ START_TEST(decode_int64_attributes) {
            GD_E_TOO_LARGE, "$.graph.nodes[1]", "");
     ck_ok(dec("{'graph': {'nodes': [{'name': 'i', 'op': 'input', 'dtype': 'int64'}, {'name': 's', 'op': 'one_hot',"
               " 'inputs': ['i'], 'depth': 9007199254740993}]}, 'values': {'i': {'shape': [0], 'data': []}},"
-              " 'target': 's', 'wrt': []}"));
+              " 'target': 's', 'wrt': ['i']}"));
     ck_assert_int_eq(node("s")->attrs->depth.v[0], 9007199254740993);
     ck_assert_int_eq(state("s")->meta.shape.dim[1], 9007199254740993);
     ck_err(dec("{'graph': {'nodes': [{'name': 'x', 'op': 'input', 'shape': [9223372036854775807]}]},"
@@ -2120,6 +2218,8 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, binary_body_read_only);
     tcase_add_test(tc, encode_contract_example);
     tcase_add_test(tc, encode_no_gradients);
+    tcase_add_test(tc, encode_no_variables);
+    tcase_add_test(tc, sce_float_labels_hint);
     tcase_add_test(tc, encode_stops_when_cancelled);
     tcase_add_test(tc, encode_error_body);
     tcase_add_test(tc, encode_ops);

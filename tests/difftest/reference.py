@@ -1152,9 +1152,8 @@ def _expected(req, binsec, flags, eager):
             wrt = req["wrt"]
         else:
             wrt = [n for n in g.order if g.nodes[n]["op"] == "variable"]
-            if not wrt:  # v1: 200 with no gradients (A1's 422 no_variables is not in scope)
-                return _answer(req, {t: v.detach() for t, v in tvals.items()}, {},
-                               {f: (None if v is None else v.detach()) for f, v in vals.items()})
+            if not wrt:  # A1 (fix): no variable at all is 422 whatever unconnected says
+                raise GdError("no_gradients", 422)
         grads = {}
         want = []
         for w in wrt:
