@@ -33,6 +33,7 @@ typedef struct pic {
     signed char *zero;      /* [n] the gd_zero_cause of a zero birth, -1 none */
     int *e_start;           /* [n + 1]: node v's input i is edge e_start[v] + i */
     unsigned char *e_path;  /* [edges] on an error diagnostic's path */
+    signed char *e_block;   /* [edges] the gd_block_reason a diagnostic's blocked_at names, -1 none */
 } pic;
 
 /* ---- text ------------------------------------------------------------------------ */
@@ -81,6 +82,11 @@ static void mark_path(pic *p, const gd_diag *d) {
 }
 
 static void mark_diag(pic *p, const gd_diag *d) {
+    /* A stopping point as the diagnostic names it: for an int64 input the
+     * node that made it int64 (argmax, cast), which no cotangent reaches. */
+    for (int j = 0; j < d->n_blocked; j++)
+        if (d->blocked[j].input >= 0 && d->blocked[j].input < p->g->nodes[d->blocked[j].node].n_in)
+            p->e_block[p->e_start[d->blocked[j].node] + d->blocked[j].input] = (signed char)d->blocked[j].reason;
     if (d->is_error && d->n_path > 0) mark_path(p, d);
     else if (d->is_error) p->mark[d->wrt >= 0 ? d->wrt : d->node] |= MK_PATH;
     if (d->code == GD_DIAG_ZERO_GRADIENT || d->has_zeroed)
@@ -103,8 +109,11 @@ static int marks(pic *p, const gd_request *req, const gd_run_result *res) {
     memset(p->zero, -1, (size_t)n);
     p->e_start[0] = 0;
     for (int v = 0; v < n; v++) p->e_start[v + 1] = p->e_start[v] + g->nodes[v].n_in;
-    if (!(p->e_path = gd_arena_alloc(g->arena, (size_t)p->e_start[n] + 1))) return -1;
+    p->e_path = gd_arena_alloc(g->arena, (size_t)p->e_start[n] + 1);
+    p->e_block = gd_arena_alloc(g->arena, (size_t)p->e_start[n] + 1);
+    if (!p->e_path || !p->e_block) return -1;
     memset(p->e_path, 0, (size_t)p->e_start[n] + 1);
+    memset(p->e_block, -1, (size_t)p->e_start[n] + 1);
     for (int k = 0; k < req->spec.n_targets; k++) p->mark[req->spec.targets[k]] |= MK_TARGET;
     for (int k = 0; k < req->spec.n_wrt; k++)
         p->mark[req->spec.wrt[k]] |= MK_WRT | (res->grads && res->grads[k] ? 0 : MK_NOGRAD);
@@ -156,20 +165,25 @@ static void put_node(gd_buf *b, gd_buf *label, gd_buf *cls, const pic *p, int v)
 }
 
 /* Why no gradient passes from node v into its input i in this run: the
- * flow rule's reason, or "int64" for an integer input; NULL when it passes. */
+ * reason a diagnostic gives for it, else (where the target's cotangent
+ * reached v) the flow rule's, or "int64" for an integer input; NULL when it
+ * passes or no cotangent came. */
 static const char *edge_block(const pic *p, int v, int i) {
+    signed char named = p->e_block[p->e_start[v] + i];
+    if (named >= 0) return gd_block_reason_name((gd_block_reason)named);
+    if (!p->t->open[v]) return NULL;
     gd_block_reason r = gd_flow_edge_block(p->g, p->t->taken, v, i);
     if (r != GD_BLOCK_NONE) return gd_block_reason_name(r);
     return gd_flow_carries(p->g, p->t->taken, v, i) ? NULL : "int64";
 }
 
-/* Edge u -> v (v's input i). Where the target's cotangent reached v: solid
- * when the gradient passes on, else red and dashed with the reason. Edges
- * that no cotangent reaches are grey (dotted when v never ran). */
+/* Edge u -> v (v's input i): red and dashed with the reason when blocked
+ * (edge_block); solid where the target's cotangent reached v and passes on;
+ * grey where no cotangent comes (dotted when v never ran). */
 static void put_edge(gd_buf *b, const pic *p, int v, int i) {
     const gd_graph *g = p->g;
     int u = g->nodes[v].in[i], on_path = p->e_path[p->e_start[v] + i];
-    const char *why = p->t->open[v] ? edge_block(p, v, i) : NULL;
+    const char *why = edge_block(p, v, i);
     gd_buf_puts(b, "  ");
     put_id(b, g, u);
     gd_buf_puts(b, " -> ");
