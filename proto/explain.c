@@ -160,7 +160,9 @@ static void put_node(gd_buf *b, gd_buf *label, gd_buf *cls, const pic *p, int v)
     if (fill) gd_buf_printf(b, ", fillcolor=\"%s\"", fill);
     if (m & MK_PATH) gd_buf_printf(b, ", color=\"%s\", penwidth=3", m & MK_NOGRAD ? GD_EXPLAIN_BLOCKED : GD_EXPLAIN_PATH);
     else if (m & MK_WRT) gd_buf_printf(b, ", color=\"%s\", penwidth=2", m & MK_NOGRAD ? GD_EXPLAIN_BLOCKED : GD_EXPLAIN_PATH);
-    if (!p->t->evaluated[v]) gd_buf_puts(b, ", style=\"rounded,dashed,filled\", fontcolor=\"#868e96\", color=\"#adb5bd\"");
+    if (!p->t->evaluated[v])
+        gd_buf_printf(b, ", style=\"rounded,dashed,filled\", fontcolor=\"#868e96\"%s",
+                      m & (MK_PATH | MK_WRT) ? "" : ", color=\"#adb5bd\"");
     gd_buf_puts(b, "];\n");
 }
 
