@@ -271,6 +271,7 @@ static void limit_memory(size_t budget) {
 
 int gd_render_main(int argc, char **argv) {
     if (argc < 3) return fail("usage: gradd-render BUDGET PARENT_PID (started by gradd for /v1/explain)");
+    close_range(3, ~0U, 0); /* whatever the server had open without close-on-exec (its clients' sockets) */
     prctl(PR_SET_NAME, GD_RENDER_ARGV0); /* as ps and top show it (exec'd as "exe") */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (pid_t)strtol(argv[2], NULL, 10)) _exit(1); /* the parent is gone already */
