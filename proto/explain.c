@@ -87,8 +87,9 @@ static void mark_diag(pic *p, const gd_diag *d) {
     for (int j = 0; j < d->n_blocked; j++)
         if (d->blocked[j].input >= 0 && d->blocked[j].input < p->g->nodes[d->blocked[j].node].n_in)
             p->e_block[p->e_start[d->blocked[j].node] + d->blocked[j].input] = (signed char)d->blocked[j].reason;
+    int subject = d->wrt >= 0 ? d->wrt : d->node; /* -1: about no node in particular */
     if (d->is_error && d->n_path > 0) mark_path(p, d);
-    else if (d->is_error) p->mark[d->wrt >= 0 ? d->wrt : d->node] |= MK_PATH;
+    else if (d->is_error && subject >= 0) p->mark[subject] |= MK_PATH;
     if (d->code == GD_DIAG_ZERO_GRADIENT || d->has_zeroed)
         for (int j = 0; j < d->n_zeroed; j++) {
             p->mark[d->zeroed[j].node] |= MK_ZERO;
