@@ -215,8 +215,10 @@ int gd_explain_dot(gd_buf *out, const gd_request *req, const gd_run_result *res)
     gd_buf_puts(out, "digraph gradd {\n"
                      "  graph [id=\"gradd\", fontname=\"Helvetica\", nodesep=0.3, ranksep=0.45];\n"
                      "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", fontname=\"Helvetica\", "
-                     "fontsize=11];\n"
+                     "fontsize=11, margin=\"0.2,0.06\"];\n"
                      "  edge [fontname=\"Helvetica\", fontsize=9, arrowsize=0.7];\n");
+    /* margin: Graphviz measures text with Helvetica's metrics (no font is
+     * loaded), and a browser's fallback sans-serif is wider. */
     for (int v = 0; v < g->n; v++) put_node(out, &label, &cls, &p, v);
     for (int v = 0; v < g->n; v++)
         for (int i = 0; i < g->nodes[v].n_in; i++) put_edge(out, &p, v, i);
