@@ -156,10 +156,17 @@ static int finish(pid_t pid, const gd_cancel *cancel, size_t start, gd_buf *svg,
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && svg->len > start) return 0;
     const char *said = svg->len > start ? svg->data + start : "";
-    int rc = WIFSIGNALED(st) ? gd_errorf(err, GD_E_INTERNAL, NULL, "the Graphviz child died of signal %d%s",
-                                         WTERMSIG(st), WTERMSIG(st) == SIGKILL || WTERMSIG(st) == SIGSEGV
-                                                           ? " (out of memory?)" : "")
-                             : gd_errorf(err, GD_E_INTERNAL, NULL, "Graphviz failed: %.300s", said);
+    /* The child says why it failed (exit 1 and a line). Graphviz itself
+     * exits wordless or crashes when an allocation fails, which under the
+     * child's address-space cap is running out of the request's memory. */
+    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    int rc = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || (!sig && !said[0])
+                 ? gd_errorf(err, GD_E_TOO_LARGE, NULL,
+                             "Graphviz ran out of the memory this server allows for one request while laying out "
+                             "the picture (or failed with no message); ask for the DOT text (Accept: "
+                             "text/vnd.graphviz) or send a smaller graph.")
+             : sig ? gd_errorf(err, GD_E_INTERNAL, NULL, "the Graphviz child died of signal %d", sig)
+                   : gd_errorf(err, GD_E_INTERNAL, NULL, "Graphviz failed: %.300s", said);
     svg->len = start;
     if (svg->data) svg->data[start] = '\0';
     return rc;

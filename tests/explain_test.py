@@ -317,6 +317,28 @@ def test_errors(g):
               f"a failing request answers /v1/grad's JSON error: {want[0]} {err} (got {got[0]} {got[1]})")
 
 
+def long_chain(n):
+    nm = lambda i: (f"n{i}_").ljust(250, "x")
+    spec = [N(nm(0), "variable")] + [N(nm(i), "exp", nm(i - 1)) for i in range(1, n - 1)] + [N("loss", "sum", nm(n - 2))]
+    return {"graph": nodes(*spec), "values": {nm(0): [0.001]}, "target": "loss"}
+
+
+def test_memory(d, graphviz):
+    """The Graphviz child is held to --max-memory: running out of it is 413, not a crash (500)."""
+    if not graphviz:
+        return
+    g = Gradd(d, "--max-memory", "1M")
+    try:
+        st, ct, _ = g.call("/v1/explain", long_chain(20))
+        check(st == 200, f"--max-memory 1M: a small picture is drawn ({st})")
+        st, ct, body = g.call("/v1/explain", long_chain(130))
+        err = json.loads(body).get("error", {}) if ct == "application/json" else {}
+        check(st == 413 and err.get("code") == "too_large" and "Graphviz" in err.get("message", ""),
+              f"a layout that outgrows --max-memory is 413 too_large ({st} {err})")
+    finally:
+        g.stop()
+
+
 def test_cap(d):
     g = Gradd(d, "--explain-max-nodes", "12")
     try:
@@ -411,6 +433,7 @@ def main():
     finally:
         g.stop()
     test_cap(d)
+    test_memory(d, graphviz)
     if FAILS:
         print(f"explain_test: {len(FAILS)} FAILED")
         return 1
