@@ -40,6 +40,8 @@ typedef struct gd_run_result {
     size_t peak_bytes;           /* the arena's high-water mark during the run */
     size_t planned_bytes;        /* the memory plan's bound of it (memplan.h); 0: not bounded */
     int64_t vjp_inputs;          /* input contributions the backward sweep formed */
+    gd_trace trace;              /* what the sweeps observed (set by gd_run; arrays in g's arena), for
+                                  * whoever draws the run (proto/explain.h) */
 } gd_run_result;
 
 /* The two sweeps of the request on graph g (already gd_graph_check'ed):

@@ -17,6 +17,7 @@ typedef enum gd_endpoint {
     GD_EP_GRAD = 0,
     GD_EP_EVAL = 1,
     GD_EP_REGISTER = 2, /* POST /v1/graphs: decoded by gd_decode_graph, never into a gd_request */
+    GD_EP_EXPLAIN = 3,  /* POST /v1/explain (A4): a /v1/grad body, decoded as GD_EP_GRAD, answered as a picture */
 } gd_endpoint;
 
 /* The response's tensor form, from the request's "tensor_format". */

@@ -8,6 +8,8 @@
 #             tests/scaleout_test.sh (nginx) and tests/deploy_checks.sh.
 set -euo pipefail
 
+# libgraphviz-dev: the pictures of POST /v1/explain (configure --without-graphviz
+# builds without it); its runtime part is libgvc6 (deploy/Dockerfile).
 PACKAGES=(
     autoconf
     automake
@@ -17,6 +19,7 @@ PACKAGES=(
     gcovr
     libcurl4-openssl-dev
     libgnutls28-dev
+    libgraphviz-dev
     libjansson-dev
     libmicrohttpd-dev
     libopenblas-dev
@@ -82,6 +85,7 @@ BUILD_PACKAGES=(
     curl
     libcurl4-openssl-dev
     libgnutls28-dev
+    libgraphviz-dev
     libjansson-dev
     libmicrohttpd-dev
     libopenblas-dev

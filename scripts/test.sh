@@ -10,6 +10,8 @@
 #      make bench-smoke (every benchmark briefly, answers checked, no
 #      timing asserted), deployment checks, the scale-out test, the soak
 #      and make distcheck from it
+#      built with configure --without-graphviz in build-nogv/: /v1/explain
+#      answers DOT only (tests/explain_test.py)
 #   4. ASan/UBSan build + make check        in build-asan/
 #      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
 #      fuzzing: `make fuzz FUZZ_SECONDS=120` (libFuzzer, clang, in
@@ -142,6 +144,18 @@ bash "$ROOT/tests/scaleout_test.sh" "$ROOT/build/gradd"
 # under 50 % from the warm point; prints the RSS curve.
 GRADD_BIN="$ROOT/build/gradd" python3 "$ROOT/tests/soak.py" --seconds 60
 (cd "$ROOT/build" && make -j"$JOBS" distcheck)
+
+step "3c/6 built without Graphviz (build-nogv/): /v1/explain answers DOT only"
+# configure --without-graphviz must build, link no Graphviz library, and serve
+# DOT text to every /v1/explain request (tests/explain_test.py checks that
+# when the SVG is not there). About a minute: mostly compiling.
+fresh_build build-nogv --without-graphviz
+make -j"$JOBS" gradd
+if ldd ./gradd | grep -q libgvc; then
+    echo "test.sh: build-nogv/gradd links Graphviz despite --without-graphviz" >&2
+    exit 1
+fi
+GRADD_BIN="$ROOT/build-nogv/gradd" python3 "$ROOT/tests/explain_test.py"
 
 step "4/6 sanitizer build (build-asan/)"
 fresh_build build-asan CFLAGS="$ASAN_CFLAGS" LDFLAGS="$ASAN_LDFLAGS"

@@ -17,6 +17,8 @@
 #include "proto/canon.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
+#include "proto/explain.h"
+#include "server/render.h"
 
 /* The request's own deadline_ms may only make the server's deadline earlier. */
 static void apply_deadline(const gd_compute_in *in, const gd_request *req, gd_cancel *cancel) {
@@ -110,6 +112,55 @@ static void success_reply(const gd_compute_in *in, const gd_request *req, const 
     else if (rc)
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL,
                         "The server ran out of memory while encoding the response; retry later.");
+}
+
+/* The picture of a run (A4), whatever its diagnostics (a run without any
+ * gradient is what it is most useful for): DOT text, laid out and drawn as
+ * SVG by a Graphviz child unless the client asked for DOT or Graphviz is not
+ * built in. Both count against the request's memory limit. */
+static void explain_reply(const gd_compute_in *in, const gd_request *req, const gd_run_result *res, gd_arena *a,
+                          gd_cancel *cancel, gd_reply *out) {
+    gd_error err;
+    gd_error_clear(&err);
+    gd_buf dot;
+    gd_buf_init(&dot);
+    gd_buf_charge_to(&dot, a);
+    int rc = 0, svg = !in->explain_dot && gd_render_available();
+    if (gd_explain_dot(&dot, req, res))
+        rc = dot.failed && !dot.over_limit ? GD_E_OVERLOADED /* malloc said no */
+                                           : gd_errorf(&err, GD_E_TOO_LARGE, NULL,
+                                                       "The picture would need more memory than this server allows "
+                                                       "for one request; send a smaller graph.");
+    gd_reply_reset(out);
+    if (!rc && svg) {
+        gd_buf_charge_to(&out->body, a);
+        rc = gd_render_svg(dot.data, dot.len, cancel, in->arena_limit, &out->body, &err);
+        gd_buf_charge_to(&out->body, NULL); /* the reply outlives the arena */
+    }
+    gd_buf_charge_to(&dot, NULL);
+    if (!rc && !svg) {
+        out->body = dot; /* the reply takes the text */
+        gd_buf_init(&dot);
+    }
+    gd_buf_free(&dot);
+    if (rc == GD_E_OVERLOADED) {
+        gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server ran out of memory while drawing the picture; retry later.");
+    } else if (rc) {
+        error_reply(in, cancel, &err, out);
+    } else {
+        out->status = 200;
+        out->content_type = svg ? GD_CT_SVG : GD_CT_DOT;
+    }
+}
+
+/* /v1/explain draws graphs of at most --explain-max-nodes nodes: the
+ * layout's time grows faster than linearly (A4). Checked before the run. */
+static int explain_too_large(const gd_compute_in *in, const gd_request *req, int by_id, gd_error *err) {
+    if (req->graph->n <= in->explain_max_nodes) return 0;
+    return gd_errorf(err, GD_E_TOO_LARGE, by_id ? "$.graph_id" : "$.graph.nodes",
+                     "The graph has %d nodes; /v1/explain draws at most %d (--explain-max-nodes), since a layout's "
+                     "time grows faster than linearly. POST the same body to /v1/grad for the diagnostics as JSON.",
+                     req->graph->n, in->explain_max_nodes);
 }
 
 /* Each worker thread keeps the big tensor buffers its last requests
@@ -328,7 +379,10 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     }
     holder hold = {in->graphs, NULL};
     lim.lookup = lookup_held, lim.lookup_arg = &hold;
-    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, in->endpoint, &lim, &req, &err);
+    int explain = in->endpoint == GD_EP_EXPLAIN;
+    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, explain ? GD_EP_GRAD : in->endpoint,
+                               &lim, &req, &err);
+    if (!rc && explain) rc = explain_too_large(in, &req, hold.held != NULL, &err);
     if (!rc) {
         apply_deadline(in, &req, cancel);
         req.spec.cancel = cancel;
@@ -337,6 +391,8 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     if (rc) {
         if (err.code == GD_OK) err.code = (gd_err)rc;
         error_reply(in, cancel, &err, out);
+    } else if (explain) {
+        explain_reply(in, &req, &res, a, cancel, out);
     } else {
         success_reply(in, &req, &res, a, cancel, out);
     }

@@ -1,7 +1,9 @@
-/* compute.h - the work of one POST /v1/grad or /v1/eval on a worker
- * thread: decode the body (proto), run it (core) in a fresh arena under the
- * request's cancel flag and deadline, and encode the answer (proto) into a
- * gd_reply with the status the contract gives it (200, 4xx, 422, 504 ...).
+/* compute.h - the work of one POST /v1/grad, /v1/eval or /v1/explain on a
+ * worker thread: decode the body (proto), run it (core) in a fresh arena under
+ * the request's cancel flag and deadline, and encode the answer (proto) into a
+ * gd_reply with the status the contract gives it (200, 4xx, 422, 504 ...);
+ * for /v1/explain the answer is the run's picture (proto/explain.h), drawn as
+ * SVG by render.h unless DOT text is asked for.
  * Knows proto and core, not HTTP or MHD. */
 #ifndef GD_SERVER_COMPUTE_H
 #define GD_SERVER_COMPUTE_H
@@ -14,7 +16,9 @@
 #include "server/reply.h"
 
 typedef struct gd_compute_in {
-    int endpoint;                /* GD_EP_GRAD, GD_EP_EVAL or GD_EP_REGISTER */
+    int endpoint;                /* GD_EP_GRAD, GD_EP_EVAL, GD_EP_REGISTER or GD_EP_EXPLAIN */
+    int explain_dot;             /* GD_EP_EXPLAIN: answer DOT text, not SVG (Accept, A4) */
+    int explain_max_nodes;       /* GD_EP_EXPLAIN: larger graphs are 413 (--explain-max-nodes) */
     gd_graphs *graphs;           /* the held graphs: registered into, and looked up by graph_id */
     const char *body;            /* the JSON text, json_len bytes */
     size_t json_len;

@@ -73,6 +73,8 @@ static const opt opts[] = {
      "inputs of one node (413 too_large)"},
     {"max-edges", "GRADD_MAX_EDGES", K_INT, OFF(max_edges), 1, 100000000, "N", "100000",
      "inputs of all the nodes of one graph together (413 too_large)"},
+    {"explain-max-nodes", "GRADD_EXPLAIN_MAX_NODES", K_INT, OFF(explain_max_nodes), 1, 10000000, "N", "2000",
+     "nodes of a graph POST /v1/explain draws (its layout grows faster than linearly; 413 too_large)"},
     {"max-memory", "GRADD_MAX_MEMORY", K_SIZE, OFF(max_memory), MIB, 1024 * GIB, "BYTES", "1G",
      "memory one request may hold: parsed JSON, computation, encoded response (413 too_large)"},
     {"graph-cache", "GRADD_GRAPH_CACHE", K_SIZE, OFF(graph_cache), KIB, 1024 * GIB, "BYTES", "64M",
@@ -384,6 +386,7 @@ static void set_defaults(gd_config *cfg) {
     cfg->max_nodes = 10000;
     cfg->max_inputs = 1024;
     cfg->max_edges = 100000;
+    cfg->explain_max_nodes = 2000;
     cfg->max_memory = GIB;
     cfg->graph_cache = 64 * MIB;
     cfg->idle_trim_ms = 10000;

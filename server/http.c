@@ -94,6 +94,7 @@ static const route_def routes[] = {
     {"/v1/grad", GD_ROUTE_GRAD, 1, 1, "POST, OPTIONS", 0},
     {"/v1/eval", GD_ROUTE_EVAL, 1, 1, "POST, OPTIONS", 0},
     {"/v1/graphs", GD_ROUTE_GRAPHS, 1, 1, "POST, OPTIONS", 0},
+    {"/v1/explain", GD_ROUTE_EXPLAIN, 1, 1, "POST, OPTIONS", 0},
     {"/v1/graphs/", GD_ROUTE_GRAPH, 0, 1, "GET, HEAD, DELETE, OPTIONS", 1},
     {"/v1/ops", GD_ROUTE_OPS, 0, 1, "GET, HEAD, OPTIONS", 0},
     {"/v1/openapi.json", GD_ROUTE_OPENAPI, 0, 1, "GET, HEAD, OPTIONS", 0},
@@ -130,6 +131,7 @@ typedef struct req {
     uint64_t bytes_in;
     size_t json_len;          /* the JSON part of the body (all of it unless binary framing) */
     int framed;               /* binary framing: the rest of the body is the binary section */
+    int want_dot;             /* /v1/explain: Accept prefers DOT text to SVG */
     gd_reply reply;
     int have_reply;           /* reply is ready to be queued */
     int sent;                 /* a response is queued: MHD has no more use for us */
@@ -740,6 +742,38 @@ static int parse_framing(req *r) {
     return 0;
 }
 
+/* The q of the most specific range of an Accept header that matches the
+ * media type: the type itself, then its "type/star" range, then "star/star";
+ * -1 when none does. */
+static double accept_q(const char *accept, const char *type) {
+    size_t tl = strcspn(type, "/");
+    double q[3] = {-1, -1, -1};
+    for (const char *p = accept; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",;");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        int k = n == strlen(type) && strncasecmp(p, type, n) == 0         ? 0
+                : n == tl + 2 && strncasecmp(p, type, tl + 1) == 0 && p[tl + 1] == '*' ? 1
+                : n == 3 && strncmp(p, "*/*", 3) == 0                       ? 2
+                                                                            : -1;
+        double v = 1;
+        const char *end = p + strcspn(p, ",");
+        for (const char *a = p + strcspn(p, ";"); a < end; a += 1 + strcspn(a + 1, ";,")) {
+            const char *t = a + 1 + strspn(a + 1, " \t");
+            if ((t[0] == 'q' || t[0] == 'Q') && t[1] == '=') v = strtod(t + 2, NULL);
+        }
+        if (k >= 0 && q[k] < 0) q[k] = v;
+        p = *end ? end + 1 : end;
+    }
+    return q[0] >= 0 ? q[0] : q[1] >= 0 ? q[1] : q[2];
+}
+
+/* A4: /v1/explain answers SVG unless Accept prefers DOT text (a missing
+ * Accept, or one that takes both alike, gets SVG). */
+static int wants_dot(const char *accept) {
+    return accept && accept_q(accept, GD_CT_DOT) > 0 && accept_q(accept, GD_CT_DOT) > accept_q(accept, GD_CT_SVG);
+}
+
 /* ---- compute jobs (pool threads) ------------------------------------------------------- */
 
 static void job_body_done(void *arg) { release_body(arg); }
@@ -750,9 +784,12 @@ static void job_run(gd_job *job) {
     const gd_config *cfg = r->h->cfg;
     static const char empty[] = "";
     gd_compute_in in = {
-        .endpoint = r->rd->route == GD_ROUTE_EVAL     ? GD_EP_EVAL
-                    : r->rd->route == GD_ROUTE_GRAPHS ? GD_EP_REGISTER
-                                                      : GD_EP_GRAD,
+        .endpoint = r->rd->route == GD_ROUTE_EVAL      ? GD_EP_EVAL
+                    : r->rd->route == GD_ROUTE_GRAPHS  ? GD_EP_REGISTER
+                    : r->rd->route == GD_ROUTE_EXPLAIN ? GD_EP_EXPLAIN
+                                                       : GD_EP_GRAD,
+        .explain_dot = r->want_dot,
+        .explain_max_nodes = cfg->explain_max_nodes,
         .graphs = r->h->graphs,
         .body = r->body ? r->body : empty,
         .json_len = r->json_len,
@@ -849,6 +886,7 @@ static enum MHD_Result start_compute(gd_http *h, req *r) {
     r->job.cancel.deadline_ns = gd_deadline_after(r->recv_ns, h->cfg->deadline_ms);
     if (r->body && gd_peek_deadline_ms(r->body, r->json_len, &ms))
         r->job.cancel.deadline_ns = gd_deadline_min(r->job.cancel.deadline_ns, gd_deadline_after(r->recv_ns, ms));
+    r->want_dot = wants_dot(header(r->conn, MHD_HTTP_HEADER_ACCEPT)); /* headers are MHD's: read them here */
     r->job.run = job_run;
     r->job.done = job_done;
     r->job.drop = job_drop;

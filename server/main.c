@@ -32,6 +32,7 @@
 #include "core/cancel.h"
 #include "server/pool.h"
 #include "server/probe.h"
+#include "server/render.h"
 
 #define FLUSH_MS 2000   /* at most this long for answered connections to close */
 #define HEALTHCHECK_TIMEOUT_MS 3000
@@ -204,6 +205,9 @@ static void tame_blas_spin(char **argv) {
 int main(int argc, char **argv) {
     static gd_config cfg; /* large (the token buffer): not on the stack */
     char msg[1024];
+    /* The Graphviz child of POST /v1/explain is this binary under another name (render.h). */
+    const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    if (argc > 0 && strcmp(base ? base + 1 : argv[0], GD_RENDER_ARGV0) == 0) return gd_render_main(argc, argv);
     if (gd_config_parse(&cfg, argc, argv, msg, sizeof msg)) {
         fprintf(stderr, "gradd: %s\n", msg);
         return 2;

@@ -18,7 +18,7 @@ static const char *const bucket_le[] = {"0.00025", "0.0005", "0.001", "0.0025", 
 
 static const char *const route_path[GD_ROUTE__COUNT] = {"/v1/grad", "/v1/eval", "/v1/graphs", "/v1/graphs/{id}",
                                                         "/v1/ops",  "/v1/openapi.json", "/healthz", "/readyz",
-                                                        "/metrics", "/",        "other"};
+                                                        "/metrics", "/",        "/v1/explain", "other"};
 static const char *const reject_name[GD_REJ__COUNT] = {"queue_full", "buffered_bytes", "shutdown",
                                                        "body_too_large", "unauthorized", "queue_deadline", "draining",
                                                        "slow_client", "connection_limit"};

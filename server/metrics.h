@@ -27,6 +27,7 @@ typedef enum gd_route {
     GD_ROUTE_READYZ,
     GD_ROUTE_METRICS,
     GD_ROUTE_UI,      /* GET /, the playground page */
+    GD_ROUTE_EXPLAIN, /* POST /v1/explain */
     GD_ROUTE_OTHER,
     GD_ROUTE__COUNT
 } gd_route;

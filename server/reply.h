@@ -21,6 +21,8 @@
 
 #define GD_CT_JSON "application/json"
 #define GD_CT_BINARY "application/vnd.gradd.v1+binary"
+#define GD_CT_SVG "image/svg+xml"      /* POST /v1/explain (A4) */
+#define GD_CT_DOT "text/vnd.graphviz"  /* POST /v1/explain with Accept asking for it, or without Graphviz */
 
 typedef struct gd_reply {
     int status;

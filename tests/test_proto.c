@@ -25,6 +25,7 @@
 #include "proto/canon.h"
 #include "proto/decode.h"
 #include "proto/encode.h"
+#include "proto/explain.h"
 #include "proto/jpath.h"
 #include "proto/jsonstr.h"
 #include "proto/peek.h"
@@ -2175,6 +2176,52 @@ START_TEST(json_tree_charged_like_malloc) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------
+ * The picture's DOT text (proto/explain.h). */
+
+/* The DOT text of a decoded and run request, in the arena. */
+static const char *explain_text(const char *sq) {
+    gd_run_result res;
+    ck_assert_int_eq(dec_run(sq, &res), 0);
+    gd_buf b;
+    gd_buf_init(&b);
+    ck_assert_int_eq(gd_explain_dot(&b, &R, &res), 0);
+    const char *t = gd_arena_strdup(A, b.data);
+    gd_buf_free(&b);
+    return t;
+}
+
+/* A name is quoted and escaped wherever it appears, so that no name adds a
+ * statement or an attribute, and shown as typed (a label's backslash
+ * doubled for Graphviz's escapes, `&` as an entity). */
+START_TEST(explain_dot_escapes_names) {
+    const char *t = explain_text("{'graph': {'nodes': [{'name': 'a\\'];x', 'op': 'variable'},"
+                                 " {'name': 'b\\\\&', 'op': 'neg', 'inputs': ['a\\'];x']}]},"
+                                 " 'values': {'a\\'];x': 1.0}, 'target': 'b\\\\&'}");
+    ck_assert_ptr_nonnull(strstr(t, "  \"a\\\"];x\" [id=\"n0\", class=\"leaf wrt\", label=\"a\\\"];x\\nvariable []\\nwrt\""));
+    ck_assert_ptr_nonnull(strstr(t, "  \"b\\\\&\" [id=\"n1\", class=\"op target\", label=\"b\\\\&amp;\\nneg []\\ntarget\""));
+    ck_assert_ptr_nonnull(strstr(t, "  \"a\\\"];x\" -> \"b\\\\&\" [id=\"e1_0\", class=\"grad\"];\n"));
+}
+END_TEST
+
+/* The marks: a stop_gradient edge blocked with its reason and on the error's
+ * path; an int64 edge blocked as such; the target and wrt classes. */
+START_TEST(explain_dot_marks) {
+    const char *t = explain_text("{'graph': {'nodes': [{'name': 'w', 'op': 'variable'}, {'name': 'x', 'op': 'variable'},"
+                                 " {'name': 's', 'op': 'stop_gradient', 'inputs': ['w']},"
+                                 " {'name': 'k', 'op': 'cast', 'inputs': ['x'], 'dtype': 'int64'},"
+                                 " {'name': 'y', 'op': 'mul', 'inputs': ['s', 'k']}, {'name': 'l', 'op': 'sum', 'inputs': ['y']}]},"
+                                 " 'values': {'w': [1, 2], 'x': [3, 4]}, 'target': 'l'}");
+    ck_assert_ptr_nonnull(strstr(t, "\"w\" -> \"s\" [id=\"e2_0\", class=\"blocked stop_gradient path\", color=\"" GD_EXPLAIN_BLOCKED "\""));
+    ck_assert_ptr_nonnull(strstr(t, "style=dashed, label=\"stop_gradient\""));
+    ck_assert_ptr_nonnull(strstr(t, "\"x\" -> \"k\" [id=\"e3_0\", class=\"blocked non_differentiable path\""));
+    ck_assert_ptr_nonnull(strstr(t, "\"k\" -> \"y\" [id=\"e4_1\", class=\"blocked int64 path\""));
+    ck_assert_ptr_nonnull(strstr(t, "\"l\" [id=\"n5\", class=\"op target path\""));
+    ck_assert_ptr_nonnull(strstr(t, "\"w\" [id=\"n0\", class=\"leaf wrt nograd path\""));
+    ck_assert_ptr_nonnull(strstr(t, "label=\"k\\ncast [2] int64\""));
+}
+END_TEST
+
 Suite *suite_proto(void) {
     Suite *s = suite_create("proto");
     TCase *tc = tcase_create("decode");
@@ -2223,6 +2270,12 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, encode_stops_when_cancelled);
     tcase_add_test(tc, encode_error_body);
     tcase_add_test(tc, encode_ops);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("explain");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, explain_dot_escapes_names);
+    tcase_add_test(tc, explain_dot_marks);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("mutations");
