@@ -280,13 +280,13 @@ wait_healthy() {
 host_port() { docker port "$P-$1" "$2/tcp" | sed -n 's/^0\.0\.0\.0:\([0-9]*\)$/\1/p; s/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n 1; }
 
 t0=$(date +%s)
-run_gradd main -p 127.0.0.1::8080 --
+run_gradd main -p 127.0.0.1::8080 -- || bad "docker run (main)"
 if wait_healthy main; then
     ok "container healthy (HEALTHCHECK gradd-healthcheck) in $(( $(date +%s) - t0 )) s"
 else
     bad "container did not become healthy"
 fi
-PORT=$(host_port main 8080)
+PORT=$(host_port main 8080 || true)
 U=http://127.0.0.1:$PORT
 check "GET /healthz 200" curl -sf --max-time 5 -o /dev/null "$U/healthz"
 check "GET /readyz 200" curl -sf --max-time 5 -o /dev/null "$U/readyz"
@@ -300,9 +300,9 @@ check "read-only root: writing / and /usr fails" sh -c "! docker exec $P-main sh
 
 # The health check probes what gradd listens on, whatever the settings: the
 # address from GRADD_HOST (IPv6 wildcard) and the port from a flag.
-run_gradd v6 -e GRADD_HOST=:: --
+run_gradd v6 -e GRADD_HOST=:: -- || bad "docker run -e GRADD_HOST=::"
 check "GRADD_HOST=:: : healthy (listens and is probed on ::)" wait_healthy v6
-run_gradd flags -- --port 9000 --workers 1
+run_gradd flags -- --port 9000 --workers 1 || bad "docker run ... --port 9000"
 check "--port 9000 as a flag: healthy (the health check follows the flag)" wait_healthy flags
 check "--port 9000 as a flag: /healthz answers on 9000" \
     docker exec "$P-flags" gradd --healthcheck --port 9000
@@ -330,12 +330,19 @@ check "docker stop: the log says it drained and stopped" \
 if [ "${DOCKER_TEST_GVC:-0}" = 1 ]; then
     # What Graphviz's renderer library adds (issue 11): installed on top of
     # the runtime image, apt lists removed, then the committed size compared.
+    # Prints the packages it added, largest first (dpkg's Installed-Size, KiB).
     if docker run --name "$P-gvc" --user 0 --network host --entrypoint sh "$TAG" -c \
-        'apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends libgvc6 >/dev/null \
-         && apt-get clean && rm -rf /var/lib/apt/lists/*' >"$TMP/gvc.log" 2>&1; then
+        'dpkg-query -W -f "\${Package}\n" | sort >/tmp/before
+         apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends libgvc6 >/dev/null \
+         && apt-get clean && rm -rf /var/lib/apt/lists/* || exit 1
+         dpkg-query -W -f "\${Package}\t\${Installed-Size}\n" | sort >/tmp/after
+         cut -f1 /tmp/after | comm -13 /tmp/before - | while read -r p; do grep "^$p	" /tmp/after; done \
+           | sort -t "	" -k2,2nr | awk -F "	" "{ printf \"  %-28s %6.1f MB\\n\", \$1, \$2 / 1024 }"' \
+        >"$TMP/gvc.log" 2>&1; then
         docker commit "$P-gvc" "$TAG-gvc" >/dev/null
         gsize=$(docker image inspect -f '{{.Size}}' "$TAG-gvc")
-        note "with libgvc6: $(awk -v s="$gsize" -v b="$size" 'BEGIN { printf "%.1f MB (+%.1f MB)", s / 1e6, (s - b) / 1e6 }')"
+        note "with libgvc6: $(awk -v s="$gsize" -v b="$size" 'BEGIN { printf "%.1f MB (+%.1f MB)", s / 1e6, (s - b) / 1e6 }'); the packages it adds:"
+        cat "$TMP/gvc.log"
         docker image rm -f "$TAG-gvc" >/dev/null
     else
         note "libgvc6 could not be installed: $(tail -n 2 "$TMP/gvc.log")"
