@@ -121,9 +121,23 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
+# The offline Kubernetes schema validator of tests/deploy_checks.sh
+# (kubernetes-models and yaml from npm, versions locked in
+# tests/k8s-validate/package-lock.json); not for --build.
+npm_deps() {
+    local dir
+    dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/k8s-validate
+    [ "${1:-}" = --build ] && return 0
+    [ -d "$dir/node_modules/kubernetes-models" ] && return 0
+    command -v npm >/dev/null 2>&1 || { echo "install-deps: npm not found: $dir not installed" >&2; return 0; }
+    echo "install-deps: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps: all ${#PACKAGES[@]} packages already installed"
     install_redocly "${1:-}"
+    npm_deps "${1:-}"
     exit 0
 fi
 
@@ -143,3 +157,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 install_redocly "${1:-}"
+npm_deps "${1:-}"

@@ -12,6 +12,11 @@
 #      and make distcheck from it
 #      built with configure --without-graphviz in build-nogv/: /v1/explain
 #      answers DOT only (tests/explain_test.py)
+#   3d. deploy/docker_test.sh in the background, beside step 4: the image
+#      built (make check inside) and run, the compose stack with a replica
+#      killed under load; its log is printed and its result checked after
+#      step 4d (a failure fails the run; it skips only where no Docker
+#      engine can be started).  About 10-15 minutes of its own.
 #   4. ASan/UBSan build + make check        in build-asan/
 #      TSan build, the HTTP tests (gradd's worker pool) in build-tsan/
 #      fuzzing: `make fuzz FUZZ_SECONDS=120` (libFuzzer, clang, in
@@ -157,6 +162,30 @@ if ldd ./gradd | grep -q libgvc; then
 fi
 GRADD_BIN="$ROOT/build-nogv/gradd" python3 "$ROOT/tests/explain_test.py"
 
+step "3d/6 deploy/docker_test.sh: image build and run, compose stack (in the background, beside step 4)"
+# It shares the CPUs with steps 4-4d, so its time windows (and the make check
+# inside the image build) are stretched x2 on top of the caller's scale.
+DOCKER_TEST_LOG="$ROOT/build/docker_test.log"
+DOCKER_TEST_T0=$(date +%s)
+GD_TEST_TIME_SCALE=$(time_scale 2) bash "$ROOT/deploy/docker_test.sh" >"$DOCKER_TEST_LOG" 2>&1 &
+DOCKER_TEST_PID=$!
+# If a later step fails first: stop it (it removes what it made, stops the
+# dockerd it started) and show how far it got.
+trap 'if kill -0 "$DOCKER_TEST_PID" 2>/dev/null; then kill -TERM "$DOCKER_TEST_PID"; wait "$DOCKER_TEST_PID" 2>/dev/null; tail -n 20 "$DOCKER_TEST_LOG"; fi' EXIT
+echo "test.sh: deploy/docker_test.sh started (pid $DOCKER_TEST_PID, log $DOCKER_TEST_LOG)"
+# docker_test_result: wait for it, show its log, fail loudly if it failed.
+docker_test_result() {
+    local rc=0
+    step "3d/6 deploy/docker_test.sh: result"
+    wait "$DOCKER_TEST_PID" || rc=$?
+    cat "$DOCKER_TEST_LOG"
+    echo "test.sh: deploy/docker_test.sh took $(( $(date +%s) - DOCKER_TEST_T0 )) s (exit $rc)"
+    if [ "$rc" -ne 0 ]; then
+        echo "test.sh: FAIL: deploy/docker_test.sh (log above)" >&2
+        exit 1
+    fi
+}
+
 step "4/6 sanitizer build (build-asan/)"
 fresh_build build-asan CFLAGS="$ASAN_CFLAGS" LDFLAGS="$ASAN_LDFLAGS"
 (
@@ -204,6 +233,8 @@ step "4d/6 HTTP fuzzing: raw-socket mutations against build-asan/gradd, 60 s"
     use_time_scale "$ASAN_SCALE"
     python3 "$ROOT/tests/http_fuzz.py" "$ROOT/build-asan/gradd" --seconds 60
 )
+
+docker_test_result
 
 if [ "$QUICK" -eq 1 ]; then
     step "5/6 coverage: skipped (--quick)"

@@ -135,10 +135,15 @@ static ssize_t conn_recv(conn *cn, char *p, size_t n, int64_t deadline) {
 }
 
 int gd_probe_healthz(const char *host, int port, int tls, int timeout_ms, char *msg, size_t msg_size) {
+    const char *v4 = NULL;
     if (strcmp(host, "0.0.0.0") == 0) host = "127.0.0.1";
-    else if (strcmp(host, "::") == 0) host = "::1";
+    else if (strcmp(host, "::") == 0) host = "::1", v4 = "127.0.0.1";
     int64_t deadline = now_ms() + timeout_ms;
     conn cn = {.fd = connect_to(host, port, deadline, msg, msg_size)};
+    /* "::" is a dual-stack socket (IPV6_V6ONLY off): where the loopback has
+     * no IPv6 address (a container with IPv6 switched off), gradd still
+     * listens, and answers on its IPv4 side. */
+    if (cn.fd < 0 && v4) cn.fd = connect_to(host = v4, port, deadline, msg, msg_size);
     if (cn.fd < 0) return 1;
     if (tls && tls_open(&cn, host, deadline, msg, msg_size)) {
         conn_close(&cn);

@@ -11,7 +11,9 @@
 #  3. deploy/k8s rendered by tests/k8s_render.py (the part of kustomize it
 #     uses; Debian ships no kubectl that can render it) and, where kubectl
 #     exists, by `kubectl kustomize` too, both renderings equal; then the
-#     rendered objects: the kinds, probes, security context;
+#     rendered objects: validated against the Kubernetes schemas
+#     (tests/k8s-validate, kubernetes-models from npm), the kinds, probes,
+#     security context, resources, image, token Secret, Ingress TLS;
 #  4. gradd itself accepts every GRADD_* value of deploy/gradd.env and
 #     deploy/k8s/gradd.env;
 #  5. the numbers agree: balancer timeout > deadline, balancer body limit =
@@ -90,14 +92,47 @@ EOF
         echo "$out" | sed 's/^/     /'
     fi
 }
+# TLS at the edge as compose.tls.yaml mounts it: nginx/tls.conf with a
+# self-signed pair made here (its paths pointed at the pair).
+tls_conf_dir() {
+    local dir=$TMP/tls
+    mkdir -p "$dir/pair"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -keyout "$dir/pair/tls.key" -out "$dir/pair/tls.crt" >/dev/null 2>&1 || return 1
+    sed "s|/etc/nginx/gradd-tls/pair/|$dir/pair/|" "$D/nginx/tls.conf" >"$dir/tls.conf"
+    grep -q "$dir/pair/tls.key" "$dir/tls.conf" || return 1
+    echo "$dir/*.conf"
+}
 if command -v nginx >/dev/null 2>&1; then
+    if command -v openssl >/dev/null 2>&1 && TLS_GLOB=$(tls_conf_dir); then
+        nginx_check "compose values, TLS" GRADD_UPSTREAM=gradd:8080 GRADD_DNS=127.0.0.11 BALANCER_LISTEN=8080 \
+            BALANCER_ACCESS_LOG=/dev/stdout BALANCER_TLS_CONF="$TLS_GLOB"
+    else
+        bad "deploy/nginx/tls.conf: openssl missing or the pair's paths are not /etc/nginx/gradd-tls/pair/"
+    fi
     nginx_check "compose values" GRADD_UPSTREAM=gradd:8080 GRADD_DNS=127.0.0.11 BALANCER_LISTEN=8080 \
-        BALANCER_ACCESS_LOG=/dev/stdout
+        BALANCER_ACCESS_LOG=/dev/stdout BALANCER_TLS_CONF=/etc/nginx/gradd-tls/*.conf
     nginx_check "loopback values" GRADD_UPSTREAM=gradd:18080 GRADD_DNS=127.0.0.1:15353 \
-        BALANCER_LISTEN=127.0.0.1:18081 BALANCER_ACCESS_LOG="$TMP/access.log"
+        BALANCER_LISTEN=127.0.0.1:18081 BALANCER_ACCESS_LOG="$TMP/access.log" BALANCER_TLS_CONF="$TMP/none/*.conf"
 else
     bad "nginx not found (scripts/install-deps.sh installs it)"
 fi
+
+# docker-compose 1.29 (Debian 12), where installed, must accept the files
+# (deploy/docker_test.sh installs it and runs them; Compose v2 likewise).
+for dc in "docker-compose" "docker compose"; do
+    # shellcheck disable=SC2086
+    if $dc version >/dev/null 2>&1; then
+        if out=$(cd "$D" && GRADD_TLS_DIR=$TMP $dc -p gradd -f compose.yaml -f compose.tls.yaml config -q 2>&1); then
+            ok "$dc ($($dc version --short 2>/dev/null || true)) accepts compose.yaml + compose.tls.yaml"
+        else
+            bad "$dc rejects compose.yaml + compose.tls.yaml:"
+            echo "$out" | sed 's/^/     /'
+        fi
+    else
+        echo "info $dc not installed: compose files checked by the structural checks below only"
+    fi
+done
 
 # ---------------------------------------------------------------------------
 # 2. systemd
@@ -160,6 +195,23 @@ else
     echo "info kubectl not found: deploy/k8s rendered by tests/k8s_render.py alone"
 fi
 
+# Schema validation, offline: every rendered object against the Kubernetes
+# OpenAPI schema of its kind (kubernetes-models from npm, installed by
+# scripts/install-deps.sh into tests/k8s-validate/; kubeconform is not in
+# Debian).
+if [ -n "$K8S_OUT" ]; then
+    if command -v node >/dev/null 2>&1 && [ -d "$ROOT/tests/k8s-validate/node_modules/kubernetes-models" ]; then
+        if out=$(node "$ROOT/tests/k8s-validate/validate.mjs" "$K8S_OUT" 2>&1); then
+            ok "deploy/k8s: $(grep -c '^ok' <<<"$out") objects valid against the Kubernetes schemas (kubernetes-models)"
+        else
+            bad "deploy/k8s: schema validation:"
+            echo "$out" | sed 's/^/     /'
+        fi
+    else
+        skip "no node or tests/k8s-validate/node_modules (scripts/install-deps.sh: npm ci there): deploy/k8s is not schema-validated"
+    fi
+fi
+
 # ---------------------------------------------------------------------------
 # 4. gradd accepts the env files (a bad value exits 2 before --version)
 # ---------------------------------------------------------------------------
@@ -181,6 +233,32 @@ env_file_check() {
 }
 env_file_check "$D/gradd.env"
 env_file_check "$D/k8s/gradd.env"
+
+# ---------------------------------------------------------------------------
+# 4b. The health check on "::" where the loopback has no IPv6 address (a
+#     container with IPv6 off, as Docker's default bridge makes it): gradd's
+#     dual-stack socket listens, and `gradd --healthcheck --host ::` must
+#     reach it on 127.0.0.1 (the k8s env and `docker run -e GRADD_HOST=::`).
+#     In a network namespace of its own (root: unshare -n).
+# ---------------------------------------------------------------------------
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 &&
+    unshare -n true 2>/dev/null; then
+    if out=$(unshare -n bash -c '
+        ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1 || exit 3
+        "$0" --host :: --port 18080 --workers 1 2>/dev/null &
+        for _ in $(seq 1 50); do
+            "$0" --healthcheck --host 127.0.0.1 --port 18080 >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        "$0" --healthcheck --host :: --port 18080 2>&1; rc=$?
+        kill %1; wait; exit $rc' "$GRADD" 2>&1); then
+        ok "gradd --healthcheck --host :: reaches a dual-stack gradd without an IPv6 loopback ($out)"
+    else
+        bad "gradd --healthcheck --host :: without an IPv6 loopback: $out"
+    fi
+else
+    skip "not root, or no unshare/ip (Debian: util-linux, iproute2): --healthcheck on :: without IPv6 not checked"
+fi
 
 # ---------------------------------------------------------------------------
 # 5. Numbers that must agree, and 3's structure
@@ -212,7 +290,7 @@ def size(v):
     return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
 
 def secs(v):
-    m = re.fullmatch(r"(\d+)(ms|s|m)?", str(v))
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", str(v).strip())
     return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[m.group(2)]
 
 # gradd's defaults, where an env file leaves a value out
@@ -268,7 +346,21 @@ check(secs(g["stop_grace_period"]) > stop_need(genv),
 check(g["healthcheck"]["test"] == ["CMD", "gradd", "--healthcheck"], "compose: health check is gradd --healthcheck")
 b = comp["services"]["balancer"]
 check(b["depends_on"]["gradd"]["condition"] == "service_healthy", "compose: balancer waits for healthy replicas")
-check("./nginx:/etc/nginx/templates:ro" in b["volumes"], "compose: balancer renders deploy/nginx/*.template")
+check("./nginx/gradd.conf.template:/etc/nginx/templates/gradd.conf.template:ro" in b["volumes"],
+      "compose: balancer renders deploy/nginx/gradd.conf.template")
+# docker-compose 1.29 (Debian 12) rejects a top-level name: (Compose v2 only)
+check("name" not in comp and set(comp) <= {"services", "networks", "volumes", "configs", "secrets"},
+      "compose: no top-level name: or version: (docker-compose 1.29 and Compose v2 both read it)")
+tls = yaml.safe_load(open(os.path.join(d, "compose.tls.yaml")))
+tb = tls["services"]["balancer"]
+check("./nginx/tls.conf:/etc/nginx/gradd-tls/tls.conf:ro" in tb["volumes"]
+      and any(v.endswith(":/etc/nginx/gradd-tls/pair:ro") for v in tb["volumes"])
+      and b["environment"]["BALANCER_TLS_CONF"] == "/etc/nginx/gradd-tls/*.conf"
+      and re.search(r"^listen 8443 ssl;", open(os.path.join(d, "nginx", "tls.conf")).read(), re.M) is not None
+      and any(p.endswith(":8443") for p in tb["ports"]),
+      "compose.tls.yaml: nginx terminates TLS on 8443 with the mounted pair")
+ct = secs(re.search(r"^\s*proxy_connect_timeout (\S+);", tpl, re.M).group(1))
+check(ct <= 1, "nginx proxy_connect_timeout %gs <= 1s (a removed replica's address hangs until it)" % ct)
 used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", tpl))
 check(used == set(b["environment"]), "compose: balancer sets exactly the template's variables %s" % sorted(used))
 check(b["environment"]["GRADD_UPSTREAM"] == "gradd:%s" % genv.get("GRADD_PORT", "8080"),
@@ -285,17 +377,34 @@ for key in ("DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "K
 # Dockerfile
 df = open(os.path.join(d, "Dockerfile")).read()
 check("bash scripts/install-deps.sh --build" in df, "Dockerfile: build stage uses scripts/install-deps.sh")
-check(re.search(r'^ENTRYPOINT \["gradd", "--host", "0.0.0.0"\]$', df, re.M) is not None,
-      "Dockerfile: exec-form ENTRYPOINT on 0.0.0.0")
-check(re.search(r'^\s*CMD \["gradd", "--healthcheck"\]$', df, re.M) is not None, "Dockerfile: HEALTHCHECK via gradd --healthcheck")
-user = re.findall(r"^USER (\S+)", df, re.M)
-check(bool(user) and not user[-1].startswith("0") and user[-1] != "root", "Dockerfile: runs as a non-root user")
+check(not re.search(r"^#\s*syntax\s*=", df, re.M | re.I),
+      "Dockerfile: no '# syntax=' line (BuildKit would fetch a frontend image from a registry)")
+check(re.search(r'^ENTRYPOINT \["gradd"\]$', df, re.M) is not None
+      and re.search(r"^ENV GRADD_HOST=0\.0\.0\.0", df, re.M) is not None,
+      "Dockerfile: bare ENTRYPOINT [\"gradd\"], address from ENV GRADD_HOST (so -e GRADD_HOST reaches the listener)")
+check(re.search(r'^\s*CMD \["gradd-healthcheck"\]$', df, re.M) is not None
+      and "COPY deploy/gradd-healthcheck /usr/local/bin/gradd-healthcheck" in df,
+      "Dockerfile: HEALTHCHECK via gradd-healthcheck (gradd --healthcheck with the running gradd's flags)")
+hc = open(os.path.join(d, "gradd-healthcheck")).read()
+check("/cmdline" in hc and "--healthcheck" in hc and os.access(os.path.join(d, "gradd-healthcheck"), os.X_OK),
+      "deploy/gradd-healthcheck: executable, probes with the flags of the running gradd")
+rt = df[df.index(" AS runtime"):]
+check("&& apt-get clean" in rt and "rm -rf /var/lib/apt/lists/*" in rt,
+      "Dockerfile runtime stage: apt-get clean and lists removed (not left to the base image)")
+check('CK_TIMEOUT_MULTIPLIER="$GD_TEST_TIME_SCALE"' in df and re.search(r"^ARG GD_TEST_TIME_SCALE=[3-9]", df, re.M),
+      "Dockerfile build stage: make check with stretched timeouts (CK_TIMEOUT_MULTIPLIER, GD_TEST_TIME_SCALE >= 3)")
+ua = re.search(r"&& useradd ([^\n]*(?:\\\n[^\n]*)*)", df).group(1)
+uid = int(re.search(r"--uid (\d+)", ua).group(1))
+check(uid >= 1000 and "--system" not in ua, "Dockerfile: useradd --uid %d without --system (no SYS_UID_MAX warning)" % uid)
+base = re.search(r"^ARG DEBIAN_IMAGE=(\S+)", df, re.M).group(1)
+check(re.fullmatch(r"debian:\d+\.\d+-slim(@sha256:[0-9a-f]{64})?", base) is not None and "@sha256:" in df,
+      "Dockerfile: base pinned by Debian point release (%s), pinning by digest documented" % base)
 
 # Kubernetes
 if k8s:
     objs = [o for o in yaml.safe_load_all(open(k8s)) if o]
     kinds = {o["kind"]: o for o in objs}
-    for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):
+    for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Ingress"):
         check(k in kinds, "k8s: a " + k)
     cm = kinds["ConfigMap"]["data"]
     per_ip_lifted(cm, "k8s ConfigMap")
@@ -323,6 +432,34 @@ if k8s:
           "k8s: non-root, read-only root, no privilege escalation, capabilities dropped")
     check(all(k in c["resources"].get(s, {}) for s in ("requests", "limits") for k in ("cpu", "memory")),
           "k8s: CPU and memory requests and limits")
+    res = c["resources"]
+    check(res["requests"] == res["limits"], "k8s: requests = limits (Guaranteed QoS): %s" % res["limits"])
+    def k8s_mem(v):
+        m = re.fullmatch(r"(\d+)(Ki|Mi|Gi)?", str(v))
+        return int(m.group(1)) * {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[m.group(2)]
+    cpus = float(str(res["limits"]["cpu"]).rstrip("m")) / (1000 if str(res["limits"]["cpu"]).endswith("m") else 1)
+    workers = int(cm.get("GRADD_WORKERS", max(1, int(cpus))))
+    buffered = size(cm["GRADD_MAX_BUFFERED"]) if "GRADD_MAX_BUFFERED" in cm else 4 * size(cm["GRADD_MAX_BODY"])
+    worst = buffered + workers * size(cm["GRADD_MAX_MEMORY"])
+    check(k8s_mem(res["limits"]["memory"]) >= worst + (256 << 20),
+          "k8s: memory %s >= buffered %d MiB + %d workers x max-memory %s + 256 MiB for responses"
+          % (res["limits"]["memory"], buffered >> 20, workers, cm["GRADD_MAX_MEMORY"]))
+    img = c["image"]
+    check("/" in img and "." in img.split("/")[0] and img.split("/")[0] != "docker.io",
+          "k8s: image %s names a registry (a bare name resolves to a public registry's library)" % img)
+    check("replicas" not in kinds["Deployment"]["spec"], "k8s: the Deployment sets no replicas (the HPA owns them)")
+    check(cm.get("GRADD_HOST") == "::", "k8s: GRADD_HOST=:: (dual-stack: IPv4, IPv6-only and dual-stack clusters)")
+    tok = [e for e in c.get("env", []) if e["name"] == "GRADD_TOKEN_FILE"]
+    vols = {v["name"]: v for v in dep.get("volumes", [])}
+    mnt = [m for m in c.get("volumeMounts", []) if tok and tok[0]["value"].startswith(m["mountPath"] + "/")]
+    check(bool(tok and mnt and "secret" in vols.get(mnt[0]["name"], {}) and mnt[0].get("readOnly")
+               and psc.get("fsGroup") == psc.get("runAsGroup")),
+          "k8s: --token-file (GRADD_TOKEN_FILE) read from a Secret mounted read-only, readable by the pod's group")
+    ing = kinds.get("Ingress")
+    check(ing is not None and ing["spec"]["tls"][0]["secretName"]
+          and ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == kinds["Service"]["metadata"]["name"],
+          "k8s: an Ingress terminates TLS (secret %s) in front of the Service"
+          % (ing["spec"]["tls"][0]["secretName"] if ing else None))
     hpa = kinds["HorizontalPodAutoscaler"]
     check(hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu",
           "k8s: HPA autoscaling/v2 on CPU")

@@ -154,7 +154,8 @@ note "replicas A B C on ${ADDR[A]} ${ADDR[B]} ${ADDR[C]} port $PORT (gradd.env: 
 chmod 755 "$TMP"
 $PY "$ROOT/tests/scaleout.py" render "$ROOT/deploy/nginx/gradd.conf.template" "$TMP/gradd.conf" \
     GRADD_UPSTREAM="gradd:$PORT" GRADD_DNS="127.0.0.1:$DNS_PORT" \
-    BALANCER_LISTEN="127.0.0.1:$LB_PORT" BALANCER_ACCESS_LOG="$TMP/access.log"
+    BALANCER_LISTEN="127.0.0.1:$LB_PORT" BALANCER_ACCESS_LOG="$TMP/access.log" \
+    BALANCER_TLS_CONF="$TMP/no-tls/*.conf"
 cat >"$TMP/nginx.conf" <<EOF
 worker_processes 2;
 pid $TMP/nginx.pid;
