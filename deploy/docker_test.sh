@@ -19,7 +19,7 @@
 #     `make check` unless DOCKER_TEST_MAKE_CHECK=0); the image size is at most
 #     IMAGE_BUDGET_MB (180);
 #  3. the container, run --read-only --cap-drop ALL: healthy per its
-#     HEALTHCHECK, /healthz, /readyz, /v1/ops and a gradient answered right,
+#     HEALTHCHECK, /healthz, /readyz, /v1/ops, a gradient and a picture answered right,
 #     runs as uid 10001 with no capabilities and an unwritable root,
 #     GRADD_HOST=:: and a --port flag still healthy (the health check probes
 #     what gradd listens on), and `docker stop` drains (/readyz 503 while
@@ -294,6 +294,9 @@ check "GET /v1/ops lists ops" sh -c "curl -sf --max-time 5 '$U/v1/ops' | grep -q
 grad=$(curl -s --max-time 10 "$U/v1/grad" -H 'Content-Type: application/json' -d "$GRAD_BODY" || true)
 check "POST /v1/grad: d/dx sum((x-t)^2) at x=[1,2], t=0 is [2,4]" \
     python3 -c 'import json, sys; g = json.loads(sys.argv[1]); sys.exit(0 if g["gradients"]["x"] == [2, 4] else 1)' "$grad"
+svg=$(curl -s --max-time 20 "$U/v1/explain" -H 'Content-Type: application/json' -d "$GRAD_BODY" || true)
+check "POST /v1/explain: an SVG drawn by the image's Graphviz (libgvc and its two plugins)" \
+    sh -c 'case "$1" in *"<svg"*"</svg>"*) exit 0 ;; *) exit 1 ;; esac' _ "$svg"
 check "runs as uid 10001, not root" sh -c "[ \"\$(docker exec $P-main id -u)\" = 10001 ]"
 check "no capabilities (CapEff 0)" sh -c "docker exec $P-main grep -q '^CapEff:[[:space:]]*0*\$' /proc/1/status"
 check "read-only root: writing / and /usr fails" sh -c "! docker exec $P-main sh -c 'touch /x || touch /usr/x' 2>/dev/null"
