@@ -59,6 +59,13 @@ PACKAGES+=(
 PACKAGES+=(
     nodejs
 )
+# clients/js (the TypeScript package) and examples/ts are built with Debian's
+# tsc (no npm download), tested by tests/js_client.py; examples/shell is
+# curl + jq.  Under CI a missing tsc or jq fails make check.
+PACKAGES+=(
+    jq
+    node-typescript
+)
 
 BUILD_PACKAGES=(
     autoconf
