@@ -62,6 +62,13 @@ PACKAGES+=(
 PACKAGES+=(
     nodejs
 )
+# clients/js (the TypeScript package) and examples/ts are built with Debian's
+# tsc (no npm download), tested by tests/js_client.py; examples/shell is
+# curl + jq.  Under CI a missing tsc or jq fails make check.
+PACKAGES+=(
+    jq
+    node-typescript
+)
 
 # tests/ui_browser.py drives the playground page (GET /) in Debian's chromium,
 # headless, over the DevTools protocol; under CI a missing chromium fails it.

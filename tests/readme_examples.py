@@ -11,7 +11,8 @@ document shows. Two kinds of example:
   client   a fenced block right after `<!-- example: examples/PATH -->`. The
            block must be identical to the file examples/PATH, which is run
            (.py with this python3 and clients/python on PYTHONPATH, .mjs with
-           node; GRADD_URL points at the test server); the next fenced block is its printout, compared
+           node, .sh with sh, .ts and .c as built into the build directory;
+           GRADD_URL points at the test server); the next fenced block is its printout, compared
            exactly. Every file under examples/ must be shown in some document.
 
   log      a fenced block right after `<!-- log: SERVER -->`: each of its
@@ -40,8 +41,9 @@ HTML comments on the lines before an example's fence set its options:
                          cors   --cors-origin https://app.example.com
   <!-- exit: N -->       the command's expected exit status
 
-When node is not on PATH, the JavaScript examples are skipped, except under
-CI (CI=true in the environment), where that is a failure.
+When node (or tsc, jq, a built example) is missing, the examples that need it
+are skipped, except under CI (CI=true in the environment), where that is a
+failure.
 
 Usage (make check runs it with GRADD_BIN set and no arguments):
   readme_examples.py GRADD [DOC.md...]           check; exit 1 on any mismatch
@@ -78,11 +80,16 @@ ERROR_STATUS = {
     "no_gradients": 422, "internal": 500, "overloaded": 503, "deadline_exceeded": 504,
 }
 VOLATILE_HEADERS = {"date", "x-request-id"}
+SCALE = float(os.environ.get("GD_TEST_TIME_SCALE", "1") or 1)
 FENCE = re.compile(r"^```(\w*)\s*$")
 OPTION = re.compile(r"^<!--\s*(server|exit|example|log):\s*(\S+)\s*-->$")
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 STATUS_TAG = "readme_examples-status"
-RUNNERS = {".py": "python", ".mjs": "node"}
+# How a client example runs: .py with this python3, .mjs with node, .sh with
+# sh (curl and jq on PATH); .ts and .c run as the build directory has them
+# (GD_BUILDDIR, else GRADD's directory): examples/ts/NAME.js with node
+# (tests/build_js.sh compiles it) and the program examples/c/NAME.
+RUNNERS = {".py": "python", ".mjs": "node", ".sh": "sh", ".ts": "node-built", ".c": "built"}
 
 
 class Example:
@@ -228,6 +235,28 @@ def check_log(e, log):
     return f"not in the log: {missing}; logged:\n" + "\n".join("       | " + l for l in logged[-5:])
 
 
+def client_argv(path):
+    """The command that runs the client example at path, or why it cannot run here."""
+    runner = RUNNERS.get(os.path.splitext(path)[1])
+    builddir = os.environ.get("GD_BUILDDIR") or os.path.dirname(os.path.abspath(os.environ.get("GRADD_BIN", ".")))
+    stem = os.path.splitext(os.path.relpath(path, ROOT))[0]
+    if runner == "python":
+        return [sys.executable, path]
+    if runner == "sh":
+        missing = [t for t in ("curl", "jq") if not shutil.which(t)]
+        return f"no {' '.join(missing)} on PATH (scripts/install-deps.sh)" if missing else ["sh", path]
+    if runner == "built":
+        exe = os.path.join(builddir, stem)
+        return [exe] if os.access(exe, os.X_OK) else f"{exe} not built (make check builds it)"
+    node = shutil.which("node")
+    if not node:
+        return "no node on PATH (Debian package 'nodejs', installed by scripts/install-deps.sh)"
+    if runner == "node-built":
+        js = os.path.join(builddir, stem + ".js")
+        return [node, js] if os.path.isfile(js) else f"{js} not built (tsc, Debian package node-typescript)"
+    return [node, path]
+
+
 def run(e, port, bindir):
     """Run the example: a Run, or a string saying why it cannot run here."""
     if e.file:
@@ -237,14 +266,11 @@ def run(e, port, bindir):
                                                           os.environ.get("PYTHONPATH")]))
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         path = os.path.join(ROOT, e.file)
-        if RUNNERS.get(os.path.splitext(path)[1]) == "python":
-            argv = [sys.executable, path]
-        else:
-            node = shutil.which("node")
-            if not node:
-                return "no node on PATH (Debian package 'nodejs', installed by scripts/install-deps.sh)"
-            argv = [node, path]
-        r = subprocess.run(argv, capture_output=True, timeout=60, env=env)
+        argv = client_argv(path)
+        if isinstance(argv, str):
+            return argv
+        # A client example runs a whole loop (examples/shell starts ~300 processes).
+        r = subprocess.run(argv, capture_output=True, timeout=60 * SCALE, env=env)
         return Run(r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"), None)
     cmd = e.cmd.replace("localhost:8080", f"127.0.0.1:{port}")
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
@@ -366,7 +392,7 @@ def check_includes(examples):
             continue
         path = os.path.join(ROOT, e.file)
         if not os.path.isfile(path) or os.path.splitext(path)[1] not in RUNNERS:
-            problems.append(f"{e.where()}: {e.file} is not a runnable example (.py or .mjs)")
+            problems.append(f"{e.where()}: {e.file} is not a runnable example ({' '.join(RUNNERS)})")
             continue
         shown.add(os.path.normpath(e.file))
         with open(path, encoding="utf-8") as f:
