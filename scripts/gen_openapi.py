@@ -38,14 +38,7 @@ from gen_ops_md import add_source_args, load_table, write_or_check  # noqa: E402
 REGENERATE = "python3 ../scripts/gen_openapi.py --gradd ./gradd --write ../docs/openapi.json   (from the build directory)"
 
 # Contract amendments whose ops are not in this build's table yet, as GET /v1/ops would list them.
-PENDING_OPS = [
-    {"name": "sigmoid_cross_entropy",
-     "inputs": {"names": ["logits", "labels"], "min": 2, "max": 2, "no_gradient": []},
-     "attributes": {}, "differentiable": True,
-     "doc": "Mean over the logits' n elements of max(z,0) - z*y + log1p(exp(-|z|)); labels y broadcast to the "
-            "logits' shape and are not range-checked (as PyTorch); gradients (sigmoid(z) - y)/n to z and -z/n to y.",
-     "pending": "contract A6"},
-]
+PENDING_OPS = []  # none: sigmoid_cross_entropy (A6) is in the table
 
 ATTRIBUTE_TYPES = {
     "int": {"type": "integer"},

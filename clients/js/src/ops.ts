@@ -447,6 +447,14 @@ export function softmax_cross_entropy(logits: Operand, labels: Operand, options?
   return apply("softmax_cross_entropy", [logits, labels], options);
 }
 
+export interface SigmoidCrossEntropyOptions {
+  name?: string;
+}
+/** Binary cross-entropy on logits, as PyTorch's binary_cross_entropy_with_logits: the mean over the n elements of logits of max(z, 0) - z * y + log1p(exp(-|z|)), with labels y broadcasting to the logits' shape (not range-checked); n = 0 gives NaN; gradients (sigmoid(z) - y) * dout / n to the logits and -z * dout / n to float64 labels. */
+export function sigmoid_cross_entropy(logits: Operand, labels: Operand, options?: SigmoidCrossEntropyOptions): Node {
+  return apply("sigmoid_cross_entropy", [logits, labels], options);
+}
+
 export interface OneHotOptions {
   name?: string;
   depth: number | bigint;

@@ -69,6 +69,7 @@ export const OPS: Record<string, OpSpec> = {
   "softmax": { inputs: ["x"], min: 1, max: 1, attributes: { "axis": { type: "int|[int]", required: false } }, differentiable: true },
   "log_softmax": { inputs: ["x"], min: 1, max: 1, attributes: { "axis": { type: "int|[int]", required: false } }, differentiable: true },
   "softmax_cross_entropy": { inputs: ["logits", "labels"], min: 2, max: 2, attributes: {  }, differentiable: true },
+  "sigmoid_cross_entropy": { inputs: ["logits", "labels"], min: 2, max: 2, attributes: {  }, differentiable: true },
   "one_hot": { inputs: ["indices"], min: 1, max: 1, attributes: { "depth": { type: "int", required: true } }, differentiable: false },
   "stop_gradient": { inputs: ["x"], min: 1, max: 1, attributes: {  }, differentiable: false },
   "where": { inputs: ["cond", "a", "b"], min: 3, max: 3, attributes: {  }, differentiable: true },

@@ -34,7 +34,7 @@ const CASES = {
   slice: [[f(X)], { starts: [0, 1], ends: [2, 9223372036854775807n], steps: [1, 1] }],
   gather: [[f(X), i64([1, 0, -1])], { axis: 0 }], matmul: [[f(X), f(M)]],
   softmax: [[f(X)], { axis: 0 }], log_softmax: [[f(X)]],
-  softmax_cross_entropy: [[f(X), i64([2, 0])]], one_hot: [[i64([0, 2, 1])], { depth: 4 }],
+  softmax_cross_entropy: [[f(X), i64([2, 0])]], sigmoid_cross_entropy: [[f(X), f(P)]], one_hot: [[i64([0, 2, 1])], { depth: 4 }],
   stop_gradient: [[f(X)]], where: [[data([[1, 0, 1], [0, 0, 1]]), f(X), f(P)]],
   cond: [[data(0.0), f(X), f(P)]], // a1's gradient: null (untaken branch), both ways
 };

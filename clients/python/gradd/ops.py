@@ -320,6 +320,11 @@ def softmax_cross_entropy(logits: NodeLike, labels: NodeLike, *, name: Optional[
     return _apply('softmax_cross_entropy', [logits, labels], name, **attrs)
 
 
+def sigmoid_cross_entropy(logits: NodeLike, labels: NodeLike, *, name: Optional[str] = None, **attrs: Any) -> Node:
+    """Binary cross-entropy on logits, as PyTorch's binary_cross_entropy_with_logits: the mean over the n elements of logits of max(z, 0) - z * y + log1p(exp(-|z|)), with labels y broadcasting to the logits' shape (not range-checked); n = 0 gives NaN; gradients (sigmoid(z) - y) * dout / n to the logits and -z * dout / n to float64 labels."""
+    return _apply('sigmoid_cross_entropy', [logits, labels], name, **attrs)
+
+
 def one_hot(indices: NodeLike, *, depth: Optional[int] = None, name: Optional[str] = None, **attrs: Any) -> Node:
     """float64 one-hot encoding of int64 `indices` with `depth` classes (required, >= 0), of shape indices.shape + [depth]; an index outside [0, depth) is index_out_of_range; not differentiable.
 
@@ -343,4 +348,4 @@ def cond(pred: NodeLike, a: NodeLike, b: NodeLike, *, name: Optional[str] = None
     """a if the scalar pred is nonzero, else b. Only the taken branch is evaluated; the other gets no value and no gradient."""
     return _apply('cond', [pred, a, b], name, **attrs)
 
-OPS = ('neg', 'exp', 'log', 'log1p', 'expm1', 'sqrt', 'square', 'abs', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'softplus', 'reciprocal', 'leaky_relu', 'clip', 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'round', 'floor', 'ceil', 'sign', 'greater', 'greater_equal', 'less', 'less_equal', 'equal', 'not_equal', 'cast', 'sum', 'mean', 'max', 'min', 'logsumexp', 'argmax', 'argmin', 'reshape', 'transpose', 'broadcast_to', 'concat', 'slice', 'gather', 'matmul', 'softmax', 'log_softmax', 'softmax_cross_entropy', 'one_hot', 'stop_gradient', 'where', 'cond')
+OPS = ('neg', 'exp', 'log', 'log1p', 'expm1', 'sqrt', 'square', 'abs', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'softplus', 'reciprocal', 'leaky_relu', 'clip', 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'round', 'floor', 'ceil', 'sign', 'greater', 'greater_equal', 'less', 'less_equal', 'equal', 'not_equal', 'cast', 'sum', 'mean', 'max', 'min', 'logsumexp', 'argmax', 'argmin', 'reshape', 'transpose', 'broadcast_to', 'concat', 'slice', 'gather', 'matmul', 'softmax', 'log_softmax', 'softmax_cross_entropy', 'sigmoid_cross_entropy', 'one_hot', 'stop_gradient', 'where', 'cond')

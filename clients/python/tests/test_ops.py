@@ -81,6 +81,8 @@ CASES = {
     "log_softmax": ([B], {"axis": 0}, lambda x: np.log(softmax(x, axis=0))),
     "softmax_cross_entropy": ([B, np.array([2, 0], dtype=np.int64)], {},
                               lambda z, y: -np.log(softmax(z))[np.arange(2), y].mean()),
+    "sigmoid_cross_entropy": ([B, (B > 0) * 1.0], {},
+                              lambda z, y: (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean()),
     "one_hot": ([np.array([2, 0, 1], dtype=np.int64)], {"depth": 4}, lambda i: np.eye(4)[i]),
     "stop_gradient": ([B], {}, lambda x: x),
     "where": ([(B > 0) * 1.0, A, B], {}, lambda c, a, b: np.where(c != 0, a, b)),
