@@ -25,53 +25,25 @@ import os
 import random
 import re
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-GRADD = os.environ.get("GRADD_BIN", "./gradd")
-SCALE = float(os.environ.get("GD_TEST_TIME_SCALE", "1") or 1)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import FAILS, SCALE, check  # noqa: E402
+from harness import Gradd as HarnessGradd  # noqa: E402
+
 SVG_NS = "{http://www.w3.org/2000/svg}"
 BLOCKED, PATH, ZERO, NONFINITE = "#e03131", "#1c7ed6", "#ffa94d", "#b197fc"  # proto/explain.h
-FAILS = []
 
 
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what)
-    if not cond:
-        FAILS.append(what)
-    return cond
+class Gradd(HarnessGradd):
+    """tests/harness.py's gradd with two workers (a picture beside a request), plus the calls and
+    the child processes this test looks at."""
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gradd:
     def __init__(self, d, *flags):
-        self.port = free_port()
-        self.log = open(os.path.join(d, f"gradd-{self.port}.log"), "w+")
-        self.flags = ["--port", str(self.port), "--workers", "2", "--drain-ms", "0", *flags]
-        self.proc = subprocess.Popen([GRADD, *self.flags], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10 * SCALE
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit("explain_test: gradd exited at startup:\n" + self.logtext())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("explain_test: gradd did not listen:\n" + self.logtext())
-
-    def logtext(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        super().__init__(d, *flags, workers=2)
 
     def call(self, path, body, headers=None, timeout=30):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout * SCALE)
@@ -97,17 +69,6 @@ class Gradd:
             if int(stat[stat.rindex(")") + 2:].split()[1]) == self.proc.pid:
                 out.append(int(pid))
         return out
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(10 * SCALE)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        check(rc == 0, f"gradd {' '.join(self.flags[6:])} exits 0 after SIGTERM (got {rc})"
-              + ("" if rc == 0 else ":\n" + self.logtext()[-3000:]))
-        self.log.close()
 
 
 def nodes(*specs):

@@ -1,5 +1,5 @@
 """harness.py - what the Python tests that start gradd themselves share (tests/tls_test.py,
-tests/ui_test.py, tests/ui_browser.py): a gradd on a free loopback port, checks that print
+tests/ui_test.py, tests/ui_browser.py, tests/explain_test.py): a gradd on a free loopback port, checks that print
 `ok`/`FAIL` lines, and plain HTTP calls. Standard library only."""
 import http.client
 import os
@@ -29,10 +29,10 @@ def free_port():
 class Gradd:
     """gradd with extra flags on a free port; stop() checks that it exits 0 on SIGTERM."""
 
-    def __init__(self, d, *flags, env=None):
+    def __init__(self, d, *flags, env=None, workers=1):
         self.port = free_port()
         self.log = open(os.path.join(d, f"gradd-{self.port}.log"), "w+")
-        self.flags = ["--port", str(self.port), "--workers", "1", "--drain-ms", "0", *flags]
+        self.flags = ["--port", str(self.port), "--workers", str(workers), "--drain-ms", "0", *flags]
         self.proc = subprocess.Popen([GRADD, *self.flags], stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
         deadline = time.time() + 10 * SCALE
@@ -68,6 +68,6 @@ class Gradd:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        check(rc == 0, f"gradd {' '.join(self.flags[4:])} exits 0 after SIGTERM (got {rc})"
+        check(rc == 0, f"gradd {' '.join(self.flags[6:])} exits 0 after SIGTERM (got {rc})"
               + ("" if rc == 0 else ":\n" + self.logtext()[-3000:]))
         self.log.close()
