@@ -572,6 +572,17 @@ START_TEST(two_paths_blocked_for_two_reasons_is_mixed) {
     ck_assert_ptr_nonnull(strstr(d->hint, "Remove 'sg'"));
     ck_assert_ptr_nonnull(strstr(d->hint, "For 'r' (round): use a straight-through estimator"));
     tb_free(&t);
+    /* both fixes: 'sg' removed, 'r' replaced by w + stop_gradient(round(w) - w) */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "rw", "round", "w");
+    tb_node(&t, "d", "sub", "rw,w");
+    tb_node(&t, "sd", "stop_gradient", "d");
+    tb_node(&t, "r", "add", "w,sd");
+    tb_node(&t, "s", "add", "w,r");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "w", "3", v3);
+    fix_gives_gradient(&t, "w");
 }
 END_TEST
 
@@ -672,10 +683,35 @@ START_TEST(zero_value_and_cancellation) {
     ck_assert_int_eq(d->code, GD_DIAG_ZERO_GRADIENT);
     ck_assert_str_eq(tb_name(&t, d->zeroed[0].node), "wz");
     ck_assert_int_eq(d->zeroed[0].cause, GD_ZERO_VALUE);
+    ck_assert_ptr_nonnull(strstr(d->hint, "An input of 'wz' (mul) is all zero"));
     const gd_diag *e = tb_diag(&t, "v", 0);
     ck_assert_int_eq(e->code, GD_DIAG_ZERO_GRADIENT);
     ck_assert_str_eq(tb_name(&t, e->zeroed[0].node), "v");
     ck_assert_int_eq(e->zeroed[0].cause, GD_ZERO_CANCELLATION);
+    ck_assert_ptr_nonnull(strstr(e->hint, "reaching 'v' along different paths sum to zero"));
+    tb_free(&t);
+    /* the fixes the hints point at: z not all zero (w), and what 'vv' was
+     * meant to compute, v - u, instead of v - v: no zero gradient left */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "v", "variable", "");
+    tb_node(&t, "z", "input", "");
+    tb_node(&t, "u", "input", "");
+    tb_node(&t, "wz", "mul", "w,z");
+    tb_node(&t, "vv", "sub", "v,u");
+    tb_node(&t, "s", "add", "wz,vv");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "v", "3", v3);
+    tb_f64(&t, "z", "3", v3);
+    tb_f64(&t, "u", "3", zeros);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert_ptr_null(tb_diag(&t, "w", 0));
+    ck_assert_ptr_null(tb_diag(&t, "v", 0));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq(gd_f64(tb_grad(&t, "w"))[i], v3[i]);
+        ck_assert_double_eq(gd_f64(tb_grad(&t, "v"))[i], 1.0);
+    }
     tb_free(&t);
 }
 END_TEST
@@ -877,6 +913,23 @@ START_TEST(log_of_negative_is_non_finite_value) {
     ck_assert_int_eq(d->origin.index[1], 0);
     NAMES(&t, d, "'l' (log)");
     ck_assert_ptr_nonnull(strstr(d->hint, "negative"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "clip the input of 'l' to a small positive value"));
+    tb_free(&t);
+    /* the fix: the input of 'l' clipped to a small positive value */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "m", "mul", "w,x");
+    tb_node(&t, "mc", "clip", "m")->min = (gd_num){1, 1e-12};
+    tb_node(&t, "l", "log", "mc");
+    tb_node(&t, "loss", "sum", "l");
+    tb_f64(&t, "w", "2,2", w);
+    tb_f64(&t, "x", "2,2", x);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert(isfinite(gd_f64(t.res.targets[0])[0]));
+    ck_assert_ptr_null(tb_diag(&t, "loss", 0));
+    ck_assert_ptr_null(tb_diag(&t, "w", 0));
+    ck_assert_ptr_nonnull(tb_grad(&t, "w"));
     tb_free(&t);
 }
 END_TEST
@@ -939,11 +992,28 @@ START_TEST(intermediate_wrt_blocked_and_open) {
     tb_f64(&t, "x", "3", v3);
     ck_assert_int_eq(tb_run(&t, "loss", "h,e,x", NULL), 0);
     ck_assert_ptr_null(tb_grad(&t, "h"));
-    ck_assert_int_eq(tb_diag(&t, "h", 1)->code, GD_DIAG_STOP_GRADIENT);
+    const gd_diag *d = tb_diag(&t, "h", 1);
+    ck_assert_int_eq(d->code, GD_DIAG_STOP_GRADIENT);
+    ck_assert_ptr_nonnull(strstr(d->hint, "Remove 'hs' (stop_gradient) if 'h' should receive a gradient"));
     gd_tensor *ge = tb_grad(&t, "e"), *gx = tb_grad(&t, "x");
     for (int i = 0; i < 3; i++) {
         ck_assert_double_eq(gd_f64(ge)[i], 1.0);
         ck_assert_double_eq_tol(gd_f64(gx)[i], exp(v3[i]), 1e-15);
+    }
+    tb_free(&t);
+    /* the fix: 'hs' removed, h added directly: h gets 1, x gets 1 - tanh^2 + exp */
+    tb_init(&t);
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "h", "tanh", "x");
+    tb_node(&t, "e", "exp", "x");
+    tb_node(&t, "s", "add", "h,e");
+    tb_node(&t, "loss", "sum", "s");
+    tb_f64(&t, "x", "3", v3);
+    ck_assert_int_eq(tb_run(&t, "loss", "h,e,x", NULL), 0);
+    ck_assert_ptr_null(tb_diag(&t, "h", 1));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq(gd_f64(tb_grad(&t, "h"))[i], 1.0);
+        ck_assert_double_eq_tol(gd_f64(tb_grad(&t, "x"))[i], 1 - tanh(v3[i]) * tanh(v3[i]) + exp(v3[i]), 1e-14);
     }
     tb_free(&t);
 }
@@ -952,18 +1022,47 @@ END_TEST
 START_TEST(where_condition_and_gather_indices) {
     tb t;
     tb_init(&t);
+    static const double b3[] = {4.0, 1.0, -3.0};
     tb_node(&t, "w", "variable", "");
     tb_node(&t, "a", "input", "");
-    tb_node(&t, "sel", "where", "w,a,a");
+    tb_node(&t, "b", "input", "");
+    tb_node(&t, "sel", "where", "w,a,b");
     tb_node(&t, "loss", "sum", "sel");
     tb_f64(&t, "w", "3", v3);
     tb_f64(&t, "a", "3", v3);
+    tb_f64(&t, "b", "3", b3);
     ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
     const gd_diag *d = tb_diag(&t, "w", 1);
     ck_assert_int_eq(d->code, GD_DIAG_NON_DIFFERENTIABLE);
     ck_assert_str_eq(tb_name(&t, d->blocked[0].node), "sel");
     ck_assert_int_eq(d->blocked[0].input, 0);
     NAMES(&t, d, "condition of where node 'sel'");
+    ck_assert_ptr_nonnull(strstr(d->hint, "'sel' (where) passes no gradient to its condition"));
+    ck_assert_ptr_nonnull(strstr(d->hint, "s*a + (1-s)*b with s = sigmoid(...)"));
+    tb_free(&t);
+    /* the fix: s*a + (1-s)*b with s = sigmoid(w); dw = s(1-s)(a - b) */
+    tb_init(&t);
+    tb_node(&t, "w", "variable", "");
+    tb_node(&t, "a", "input", "");
+    tb_node(&t, "b", "input", "");
+    tb_node(&t, "one", "constant", "");
+    tb_node(&t, "s", "sigmoid", "w");
+    tb_node(&t, "sa", "mul", "s,a");
+    tb_node(&t, "oms", "sub", "one,s");
+    tb_node(&t, "ob", "mul", "oms,b");
+    tb_node(&t, "sel", "add", "sa,ob");
+    tb_node(&t, "loss", "sum", "sel");
+    const double one = 1.0;
+    tb_f64(&t, "one", "", &one);
+    tb_f64(&t, "w", "3", v3);
+    tb_f64(&t, "a", "3", v3);
+    tb_f64(&t, "b", "3", b3);
+    ck_assert_int_eq(tb_run(&t, "loss", NULL, NULL), 0);
+    ck_assert_ptr_null(tb_diag(&t, "w", 1));
+    for (int i = 0; i < 3; i++) {
+        double sg = 1 / (1 + exp(-v3[i]));
+        ck_assert_double_eq_tol(gd_f64(tb_grad(&t, "w"))[i], sg * (1 - sg) * (v3[i] - b3[i]), 1e-14);
+    }
     tb_free(&t);
 }
 END_TEST
@@ -1004,8 +1103,6 @@ START_TEST(more_stops_than_nodes) {
 }
 END_TEST
 
-/* Every hint an op row carries expands fully: only {node}, {op} and {wrt}
- * are placeholders, and a non-differentiable op's no-gradient hint, if any,
 /* Every hint an op row carries expands fully: only {node}, {op}, {in} and
  * {wrt} are placeholders, and a non-differentiable op's no-gradient hint, if any,
  * says what to do instead. A typo such as {nod} would reach users verbatim. */
