@@ -495,10 +495,37 @@ if command -v dpkg >/dev/null 2>&1 && command -v objdump >/dev/null 2>&1; then
         done
     }
     runtime=$(sed -n '/^FROM .* AS runtime/,$p' "$D/Dockerfile")
+    # Libraries the build stage copies into /staging, which the runtime stage
+    # takes whole (Graphviz's libgvc and two plugins, without the packages'
+    # cairo/pango/libgd): their own NEEDED libraries must then be installed.
+    staged=""
+    grep -q '^COPY --from=build /staging/usr/lib/' <<<"$runtime" && staged=$(sed -n '1,/^FROM .* AS runtime/p' "$D/Dockerfile")
+    # The path of a linked library: ldconfig's cache, else gradd's RUNPATH.
+    lib_path() {
+        local p rp
+        p=$(ldconfig -p | awk -v l="$1" '$1 == l && !p { p = $NF } END { print p }')
+        if [ -z "$p" ]; then
+            for rp in $(objdump -p "$GRADD" | awk '$1 == "RUNPATH" || $1 == "RPATH" { gsub(":", " ", $2); print $2 }'); do
+                [ -e "$rp/$1" ] && { p=$rp/$1; break; }
+            done
+        fi
+        echo "$p"
+    }
     missing=""
-    for lib in $(objdump -p "$GRADD" | awk '$1 == "NEEDED" { print $2 }'); do
-        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !p { p = $NF } END { print p }')
+    mapfile -t needed < <(objdump -p "$GRADD" | awk '$1 == "NEEDED" { print $2 }')
+    i=0
+    while [ "$i" -lt "${#needed[@]}" ]; do
+        lib=${needed[$i]}
+        i=$((i + 1))
+        path=$(lib_path "$lib")
         [ -n "$path" ] || { missing="$missing $lib(not found)"; continue; }
+        if [ -n "$staged" ] && grep -q -F "/$lib" <<<"$staged"; then
+            # copied: what it needs in turn is checked like gradd's own
+            for dep in $(objdump -p "$path" | awk '$1 == "NEEDED" { print $2 }'); do
+                printf '%s\n' "${needed[@]}" | grep -q -x -F "$dep" || needed+=("$dep")
+            done
+            continue
+        fi
         pkg=$(owner "$path")
         case "$pkg" in
             libc6) ;;   # in every Debian image
