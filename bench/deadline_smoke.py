@@ -16,11 +16,9 @@ import argparse
 import http.client
 import json
 import os
-import re
-import socket
-import subprocess
 import sys
 import time
+from benchlib import start_gradd
 
 N = 4096  # 4096 x 4096 = 16,777,216: the default --max-elements
 
@@ -104,14 +102,6 @@ def concat_chain(k=6):
     return nodes
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def post(port, path, body, timeout):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     c.putrequest("POST", path)
@@ -137,17 +127,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("families", nargs="*")
     a = ap.parse_args()
-    port = free_port()
-    env = dict(os.environ, GRADD_LOG_FORMAT="text")
-    proc = subprocess.Popen([a.gradd, "--port", str(port), "--workers", "1", "--blas-threads", "1", "--max-memory", "2G"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc, port = start_gradd(a.gradd, "--workers", "1", "--blas-threads", "1", "--max-memory", "2G")
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         bad = 0
         print("%-14s %8s %10s %10s %10s" % ("family", "status", "min_ms", "median_ms", "max_ms"))
         for fam, (ep, nodes, values, target) in cases().items():

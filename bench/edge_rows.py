@@ -17,14 +17,9 @@ import socket
 import subprocess
 import threading
 import time
+from benchlib import free_port
 
 GRADD = os.environ.get("GRADD_BIN", "./gradd")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Gradd:

@@ -7,17 +7,11 @@
                                             target and gradients (rel. 1e-12)
 """
 import json
-import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchlib import free_port
 
 
 def wait(url, seconds):

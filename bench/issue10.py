@@ -71,6 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from benchlib import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("GD_SRCDIR") or os.path.dirname(HERE)
@@ -88,12 +89,6 @@ def fail(msg):
 
 def log(msg=""):
     print(msg, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spread(v, fmt="%.3g"):

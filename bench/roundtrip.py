@@ -18,17 +18,10 @@ import json
 import os
 import random
 import re
-import socket
 import struct
-import subprocess
 import sys
 import time
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchlib import start_gradd
 
 
 def post(port, body, headers):
@@ -65,18 +58,9 @@ def main():
                      "values": {"x": {"shape": [a.n], "dtype": "float64", "offset": 0, "nbytes": 8 * a.n}}}).encode()
     raw = struct.pack("<%dd" % a.n, *xs)
     framed = js + raw
-    port = free_port()
-    proc = subprocess.Popen([a.gradd, "--port", str(port), "--workers", "1", "--blas-threads", "1",
-                             "--max-memory", "4G", "--max-body", "256M"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, GRADD_LOG_FORMAT="text"))
+    proc, port = start_gradd(a.gradd, "--workers", "1", "--blas-threads", "1", "--max-memory", "4G",
+                             "--max-body", "256M")
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         jh = {"Content-Type": "application/json"}
         bh = {"Content-Type": "application/vnd.gradd.v1+binary", "Gradd-Json-Length": str(len(js))}
         # correctness, once each
