@@ -92,6 +92,7 @@ enum {
     GD_OPF_DATA = 1 << 6,      /* data leaf: its value from `values`, a gradient only when named in `wrt` */
     GD_OPF_INPLACE = 1 << 7,   /* forward may write its output over input 0 (same shape and dtype): each
                                   out[i] depends on in[0][i] alone, read before out[i] is written */
+    GD_OPF_CONTRACTS = 1 << 8, /* work grows as output x input 0's last dim (matmul): for gd_graph_work */
 };
 
 /* Why a nonzero cotangent became all zero (the wire `cause` of a

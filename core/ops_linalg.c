@@ -349,7 +349,7 @@ static int backward_matmul(gd_kctx *c, const gd_tensor *const *in, const gd_tens
 
 const gd_op_def gd_ops_linalg[] = {
     {.name = "matmul", .min_in = 2, .max_in = 2, .inputs_doc = "a, b", .attrs = NULL, .n_attrs = 0,
-     .differentiable = 1, .flags = 0, .zero_cause = GD_ZERO_VALUE,
+     .differentiable = 1, .flags = GD_OPF_CONTRACTS, .zero_cause = GD_ZERO_VALUE,
      .doc = "Matrix product with numpy.matmul semantics: a 1-D a is a row and a 1-D b a column (their unit dim "
             "dropped), leading dims broadcast as batches; scalars are rejected. Computed with BLAS in float64; an "
             "element that comes out NaN or infinite is recomputed with a wider exponent range, so products that "

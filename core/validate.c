@@ -141,3 +141,28 @@ int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const
     g->checked = 1;
     return 0;
 }
+
+int64_t gd_graph_work(const gd_graph *g, int64_t cap) {
+    int64_t sum = 0, n;
+    for (int v = 0; v < g->n; v++) {
+        const gd_node *nd = &g->nodes[v];
+        const gd_meta *m = &g->st[v].meta;
+        if (gd_shape_numel(&m->shape, &n)) return cap + 1;
+        int64_t w = n;
+        if ((nd->op->flags & GD_OPF_CONTRACTS) && nd->n_in > 0) {
+            const gd_shape *a = &g->st[nd->in[0]].meta.shape;
+            int64_t k = a->rank > 0 ? a->dim[a->rank - 1] : 1;
+            if (k > 0 && w > cap / k) return cap + 1;
+            w *= k > 0 ? k : 1;
+        }
+        for (int j = 0; j < nd->n_in; j++) {
+            int64_t e;
+            if (gd_shape_numel(&g->st[nd->in[j]].meta.shape, &e)) return cap + 1;
+            if (e > cap) return cap + 1;
+            w += e;
+        }
+        sum += GD_NODE_WORK + w;
+        if (w > cap || sum > cap) return cap + 1;
+    }
+    return sum;
+}

@@ -37,4 +37,14 @@ int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err);
 int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const int *fetch, int n_fetch,
                            const gd_limits *lim, gd_error *err);
 
+/* An estimate of the work of running checked graph g once, forward and
+ * backward, in element operations: per node a fixed GD_NODE_WORK plus the
+ * elements it reads and writes (times the contracted length for matmul).
+ * Enough to tell a request of microseconds from one of milliseconds before
+ * anything runs (the server runs the former on its network thread); it
+ * returns `cap` + 1 as soon as the sum passes `cap`, or when a shape is
+ * unknown. */
+#define GD_NODE_WORK 64
+int64_t gd_graph_work(const gd_graph *g, int64_t cap);
+
 #endif

@@ -354,14 +354,14 @@ static void register_graph(const gd_compute_in *in, gd_cancel *cancel, const gd_
     gd_graphs_release(in->graphs, h);
 }
 
-void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
+int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     worker_mem *wm;
     gd_arena *a = compute_begin(in, &wm);
     if (!a) {
         compute_end(NULL, wm);
         if (in->body_done) in->body_done(in->body_done_arg);
         gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is out of memory; retry later.");
-        return;
+        return 0;
     }
     gd_request req;
     gd_run_result res;
@@ -375,7 +375,7 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     if (in->endpoint == GD_EP_REGISTER) {
         register_graph(in, cancel, &lim, a, out);
         compute_end(a, wm);
-        return;
+        return 0;
     }
     holder hold = {in->graphs, NULL};
     lim.lookup = lookup_held, lim.lookup_arg = &hold;
@@ -383,6 +383,11 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, explain ? GD_EP_GRAD : in->endpoint,
                                &lim, &req, &err);
     if (!rc && explain) rc = explain_too_large(in, &req, hold.held != NULL, &err);
+    if (!rc && in->inline_work_max > 0 && gd_graph_work(req.graph, in->inline_work_max) > in->inline_work_max) {
+        compute_end(a, wm); /* too much for the network thread: a worker decodes it again */
+        if (hold.held) gd_graphs_release(in->graphs, hold.held);
+        return GD_COMPUTE_DEFERRED;
+    }
     if (!rc) {
         apply_deadline(in, &req, cancel);
         req.spec.cancel = cancel;
@@ -401,4 +406,5 @@ void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     if (in->body_done) in->body_done(in->body_done_arg);
     compute_end(a, wm);
     if (hold.held) gd_graphs_release(in->graphs, hold.held); /* after the last read of its graph */
+    return 0;
 }

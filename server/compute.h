@@ -34,6 +34,10 @@ typedef struct gd_compute_in {
      * into the body (wire.h), or after decoding a registration; may be NULL. */
     void (*body_done)(void *arg);
     void *body_done_arg;
+    /* > 0: the caller is the network thread, which runs only small work
+     * itself: once decoded, a graph whose gd_graph_work (validate.h) passes
+     * this is not run but deferred (see gd_compute). 0: run whatever it is. */
+    int64_t inline_work_max;
 } gd_compute_in;
 
 /* Compute the answer into `out` (initialised by the caller; replaced): a
@@ -43,7 +47,11 @@ typedef struct gd_compute_in {
  * "deadline_ms" (from recv_ns) may only make it earlier. A computation
  * stopped by cancel->cancelled is answered 503 for a shutdown, 504 when the
  * client left (an answer nobody reads). */
-void gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out);
+/* Returns 0, or GD_COMPUTE_DEFERRED when in->inline_work_max refused the
+ * work: nothing was answered (out untouched, body_done not called) and the
+ * request should be computed again on a worker. */
+#define GD_COMPUTE_DEFERRED 1
+int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out);
 
 /* Memory stays warm per worker between requests (each keeps the big
  * buffers of its last requests for the next); once no request has run for

@@ -75,6 +75,9 @@ static const opt opts[] = {
      "inputs of all the nodes of one graph together (413 too_large)"},
     {"explain-max-nodes", "GRADD_EXPLAIN_MAX_NODES", K_INT, OFF(explain_max_nodes), 1, 10000000, "N", "2000",
      "nodes of a graph POST /v1/explain draws (its layout grows faster than linearly; 413 too_large)"},
+    {"inline-work", "GRADD_INLINE_WORK", K_I64, OFF(inline_work), 0, (int64_t)1 << 40, "N", "16384",
+     "a /v1/grad or /v1/eval whose body is at most 16 KiB and whose graph's work is at most N element operations "
+     "is run on the network thread, skipping the hand-over to a worker (0: every request goes to a worker)"},
     {"max-memory", "GRADD_MAX_MEMORY", K_SIZE, OFF(max_memory), MIB, 1024 * GIB, "BYTES", "1G",
      "memory one request may hold: parsed JSON, computation, encoded response (413 too_large)"},
     {"graph-cache", "GRADD_GRAPH_CACHE", K_SIZE, OFF(graph_cache), KIB, 1024 * GIB, "BYTES", "64M",
@@ -387,6 +390,7 @@ static void set_defaults(gd_config *cfg) {
     cfg->max_inputs = 1024;
     cfg->max_edges = 100000;
     cfg->explain_max_nodes = 2000;
+    cfg->inline_work = 16384;
     cfg->max_memory = GIB;
     cfg->graph_cache = 64 * MIB;
     cfg->idle_trim_ms = 10000;

@@ -42,6 +42,7 @@ typedef struct gd_config {
     int max_inputs;                 /* --max-inputs, inputs of one node */
     int max_edges;                  /* --max-edges, inputs of all nodes together */
     int explain_max_nodes;          /* --explain-max-nodes, nodes of a graph /v1/explain draws */
+    int64_t inline_work;            /* --inline-work, work (gd_graph_work) small enough for the network thread */
     int64_t max_memory;             /* --max-memory, bytes one request may hold (JSON, arena, response) */
     int64_t graph_cache;            /* --graph-cache, bytes the registered graphs may hold together */
     int64_t idle_trim_ms;           /* --idle-trim-ms, idle time before cached memory is released; 0: never */

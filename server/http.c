@@ -16,7 +16,8 @@
  *   3. complete: cheap endpoints are answered here; /v1/grad and /v1/eval
  *      claim a pool slot (503 with Retry-After when full), suspend the
  *      connection, then queue the job (in that order: a resume must never
- *      come before its suspend);
+ *      come before its suspend); a small one (--inline-work) is computed
+ *      right here instead (run_inline) and answered at once;
  *   4. a worker computes the reply (compute.c; binary tensors are read
  *      in place from the body, which is freed once the reply is encoded)
  *      or the pool drops the job (deadline passed in the queue: 504;
@@ -778,12 +779,11 @@ static int wants_dot(const char *accept) {
 
 static void job_body_done(void *arg) { release_body(arg); }
 
-/* On a worker: decode, run, encode into r->reply. */
-static void job_run(gd_job *job) {
-    req *r = (req *)job;
+/* The compute call's input for request r, started at started_ns. */
+static gd_compute_in compute_in(req *r, int64_t started_ns) {
     const gd_config *cfg = r->h->cfg;
     static const char empty[] = "";
-    gd_compute_in in = {
+    return (gd_compute_in){
         .endpoint = r->rd->route == GD_ROUTE_EVAL      ? GD_EP_EVAL
                     : r->rd->route == GD_ROUTE_GRAPHS  ? GD_EP_REGISTER
                     : r->rd->route == GD_ROUTE_EXPLAIN ? GD_EP_EXPLAIN
@@ -799,14 +799,41 @@ static void job_run(gd_job *job) {
         .lim = &r->h->lim,
         .arena_limit = (size_t)cfg->max_memory,
         .recv_ns = r->recv_ns,
-        .started_ns = job->started_ns,
+        .started_ns = started_ns,
         .request_id = r->id,
         .body_done = job_body_done,
         .body_done_arg = r,
     };
+}
+
+/* On a worker: decode, run, encode into r->reply. */
+static void job_run(gd_job *job) {
+    req *r = (req *)job;
+    gd_compute_in in = compute_in(r, job->started_ns);
     gd_compute(&in, &job->cancel, &r->reply);
     r->queue_us = (job->started_ns - r->recv_ns) / 1000;
     r->compute_us = (gd_now_ns() - job->started_ns) / 1000;
+}
+
+/* A small request (--inline-work) is computed right here on MHD's thread:
+ * handing it to a worker and back (a wake-up, a suspend and a resume)
+ * would cost more than the work itself. Whether the work is small is known
+ * only once the graph is decoded, so only bodies of at most INLINE_BODY_MAX
+ * bytes are tried (their decoding is short too); a graph whose work is
+ * larger goes to the pool, which decodes it again. 1 when answered. */
+#define INLINE_BODY_MAX ((size_t)16 << 10)
+
+static int run_inline(gd_http *h, req *r) {
+    if (h->cfg->inline_work <= 0 || r->len > INLINE_BODY_MAX ||
+        (r->rd->route != GD_ROUTE_GRAD && r->rd->route != GD_ROUTE_EVAL))
+        return 0;
+    int64_t t0 = gd_now_ns();
+    gd_compute_in in = compute_in(r, t0);
+    in.inline_work_max = h->cfg->inline_work;
+    if (gd_compute(&in, &r->job.cancel, &r->reply) == GD_COMPUTE_DEFERRED) return 0;
+    r->queue_us = (t0 - r->recv_ns) / 1000;
+    r->compute_us = (gd_now_ns() - t0) / 1000;
+    return 1;
 }
 
 /* The pool's liveness question (pool.h), with its lock held: has the client
@@ -893,6 +920,10 @@ static enum MHD_Result start_compute(gd_http *h, req *r) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? (int)ci->connect_fd : -1;
     r->job.gone = r->fd >= 0 ? job_gone : NULL;
+    if (run_inline(h, r)) {
+        gd_pool_unreserve(h->pool);
+        return send_reply(h, r);
+    }
     MHD_suspend_connection(r->conn);
     gd_pool_submit(h->pool, &r->job);
     return MHD_YES;

@@ -8,6 +8,36 @@
 #include "tbuild.h"
 #include "tests.h"
 
+/* gd_graph_work, the estimate --inline-work compares (validate.h): per node
+ * GD_NODE_WORK plus the elements read and written, matmul times its
+ * contracted length; past the cap, or with a shape unknown, cap + 1. */
+START_TEST(graph_work_estimate) {
+    static const double a[6] = {1, 2, 3, 4, 5, 6};
+    tb t;
+    tb_init(&t);
+    tb_node(&t, "a", "variable", "");
+    tb_node(&t, "b", "input", "");
+    tb_node(&t, "m", "matmul", "a,b");   /* [2,3] x [3,2] -> [2,2], k = 3 */
+    tb_node(&t, "loss", "sum", "m");     /* reads 4, writes 1 */
+    tb_f64(&t, "a", "2,3", a);
+    tb_f64(&t, "b", "3,2", a);
+    ck_assert_int_eq(tb_check(&t), 0);
+    int64_t want = (GD_NODE_WORK + 6) + (GD_NODE_WORK + 6) + (GD_NODE_WORK + 4 * 3 + 6 + 6) + (GD_NODE_WORK + 1 + 4);
+    ck_assert_int_eq(gd_graph_work(t.g, 1000000), want);
+    ck_assert_int_eq(gd_graph_work(t.g, want), want);
+    ck_assert_int_eq(gd_graph_work(t.g, want - 1), want); /* past the cap: cap + 1 */
+    ck_assert_int_eq(gd_graph_work(t.g, 10), 11);
+    tb_free(&t);
+
+    tb_init(&t); /* a shape that depends on a value not sent: not small */
+    tb_node(&t, "x", "input", "");
+    tb_node(&t, "y", "exp", "x");
+    ck_assert_int_eq(tb_check(&t), 0);
+    ck_assert_int_eq(gd_graph_work(t.g, 1000000), 1000001);
+    tb_free(&t);
+}
+END_TEST
+
 START_TEST(cycle_names_its_nodes) {
     tb t;
     tb_init(&t);
@@ -366,6 +396,7 @@ Suite *suite_graph(void) {
     tcase_add_test(tc, cond_shapes);
     tcase_add_test(tc, unknown_shapes_propagate_without_error);
     tcase_add_test(tc, check_defers_branch_only_shape_errors);
+    tcase_add_test(tc, graph_work_estimate);
     suite_add_tcase(s, tc);
     return s;
 }

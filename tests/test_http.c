@@ -2404,7 +2404,9 @@ START_TEST(queue_deadline_504) {
     char deadline[32];
     ht_scaled_ms_arg(deadline, sizeof deadline, 150);
     ht_server s;
-    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "4"));
+    /* --inline-work 0: the small request must queue behind the big one (by
+     * default it would be computed at once on the network thread). */
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--queue", "4", "--inline-work", "0"));
     big_job job = {.port = s.port, .body = big, .path = "/v1/eval"};
     pthread_t th;
     pthread_create(&th, NULL, big_main, &job);
@@ -2549,7 +2551,9 @@ static void *chain_main(void *arg) {
 
 START_TEST(queue_request_deadline_504) {
     ht_server s;
-    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-elements", "100000000"));
+    /* --inline-work 1: the small request is decoded on the network thread,
+     * found too big for it, and queued (the deferral path of run_inline). */
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-elements", "100000000", "--inline-work", "1"));
     chain_job job = {.port = s.port, .n = matmul_n() * 3 / 2, .reps = 4 * (int)ceil(ht_time_scale())};
     snprintf(job.extra, sizeof job.extra, ", 'deadline_ms': %ld", ht_scaled_ms(4000));
     pthread_t th;
@@ -2571,6 +2575,43 @@ START_TEST(queue_request_deadline_504) {
     ck_assert_msg(v == 1, "gradd_rejected_total{reason=\"queue_deadline\"} should be 1, got %g", v);
     pthread_join(th, NULL);
     ck_assert_msg(job.r.t_done - job.r.t_start > took_ms / 1000, "the long request ended before the queued one");
+    ht_resp_free(&job.r);
+    ht_server_stop(&s);
+}
+END_TEST
+
+/* --inline-work (default): a small request is computed on the network
+ * thread, so a busy worker does not hold it up: behind a long computation
+ * it is answered 200 at once, with no time in the queue, while the long one
+ * still runs. */
+START_TEST(inline_small_beside_busy_worker) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-elements", "100000000"));
+    chain_job job = {.port = s.port, .n = matmul_n() * 3 / 2, .reps = 4 * (int)ceil(ht_time_scale())};
+    snprintf(job.extra, sizeof job.extra, ", 'deadline_ms': %ld", ht_scaled_ms(4000));
+    pthread_t th;
+    pthread_create(&th, NULL, chain_main, &job);
+    double inflight = metric_wait(s.port, "gradd_in_flight", 1, 20);
+    ck_assert_msg(inflight == 1, "the long request never got to the worker (gradd_in_flight %g)", inflight);
+    ht_resp r;
+    ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+    double took_ms = (r.t_done - r.t_start) * 1000;
+    expect_body(&r, 200, CONTRACT_RESP, 9);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    ck_assert_msg(doc != NULL, "unparsable answer: %s", r.body);
+    json_int_t queue_us = json_integer_value(json_object_get(json_object_get(doc, "stats"), "queue_us"));
+    json_decref(doc);
+    ht_resp_free(&r);
+    printf("inline_small_beside_busy_worker: a 5-node request beside a busy worker answered in %.0f ms "
+           "(queue_us %lld)\n", took_ms, (long long)queue_us);
+    ck_assert_msg(took_ms < ht_scaled_ms(1000), "the small request took %.0f ms: it waited for the worker", took_ms);
+    ck_assert_msg(queue_us < 100000, "queue_us %lld: the small request waited in the queue", (long long)queue_us);
+    inflight = metric_wait(s.port, "gradd_in_flight", 1, 1);
+    ck_assert_msg(inflight == 1, "the long request should still be running (gradd_in_flight %g)", inflight);
+    pthread_join(th, NULL);
+    /* its deadline_ms bounds the test's time: answered, at its end or before */
+    ck_assert_msg(job.r.curl_code == 0 && (job.r.status == 200 || job.r.status == 504), "the long request: %ld (%s)",
+                  job.r.status, curl_easy_strerror((CURLcode)job.r.curl_code));
     ht_resp_free(&job.r);
     ht_server_stop(&s);
 }
@@ -2987,6 +3028,7 @@ static Suite *suite_http(void) {
     tcase_add_checked_fixture(tc, NULL, teardown_kill);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, queue_request_deadline_504);
+    tcase_add_test(tc, inline_small_beside_busy_worker);
     tcase_add_test(tc, disconnect_cancels);
     tcase_add_test(tc, decode_stops_at_deadline);
     tcase_add_test(tc, encode_stops_at_deadline);
