@@ -114,6 +114,9 @@ static const opt opts[] = {
      "then, with no new connections, time for in-flight requests to finish"},
     {"log-format", "GRADD_LOG_FORMAT", K_FORMAT, OFF(log_format), 0, 0, "json|text", "text",
      "one line per request on stderr"},
+    {"log-flush-ms", "GRADD_LOG_FLUSH_MS", K_I64, OFF(log_flush_ms), 0, 60000, "MS", "50",
+     "request lines are written in batches at least this often, instead of one write each (events, errors and "
+     "a full 256 KiB batch at once; 0: every line at once)"},
     {"healthcheck", NULL, K_ACTION, 0, GD_ACT_HEALTHCHECK, 0, NULL, NULL,
      "probe http://HOST:PORT/healthz of a running gradd; exit 0 when healthy, else 1"},
     {"version", NULL, K_ACTION, 0, GD_ACT_VERSION, 0, NULL, NULL, "print the version and exit"},
@@ -391,6 +394,7 @@ static void set_defaults(gd_config *cfg) {
     cfg->max_edges = 100000;
     cfg->explain_max_nodes = 2000;
     cfg->inline_work = 16384;
+    cfg->log_flush_ms = 50;
     cfg->max_memory = GIB;
     cfg->graph_cache = 64 * MIB;
     cfg->idle_trim_ms = 10000;

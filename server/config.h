@@ -62,6 +62,7 @@ typedef struct gd_config {
     char tls_key[GD_PATH_MAX];      /* --tls-key, its PEM private key */
     char tls_client_ca[GD_PATH_MAX];/* --tls-client-ca, PEM CA(s) that /v1/ clients' certificates must chain to */
     gd_log_format log_format;       /* --log-format */
+    int64_t log_flush_ms;           /* --log-flush-ms, how often batched request lines are written; 0: each at once */
     int usable_cpus;                /* what cpus.h found, for the startup line */
 } gd_config;
 

@@ -1,8 +1,11 @@
 /* log.h - gradd's log on stderr: one line per request (request id, method,
  * route, status, bytes in and out, queue and compute time) and one per
  * lifecycle event (listening, draining, stopped, errors), as text or as one
- * JSON object per line. Each line goes out in a single write(2), so lines
- * from different threads never interleave. Nothing is buffered or kept.
+ * JSON object per line. Each line goes out whole (one write(2), or within
+ * one), so lines from different threads never interleave, and in the order
+ * they were logged. Request lines may be batched (gd_log_batch): then they
+ * wait in memory until gd_log_flush, an event line, a 5xx line or a full
+ * buffer (256 KiB) writes them out.
  * Knows the log format (config.h), core's byte buffer and proto's JSON
  * string escaper; nothing of MHD, requests' contents or the encoder. */
 #ifndef GD_SERVER_LOG_H
@@ -13,6 +16,13 @@
 #include "server/config.h"
 
 void gd_log_init(gd_log_format f);
+/* From now on, request lines below 5xx wait for gd_log_flush (or the next
+ * event) instead of costing a write(2) each: under load that write is a
+ * tenth of a small request's CPU. Call before other threads log; the
+ * pending lines are also written at exit(). */
+void gd_log_batch(void);
+/* Write the pending request lines (nothing when not batching). Any thread. */
+void gd_log_flush(void);
 
 /* One finished request. Strings may be NULL (logged as "-"). */
 typedef struct gd_log_req {

@@ -61,7 +61,14 @@ static int install_signals(void) {
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* Wait up to timeout_ms (< 0: forever) for a signal; its number, or 0. */
+/* --log-flush-ms: how often the batched request lines are written (log.h);
+ * 0: not batched. */
+static int64_t log_flush_ms;
+
+/* Wait up to timeout_ms (< 0: forever) for a signal; its number, or 0.
+ * Meanwhile the batched log lines are written every log_flush_ms: every
+ * wait of the main thread, from serving to the end of a shutdown, is one
+ * of these. */
 static int wait_signal(int64_t timeout_ms) {
     int64_t deadline = gd_now_ns() + timeout_ms * 1000000;
     for (;;) {
@@ -71,8 +78,10 @@ static int wait_signal(int64_t timeout_ms) {
             if (ms <= 0) return 0;
             left = ms > 1000000 ? 1000000 : (int)ms;
         }
+        if (log_flush_ms > 0 && (left < 0 || left > log_flush_ms)) left = (int)log_flush_ms;
         struct pollfd p = {sig_pipe[0], POLLIN, 0};
         int n = poll(&p, 1, left);
+        gd_log_flush();
         if (n < 0 && errno != EINTR) return 0;
         unsigned char b;
         if (n > 0 && read(sig_pipe[0], &b, 1) == 1) return b;
@@ -158,6 +167,7 @@ static void log_listening(const gd_config *cfg, const gd_http *h) {
 static int serve(const gd_config *cfg, const gd_tls *tls) {
     char msg[512];
     gd_log_init(cfg->log_format);
+    if ((log_flush_ms = cfg->log_flush_ms) > 0) gd_log_batch();
     if (install_signals()) {
         gd_log_event("error", "cannot install signal handlers: %s", strerror(errno));
         return 1;

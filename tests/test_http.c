@@ -2281,6 +2281,45 @@ START_TEST(request_log_text) {
 }
 END_TEST
 
+/* --log-flush-ms: request lines wait in memory (here longer than the test)
+ * and come out, in order, before the next event line; at exit nothing
+ * pending is lost. --log-flush-ms 0 writes each line at once. */
+START_TEST(request_log_batched) {
+    ht_server s;
+    ht_server_start(&s, ARGS("--log-flush-ms", "60000"));
+    char tail[16384];
+    for (int i = 0; i < 3; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "X-Request-Id: batch-%d", i);
+        ht_resp r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS(id));
+        expect_status(&r, 200);
+        ht_resp_free(&r);
+    }
+    ck_assert_msg(!strstr(ht_server_log_tail(&s, tail, sizeof tail), "id=batch-"),
+                  "request lines should wait for the batch:\n%s", tail);
+    ht_server_stop(&s);
+    char *log = read_log(&s);
+    const char *b0 = strstr(log, "id=batch-0 "), *b1 = strstr(log, "id=batch-1 "), *b2 = strstr(log, "id=batch-2 ");
+    const char *term = strstr(log, "INFO received ");
+    ck_assert_msg(b0 && b1 && b2 && term && b0 < b1 && b1 < b2 && b2 < term,
+                  "the batched lines should come out in order, before the shutdown's first event:\n%.3000s", log);
+    free(log);
+
+    ht_server_start(&s, ARGS("--log-flush-ms", "0"));
+    ht_resp r = do_req(s.port, NULL, "/v1/grad", J(CONTRACT_REQ), ARGS("X-Request-Id: unbatched-1"));
+    expect_status(&r, 200);
+    ht_resp_free(&r);
+    /* written once the request completes, which may come just after the answer reached us */
+    int seen = 0;
+    for (int i = 0; i < 200 && !seen; i++) {
+        seen = strstr(ht_server_log_tail(&s, tail, sizeof tail), "id=unbatched-1 ") != NULL;
+        if (!seen) usleep(10000);
+    }
+    ck_assert_msg(seen, "--log-flush-ms 0: the line should be written at once:\n%s", tail);
+    ht_server_stop(&s);
+}
+END_TEST
+
 /* Issue 11 item 6: gradd_diagnostics_total{code} counts the diagnostics
  * sent (200 and 422), and a request's log line carries its error code and,
  * for a 422, the diagnostic codes; 4xx lines are INFO. */
@@ -3002,6 +3041,7 @@ static Suite *suite_http(void) {
     tcase_add_test(tc, blas_spin_timeout);
     tcase_add_test(tc, healthcheck_flag);
     tcase_add_test(tc, request_log_text);
+    tcase_add_test(tc, request_log_batched);
     tcase_add_test(tc, request_log_json);
     tcase_add_test(tc, diagnostics_log_metrics);
     suite_add_tcase(s, tc);
