@@ -22,6 +22,7 @@
 #include "proto/canon.h"
 #include "proto/dupkey.h"
 #include "proto/jpath.h"
+#include "proto/jfast.h"
 #include "proto/jread.h"
 #include "proto/numscan.h"
 #include "core/op.h"
@@ -1081,6 +1082,12 @@ static size_t parse_read(void *buf, size_t size, void *arg) {
 /* json_loadb, stoppable: *stopped is set when the cancel record fired. */
 static json_t *parse(const char *text, size_t len, size_t flags, const gd_cancel *cancel, json_error_t *je,
                      int *stopped) {
+    /* Well-formed text the quick way (jfast.h); anything else, and every
+     * error message, from jansson. */
+    if (!(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)) && (flags & JSON_REJECT_DUPLICATES)) {
+        json_t *root = gd_json_fast(text, len, (flags & JSON_ALLOW_NUL) != 0, cancel, stopped);
+        if (root || *stopped) return root;
+    }
     if (!cancel) return json_loadb(text, len, flags, je);
     parse_src src = {text, len, cancel, 0};
     json_t *root = json_load_callback(parse_read, &src, flags, je);

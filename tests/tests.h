@@ -19,6 +19,7 @@
     X(numfmt)             \
     X(numparse)           \
     X(numscan)            \
+    X(jfast)              \
     X(memory)             \
     X(fixtures)
 
