@@ -66,6 +66,15 @@ int gd_buf_puts(gd_buf *b, const char *s) { return gd_buf_append(b, s, strlen(s)
 
 int gd_buf_putc(gd_buf *b, char ch) { return gd_buf_append(b, &ch, 1); }
 
+int gd_buf_put_int(gd_buf *b, int64_t v) {
+    char d[24], *p = d + sizeof d;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0) *--p = '-';
+    return gd_buf_append(b, p, (size_t)(d + sizeof d - p));
+}
+
 int gd_buf_printf(gd_buf *b, const char *fmt, ...) {
     char small[256];
     va_list ap;

@@ -9,6 +9,7 @@
 #define GD_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct gd_arena;
 
@@ -37,6 +38,7 @@ void gd_buf_reset(gd_buf *b);                             /* len = 0, keeps the 
 int gd_buf_append(gd_buf *b, const void *p, size_t n);    /* 0, or -1 out of memory */
 int gd_buf_puts(gd_buf *b, const char *s);
 int gd_buf_putc(gd_buf *b, char ch);
+int gd_buf_put_int(gd_buf *b, int64_t v);                 /* decimal, as %lld, without printf */
 int gd_buf_printf(gd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Room for n more bytes plus the terminating NUL, for a caller that writes

@@ -168,10 +168,13 @@ static void put_stats(gd_buf *b, const gd_request *req, const gd_run_result *res
     gd_stats st;
     if (given) st = *given;
     else gd_stats_from_run(&st, req, res);
-    gd_buf_printf(b,
-                  "{\"nodes\":%" PRId64 ",\"forward_us\":%" PRId64 ",\"backward_us\":%" PRId64
-                  ",\"queue_us\":%" PRId64 ",\"total_us\":%" PRId64 ",\"peak_bytes\":%" PRId64 "}",
-                  st.nodes, st.forward_us, st.backward_us, st.queue_us, st.total_us, st.peak_bytes);
+    gd_buf_puts(b, "{\"nodes\":"), gd_buf_put_int(b, st.nodes);
+    gd_buf_puts(b, ",\"forward_us\":"), gd_buf_put_int(b, st.forward_us);
+    gd_buf_puts(b, ",\"backward_us\":"), gd_buf_put_int(b, st.backward_us);
+    gd_buf_puts(b, ",\"queue_us\":"), gd_buf_put_int(b, st.queue_us);
+    gd_buf_puts(b, ",\"total_us\":"), gd_buf_put_int(b, st.total_us);
+    gd_buf_puts(b, ",\"peak_bytes\":"), gd_buf_put_int(b, st.peak_bytes);
+    gd_buf_putc(b, '}');
 }
 
 /* {name: tensor, ...} over node indices idx with their results. */

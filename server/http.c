@@ -195,7 +195,9 @@ static void set_request_id(gd_http *h, req *r) {
         return;
     }
     uint64_t k = atomic_fetch_add(&h->id_next, 1);
-    snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)splitmix64(h->id_seed ^ (k * 0xd1b54a32d192ed03ULL)));
+    uint64_t x = splitmix64(h->id_seed ^ (k * 0xd1b54a32d192ed03ULL));
+    for (int i = 15; i >= 0; i--, x >>= 4) r->id[i] = "0123456789abcdef"[x & 15]; /* %016llx */
+    r->id[16] = '\0';
 }
 
 static meth parse_method(const char *m) {
@@ -906,11 +908,15 @@ static enum MHD_Result start_compute(gd_http *h, req *r) {
         return send_reply(h, r);
     }
     r->recv_ns = gd_now_ns();
+    r->job.cancel.deadline_ns = gd_deadline_after(r->recv_ns, h->cfg->deadline_ms);
+    if (run_inline(h, r)) { /* its own deadline_ms is applied once decoded (compute.c) */
+        gd_pool_unreserve(h->pool);
+        return send_reply(h, r);
+    }
     /* A7: the request's own deadline_ms counts in the queue too, so the pool's
      * watchdog must know it now; a peek finds it without parsing (the
      * decoder checks it, and applies it again, on the worker). */
     int64_t ms;
-    r->job.cancel.deadline_ns = gd_deadline_after(r->recv_ns, h->cfg->deadline_ms);
     if (r->body && gd_peek_deadline_ms(r->body, r->json_len, &ms))
         r->job.cancel.deadline_ns = gd_deadline_min(r->job.cancel.deadline_ns, gd_deadline_after(r->recv_ns, ms));
     r->want_dot = wants_dot(header(r->conn, MHD_HTTP_HEADER_ACCEPT)); /* headers are MHD's: read them here */
@@ -920,16 +926,19 @@ static enum MHD_Result start_compute(gd_http *h, req *r) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? (int)ci->connect_fd : -1;
     r->job.gone = r->fd >= 0 ? job_gone : NULL;
-    if (run_inline(h, r)) {
-        gd_pool_unreserve(h->pool);
-        return send_reply(h, r);
-    }
     MHD_suspend_connection(r->conn);
     gd_pool_submit(h->pool, &r->job);
     return MHD_YES;
 }
 
 /* ---- MHD callbacks ----------------------------------------------------------------------- */
+
+/* s into buf (size bytes), cut to fit. */
+static void copy_cut(char *buf, size_t size, const char *s) {
+    size_t n = strnlen(s, size - 1);
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+}
 
 /* A request's state, at its first access-handler call; freed by
  * on_completed. NULL when out of memory (MHD then drops the connection). */
@@ -943,8 +952,8 @@ static req *req_new(gd_http *h, struct MHD_Connection *c, const char *url, const
     r->rd = find_route(h, url);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->cn = ci ? ci->socket_context : NULL;
-    snprintf(r->method, sizeof r->method, "%s", method);
-    snprintf(r->path, sizeof r->path, "%s", url);
+    copy_cut(r->method, sizeof r->method, method);
+    copy_cut(r->path, sizeof r->path, url);
     atomic_init(&r->job.cancel.cancelled, 0);
     gd_reply_init(&r->reply);
     set_request_id(h, r);

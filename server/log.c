@@ -47,22 +47,12 @@ static void timestamp(char *buf, size_t size) {
     *p++ = 'Z', *p = '\0';
 }
 
-/* An integer in decimal, without printf (one log line has six of them). */
-static void put_int(gd_buf *b, int64_t v) {
-    char d[24], *p = d + sizeof d;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do *--p = (char)('0' + u % 10);
-    while (u /= 10);
-    if (v < 0) *--p = '-';
-    gd_buf_append(b, p, (size_t)(d + sizeof d - p));
-}
-
 /* ",\"key\":" (JSON) or " key=" (text), then the integer. */
 static void put_num_field(gd_buf *b, int json, const char *key, int64_t v) {
     gd_buf_puts(b, json ? ",\"" : " ");
     gd_buf_puts(b, key);
     gd_buf_puts(b, json ? "\":" : "=");
-    put_int(b, v);
+    gd_buf_put_int(b, v);
 }
 
 /* Write n bytes (retrying short writes); log lines are best effort. */
