@@ -3,14 +3,14 @@
  * returning NULL there is always safe, since the caller parses again. */
 #include "proto/jfast.h"
 
-#include <errno.h>
+#include "core/numparse.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define POLL_BYTES ((size_t)64 << 10) /* the cancel record is polled this often */
-#define NUM_MAX 64                    /* longer number tokens are left to jansson */
 
 typedef struct jp {
     const unsigned char *p, *end;
@@ -156,7 +156,8 @@ static int read_string(jp *s, const char **out, size_t *n) {
 }
 
 /* A number at s->p, lexed as jansson does: an integer (no fraction, no
- * exponent) by strtoll, a real by strtod. NULL: give up. */
+ * exponent) with strtoll's value and range, a real rounded as strtod rounds
+ * (core/numparse.h). NULL: give up. */
 static json_t *read_number(jp *s) {
     const unsigned char *p = s->p, *start = p;
     int is_real = 0;
@@ -181,20 +182,21 @@ static json_t *read_number(jp *s) {
         if (p >= s->end || *p < '0' || *p > '9') return NULL;
         while (p < s->end && *p >= '0' && *p <= '9') p++;
     }
-    size_t n = (size_t)(p - start);
-    if (n >= NUM_MAX) return NULL;
-    char tok[NUM_MAX];
-    memcpy(tok, start, n);
-    tok[n] = '\0';
     s->p = p;
-    errno = 0;
-    if (!is_real) {
-        long long v = strtoll(tok, NULL, 10);
-        if (errno == ERANGE) return NULL; /* jansson: numeric overflow (the caller's retry reads it as a real) */
-        return json_integer((json_int_t)v);
+    if (!is_real) { /* strtoll's value and range, without a copy */
+        const unsigned char *q = start + (*start == '-');
+        uint64_t u = 0, lim = *start == '-' ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+        for (; q < p; q++) {
+            unsigned d = (unsigned)(*q - '0');
+            if (u > (lim - d) / 10) return NULL; /* jansson: numeric overflow (the caller's retry reads it as a real) */
+            u = u * 10 + d;
+        }
+        return json_integer(*start == '-' ? (json_int_t)(0 - u) : (json_int_t)u);
     }
-    double d = strtod(tok, NULL);
-    if (isinf(d)) return NULL; /* jansson: real number overflow */
+    double d;
+    unsigned flags;
+    if (gd_parse_double((const char *)start, (const char *)p, &d, &flags) != (const char *)p || isinf(d))
+        return NULL; /* jansson: real number overflow */
     return json_real(d);
 }
 

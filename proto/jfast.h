@@ -10,7 +10,7 @@
  * flags JSON_REJECT_DUPLICATES [| JSON_ALLOW_NUL]: any input it does not
  * take for certain (bad syntax, invalid UTF-8, a control character, an
  * integer out of range, a real that overflows, a duplicate key, a NUL in a
- * key, nesting past jansson's 2048, a long number, a raw NUL byte (which
+ * key, nesting past jansson's 2048, a raw NUL byte (which
  * jansson's stream skips after some tokens), a root that is neither object
  * nor array) makes it give up, and the caller parses the text with
  * jansson, whose error message and position are then the answer's.

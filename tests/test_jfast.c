@@ -4,8 +4,7 @@
  * when jansson accepts, the quick parser must give the same tree: same
  * types, integers, reals bit for bit, string bytes, array elements and
  * object keys in the same order. It may give up on an input jansson takes
- * only where jfast.h says so (a number token of 64 characters or more, a
- * raw NUL byte).
+ * only where jfast.h says so (a raw NUL byte).
  * Inputs: hand-picked edge cases, then thousands of random documents and
  * random mutations of them (byte flips, cuts, insertions), seeded. */
 #include <jansson.h>
@@ -50,20 +49,9 @@ static int same_tree(const json_t *a, const json_t *b) {
 }
 
 /* Texts the quick parser may leave to jansson although jansson takes them:
- * a number token of 64+ characters, or a raw NUL byte (jansson's stream
- * skips a NUL that follows a token it read one byte past: `{"k":null\0}`
- * parses). */
-static int may_give_up(const char *t, size_t n) {
-    if (memchr(t, '\0', n)) return 1;
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = t[i];
-        int num = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
-        run = num ? run + 1 : 0;
-        if (run >= 64) return 1;
-    }
-    return 0;
-}
+ * a raw NUL byte (jansson's stream skips a NUL that follows a token it read
+ * one byte past: `{"k":null\0}` parses). */
+static int may_give_up(const char *t, size_t n) { return memchr(t, '\0', n) != NULL; }
 
 static long n_accepted, n_refused;
 
@@ -110,7 +98,10 @@ START_TEST(edge_cases) {
         "[1.]", "[.5]", "[1.5]", "[-1.5e10]", "[1e]", "[1e+]", "[1E-2]", "[1e400]", "[-1e400]", "[1e-400]",
         "[4.9e-324]", "[2.2250738585072011e-308]", "[9007199254740993]", "[9223372036854775807]",
         "[9223372036854775808]", "[-9223372036854775808]", "[-9223372036854775809]", "[0.1]", "[123456789012345678901234567890]",
-        "[1.7976931348623157e308]", "[1.7976931348623159e308]", "[\"a\\\"b\"]", "[\"\\\\\"]", "[\"\\/\"]",
+        "[1.7976931348623157e308]", "[1.7976931348623159e308]", "[1.79769313486231580793728971405301e308]",
+        "[0.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001]",
+        "[2.4703282292062327208828439643411068618252990130716238221279284125033775363510437593264991818081799618989828234772285886546332835517796989819938739800539093906315035659515570226392290858392449105184435931802849936536152500319370457678249219365623669863658480757001585769269903706311928279558551332927834338409351978015531246597263579574622766465272827220056374006485499977096599470454020828166226237857393450736339007967761930577506740176324673600968951340535537458516661134223766678604162159680461914467291840300530057530849048765391711386591646239524912623653881879636239373280423891018672348497668235089863388587925628302755995657524455507255189313690836254779186948667994968324049705821028513185451396213837722826145437693412532098591327667236328125e-324]",
+        "[-9223372036854775807]", "[18446744073709551616]", "[-0.0e0]", "[1E00001]", "[\"a\\\"b\"]", "[\"\\\\\"]", "[\"\\/\"]",
         "[\"\\b\\f\\n\\r\\t\"]", "[\"\\x\"]", "[\"\\u0041\"]", "[\"\\u00e9\"]", "[\"\\u20AC\"]", "[\"\\uD83D\\uDE00\"]",
         "[\"\\uD83D\"]", "[\"\\uDE00\"]", "[\"\\uD83Dx\"]", "[\"\\uD83D\\u0041\"]", "[\"\\u12\"]", "[\"\\u12G4\"]",
         "[\"\\u0000\"]", "{\"\\u0000\":1}", "{\"a\\u0000b\":1}", "[\"a\tb\"]", "[\"a\nb\"]", "[\"a\x7f\"]",
