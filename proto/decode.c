@@ -971,6 +971,7 @@ static int decode_root(dctx *c, json_t *root, int endpoint, const gd_decode_limi
                          "The request has both \"graph\" and \"graph_id\"; send one of them.");
     if (jid) rc = use_registered(c, jid);
     else if (!jg) return gd_errorf(c->err, GD_E_INVALID_REQUEST, "$.graph", "The request has no \"graph\".");
+    else if (lim && lim->graph_given) rc = (c->g = gd_graph_instance(c->a, lim->graph_given)) ? 0 : oom(c);
     else rc = decode_graph(c, jg, lim);
     if (rc) return rc;
     r->graph = c->g;

@@ -1,4 +1,4 @@
-/* peek.c - the top-level "deadline_ms" of a body, by one scan (see peek.h). */
+/* peek.c - a top-level member of a body, by one scan (see peek.h). */
 #include "proto/peek.h"
 
 #include <string.h>
@@ -81,27 +81,43 @@ static int read_ms(scan *s, int64_t *ms) {
     return 1;
 }
 
+/* Position s just past the ':' of the top-level key `key` (klen bytes) of
+ * the object in s: 1, or 0 when absent or not a well-formed object up to it
+ * (the first such key counts; a key spelt with escapes never matches). */
+static int find_member(scan *s, const char *key, size_t klen) {
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != '{') return 0;
+    s->p++;
+    for (;;) {
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != '"') return 0;
+        const char *k = s->p + 1;
+        int esc;
+        if (skip_string(s, &esc)) return 0;
+        int match = !esc && (size_t)(s->p - 1 - k) == klen && memcmp(k, key, klen) == 0;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':') return 0;
+        s->p++;
+        skip_ws(s);
+        if (match) return 1;
+        if (skip_value(s)) return 0;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ',') return 0;
+        s->p++;
+    }
+}
+
 int gd_peek_deadline_ms(const char *body, size_t len, int64_t *ms) {
     static const char key[] = "deadline_ms";
     scan s = {body, body + len};
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != '{') return 0;
-    s.p++;
-    for (;;) {
-        skip_ws(&s);
-        if (s.p >= s.end || *s.p != '"') return 0;
-        const char *k = s.p + 1;
-        int esc;
-        if (skip_string(&s, &esc)) return 0;
-        int match = !esc && (size_t)(s.p - 1 - k) == sizeof key - 1 && memcmp(k, key, sizeof key - 1) == 0;
-        skip_ws(&s);
-        if (s.p >= s.end || *s.p != ':') return 0;
-        s.p++;
-        skip_ws(&s);
-        if (match) return read_ms(&s, ms);
-        if (skip_value(&s)) return 0;
-        skip_ws(&s);
-        if (s.p >= s.end || *s.p != ',') return 0;
-        s.p++;
-    }
+    return find_member(&s, key, sizeof key - 1) && read_ms(&s, ms);
+}
+
+int gd_peek_member(const char *body, size_t len, const char *key, size_t *start, size_t *end) {
+    scan s = {body, body + len};
+    if (!find_member(&s, key, strlen(key))) return 0;
+    const char *v = s.p;
+    if (skip_value(&s)) return 0;
+    *start = (size_t)(v - body), *end = (size_t)(s.p - body);
+    return 1;
 }

@@ -44,6 +44,10 @@ typedef struct gd_decode_limits {
      * when this replica does not hold it. NULL lookup: every id is unknown. */
     const gd_graph *(*lookup)(void *arg, const char *id);
     void *lookup_arg;
+    /* Not NULL: the request's "graph" member, whatever its value, stands for
+     * this checked graph (held, never written), which the caller found for
+     * the member's text (the server's cache of graphs sent inline). */
+    const gd_graph *graph_given;
 } gd_decode_limits;
 
 /* A decoded request. Every pointer points into the arena given to

@@ -8,6 +8,8 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@
 #include "proto/decode.h"
 #include "proto/encode.h"
 #include "proto/explain.h"
+#include "proto/peek.h"
 #include "server/render.h"
 
 /* The request's own deadline_ms may only make the server's deadline earlier. */
@@ -292,7 +295,7 @@ typedef struct holder {
 
 static const gd_graph *lookup_held(void *arg, const char *id) {
     holder *k = arg;
-    if (!k->graphs) return NULL;
+    if (!k->graphs || !gd_graphs_public_id(id)) return NULL;
     gd_graphs_release(k->graphs, k->held); /* a request names one graph; never two references */
     k->held = gd_graphs_get(k->graphs, id, 1);
     return k->held ? k->held->g : NULL;
@@ -354,6 +357,126 @@ static void register_graph(const gd_compute_in *in, gd_cancel *cancel, const gd_
     gd_graphs_release(in->graphs, h);
 }
 
+/* ---- the cache of graphs sent inline ------------------------------------------------------
+ *
+ * A client that sends the same "graph" with every request (a training loop
+ * that never registered it) gets the registered path anyway: the graph's
+ * text, found by a scan (proto/peek.h) and hashed, names a held graph in the
+ * registered graphs' cache (same --graph-cache bytes and LRU) under an id of
+ * its own, "inline:" and the hash, which clients can neither name nor read
+ * (lookup_held and GET /v1/graphs/{id} take "sha256:" ids only). A graph is
+ * held from the second time its text is seen (one-off graphs cost nothing
+ * but the hash), and used only when its text is byte for byte the one sent.
+ * The request is then decoded with the "graph" member's text replaced by 0
+ * and the held graph standing for it (decode.h's graph_given); if that
+ * decode fails for any reason, the body is decoded again as sent, so that
+ * every error is the one the body itself gives. */
+
+#define SEEN_SLOTS 4096
+static _Atomic uint64_t seen[SEEN_SLOTS]; /* hashes of graph texts seen once (0: none) */
+
+/* 64-bit hash of n bytes: eight at a time, multiply and fold. Not for
+ * adversaries: a match is confirmed by comparing the texts. */
+static uint64_t text_hash(const char *p, size_t n) {
+    const uint64_t k = 0x9fb21c651e98df25ULL;
+    uint64_t h = 0x243f6a8885a308d3ULL ^ (n * k);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p + i, n - i);
+    h = (h ^ w ^ (uint64_t)(n - i) << 56) * k;
+    h ^= h >> 32;
+    return h ? h : 1;
+}
+
+static void inline_id(char id[GD_GRAPH_ID_LEN + 1], uint64_t h) {
+    static const char hex[] = "0123456789abcdef";
+    memcpy(id, "inline:", 7);
+    for (int i = 0; i < 16; i++) id[7 + i] = hex[h >> (60 - 4 * i) & 15];
+    id[23] = '\0';
+}
+
+/* Decode the graph text t (n bytes) into a held graph listed under id, as a
+ * registration would (its arena bounded by --graph-cache), keeping the text
+ * for comparison. The entry with a reference, or NULL (an invalid graph is
+ * left to the ordinary decode, which reports it). */
+static gd_held *hold_inline(const gd_compute_in *in, gd_arena *a, const gd_decode_limits *lim, const char *t, size_t n,
+                            const char *id) {
+    static const char head[] = "{\"graph\":";
+    size_t limit = gd_graphs_limit(in->graphs);
+    char *wrapped = gd_arena_buf(a, sizeof head + n + 1, 0);
+    gd_arena *held = wrapped ? gd_arena_new_small(limit) : NULL;
+    if (!held) {
+        if (wrapped) gd_arena_release(a, wrapped);
+        return NULL;
+    }
+    memcpy(wrapped, head, sizeof head - 1);
+    memcpy(wrapped + sizeof head - 1, t, n);
+    wrapped[sizeof head - 1 + n] = '}';
+    gd_graph *g = NULL;
+    gd_buf canon;
+    gd_buf_init(&canon);
+    gd_buf_charge_to(&canon, a);
+    gd_error err;
+    int rc = gd_decode_graph(a, held, wrapped, sizeof head + n, lim, &g, &canon, &err);
+    gd_buf_charge_to(&canon, NULL);
+    gd_buf_free(&canon);
+    gd_arena_release(a, wrapped);
+    char *text = rc ? NULL : gd_arena_alloc(held, n + 1);
+    gd_held *h = NULL;
+    if (text) {
+        memcpy(text, t, n);
+        text[n] = '\0';
+        h = gd_held_new(held, g, text, n);
+    }
+    if (!h || h->bytes > limit) {
+        gd_arena_free(held);
+        return NULL;
+    }
+    snprintf(h->id, sizeof h->id, "%s", id);
+    int created;
+    return gd_graphs_put(in->graphs, h, &created);
+}
+
+/* The held graph for the request's inline "graph" (a reference in *held),
+ * and the body with that member's text replaced by 0 (*text, *len, in the
+ * arena); 0 when there is none to use. */
+static int recent_graph(const gd_compute_in *in, gd_arena *a, const gd_decode_limits *lim, gd_held **held,
+                        char **text, size_t *len) {
+    size_t gs, ge;
+    if (!in->graphs || !gd_peek_member(in->body, in->json_len, "graph", &gs, &ge) || ge - gs < 2) return 0;
+    const char *t = in->body + gs;
+    size_t n = ge - gs;
+    uint64_t hv = text_hash(t, n);
+    char id[GD_GRAPH_ID_LEN + 1];
+    inline_id(id, hv);
+    gd_held *h = gd_graphs_get(in->graphs, id, 0);
+    if (!h) {
+        _Atomic uint64_t *slot = &seen[hv % SEEN_SLOTS];
+        if (atomic_load_explicit(slot, memory_order_relaxed) != hv) {
+            atomic_store_explicit(slot, hv, memory_order_relaxed);
+            return 0;
+        }
+        if (!(h = hold_inline(in, a, lim, t, n, id))) return 0;
+    }
+    if (h->canon_len != n || memcmp(h->canon, t, n) || !(*text = gd_arena_buf(a, in->json_len - n + 2, 0))) {
+        gd_graphs_release(in->graphs, h);
+        return 0;
+    }
+    memcpy(*text, in->body, gs);
+    (*text)[gs] = '0';
+    memcpy(*text + gs + 1, in->body + ge, in->json_len - ge);
+    *len = in->json_len - n + 1;
+    (*text)[*len] = '\0';
+    *held = h;
+    return 1;
+}
+
 int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     worker_mem *wm;
     gd_arena *a = compute_begin(in, &wm);
@@ -379,13 +502,38 @@ int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     }
     holder hold = {in->graphs, NULL};
     lim.lookup = lookup_held, lim.lookup_arg = &hold;
-    int explain = in->endpoint == GD_EP_EXPLAIN;
-    int rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, explain ? GD_EP_GRAD : in->endpoint,
+    int explain = in->endpoint == GD_EP_EXPLAIN, rc = -1;
+    char *text;
+    size_t text_len;
+    gd_held *recent = NULL;
+    if (!explain && recent_graph(in, a, &lim, &recent, &text, &text_len)) {
+        gd_decode_limits given = lim;
+        given.graph_given = recent->g;
+        if ((rc = gd_decode_request(a, text, text_len, in->bin, in->bin_len, in->endpoint, &given, &req, &err))) {
+            /* decoded again as sent, in a fresh arena: the error is the body's own */
+            gd_graphs_release(in->graphs, recent);
+            recent = NULL;
+            if (hold.held) gd_graphs_release(in->graphs, hold.held);
+            hold.held = NULL;
+            gd_arena_free(a);
+            a = gd_arena_new_cached(in->arena_limit, wm ? wm->cache : NULL);
+            gd_error_clear(&err);
+            if (!a) {
+                compute_end(NULL, wm);
+                if (in->body_done) in->body_done(in->body_done_arg);
+                gd_reply_errorf(out, GD_E_OVERLOADED, NULL, "The server is out of memory; retry later.");
+                return 0;
+            }
+        }
+    }
+    if (rc)
+        rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, explain ? GD_EP_GRAD : in->endpoint,
                                &lim, &req, &err);
     if (!rc && explain) rc = explain_too_large(in, &req, hold.held != NULL, &err);
     if (!rc && in->inline_work_max > 0 && gd_graph_work(req.graph, in->inline_work_max) > in->inline_work_max) {
         compute_end(a, wm); /* too much for the network thread: a worker decodes it again */
         if (hold.held) gd_graphs_release(in->graphs, hold.held);
+        if (recent) gd_graphs_release(in->graphs, recent);
         return GD_COMPUTE_DEFERRED;
     }
     if (!rc) {
@@ -406,5 +554,6 @@ int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     if (in->body_done) in->body_done(in->body_done_arg);
     compute_end(a, wm);
     if (hold.held) gd_graphs_release(in->graphs, hold.held); /* after the last read of its graph */
+    if (recent) gd_graphs_release(in->graphs, recent);
     return 0;
 }

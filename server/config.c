@@ -81,7 +81,7 @@ static const opt opts[] = {
     {"max-memory", "GRADD_MAX_MEMORY", K_SIZE, OFF(max_memory), MIB, 1024 * GIB, "BYTES", "1G",
      "memory one request may hold: parsed JSON, computation, encoded response (413 too_large)"},
     {"graph-cache", "GRADD_GRAPH_CACHE", K_SIZE, OFF(graph_cache), KIB, 1024 * GIB, "BYTES", "64M",
-     "registered graphs held (POST /v1/graphs), least recently used dropped first; a larger graph is 413"},
+     "registered graphs held (POST /v1/graphs), and graphs sent inline more than once, least recently used dropped first; a larger graph is 413"},
     {"idle-trim-ms", "GRADD_IDLE_TRIM_MS", K_I64, OFF(idle_trim_ms), 0, 86400000, "MS", "10000",
      "after this long without work, hand cached memory back to the system (0: never)"},
     {"deadline-ms", "GRADD_DEADLINE_MS", K_I64, OFF(deadline_ms), 1, 86400000, "MS", "30000",

@@ -53,6 +53,8 @@ void gd_graphs_id(char id[GD_GRAPH_ID_LEN + 1], const char *p, size_t n) {
     id[GD_GRAPH_ID_LEN] = '\0';
 }
 
+int gd_graphs_public_id(const char *id) { return strncmp(id, "sha256:", 7) == 0; }
+
 gd_held *gd_held_new(gd_arena *a, const gd_graph *g, const char *canon, size_t canon_len) {
     gd_held *h = gd_arena_alloc(a, sizeof *h);
     if (!h) return NULL;

@@ -42,6 +42,10 @@ gd_graphs *gd_graphs_new(size_t max_bytes);
 void gd_graphs_free(gd_graphs *c);
 size_t gd_graphs_limit(const gd_graphs *c);
 
+/* Whether clients may name this id (graph_id, /v1/graphs/{id}): the
+ * "sha256:" ids of registered graphs, not the server's own entries (the
+ * graphs it holds because they were sent inline again and again, compute.c). */
+int gd_graphs_public_id(const char *id);
 /* "sha256:<hex>" of the n bytes at p into id. */
 void gd_graphs_id(char id[GD_GRAPH_ID_LEN + 1], const char *p, size_t n);
 

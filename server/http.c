@@ -432,11 +432,11 @@ static void answer_graph(gd_http *h, req *r) {
     gd_reply *p = &r->reply;
     const char *id = r->path + strlen(r->rd->path);
     if (r->m == M_DELETE) {
-        if (gd_graphs_delete(h->graphs, id)) gd_reply_static(p, 204, "", 0);
+        if (gd_graphs_public_id(id) && gd_graphs_delete(h->graphs, id)) gd_reply_static(p, 204, "", 0);
         else gd_reply_errorf(p, GD_E_UNKNOWN_GRAPH, NULL, "No graph '%.80s' is registered here.", id);
         return;
     }
-    gd_held *g = gd_graphs_get(h->graphs, id, 0);
+    gd_held *g = gd_graphs_public_id(id) ? gd_graphs_get(h->graphs, id, 0) : NULL;
     if (!g) {
         gd_reply_errorf(p, GD_E_UNKNOWN_GRAPH, NULL, "No graph '%.80s' is registered here.", id);
         return;

@@ -136,7 +136,7 @@ int gd_metrics_render(const gd_metrics *m, gd_buf *out, int64_t in_flight, int64
         gd_buf_printf(out, "gradd_diagnostics_total{code=\"%s\"} %" PRIu64 "\n", gd_diag_code_name((gd_diag_code)c),
                       get(&m->diagnostics[c]));
     gd_buf_printf(out,
-                  "# HELP gradd_graphs_held Registered graphs held (POST /v1/graphs).\n"
+                  "# HELP gradd_graphs_held Graphs held: registered (POST /v1/graphs) and sent inline more than once.\n"
                   "# TYPE gradd_graphs_held gauge\n"
                   "gradd_graphs_held %" PRId64 "\n"
                   "# HELP gradd_graph_cache_bytes Bytes the held graphs take (bounded by --graph-cache).\n"

@@ -1922,6 +1922,46 @@ static void *reg_churn_main(void *arg) {
     return NULL;
 }
 
+/* The cache of graphs sent inline (server/compute.c): from the second time
+ * the same graph text arrives, gradd holds it as a registered graph would
+ * be (gradd_graphs_held counts it) and answers from it; answers, errors
+ * included, are the ones the body gives without the cache. A graph too
+ * large for --graph-cache is not held, and still answered. */
+START_TEST(inline_graph_cache) {
+    ht_server s;
+    ht_server_start(&s, NULL);
+    for (int i = 0; i < 4; i++) {
+        ht_resp r;
+        ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+        expect_body(&r, 200, CONTRACT_RESP, 9);
+        ht_resp_free(&r);
+        if (i == 0) ck_assert_msg(metric_wait(s.port, "gradd_graphs_held", 0, 1) == 0, "held after one sighting");
+        /* an error after the graph: the cached decode fails, the body is decoded again as sent */
+        ht_post(s.port, "/v1/grad", contract_with(", 'wrt': ['nope']"), &r);
+        expect_error(&r, 400, "unknown_node", "$.wrt[0]", NULL);
+        ht_resp_free(&r);
+    }
+    double held = metric_wait(s.port, "gradd_graphs_held", 1, 5);
+    ck_assert_msg(held == 1, "the graph sent again and again should be held once, gradd_graphs_held %g", held);
+    /* its id is the server's own: neither a graph_id nor /v1/graphs/{id} reaches it */
+    ht_resp r;
+    ht_get(s.port, "/v1/graphs/inline:0000000000000000", &r);
+    expect_error(&r, 404, "unknown_graph", NULL, NULL);
+    ht_resp_free(&r);
+    ht_server_stop(&s);
+
+    ht_server_start(&s, ARGS("--graph-cache", "1K"));
+    for (int i = 0; i < 3; i++) {
+        ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
+        expect_body(&r, 200, CONTRACT_RESP, 9);
+        ht_resp_free(&r);
+    }
+    held = metric_wait(s.port, "gradd_graphs_held", 0, 1);
+    ck_assert_msg(held == 0, "a graph over --graph-cache is not held, gradd_graphs_held %g", held);
+    ht_server_stop(&s);
+}
+END_TEST
+
 START_TEST(registered_graphs_concurrent) {
     enum { USERS = 6 };
     ht_server s;
@@ -3080,6 +3120,7 @@ static Suite *suite_http(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, concurrent_clients);
     tcase_add_test(tc, registered_graphs_concurrent);
+    tcase_add_test(tc, inline_graph_cache);
     suite_add_tcase(s, tc);
     return s;
 }
