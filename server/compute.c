@@ -193,6 +193,19 @@ static void return_block(void *p) {
     pthread_mutex_unlock(&returned_mu);
 }
 
+void gd_compute_block_done(void *p) { return_block(p); }
+
+void *gd_compute_block(size_t n) {
+    pthread_mutex_lock(&returned_mu);
+    if (!returned) returned = gd_bufcache_new(GD_WORKER_CACHE_BYTES);
+    gd_arena *a = gd_arena_new_cached(0, returned); /* returned NULL: a new block */
+    void *p = a ? gd_arena_buf(a, n, 0) : NULL;
+    if (p) gd_arena_detach(a, p);
+    gd_arena_free(a);
+    pthread_mutex_unlock(&returned_mu);
+    return p;
+}
+
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t workers_mu = PTHREAD_MUTEX_INITIALIZER;
