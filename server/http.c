@@ -124,7 +124,7 @@ typedef struct req {
     char *body;               /* mem + lead, cap bytes */
     size_t len, cap, lead;    /* lead: puts a binary section 8-aligned (align_body) */
     size_t budgeted;          /* body capacity counted against the buffer budgets (grow_body) */
-    int mem_block;
+    int mem_block;            /* mem is a gd_compute_block (body_mem_alloc) */
     gd_conn *cn;              /* the connection's record in h->conns (NULL: out of memory) */
     long long reserved;       /* bytes of the buffer budgets held for this body */
     int64_t announced;        /* Content-Length, or -1 (chunked or none) */
