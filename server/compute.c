@@ -166,12 +166,15 @@ static int explain_too_large(const gd_compute_in *in, const gd_request *req, int
 /* Each worker thread keeps the big tensor buffers its last requests
  * released (up to GD_WORKER_CACHE_BYTES) and builds the next request's arena
  * from them: a request of the same size then reuses warm pages instead of
- * faulting in fresh ones (about 15% of an MLP step). The cache is created on
+ * faulting in fresh ones (about 15% of an MLP step). 128 MiB: at 64 the
+ * 2048-wide MLP's buffers did not fit, and each step mapped four fresh 4 MB
+ * ones (4100 page faults and a third more CPU per step, docs/benchmarks.md
+ * xfer10). The cache is created on
  * a thread's first request and freed by the key's destructor when the
  * worker exits. Every cache is also on a list, so that gd_compute_trim_idle
  * can empty it while its worker waits; the worker holds its cache's mutex
  * while it computes (never contended but by the trimmer). */
-#define GD_WORKER_CACHE_BYTES ((size_t)64 << 20)
+#define GD_WORKER_CACHE_BYTES ((size_t)128 << 20)
 
 typedef struct worker_mem {
     gd_bufcache *cache;
