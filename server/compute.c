@@ -169,12 +169,15 @@ static int explain_too_large(const gd_compute_in *in, const gd_request *req, int
 /* Each worker thread keeps the big tensor buffers its last requests
  * released (up to GD_WORKER_CACHE_BYTES) and builds the next request's arena
  * from them: a request of the same size then reuses warm pages instead of
- * faulting in fresh ones (about 15% of an MLP step). The cache is created on
+ * faulting in fresh ones (about 15% of an MLP step). 128 MiB: at 64 the
+ * 2048-wide MLP's buffers did not fit, and each step mapped four fresh 4 MB
+ * ones (4100 page faults and a third more CPU per step, docs/benchmarks.md
+ * xfer10). The cache is created on
  * a thread's first request and freed by the key's destructor when the
  * worker exits. Every cache is also on a list, so that gd_compute_trim_idle
  * can empty it while its worker waits; the worker holds its cache's mutex
  * while it computes (never contended but by the trimmer). */
-#define GD_WORKER_CACHE_BYTES ((size_t)64 << 20)
+#define GD_WORKER_CACHE_BYTES ((size_t)128 << 20)
 
 typedef struct worker_mem {
     gd_bufcache *cache;
@@ -184,16 +187,34 @@ typedef struct worker_mem {
 
 /* Blocks that binary responses sent from (own_pieces) come back here
  * once sent, on MHD's thread; the next request on any worker takes them
- * into its cache, so that the next response's tensors land in warm pages. */
+ * into its cache, so that the next response's tensors land in warm pages.
+ * Request bodies come back here too (gd_compute_block_done), and MHD's
+ * thread takes the next body's block from here: it holds up to
+ * GD_RETURNED_BYTES, room for a response's gradients beside a body of the
+ * same size (the 2048-wide MLP: 46 MB of gradients, a 48 MB body). */
+#define GD_RETURNED_BYTES ((size_t)128 << 20)
 static pthread_mutex_t returned_mu = PTHREAD_MUTEX_INITIALIZER;
 static gd_bufcache *returned; /* under returned_mu; made on first use */
 
 static void return_block(void *p) {
     pthread_mutex_lock(&returned_mu);
-    if (!returned) returned = gd_bufcache_new(GD_WORKER_CACHE_BYTES);
+    if (!returned) returned = gd_bufcache_new(GD_RETURNED_BYTES);
     if (returned) gd_bufcache_adopt(returned, p);
     else gd_arena_block_free(p);
     pthread_mutex_unlock(&returned_mu);
+}
+
+void gd_compute_block_done(void *p) { return_block(p); }
+
+void *gd_compute_block(size_t n) {
+    pthread_mutex_lock(&returned_mu);
+    if (!returned) returned = gd_bufcache_new(GD_RETURNED_BYTES);
+    gd_arena *a = gd_arena_new_cached(0, returned); /* returned NULL: a new block */
+    void *p = a ? gd_arena_buf(a, n, 0) : NULL;
+    if (p) gd_arena_detach(a, p);
+    gd_arena_free(a);
+    pthread_mutex_unlock(&returned_mu);
+    return p;
 }
 
 static pthread_key_t cache_key;

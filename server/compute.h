@@ -62,4 +62,14 @@ int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out);
  * else 0. idle_ms 0: never. */
 int gd_compute_trim_idle(int64_t idle_ms);
 
+/* A block of at least n bytes, 64-aligned, uninitialised: recycled warm
+ * from the blocks that binary responses and request bodies gave back (the
+ * cache gd_compute_trim_idle empties), else new (huge pages asked for from
+ * 8 MiB on). For memory that leaves one request's arena, such as a big
+ * request body, filled on MHD's thread and released on a worker's. Any
+ * thread; NULL when out of memory. The caller hands it back with
+ * gd_compute_block_done (any thread). */
+void *gd_compute_block(size_t n);
+void gd_compute_block_done(void *p);
+
 #endif

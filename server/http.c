@@ -120,9 +120,11 @@ typedef struct req {
     char path[PATH_LOG_MAX + 1];
     char id[ID_MAX + 1];
     int64_t start_ns, recv_ns, answered_ns;
-    char *mem;                /* malloc'd, lead + cap bytes */
+    char *mem;                /* lead + cap bytes: a gd_compute_block when mem_block, else malloc'd */
     char *body;               /* mem + lead, cap bytes */
     size_t len, cap, lead;    /* lead: puts a binary section 8-aligned (align_body) */
+    size_t budgeted;          /* body capacity counted against the buffer budgets (grow_body) */
+    int mem_block;            /* mem is a gd_compute_block (body_mem_alloc) */
     gd_conn *cn;              /* the connection's record in h->conns (NULL: out of memory) */
     long long reserved;       /* bytes of the buffer budgets held for this body */
     int64_t announced;        /* Content-Length, or -1 (chunked or none) */
@@ -228,12 +230,30 @@ static int reserve_bytes(gd_http *h, req *r, long long n) {
     return 0;
 }
 
+/* Bodies of at least this many bytes live in blocks recycled across
+ * requests (compute.h: gd_compute_block), warm: copying a 16 MB body into
+ * fresh pages faulted them in 4 KiB at a time, the largest cost of its
+ * receipt on a virtual machine (docs/benchmarks.md, xfer10). */
+#define BODY_BLOCK_MIN ((size_t)64 << 10)
+
+/* Memory of `total` bytes for a body: a recycled block from BODY_BLOCK_MIN on (*block
+ * set), else malloc'd. NULL when out of memory. */
+static char *body_mem_alloc(size_t total, int *block) {
+    *block = total >= BODY_BLOCK_MIN;
+    return *block ? gd_compute_block(total) : malloc(total);
+}
+
+static void body_mem_free(char *mem, int block) {
+    if (block) gd_compute_block_done(mem);
+    else free(mem);
+}
+
 /* Free the body and give its bytes back to the global budget. Called by
  * whichever thread holds the request. */
 static void release_body(req *r) {
-    free(r->mem);
+    body_mem_free(r->mem, r->mem_block);
     r->mem = r->body = NULL;
-    r->len = r->cap = 0;
+    r->len = r->cap = r->budgeted = 0;
     if (r->reserved) gd_conns_release(r->h->conns, r->cn, r->reserved);
     r->reserved = 0;
 }
@@ -676,21 +696,34 @@ static enum MHD_Result on_headers(gd_http *h, req *r) {
 
 /* ---- the body ------------------------------------------------------------------------ */
 
-/* Grow the body's buffer to hold `need` bytes: doubling, up to the
- * announced length (or --max-body when chunked), the growth counted
- * against the buffer budgets as it happens. 0, or -1 past them. */
+/* Make room for `need` body bytes. The buffer budgets count the body as
+ * it arrives: a capacity doubling from 4 KiB up to the announced length
+ * (or --max-body when chunked), reserved before the bytes are kept. The
+ * memory follows that capacity while it is under BODY_BLOCK_MIN (so that a
+ * client announcing a big body and sending a trickle holds little); past
+ * it, a body with a Content-Length gets its whole length at once, a
+ * recycled block (no copies as it grows, pages already faulted in; a new
+ * block's untouched pages cost nothing until the bytes arrive). 0, or -1
+ * past the budgets or out of memory. */
 static int grow_body(gd_http *h, req *r, size_t need) {
     size_t limit = r->announced > 0 ? (size_t)r->announced : (size_t)h->cfg->max_body;
-    size_t cap = r->cap ? r->cap : 4096;
-    while (cap < need) cap *= 2;
-    if (cap > limit) cap = limit;
-    if (reserve_bytes(h, r, (long long)(cap - r->cap + (r->mem ? 0 : r->lead)))) return -1;
-    char *b = realloc(r->mem, r->lead + cap);
+    if (need > r->budgeted) {
+        size_t c = r->budgeted ? r->budgeted : 4096;
+        while (c < need) c *= 2;
+        if (c > limit) c = limit;
+        if (reserve_bytes(h, r, (long long)(c - r->budgeted + (r->budgeted ? 0 : r->lead)))) return -1;
+        r->budgeted = c;
+    }
+    if (need <= r->cap) return 0;
+    size_t cap = r->announced > 0 && r->budgeted >= BODY_BLOCK_MIN ? limit : r->budgeted;
+    int block;
+    char *b = body_mem_alloc(r->lead + cap, &block);
     if (!b) return -1;
-    r->mem = b, r->body = b + r->lead, r->cap = cap;
+    if (r->len) memcpy(b + r->lead, r->body, r->len);
+    body_mem_free(r->mem, r->mem_block);
+    r->mem = b, r->body = b + r->lead, r->cap = cap, r->mem_block = block;
     return 0;
 }
-
 
 /* A piece of the body: kept, or dropped when the answer is decided. A body
  * that cannot be kept is answered at once (MHD_NO: the connection closes). */
@@ -706,7 +739,7 @@ static enum MHD_Result on_body(gd_http *h, req *r, const char *data, size_t n) {
         decide(r);
         return answer_midbody(h, r);
     }
-    if (need > r->cap && grow_body(h, r, need)) {
+    if ((need > r->budgeted || need > r->cap) && grow_body(h, r, need)) {
         gd_reply_errorf(&r->reply, GD_E_OVERLOADED, NULL,
                         "The server holds too many request bodies right now; retry later.");
         gd_metrics_reject(h->metrics, GD_REJ_BUFFERED);

@@ -143,10 +143,12 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def request(self, method: str, path: str, body: Optional[bytes] = None,
+    def request(self, method: str, path: str, body: Union[bytes, Sequence[Any], None] = None,
                 headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], bytes]:
         """One HTTP exchange on the kept-alive connection: (status, headers (lowercase names), body).
-        A connection the server closed while idle is reopened and the request sent once more."""
+        body: bytes, or a list of bytes-like pieces sent one after the other (then headers must
+        give its Content-Length). A connection the server closed while idle is reopened and the
+        request sent once more."""
         h = {"Content-Type": "application/json"} if body is not None else {}
         h.update(headers or {})
         if self.token:
@@ -177,9 +179,11 @@ class Client:
                 return r.status, hdrs, data
         raise AssertionError("unreachable")
 
-    def _json_call(self, method: str, path: str, payload: Any = None, section: bytes = b"") -> Tuple[Any, bytes]:
-        """Send payload (binary-framed when section is not empty); the parsed JSON answer and its
-        binary section, or the GraddError of an error answer raised."""
+    def _json_call(self, method: str, path: str, payload: Any = None,
+                   section: Sequence[memoryview] = ()) -> Tuple[Any, Union[bytes, memoryview]]:
+        """Send payload (binary-framed when section, the binary section's pieces, is not empty);
+        the parsed JSON answer and its binary section (a view into the answer, not a copy), or the
+        GraddError of an error answer raised."""
         body = headers = None
         if payload is not None:
             text = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
@@ -188,10 +192,10 @@ class Client:
             else:
                 body = text
         status, hdrs, data = self.request(method, path, body, headers)
-        answer_section = b""
+        answer_section: Union[bytes, memoryview] = b""
         if hdrs.get("content-type", "").lower().startswith(BINARY):
             n = int(hdrs.get("gradd-json-length", len(data)))
-            data, answer_section = data[:n], data[n:]
+            data, answer_section = data[:n], memoryview(data)[n:]
         try:
             parsed = json.loads(data) if data else None
         except ValueError:

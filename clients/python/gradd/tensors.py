@@ -12,7 +12,7 @@ from __future__ import annotations
 import array
 import math
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 try:
     import numpy as np
@@ -53,11 +53,12 @@ def _wire_dtype(a: Any) -> str:
 
 
 class Encoder:
-    """Collects the binary section of one request while its values are encoded."""
+    """Collects the binary section of one request while its values are encoded: the arrays'
+    own bytes (memoryviews), sent one after the other without being joined into one copy."""
 
     def __init__(self, binary: Optional[bool]):
         self.binary = binary  # True: every array; None: large arrays; False: never
-        self.parts: List[bytes] = []
+        self.parts: List[memoryview] = []
         self.size = 0
 
     def tensor(self, v: Any) -> Any:
@@ -67,18 +68,19 @@ class Encoder:
             dt = _wire_dtype(a)
             a = a.astype({"float32": "<f4", "int64": "<i8", "float64": "<f8"}[dt], copy=False)
             if self.binary or (self.binary is None and a.size >= BINARY_MIN_ELEMENTS):
-                raw = np.ascontiguousarray(a).tobytes()
-                ref = {"shape": list(a.shape), "dtype": dt, "offset": self.size, "nbytes": len(raw)}
+                raw = memoryview(np.ascontiguousarray(a).reshape(-1)).cast("B")
+                ref = {"shape": list(a.shape), "dtype": dt, "offset": self.size, "nbytes": raw.nbytes}
                 self.parts.append(raw)
-                self.size += len(raw)
+                self.size += raw.nbytes
                 return ref
             if dt == "float64" and a.ndim:
                 return _nested_json(a.tolist())
             return {"shape": list(a.shape), "dtype": dt, "data": [_json_number(x) for x in a.ravel().tolist()]}
         return _nested_json(v)
 
-    def section(self) -> bytes:
-        return b"".join(self.parts)
+    def section(self) -> List[memoryview]:
+        """The binary section's pieces, in order (empty: no binary framing)."""
+        return self.parts
 
 
 def _nest(flat: List[Any], shape: List[int]) -> Any:
@@ -108,7 +110,7 @@ def _is_float_leafy(v: Any) -> bool:
     return isinstance(v, float) or isinstance(v, str)
 
 
-def decode(t: Any, section: bytes = b"", use_numpy: bool = True) -> Any:
+def decode(t: Any, section: Union[bytes, memoryview] = b"", use_numpy: bool = True) -> Any:
     """A tensor of an answer: an ndarray (or nested lists/float without NumPy); None stays None."""
     if t is None:
         return None
@@ -139,11 +141,13 @@ def decode(t: Any, section: bytes = b"", use_numpy: bool = True) -> Any:
     return v
 
 
-def decode_map(m: Optional[Dict[str, Any]], section: bytes, use_numpy: bool) -> Dict[str, Any]:
+def decode_map(m: Optional[Dict[str, Any]], section: Union[bytes, memoryview], use_numpy: bool) -> Dict[str, Any]:
     return {k: decode(v, section, use_numpy) for k, v in (m or {}).items()}
 
 
-def frame(request_json: bytes, section: bytes) -> Tuple[bytes, Dict[str, str]]:
-    """The body and headers of a binary-framed request."""
-    return request_json + section, {"Content-Type": "application/vnd.gradd.v1+binary",
-                                    "Gradd-Json-Length": str(len(request_json))}
+def frame(request_json: bytes, section: Sequence[memoryview]) -> Tuple[List[Any], Dict[str, str]]:
+    """The body (its pieces, which http.client sends one by one: the arrays are not copied into
+    one buffer) and headers of a binary-framed request."""
+    size = len(request_json) + sum(p.nbytes for p in section)
+    return [request_json, *section], {"Content-Type": "application/vnd.gradd.v1+binary",
+                                      "Gradd-Json-Length": str(len(request_json)), "Content-Length": str(size)}

@@ -51,6 +51,17 @@ def test_binary_and_json_agree_bit_for_bit(server, n):
                 assert v.tobytes() == other.tobytes(), (part, k)
 
 
+def test_binary_with_only_empty_arrays(server):
+    """binary=True frames every array, an empty one too: a request whose binary section has no
+    bytes is still sent binary-framed (it was sent as plain JSON referring to a section: 400)."""
+    g = gradd.Graph()
+    x, w = g.variable("x"), g.variable("w")
+    loss = gradd.sum(x * x, name="loss") + w
+    r = gradd.Client(server.url, binary=True).grad(loss, {"x": np.zeros(0), "w": 2.0})
+    assert r.loss == 2.0
+    assert r.gradients["x"].shape == (0,) and r.gradients["w"] == 1.0
+
+
 def test_tensor_forms_round_trip(server):
     """Each value form in, each tensor_format out: the same bits."""
     g = gradd.Graph()
