@@ -319,7 +319,7 @@ void *gd_arena_alloc(gd_arena *a, size_t n) {
 
 char *gd_arena_strdup(gd_arena *a, const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = gd_arena_alloc(a, n);
+    char *d = gd_arena_alloc_raw(a, n); /* every byte written below */
     if (d) memcpy(d, s, n);
     return d;
 }
