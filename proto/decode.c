@@ -472,19 +472,24 @@ static int read_name_op(dctx *c, json_t *nj, const char *base, size_t i, const c
     return wrong_type(c, &p, "a string", jop);
 }
 
-/* A node's n inputs (its "inputs" at p) against the limits. Issue 9 row
- * 13: edges are capped like nodes, before the node's arrays. */
-static int count_inputs(dctx *c, const gd_jpath *p, size_t n) {
+/* A node's n inputs against the limits; base is the node's path, its
+ * "inputs" named only in an error. Issue 9 row 13: edges are capped like
+ * nodes, before the node's arrays. */
+static int count_inputs(dctx *c, const char *base, size_t n) {
     const gd_decode_limits *lim = c->lim;
-    if (lim && lim->max_inputs > 0 && n > (size_t)lim->max_inputs)
-        return gd_errorf(c->err, GD_E_TOO_LARGE, p->s, "The node has %zu inputs; the limit is %d.", n,
+    int over_node = lim && lim->max_inputs > 0 && n > (size_t)lim->max_inputs;
+    if (!over_node) c->edges += (int64_t)n;
+    int over_graph = !over_node && lim && lim->max_edges > 0 && c->edges > lim->max_edges;
+    if (!over_node && !over_graph) return n > (size_t)INT32_MAX / 2 ? oom(c) : 0;
+    gd_jpath p;
+    gd_jp_set(&p, base);
+    gd_jp_key(&p, "inputs");
+    if (over_node)
+        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s, "The node has %zu inputs; the limit is %d.", n,
                          lim->max_inputs);
-    c->edges += (int64_t)n;
-    if (lim && lim->max_edges > 0 && c->edges > lim->max_edges)
-        return gd_errorf(c->err, GD_E_TOO_LARGE, p->s,
-                         "The graph has more than %d inputs over all its nodes (the limit) by this node.",
-                         lim->max_edges);
-    return n > (size_t)INT32_MAX / 2 ? oom(c) : 0;
+    return gd_errorf(c->err, GD_E_TOO_LARGE, p.s,
+                     "The graph has more than %d inputs over all its nodes (the limit) by this node.",
+                     lim->max_edges);
 }
 
 /* "inputs" of the node at base (absent or null: none) as an arena array of
@@ -497,7 +502,7 @@ static int read_inputs(dctx *c, json_t *jin, const char *base, const char ***ins
     gd_jp_key(&p, "inputs");
     if (!json_is_array(jin)) return wrong_type(c, &p, "a list of node names", jin);
     size_t n = json_array_size(jin);
-    int rc = count_inputs(c, &p, n);
+    int rc = count_inputs(c, base, n);
     if (rc) return rc;
     const char **r = gd_arena_alloc(c->a, sizeof *r * (n + 1));
     if (!r) return oom(c);
@@ -611,10 +616,7 @@ static int decode_plain_node(dctx *c, const gd_numtab *t, int64_t i) {
     const gd_numnode *nn = &t->nodes[i];
     char base[64];
     node_base(base, (size_t)i);
-    gd_jpath p;
-    gd_jp_set(&p, base);
-    gd_jp_key(&p, "inputs");
-    int rc = count_inputs(c, &p, (size_t)nn->n_in);
+    int rc = count_inputs(c, base, (size_t)nn->n_in);
     if (rc) return rc;
     const char **ins = gd_arena_alloc_raw(c->a, sizeof *ins * (size_t)(nn->n_in + 1));
     if (!ins) return oom(c);
@@ -622,6 +624,7 @@ static int decode_plain_node(dctx *c, const gd_numtab *t, int64_t i) {
     gd_node *n = gd_graph_add(c->g, t->pool + nn->name, t->pool + nn->op, ins, nn->n_in, c->err);
     if (!n) return c->err->code;
     if (nn->shape_rank >= 0) {
+        gd_jpath p;
         gd_jp_set(&p, base);
         gd_jp_key(&p, "shape");
         const gd_attr_spec *spec = gd_op_attr(n->op, "shape");
