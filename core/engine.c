@@ -40,7 +40,7 @@ typedef struct run {
     gd_tensor **cot;             /* [n] cotangents */
     unsigned char *had_nonzero;  /* [n] some contribution to cot was nonzero */
     unsigned char *cot_zero;     /* [n] what a scan found of cot: COT_UNKNOWN, COT_ZERO, COT_NONZERO */
-    gd_origin *fwd_birth;        /* [n] */
+    int *birth;                  /* [n] index into births, -1 */
     unsigned char *scanned;      /* [n] searched by branch_deferred; NULL: no node has a deferred error */
     int *sstack, *sphase;        /* branch_deferred's stack */
     int64_t vjp_inputs;
@@ -49,6 +49,8 @@ typedef struct run {
     int n_zero, cap_zero;
     gd_nonfinite_event *nf;
     int n_nf, cap_nf;
+    gd_origin *births;           /* where non-finite values were born (trace.h) */
+    int n_births, cap_births;
     unsigned since_clock;        /* polls so far: the clock is read at every POLL_CLOCK_NODES-th */
 } run;
 
@@ -65,17 +67,17 @@ static int all_finite(run *r, const gd_tensor *t, int64_t *first) {
 }
 static int all_zero(run *r, const gd_tensor *t) { return gd_all_zero_polled(t, r->spec->cancel, r->err); }
 
-/* A contribution d's scans in one pass (a float64 d and check_numerics
- * on), else the zero scan alone: 1 finite, 0 not (*first set), -1 when
- * cancelled; *zero: d is all zero. The two scans were a tenth of a
- * 1000-node chain of 1k-element vectors' backward sweep. */
+/* A contribution d's scans: 1 finite (or check_numerics off), 0 not
+ * (*first set), -1 when cancelled; *zero: d is all zero. The finite scan
+ * reads every element; the zero scan stops at the first nonzero block (one
+ * pass for both cost more: it cannot stop early). */
 static int scan_contribution(run *r, const gd_tensor *d, int64_t *first, int *zero) {
-    if (r->spec->check_numerics && d->dtype == GD_F64)
-        return gd_scan_f64_polled(d, first, zero, r->spec->cancel, r->err);
+    int fin = r->spec->check_numerics ? all_finite(r, d, first) : 1;
+    if (fin < 0) return -1;
     int z = all_zero(r, d);
     if (z < 0) return -1;
     *zero = z;
-    return 1;
+    return fin;
 }
 
 #define ALLOC(r, ptr, count) (((ptr) = gd_arena_alloc((r)->a, sizeof(*(ptr)) * (size_t)((count) + 1))) != NULL)
@@ -156,9 +158,12 @@ static int note_birth(run *r, int v, int any_input_nonfinite, int out_finite) {
     if (fin) return fin < 0 ? r->err->code : 0;
     r->nonfinite[v] = 1;
     if (any_input_nonfinite) return 0;
-    r->fwd_birth[v].node = v;
-    r->fwd_birth[v].shape = t->shape;
-    gd_unravel(&t->shape, first, r->fwd_birth[v].index);
+    gd_origin *o = push_event(r, (void **)&r->births, sizeof *o, &r->n_births, &r->cap_births);
+    if (!o) return GD_E_TOO_LARGE;
+    r->birth[v] = r->n_births - 1;
+    o->node = v;
+    o->shape = t->shape;
+    gd_unravel(&t->shape, first, o->index);
     return 0;
 }
 
@@ -561,10 +566,10 @@ int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_t
     if (!ALLOC(r, r->val, n) || !ALLOC(r, r->state, n) || !ALLOC(r, r->evaluated, n) || !ALLOC(r, r->taken, n) ||
         !ALLOC(r, r->order, n) || !ALLOC(r, r->pos, n) || !ALLOC(r, r->returned, n) || !ALLOC(r, r->nonfinite, n) || !ALLOC(r, r->is_wrt, n) ||
         !ALLOC(r, r->open, n) || !ALLOC(r, r->needs, n) || !ALLOC(r, r->cot, n) || !ALLOC(r, r->had_nonzero, n) || !ALLOC(r, r->cot_zero, n) ||
-        !ALLOC(r, r->fwd_birth, n) || !ALLOC(r, res->targets, spec->n_targets) ||
+        !ALLOC(r, r->birth, n) || !ALLOC(r, res->targets, spec->n_targets) ||
         !ALLOC(r, res->grads, spec->n_wrt) || !ALLOC(r, res->fetched, spec->n_fetch))
         return oom(r);
-    for (int i = 0; i < n; i++) r->pos[i] = -1, r->fwd_birth[i].node = -1;
+    for (int i = 0; i < n; i++) r->pos[i] = -1, r->birth[i] = -1;
     for (int k = 0; k < spec->n_targets; k++) r->returned[spec->targets[k]] = 1;
     for (int k = 0; k < spec->n_fetch; k++) r->returned[spec->fetch[k]] = 1;
     if (spec->grad)
@@ -578,7 +583,7 @@ int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_t
     if ((rc = check_targets(r, 1))) return rc;
 
     *tr = (gd_trace){.evaluated = r->evaluated, .pos = r->pos, .taken = r->taken, .open = r->open,
-                     .nonfinite = r->nonfinite, .fwd_birth = r->fwd_birth};
+                     .nonfinite = r->nonfinite, .birth = r->birth, .births = r->births};
     if (spec->grad) {
         regions(r);
         if ((rc = backward(r))) return rc;

@@ -438,40 +438,6 @@ int gd_all_zero_polled(const gd_tensor *t, const gd_cancel *cancel, gd_error *er
     return 1;
 }
 
-/* Nonzero bits of d[0, n) in *nz (the bits without the sign) and the
- * non-finite bit in *bad, in one pass. */
-static void block_bits(const double *d, int64_t n, uint64_t *bad, uint64_t *nz) {
-    uint64_t b = 0, z = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t u;
-        memcpy(&u, &d[i], sizeof u);
-        b |= ((u << 1 >> 53) + 1) & 0x800;
-        z |= u << 1;
-    }
-    *bad |= b, *nz |= z;
-}
-
-int gd_scan_f64_polled(const gd_tensor *t, int64_t *first, int *zero, const gd_cancel *cancel, gd_error *err) {
-    const double *d = gd_f64(t);
-    uint64_t nz = 0;
-    for (int64_t s = 0, e; s < t->n; s = e) {
-        e = piece_end(s, t->n);
-        int64_t i = s;
-        uint64_t bad = 0;
-        for (; i + SCAN_BLOCK <= e && !bad; i += SCAN_BLOCK) block_bits(d + i, SCAN_BLOCK, &bad, &nz);
-        if (bad) i -= SCAN_BLOCK;
-        else block_bits(d + i, e - i, &bad, &nz);
-        if (bad) {
-            *zero = 0; /* an Inf or a NaN is not zero */
-            if (first) *first = first_nonfinite(d, i, e);
-            return 0;
-        }
-        if (poll_after(e, t->n, cancel, err)) return -1;
-    }
-    *zero = nz == 0;
-    return 1;
-}
-
 int gd_all_finite(const gd_tensor *t, int64_t *first) { return gd_all_finite_polled(t, first, NULL, NULL); }
 
 int gd_all_zero(const gd_tensor *t) { return gd_all_zero_polled(t, NULL, NULL); }

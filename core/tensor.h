@@ -144,11 +144,6 @@ int gd_all_zero(const gd_tensor *t);
  * set to deadline_exceeded. */
 int gd_all_finite_polled(const gd_tensor *t, int64_t *first, const gd_cancel *cancel, gd_error *err);
 int gd_all_zero_polled(const gd_tensor *t, const gd_cancel *cancel, gd_error *err);
-/* Both scans of a float64 tensor in one pass: 1 when every element is
- * finite, 0 when not (*first: the first non-finite element's flat index),
- * -1 when cancelled (err set); *zero: every element is zero (-0.0 counts),
- * set unless cancelled. */
-int gd_scan_f64_polled(const gd_tensor *t, int64_t *first, int *zero, const gd_cancel *cancel, gd_error *err);
 /* Flat index -> multi-index for `s`. */
 void gd_unravel(const gd_shape *s, int64_t flat, int64_t *idx);
 
