@@ -1,7 +1,7 @@
-/* numscan.c - the numeric arrays of a body read ahead of jansson (see
- * numscan.h). A small recursive walk over the top object, the "values"
- * object and "graph"."nodes"; everything else is skipped bracket by bracket
- * (strings honoured). The walk trusts nothing: on any surprise it stops
+/* numscan.c - the numeric arrays and a graph's plain nodes of a body read
+ * ahead of jansson (see numscan.h). A small recursive walk over the top
+ * object, the "values" object and "graph"."nodes"; everything else is
+ * skipped bracket by bracket (strings honoured). The walk trusts nothing: on any surprise it stops
  * and the body goes to jansson as it is, which then reports what is wrong. */
 #include "proto/numscan.h"
 

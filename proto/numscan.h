@@ -1,4 +1,5 @@
-/* numscan.h - the numeric arrays of a request body, read ahead of jansson.
+/* numscan.h - the numeric arrays (and a graph's plain nodes) of a request
+ * body, read ahead of jansson.
  *
  * jansson would make a tree node and call strtod for every number; a
  * tensor of a million elements spends most of its decode there. This scan
