@@ -33,12 +33,33 @@
  * size (take_spare); chunks are too, as buffers of their own. */
 #define SPARE_MIN (64 * 1024)
 
-/* Buffers of at most this many bytes (header included: a scalar takes 128)
- * are recycled by exact size, one free list per multiple of 64: a 10k-node
- * scalar graph otherwise pays an aligned_alloc and a free per value,
- * intermediate and gradient (glibc's memalign path, its slowest). */
-#define SMALL_MAX 1024
-#define SMALL_CLASSES (SMALL_MAX / 64)
+/* Buffers below SPARE_MIN bytes (header included: a scalar takes 128) are
+ * recycled by size class, one free list per class: a 10k-node scalar graph
+ * otherwise pays an aligned_alloc and a free per value, intermediate and
+ * gradient (glibc's memalign path, its slowest), and a 1000-node chain of
+ * 1k-element vectors the same per 8 KiB buffer (a tenth of its time in
+ * malloc and free). Up to EXACT_MAX the classes are the multiples of 64
+ * (exact sizes); above it, eight per power of two, and a buffer's size is
+ * rounded up to its class (at most an eighth more; gd_arena_buf_cost
+ * counts the rounded size). */
+#define EXACT_MAX 1024
+#define SMALL_CLASSES (EXACT_MAX / 64 + 8 * 6) /* 6 powers of two: 1 KiB .. 64 KiB */
+_Static_assert(SPARE_MIN == 64 * 1024, "the size classes end where the spare list begins");
+
+/* The class of a buffer of total bytes (64 <= total < SPARE_MIN, a
+ * multiple of 64), and the size of class k. */
+static size_t small_class(size_t total) {
+    if (total <= EXACT_MAX) return total / 64 - 1;
+    int o = 63 - __builtin_clzll((unsigned long long)(total - 1)); /* 2^o < total <= 2^(o+1) */
+    size_t step = ((size_t)1 << o) / 8;
+    return EXACT_MAX / 64 + (size_t)(o - 10) * 8 + (total - ((size_t)1 << o) + step - 1) / step - 1;
+}
+static size_t class_size(size_t k) {
+    if (k < EXACT_MAX / 64) return (k + 1) * 64;
+    k -= EXACT_MAX / 64;
+    size_t base = (size_t)EXACT_MAX << (k / 8);
+    return base + (k % 8 + 1) * (base / 8);
+}
 
 /* What a worker's cache keeps of small buffers between requests. */
 #define SMALL_CACHE_MAX ((size_t)16 << 20)
@@ -77,7 +98,7 @@ typedef struct spare_list {
     size_t bytes;
 } spare_list;
 
-/* Waiting small buffers: list k holds those of (k + 1) * 64 bytes. */
+/* Waiting small buffers: list k holds those of class_size(k) bytes. */
 typedef struct small_lists {
     buf_hdr *head[SMALL_CLASSES];
     size_t bytes;
@@ -119,7 +140,7 @@ static void free_spares_from(spare_list *l, buf_hdr **from) {
 }
 
 static void push_small(small_lists *l, buf_hdr *b) {
-    size_t k = b->size / 64 - 1;
+    size_t k = small_class(b->size);
     b->next = l->head[k];
     l->head[k] = b;
     l->bytes += b->size;
@@ -127,7 +148,7 @@ static void push_small(small_lists *l, buf_hdr *b) {
 }
 
 static buf_hdr *pop_small(small_lists *l, size_t total) {
-    size_t k = total / 64 - 1;
+    size_t k = small_class(total);
     buf_hdr *b = l->head[k];
     if (!b) return NULL;
     l->head[k] = b->next;
@@ -213,7 +234,7 @@ gd_arena *gd_arena_new_small(size_t limit) {
  * while the cache's small lists have room), else free it. */
 static void retire(gd_arena *a, buf_hdr *b) {
     if (a->cache && b->size >= SPARE_MIN) push_spare(&a->cache->list, b);
-    else if (a->cache && b->size <= SMALL_MAX && a->cache->small.bytes + b->size <= SMALL_CACHE_MAX)
+    else if (a->cache && b->size < SPARE_MIN && a->cache->small.bytes + b->size <= SMALL_CACHE_MAX)
         push_small(&a->cache->small, b);
     else free(b);
 }
@@ -298,7 +319,7 @@ void *gd_arena_alloc(gd_arena *a, size_t n) {
 
 char *gd_arena_strdup(gd_arena *a, const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = gd_arena_alloc(a, n);
+    char *d = gd_arena_alloc_raw(a, n); /* every byte written below */
     if (d) memcpy(d, s, n);
     return d;
 }
@@ -315,6 +336,13 @@ char *gd_arena_printf(gd_arena *a, const char *fmt, ...) {
     vsnprintf(s, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return s;
+}
+
+/* The bytes a buffer of n payload bytes takes: header, payload rounded to
+ * 64, and below SPARE_MIN rounded up to its size class. */
+static size_t buf_total(size_t n) {
+    size_t total = sizeof(buf_hdr) + ((n + 63) & ~(size_t)63);
+    return total < SPARE_MIN ? class_size(small_class(total)) : total;
 }
 
 /* Transparent huge pages for the 2 MiB-aligned interior of a new buffer of
@@ -341,7 +369,7 @@ static void ask_huge_pages(void *p, size_t total) {
  * spare list or the cache when one fits, else new. Charged either way. */
 static buf_hdr *get_buf(gd_arena *a, size_t total) {
     buf_hdr *b = NULL;
-    if (total <= SMALL_MAX) {
+    if (total < SPARE_MIN) {
         small_lists *from = &a->small;
         if (!(b = pop_small(from, total)) && a->cache) b = pop_small(from = &a->cache->small, total);
         if (b && charge(a, b->size)) {
@@ -370,7 +398,7 @@ static buf_hdr *get_buf(gd_arena *a, size_t total) {
 
 void *gd_arena_buf(gd_arena *a, size_t n, int zero) {
     if (n > SIZE_MAX - 64 - sizeof(buf_hdr)) return NULL;
-    size_t total = sizeof(buf_hdr) + ((n + 63) & ~(size_t)63);
+    size_t total = buf_total(n);
     buf_hdr *b = get_buf(a, total);
     if (!b) return NULL;
     b->prev = NULL;
@@ -389,8 +417,7 @@ void gd_arena_release(gd_arena *a, void *p) {
     if (b->next) b->next->prev = b->prev;
     a->live -= b->size;
     if (b->size >= SPARE_MIN) push_spare(&a->spare, b);
-    else if (b->size <= SMALL_MAX) push_small(&a->small, b);
-    else free(b);
+    else push_small(&a->small, b);
 }
 
 void *gd_arena_detach(gd_arena *a, void *p) {
@@ -435,7 +462,7 @@ void gd_bufcache_move(gd_bufcache *dst, gd_bufcache *src) {
 
 size_t gd_arena_buf_cost(size_t n) {
     if (n > SIZE_MAX / 2) return SIZE_MAX / 2;
-    size_t total = sizeof(buf_hdr) + ((n + 63) & ~(size_t)63);
+    size_t total = buf_total(n);
     return total >= SPARE_MIN ? total + total / 8 : total; /* take_spare's slack */
 }
 

@@ -511,7 +511,7 @@ int gd_diagnose_value(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out) 
     anc[v] = 1, queue[tail++] = v;
     while (head < tail) {
         int u = queue[head++];
-        if (t->fwd_birth[u].node >= 0 && (best < 0 || t->pos[u] < best_pos)) best = u, best_pos = t->pos[u];
+        if (t->birth[u] >= 0 && (best < 0 || t->pos[u] < best_pos)) best = u, best_pos = t->pos[u];
         const gd_node *nd = &g->nodes[u];
         for (int i = 0; i < nd->n_in; i++) {
             int x = nd->in[i];
@@ -524,7 +524,7 @@ int gd_diagnose_value(gd_graph *g, const gd_trace *t, int v, gd_diag_list *out) 
     sbuf m = {0}, h = {0};
     sb_add(&m, "The value of '%s' contains NaN or Infinity", name(g, v));
     if (best >= 0) {
-        d->origin = t->fwd_birth[best];
+        d->origin = t->births[t->birth[best]];
         sb_add(&m, ", born at '%s' (%s) at index ", name(g, best), opname(g, best));
         sb_index(&m, &d->origin);
         sb_add(&m, ".");

@@ -15,6 +15,10 @@
 
 enum { ST_NEW = 0, ST_ACTIVE = 1, ST_DONE = 2 };
 
+/* A cotangent set from one contribution is as zero as that contribution,
+ * which was scanned already; one that sums several is scanned again. */
+enum { COT_UNKNOWN = 0, COT_ZERO = 1, COT_NONZERO = 2 };
+
 typedef struct run {
     gd_graph *g;
     gd_arena *a;
@@ -35,7 +39,8 @@ typedef struct run {
     unsigned char *open, *needs; /* [n] */
     gd_tensor **cot;             /* [n] cotangents */
     unsigned char *had_nonzero;  /* [n] some contribution to cot was nonzero */
-    gd_origin *fwd_birth;        /* [n] */
+    unsigned char *cot_zero;     /* [n] what a scan found of cot: COT_UNKNOWN, COT_ZERO, COT_NONZERO */
+    int *birth;                  /* [n] index into births, -1 */
     unsigned char *scanned;      /* [n] searched by branch_deferred; NULL: no node has a deferred error */
     int *sstack, *sphase;        /* branch_deferred's stack */
     int64_t vjp_inputs;
@@ -44,6 +49,8 @@ typedef struct run {
     int n_zero, cap_zero;
     gd_nonfinite_event *nf;
     int n_nf, cap_nf;
+    gd_origin *births;           /* where non-finite values were born (trace.h) */
+    int n_births, cap_births;
     unsigned since_clock;        /* polls so far: the clock is read at every POLL_CLOCK_NODES-th */
 } run;
 
@@ -59,6 +66,19 @@ static int all_finite(run *r, const gd_tensor *t, int64_t *first) {
     return gd_all_finite_polled(t, first, r->spec->cancel, r->err);
 }
 static int all_zero(run *r, const gd_tensor *t) { return gd_all_zero_polled(t, r->spec->cancel, r->err); }
+
+/* A contribution d's scans: 1 finite (or check_numerics off), 0 not
+ * (*first set), -1 when cancelled; *zero: d is all zero. The finite scan
+ * reads every element; the zero scan stops at the first nonzero block (one
+ * pass for both cost more: it cannot stop early). */
+static int scan_contribution(run *r, const gd_tensor *d, int64_t *first, int *zero) {
+    int fin = r->spec->check_numerics ? all_finite(r, d, first) : 1;
+    if (fin < 0) return -1;
+    int z = all_zero(r, d);
+    if (z < 0) return -1;
+    *zero = z;
+    return fin;
+}
 
 #define ALLOC(r, ptr, count) (((ptr) = gd_arena_alloc((r)->a, sizeof(*(ptr)) * (size_t)((count) + 1))) != NULL)
 
@@ -138,9 +158,12 @@ static int note_birth(run *r, int v, int any_input_nonfinite, int out_finite) {
     if (fin) return fin < 0 ? r->err->code : 0;
     r->nonfinite[v] = 1;
     if (any_input_nonfinite) return 0;
-    r->fwd_birth[v].node = v;
-    r->fwd_birth[v].shape = t->shape;
-    gd_unravel(&t->shape, first, r->fwd_birth[v].index);
+    gd_origin *o = push_event(r, (void **)&r->births, sizeof *o, &r->n_births, &r->cap_births);
+    if (!o) return GD_E_TOO_LARGE;
+    r->birth[v] = r->n_births - 1;
+    o->node = v;
+    o->shape = t->shape;
+    gd_unravel(&t->shape, first, o->index);
     return 0;
 }
 
@@ -361,8 +384,13 @@ static int log_nonfinite(run *r, int v, int input, const gd_tensor *d, int64_t f
 /* Add contribution d (input u's shape) into u's cotangent: set when there is
  * none yet (d is handed over), add otherwise (d is released), polling the
  * cancel record between pieces. Returns 0 or deadline_exceeded. */
-static int accumulate(run *r, int u, gd_tensor *d) {
-    if (!r->cot[u]) { r->cot[u] = d; return 0; }
+static int accumulate(run *r, int u, gd_tensor *d, int d_zero) {
+    if (!r->cot[u]) {
+        r->cot[u] = d;
+        r->cot_zero[u] = d_zero ? COT_ZERO : COT_NONZERO;
+        return 0;
+    }
+    r->cot_zero[u] = COT_UNKNOWN;
     double *c = gd_f64(r->cot[u]);
     const double *x = gd_f64(d);
     int rc = 0;
@@ -405,7 +433,7 @@ static int seed(run *r) {
         int zero = all_zero(r, d);
         if (zero < 0) return r->err->code;
         if (!zero) r->had_nonzero[t] = 1;
-        if ((rc = accumulate(r, t, d))) return rc;
+        if ((rc = accumulate(r, t, d, zero))) return rc;
     }
     return 0;
 }
@@ -422,7 +450,7 @@ static int backward(run *r) {
         int want[16] = {0}, *wants = want, any = 0;
         /* An all-zero cotangent goes through the rule like any other (0 x Inf
          * is NaN, as in PyTorch): only where it turned zero is logged. */
-        int dv_zero = dv ? all_zero(r, dv) : 0;
+        int dv_zero = !dv ? 0 : r->cot_zero[v] ? r->cot_zero[v] == COT_ZERO : all_zero(r, dv);
         if (dv_zero < 0) return r->err->code;
         if (dv_zero && r->had_nonzero[v] && (rc = log_zero(r, v, -1, GD_ZERO_CANCELLATION))) return rc;
         if (dv && nd->n_in > 0) {
@@ -459,15 +487,13 @@ static int backward(run *r) {
                     d = s;
                 }
                 int64_t first;
-                int d_finite = d && r->spec->check_numerics ? all_finite(r, d, &first) : 1;
+                int d_zero = 1, d_finite = d ? scan_contribution(r, d, &first, &d_zero) : 1;
                 if (d_finite < 0) return r->err->code;
                 if (!d_finite && !dv_scanned) {
                     dv_scanned = 1;
                     if ((dv_finite = all_finite(r, dv, NULL)) < 0) return r->err->code;
                 }
                 if (!d_finite && dv_finite && (rc = log_nonfinite(r, v, i, d, first, dv_zero))) return rc;
-                int d_zero = d ? all_zero(r, d) : 1;
-                if (d_zero < 0) return r->err->code;
                 if (d_zero) {
                     /* A zero is born here only from a cotangent that was not all zero. */
                     if (!dv_zero && (rc = log_zero(r, v, i, nd->op->zero_cause))) return rc;
@@ -475,7 +501,7 @@ static int backward(run *r) {
                 } else {
                     r->had_nonzero[u] = 1;
                 }
-                if ((rc = accumulate(r, u, d))) return rc;
+                if ((rc = accumulate(r, u, d, d_zero))) return rc;
             }
         }
         /* Done with v: its cotangent (unless it is a wrt) and its value
@@ -539,11 +565,11 @@ int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_t
     if (!g->checked) return gd_errorf(err, GD_E_INTERNAL, NULL, "gd_run on an unchecked graph.");
     if (!ALLOC(r, r->val, n) || !ALLOC(r, r->state, n) || !ALLOC(r, r->evaluated, n) || !ALLOC(r, r->taken, n) ||
         !ALLOC(r, r->order, n) || !ALLOC(r, r->pos, n) || !ALLOC(r, r->returned, n) || !ALLOC(r, r->nonfinite, n) || !ALLOC(r, r->is_wrt, n) ||
-        !ALLOC(r, r->open, n) || !ALLOC(r, r->needs, n) || !ALLOC(r, r->cot, n) || !ALLOC(r, r->had_nonzero, n) ||
-        !ALLOC(r, r->fwd_birth, n) || !ALLOC(r, res->targets, spec->n_targets) ||
+        !ALLOC(r, r->open, n) || !ALLOC(r, r->needs, n) || !ALLOC(r, r->cot, n) || !ALLOC(r, r->had_nonzero, n) || !ALLOC(r, r->cot_zero, n) ||
+        !ALLOC(r, r->birth, n) || !ALLOC(r, res->targets, spec->n_targets) ||
         !ALLOC(r, res->grads, spec->n_wrt) || !ALLOC(r, res->fetched, spec->n_fetch))
         return oom(r);
-    for (int i = 0; i < n; i++) r->pos[i] = -1, r->fwd_birth[i].node = -1;
+    for (int i = 0; i < n; i++) r->pos[i] = -1, r->birth[i] = -1;
     for (int k = 0; k < spec->n_targets; k++) r->returned[spec->targets[k]] = 1;
     for (int k = 0; k < spec->n_fetch; k++) r->returned[spec->fetch[k]] = 1;
     if (spec->grad)
@@ -557,7 +583,7 @@ int gd_engine_run(gd_graph *g, const gd_run_spec *spec, gd_run_result *res, gd_t
     if ((rc = check_targets(r, 1))) return rc;
 
     *tr = (gd_trace){.evaluated = r->evaluated, .pos = r->pos, .taken = r->taken, .open = r->open,
-                     .nonfinite = r->nonfinite, .fwd_birth = r->fwd_birth};
+                     .nonfinite = r->nonfinite, .birth = r->birth, .births = r->births};
     if (spec->grad) {
         regions(r);
         if ((rc = backward(r))) return rc;

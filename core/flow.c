@@ -35,7 +35,7 @@ gd_block_reason gd_flow_edge_block(const gd_graph *g, const signed char *taken, 
     return r;
 }
 
-int gd_flow_carries(const gd_graph *g, const signed char *taken, int n, int i) {
+int gd_flow_carries_rule(const gd_graph *g, const signed char *taken, int n, int i) {
     return gd_flow_edge_block(g, taken, n, i) == GD_BLOCK_NONE && g->st[g->nodes[n].in[i]].meta.dtype == GD_F64;
 }
 

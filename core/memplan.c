@@ -30,7 +30,8 @@ typedef struct sim {
     signed char *choice;      /* [n] a cond's branch in this replay (1 or 2) */
     signed char *taken;       /* [n] as engine.c records it: the choice of a cond that ran, else 0 */
     unsigned char *is_wrt, *returned, *done, *vlive, *clive, *needs, *open;
-    size_t *vcost;            /* [n] cost of the node's value buffer */
+    size_t *tcost;            /* [n] cost of a buffer of the node's shape (its value, cotangent, contribution) */
+    size_t *vcost;            /* [n] cost of the node's value buffer: tcost, 0 for a leaf (the request's) */
     size_t *ccost;            /* [n] cost of its cotangent's buffer */
     int *rc;                  /* [n] the replay's own copy of refc */
     int *order, n_order;
@@ -59,12 +60,13 @@ static void bump(sim *s, size_t transient) {
 static size_t side_cost(sim *s, int v, int backward) {
     const gd_node *nd = &s->g->nodes[v];
     size_t c = 0;
-    for (int i = 0; i < nd->n_in; i++) {
-        const gd_meta *m = &s->g->st[nd->in[i]].meta;
-        s->metas[i] = *m;
-        if (m->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK)) c += tensor_cost(&m->shape);
+    if (!(nd->op->flags & GD_OPF_INT_OK))
+        for (int i = 0; i < nd->n_in; i++)
+            if (s->g->st[nd->in[i]].meta.dtype == GD_I64) c += s->tcost[nd->in[i]];
+    if (nd->op->scratch) {
+        for (int i = 0; i < nd->n_in; i++) s->metas[i] = s->g->st[nd->in[i]].meta;
+        c += nd->op->scratch(nd, s->metas, &s->g->st[v].meta, backward);
     }
-    if (nd->op->scratch) c += nd->op->scratch(nd, s->metas, &s->g->st[v].meta, backward);
     return c;
 }
 
@@ -73,11 +75,11 @@ static size_t side_cost(sim *s, int v, int backward) {
  * *sum_max the largest input shape, for the buffer that undoes broadcasting. */
 static size_t din_cost(const sim *s, const signed char *taken, int v, const unsigned char *needs, size_t *sum_max) {
     const gd_node *nd = &s->g->nodes[v];
-    size_t c = 0, out = tensor_cost(&s->g->st[v].meta.shape);
+    size_t c = 0, out = s->tcost[v];
     *sum_max = 0;
     for (int i = 0; i < nd->n_in; i++) {
         if (!gd_flow_carries(s->g, taken, v, i) || !needs[nd->in[i]]) continue;
-        size_t in = tensor_cost(&s->g->st[nd->in[i]].meta.shape);
+        size_t in = s->tcost[nd->in[i]];
         c += in > out ? in : out;
         if (in > *sum_max) *sum_max = in;
     }
@@ -184,7 +186,7 @@ static void backward_step(sim *s, int v, const unsigned char *needs) {
         for (int i = 0; i < nd->n_in; i++) {
             int u = nd->in[i];
             if (!gd_flow_carries(s->g, s->taken, v, i) || !needs[u]) continue;
-            size_t in = tensor_cost(&s->g->st[u].meta.shape), out = tensor_cost(&s->g->st[v].meta.shape);
+            size_t in = s->tcost[u], out = s->tcost[v];
             bump(s, in); /* the broadcast undone into a new buffer */
             s->live -= in > out ? in : out;
             accumulate(s, u, in);
@@ -211,7 +213,7 @@ static void backward(sim *s) {
     for (int k = s->n_order - 1; k >= 0; k--) backward_step(s, s->order[k], needs);
     for (int k = 0; k < spec->n_wrt; k++) { /* zeros for a wrt without a cotangent */
         int w = spec->wrt[k];
-        if (open[w] ? !s->clive[w] : spec->unconnected_zero) s->live += tensor_cost(&s->g->st[w].meta.shape);
+        if (open[w] ? !s->clive[w] : spec->unconnected_zero) s->live += s->tcost[w];
     }
     bump(s, 0);
 }
@@ -279,7 +281,7 @@ static void all_at_once(sim *s) {
         size_t sum_max = 0, f = 0, b = 0;
         if (!is_leaf(&g->nodes[v])) held += s->vcost[v], f = side_cost(s, v, 0);
         if (spec->grad && needs[v]) {
-            held += tensor_cost(&g->st[v].meta.shape);
+            held += s->tcost[v];
             b = side_cost(s, v, 1) + din_cost(s, NULL, v, needs, &sum_max) + sum_max;
         }
         if (f > side) side = f;
@@ -287,7 +289,7 @@ static void all_at_once(sim *s) {
     }
     if (spec->grad) {
         for (int k = 0; k < spec->n_targets; k++) held += seed_cost(s, k);
-        for (int k = 0; k < spec->n_wrt; k++) held += tensor_cost(&g->st[spec->wrt[k]].meta.shape);
+        for (int k = 0; k < spec->n_wrt; k++) held += s->tcost[spec->wrt[k]];
     }
     s->live += held;
     bump(s, side);
@@ -324,7 +326,7 @@ int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_e
         !ALLOC(a, s->anc, n) || !ALLOC(a, s->choice, n) || !ALLOC(a, s->taken, n) ||
         !ALLOC(a, s->returned, n) || !ALLOC(a, s->done, n) || !ALLOC(a, s->vlive, n) || !ALLOC(a, s->clive, n) ||
         !ALLOC(a, s->needs, n) || !ALLOC(a, s->open, n) ||
-        !ALLOC(a, s->vcost, n) || !ALLOC(a, s->ccost, n) || !ALLOC(a, s->rc, n) || !ALLOC(a, s->order, n) ||
+        !ALLOC(a, s->tcost, n) || !ALLOC(a, s->vcost, n) || !ALLOC(a, s->ccost, n) || !ALLOC(a, s->rc, n) || !ALLOC(a, s->order, n) ||
         !ALLOC(a, s->stack, edges + n + 1) || !ALLOC(a, s->phase, edges + n + 1) || !ALLOC(a, s->metas, max_in))
         return gd_error_oom(err);
     for (int k = 0; k < spec->n_targets; k++) s->returned[spec->targets[k]] = 1;
@@ -334,10 +336,11 @@ int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_e
     if (structure(s, a)) return gd_error_oom(err);
     plan->bounded = 1;
     for (int v = 0; v < n; v++) {
+        s->tcost[v] = tensor_cost(&g->st[v].meta.shape); /* a wrt's too, run or not */
         if (!s->cand[v]) continue;
         if (g->st[v].meta.shape.rank < 0) plan->bounded = 0;
         n_cond += (g->nodes[v].op->flags & GD_OPF_COND) != 0;
-        s->vcost[v] = is_leaf(&g->nodes[v]) ? 0 : tensor_cost(&g->st[v].meta.shape);
+        s->vcost[v] = is_leaf(&g->nodes[v]) ? 0 : s->tcost[v];
         s->rc[v] = plan->refc[v];
     }
     if (!plan->bounded) return 0;

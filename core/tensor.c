@@ -68,11 +68,12 @@ int gd_norm_axis(int64_t axis, int rank) {
 gd_tensor *gd_tensor_header(gd_arena *a, const gd_shape *shape, gd_dtype dtype) {
     int64_t n;
     if (gd_shape_numel(shape, &n)) return NULL;
-    gd_tensor *t = gd_arena_alloc(a, sizeof *t);
+    /* Written whole at once rather than zeroed first: one per value,
+     * cotangent and contribution. The unused dims are copied as they are
+     * (gd_shape_eq and the printers read rank dims only). */
+    gd_tensor *t = gd_arena_alloc_raw(a, sizeof *t);
     if (!t) return NULL;
-    t->dtype = dtype;
-    t->shape = *shape;
-    t->n = n;
+    *t = (gd_tensor){.dtype = dtype, .shape = *shape, .n = n};
     return t;
 }
 

@@ -473,6 +473,26 @@ static int read_name_op(dctx *c, json_t *nj, const char *base, size_t i, const c
     return wrong_type(c, &p, "a string", jop);
 }
 
+/* A node's n inputs against the limits; base is the node's path, its
+ * "inputs" named only in an error. Issue 9 row 13: edges are capped like
+ * nodes, before the node's arrays. */
+static int count_inputs(dctx *c, const char *base, size_t n) {
+    const gd_decode_limits *lim = c->lim;
+    int over_node = lim && lim->max_inputs > 0 && n > (size_t)lim->max_inputs;
+    if (!over_node) c->edges += (int64_t)n;
+    int over_graph = !over_node && lim && lim->max_edges > 0 && c->edges > lim->max_edges;
+    if (!over_node && !over_graph) return n > (size_t)INT32_MAX / 2 ? oom(c) : 0;
+    gd_jpath p;
+    gd_jp_set(&p, base);
+    gd_jp_key(&p, "inputs");
+    if (over_node)
+        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s, "The node has %zu inputs; the limit is %d.", n,
+                         lim->max_inputs);
+    return gd_errorf(c->err, GD_E_TOO_LARGE, p.s,
+                     "The graph has more than %d inputs over all its nodes (the limit) by this node.",
+                     lim->max_edges);
+}
+
 /* "inputs" of the node at base (absent or null: none) as an arena array of
  * the names; the strings stay jansson's. */
 static int read_inputs(dctx *c, json_t *jin, const char *base, const char ***ins, size_t *n_in) {
@@ -483,16 +503,8 @@ static int read_inputs(dctx *c, json_t *jin, const char *base, const char ***ins
     gd_jp_key(&p, "inputs");
     if (!json_is_array(jin)) return wrong_type(c, &p, "a list of node names", jin);
     size_t n = json_array_size(jin);
-    /* Issue 9 row 13: edges are capped like nodes, before the node's arrays. */
-    const gd_decode_limits *lim = c->lim;
-    if (lim && lim->max_inputs > 0 && n > (size_t)lim->max_inputs)
-        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s, "The node has %zu inputs; the limit is %d.", n, lim->max_inputs);
-    c->edges += (int64_t)n;
-    if (lim && lim->max_edges > 0 && c->edges > lim->max_edges)
-        return gd_errorf(c->err, GD_E_TOO_LARGE, p.s,
-                         "The graph has more than %d inputs over all its nodes (the limit) by this node.",
-                         lim->max_edges);
-    if (n > (size_t)INT32_MAX / 2) return oom(c);
+    int rc = count_inputs(c, base, n);
+    if (rc) return rc;
     const char **r = gd_arena_alloc(c->a, sizeof *r * (n + 1));
     if (!r) return oom(c);
     for (size_t k = 0; k < n; k++) {
@@ -543,10 +555,10 @@ static int decode_node_attrs(dctx *c, json_t *nj, const char *base, gd_node *n, 
     return 0;
 }
 
-/* A constant's "value": required, in any tensor form, of its declared dtype. */
-static int decode_const_value(dctx *c, json_t *nj, const char *base, gd_node *n) {
+/* A constant's "value" jv (NULL: absent): required, in any tensor form, of
+ * its declared dtype. */
+static int decode_const_value(dctx *c, json_t *jv, const char *base, gd_node *n) {
     gd_jpath p;
-    json_t *jv = json_object_get(nj, "value");
     gd_jp_set(&p, base);
     if (!jv || json_is_null(jv))
         return gd_errorf(c->err, GD_E_MISSING_VALUE, p.s, "Constant '%s' has no \"value\".", n->name);
@@ -595,7 +607,38 @@ static int decode_node(dctx *c, json_t *nj, size_t i) {
     if (!n) return c->err->code;
     int is_const = gd_op_is_constant(n->op);
     if ((rc = decode_node_attrs(c, nj, base, n, is_const))) return rc;
-    return is_const ? decode_const_value(c, nj, base, n) : 0;
+    return is_const ? decode_const_value(c, json_object_get(nj, "value"), base, n) : 0;
+}
+
+/* Node i read ahead of jansson (numscan.h: name, op, inputs and shape
+ * only), decoded as decode_node decodes the same node from jansson's tree:
+ * the same checks in the same order, the same graph, the same errors. */
+static int decode_plain_node(dctx *c, const gd_numtab *t, int64_t i) {
+    const gd_numnode *nn = &t->nodes[i];
+    char base[64];
+    node_base(base, (size_t)i);
+    int rc = count_inputs(c, base, (size_t)nn->n_in);
+    if (rc) return rc;
+    const char **ins = gd_arena_alloc_raw(c->a, sizeof *ins * (size_t)(nn->n_in + 1));
+    if (!ins) return oom(c);
+    for (int k = 0; k < nn->n_in; k++) ins[k] = t->pool + t->ins[nn->in_first + k];
+    gd_node *n = gd_graph_add(c->g, t->pool + nn->name, t->pool + nn->op, ins, nn->n_in, c->err);
+    if (!n) return c->err->code;
+    if (nn->shape_rank >= 0) {
+        gd_jpath p;
+        gd_jp_set(&p, base);
+        gd_jp_key(&p, "shape");
+        const gd_attr_spec *spec = gd_op_attr(n->op, "shape");
+        if (!spec) return unknown_node_key(c, n, "shape", &p);
+        json_t *v = json_array();
+        for (int k = 0; v && k < nn->shape_rank; k++)
+            if (json_array_append_new(v, json_integer((json_int_t)nn->shape[k]))) json_decref(v), v = NULL;
+        if (!v) return oom(c);
+        rc = decode_attr(c, n, spec, v, &p);
+        json_decref(v);
+        if (rc) return rc;
+    }
+    return gd_op_is_constant(n->op) ? decode_const_value(c, NULL, base, n) : 0;
 }
 
 /* ---- names: targets, wrt, fetch, values ------------------------------------- */
@@ -853,8 +896,13 @@ static int decode_graph(dctx *c, json_t *jg, const gd_decode_limits *lim) {
     json_t *jn = json_object_get(jg, "nodes");
     gd_jp_key(&p, "nodes");
     if (!jn) return gd_errorf(c->err, GD_E_INVALID_REQUEST, p.s, "The graph has no \"nodes\".");
-    if (!json_is_array(jn)) return wrong_type(c, &p, "a list of node objects", jn);
-    size_t n = json_array_size(jn);
+    /* the nodes read ahead of jansson (numscan.h), or jansson's list */
+    const gd_numtab *plain = json_is_string(jn) && gd_numtab_is_nodes(c->wire.fast, json_string_value(jn),
+                                                                       json_string_length(jn))
+                                 ? c->wire.fast
+                                 : NULL;
+    if (!plain && !json_is_array(jn)) return wrong_type(c, &p, "a list of node objects", jn);
+    size_t n = plain ? (size_t)plain->n_nodes : json_array_size(jn);
     if (lim && lim->max_nodes > 0 && n > (size_t)lim->max_nodes)
         return gd_errorf(c->err, GD_E_TOO_LARGE, p.s, "The graph has %zu nodes; the limit is %d.", n,
                          lim->max_nodes);
@@ -862,7 +910,8 @@ static int decode_graph(dctx *c, json_t *jg, const gd_decode_limits *lim) {
     if (!(c->g = gd_graph_new(c->a, (int)n))) return oom(c);
     for (size_t i = 0; i < n; i++) {
         int rc = (i & 255) == 255 ? gd_cancel_check(c->lim ? c->lim->cancel : NULL, c->err) : 0;
-        if (rc || (rc = decode_node(c, json_array_get(jn, i), i))) return rc;
+        if (rc || (rc = plain ? decode_plain_node(c, plain, (int64_t)i) : decode_node(c, json_array_get(jn, i), i)))
+            return rc;
     }
     return 0;
 }

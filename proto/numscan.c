@@ -1,7 +1,7 @@
-/* numscan.c - the numeric arrays of a body read ahead of jansson (see
- * numscan.h). A small recursive walk over the top object, the "values"
- * object and "graph"."nodes"; everything else is skipped bracket by bracket
- * (strings honoured). The walk trusts nothing: on any surprise it stops
+/* numscan.c - the numeric arrays and a graph's plain nodes of a body read
+ * ahead of jansson (see numscan.h). A small recursive walk over the top
+ * object, the "values" object and "graph"."nodes"; everything else is
+ * skipped bracket by bracket (strings honoured). The walk trusts nothing: on any surprise it stops
  * and the body goes to jansson as it is, which then reports what is wrong. */
 #include "proto/numscan.h"
 
@@ -253,9 +253,164 @@ static int node_member(scan *s, const char *k, size_t kn, void *arg) {
     return is_key(k, kn, "value") ? tensor_at(s) : skip_value(s);
 }
 
-/* "nodes": [{...}, ...]. */
+/* ---- plain nodes (numscan.h) ---- */
+
+#define NODES_PLACEHOLDER "\"\\u0000n\""
+
+/* A plain string at s->p (printable ASCII, no escapes) appended with its
+ * NUL to the pool; *off is where. Returns 0, or -1 when it is not one. */
+static int plain_string(scan *s, int64_t *off) {
+    if (s->p >= s->end || *s->p != '"') return -1;
+    const char *q = s->p + 1, *e = q;
+    while (e < s->end && *e != '"') {
+        unsigned char ch = (unsigned char)*e++;
+        if (ch < 0x20 || ch > 0x7e || ch == '\\') return -1;
+    }
+    if (e >= s->end) return -1;
+    gd_numtab *t = s->t;
+    int64_t n = (int64_t)(e - q);
+    if (grow(s, (void **)&t->pool, 1, &t->cap_pool, t->n_pool + n + 1)) return -1;
+    memcpy(t->pool + t->n_pool, q, (size_t)n);
+    t->pool[t->n_pool + n] = '\0';
+    *off = t->n_pool;
+    t->n_pool += n + 1;
+    s->p = e + 1;
+    return 0;
+}
+
+/* '[' then items read by `item` separated by ',' then ']', at s->p.
+ * Returns the count, or -1. */
+static int64_t plain_list(scan *s, int (*item)(scan *, void *), void *arg) {
+    if (s->p >= s->end || *s->p != '[') return -1;
+    s->p++;
+    ws(s);
+    if (s->p < s->end && *s->p == ']') return s->p++, 0;
+    for (int64_t count = 1;; count++) {
+        ws(s);
+        if (item(s, arg)) return -1;
+        ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == ']') return s->p++, count;
+        return -1;
+    }
+}
+
+static int input_item(scan *s, void *arg) {
+    (void)arg;
+    gd_numtab *t = s->t;
+    int64_t off;
+    if (plain_string(s, &off) || grow(s, (void **)&t->ins, sizeof *t->ins, &t->cap_ins, t->n_ins + 1)) return -1;
+    t->ins[t->n_ins++] = off;
+    return 0;
+}
+
+/* A shape entry: 0, or 1-9 then up to 14 digits (jansson's integer, exact). */
+static int dim_item(scan *s, void *arg) {
+    gd_numnode *nd = arg;
+    const char *q = s->p;
+    int64_t v = 0;
+    while (q < s->end && *q >= '0' && *q <= '9' && q - s->p < 15) v = v * 10 + (*q++ - '0');
+    if (q == s->p || (*s->p == '0' && q - s->p > 1) || (q < s->end && ((*q >= '0' && *q <= '9') || *q == '.' ||
+                                                                      *q == 'e' || *q == 'E')))
+        return -1;
+    if (nd->shape_rank == GD_MAX_RANK) return -1;
+    nd->shape[nd->shape_rank++] = v;
+    s->p = q;
+    return 0;
+}
+
+/* One plain node object at s->p ('{') appended to the table; -1 when it
+ * is not plain. */
+static int plain_node(scan *s) {
+    gd_numtab *t = s->t;
+    gd_numnode nd = {.name = -1, .op = -1, .in_first = t->n_ins, .shape_rank = -1};
+    unsigned seen = 0;
+    s->p++;
+    for (;;) {
+        ws(s);
+        const char *k;
+        size_t kn;
+        if (s->p >= s->end || *s->p != '"' || skip_string(s, &k, &kn)) return -1;
+        unsigned bit = is_key(k, kn, "name") ? 1u : is_key(k, kn, "op") ? 2u : is_key(k, kn, "inputs") ? 4u
+                     : is_key(k, kn, "shape") ? 8u : 0u;
+        if (!bit || (seen & bit)) return -1;
+        seen |= bit;
+        ws(s);
+        if (s->p >= s->end || *s->p != ':') return -1;
+        s->p++;
+        ws(s);
+        int rc;
+        if (bit == 1) rc = plain_string(s, &nd.name);
+        else if (bit == 2) rc = plain_string(s, &nd.op);
+        else if (bit == 4) {
+            int64_t n = plain_list(s, input_item, NULL);
+            rc = n < 0 || n > INT32_MAX / 2 ? -1 : 0;
+            nd.n_in = (int)n;
+        } else {
+            nd.shape_rank = 0;
+            rc = plain_list(s, dim_item, &nd) < 0 ? -1 : 0;
+        }
+        if (rc) return -1;
+        ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            break;
+        }
+        return -1;
+    }
+    if ((seen & 3u) != 3u ||
+        (t->n_nodes == t->cap_nodes && grow(s, (void **)&t->nodes, sizeof *t->nodes, &t->cap_nodes, t->n_nodes + 1)))
+        return -1;
+    t->nodes[t->n_nodes++] = nd;
+    return 0;
+}
+
+static int node_item(scan *s, void *arg) {
+    (void)arg;
+    if (poll_cancel(s)) return -1;
+    return s->p < s->end && *s->p == '{' ? plain_node(s) : -1;
+}
+
+/* The nodes list at s->p ('[') taken whole, or -1 with nothing taken
+ * (s->p back at the list). */
+static int take_nodes(scan *s) {
+    const char *start = s->p;
+    gd_numtab *t = s->t;
+    int64_t n = plain_list(s, node_item, NULL);
+    if (n > 0 && !s->stopped) {
+        size_t from = (size_t)(start - s->body), to = (size_t)(s->p - s->body), k = sizeof NODES_PLACEHOLDER - 1;
+        if (k <= to - from && !text_room(s, from - s->copied + k)) {
+            memcpy(t->text + t->text_len, s->body + s->copied, from - s->copied);
+            t->text_len += from - s->copied;
+            memcpy(t->text + t->text_len, NODES_PLACEHOLDER, k);
+            t->text_len += k;
+            s->copied = to;
+            t->nodes_taken = 1;
+            return 0;
+        }
+    }
+    t->n_nodes = t->n_ins = t->n_pool = 0;
+    s->p = start;
+    return -1;
+}
+
+int gd_numtab_is_nodes(const gd_numtab *t, const char *s, size_t n) {
+    return t && t->nodes_taken && n == 2 && s[0] == '\0' && s[1] == 'n';
+}
+
+/* "nodes": [{...}, ...]: taken whole when every node is plain, else each
+ * node's "value" looked at. */
 static int nodes_list(scan *s) {
     if (s->p >= s->end || *s->p != '[') return skip_value(s);
+    if (!s->t->nodes_taken && !take_nodes(s)) return 0;
+    if (s->stopped) return -1;
     s->p++;
     ws(s);
     if (s->p < s->end && *s->p == ']') return s->p++, 0;
@@ -297,6 +452,9 @@ void gd_numtab_free(gd_arena *a, gd_numtab *t) {
     gd_numtab_free_text(a, t);
     gd_arena_release(a, t->v);
     gd_arena_release(a, t->arr);
+    gd_arena_release(a, t->nodes);
+    gd_arena_release(a, t->ins);
+    gd_arena_release(a, t->pool);
     memset(t, 0, sizeof *t);
 }
 
@@ -313,7 +471,7 @@ int gd_numscan(gd_arena *a, const char *body, size_t len, int64_t max_elements, 
         gd_numtab_free(a, t);
         return -1;
     }
-    if (rc || s.bad || t->n_arr == 0) {
+    if (rc || s.bad || (t->n_arr == 0 && !t->nodes_taken)) {
         gd_numtab_free(a, t);
         return 0;
     }

@@ -1,4 +1,5 @@
-/* numscan.h - the numeric arrays of a request body, read ahead of jansson.
+/* numscan.h - the numeric arrays (and a graph's plain nodes) of a request
+ * body, read ahead of jansson.
  *
  * jansson would make a tree node and call strtod for every number; a
  * tensor of a million elements spends most of its decode there. This scan
@@ -37,6 +38,16 @@ typedef struct gd_numarr {
     gd_shape shape;
 } gd_numarr;
 
+/* A node of "graph"."nodes" read ahead: name, op, input names (offsets
+ * of NUL-terminated strings in the table's pool) and the "shape" list. */
+typedef struct gd_numnode {
+    int64_t name, op;
+    int64_t in_first; /* input k's name: pool + ins[in_first + k] */
+    int n_in;
+    int shape_rank;   /* -1: no "shape" key */
+    int64_t shape[GD_MAX_RANK];
+} gd_numnode;
+
 typedef struct gd_numtab {
     double *v;      /* every element of every list taken (arena buffer) */
     gd_numarr *arr; /* the lists, in body order (arena buffer) */
@@ -45,10 +56,28 @@ typedef struct gd_numtab {
     size_t text_len, text_cap;
     int64_t n_v, cap_v;
     int cap_arr;
+    /* "graph"."nodes" when every node in it is plain (below): the list is
+     * then the placeholder "\u0000n" in the text (arena buffers). */
+    int nodes_taken;
+    gd_numnode *nodes;
+    int64_t n_nodes, cap_nodes;
+    int64_t *ins, n_ins, cap_ins;
+    char *pool;
+    int64_t n_pool, cap_pool;
 } gd_numtab;
 
-/* Scans body (len bytes). Returns 1 with *t filled when some list was taken
- * (parse t->text, t->text_len bytes, instead of the body, with
+/* The graph's nodes are read ahead too when every one is plain: an object
+ * whose keys are "name" and "op" (both required) and optionally "inputs"
+ * (a list of strings) and "shape" (a list of at most GD_MAX_RANK integers
+ * without sign, fraction or exponent, below 10^15), each once, every
+ * string of printable ASCII without escapes. jansson then builds a few
+ * objects instead of one per node (half of a 10k-node request). Any other
+ * node (attributes, a constant's value, escapes, non-ASCII) leaves the
+ * whole list to jansson, as does an empty one. The decoder builds the same
+ * graph from either (proto/decode.c, decode_graph).
+ *
+ * Scans body (len bytes). Returns 1 with *t filled when some list (or the
+ * nodes) was taken (parse t->text, t->text_len bytes, instead of the body, with
  * JSON_ALLOW_NUL); 0 when none was
  * (nothing held: parse the body as usual); -1 when the cancel record fired.
  * max_elements (0: none) bounds each list. Release with gd_numtab_free. */
@@ -63,5 +92,9 @@ void gd_numtab_free(gd_arena *a, gd_numtab *t);
 /* The list a string value stands for: s (n bytes, as jansson holds it) is a
  * placeholder of t, or NULL when it is not (any ordinary string). */
 const gd_numarr *gd_numtab_find(const gd_numtab *t, const char *s, size_t n);
+
+/* Whether a string value (n bytes, as jansson holds it) is the placeholder
+ * of the nodes t read ahead. */
+int gd_numtab_is_nodes(const gd_numtab *t, const char *s, size_t n);
 
 #endif

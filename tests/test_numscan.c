@@ -276,6 +276,170 @@ START_TEST(placeholders) {
 }
 END_TEST
 
+/* ---- the nodes read ahead (numscan.h: plain nodes) ---- */
+
+/* body with the key "nodes" written with a \u escape (malloc'd): the scan
+ * leaves the nodes to jansson. */
+static char *nodes_twin_of(const char *body) {
+    size_t n = strlen(body);
+    char *out = malloc(2 * n + 64), *o = out;
+    for (const char *p = body; *p;) {
+        if (!strncmp(p, "\"nodes\"", 7)) {
+            strcpy(o, "\"\\u006eodes\"");
+            o += strlen(o), p += 7;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static int nodes_taken(const char *body) {
+    gd_arena *a = gd_arena_new(0);
+    gd_numtab t;
+    int rc = gd_numscan(a, body, strlen(body), 0, NULL, &t);
+    int taken = rc > 0 ? t.nodes_taken : 0;
+    if (rc > 0) gd_numtab_free(a, &t);
+    gd_arena_free(a);
+    return taken;
+}
+
+static void ck_same_ints(const gd_ints *x, const gd_ints *y) {
+    ck_assert_int_eq(x->given, y->given);
+    ck_assert_int_eq(x->is_list, y->is_list);
+    ck_assert_int_eq(x->n, y->n);
+    for (int k = 0; k < x->n; k++) ck_assert_int_eq(x->v[k], y->v[k]);
+}
+
+/* Decodes sq with its nodes read ahead (when want_taken) and by jansson:
+ * the same graph node for node, or the same error. */
+static void ck_same_graph_both_ways(const char *sq, int ep, int want_taken) {
+    char *body = dq(sq), *twin = nodes_twin_of(body);
+    ck_assert_msg(nodes_taken(body) == want_taken, "%s: nodes taken %d, want %d", body, nodes_taken(body),
+                  want_taken);
+    ck_assert_int_eq(nodes_taken(twin), 0);
+    outcome f, s;
+    decode(&f, body, ep, 0);
+    decode(&s, twin, ep, 0);
+    ck_assert_msg(f.rc == s.rc, "%s: rc %d (%s), ordinary %d (%s)", body, f.rc, f.e.message, s.rc, s.e.message);
+    if (f.rc) {
+        ck_assert_int_eq(f.e.code, s.e.code);
+        ck_assert_str_eq(f.e.message, s.e.message);
+        ck_assert_str_eq(f.e.at, s.e.at);
+        ck_assert_str_eq(f.e.suggestion, s.e.suggestion);
+    } else {
+        const gd_graph *x = f.r.graph, *y = s.r.graph;
+        ck_assert_int_eq(x->n, y->n);
+        for (int i = 0; i < x->n; i++) {
+            const gd_node *a = &x->nodes[i], *b = &y->nodes[i];
+            ck_assert_str_eq(a->name, b->name);
+            ck_assert_ptr_eq(a->op, b->op);
+            ck_assert_int_eq(a->n_in, b->n_in);
+            for (int k = 0; k < a->n_in; k++) {
+                ck_assert_str_eq(a->in_names[k], b->in_names[k]);
+                ck_assert_int_eq(a->in[k], b->in[k]);
+            }
+            ck_assert_int_eq(a->has_shape_decl, b->has_shape_decl);
+            ck_assert_int_eq(a->shape_decl.rank, b->shape_decl.rank);
+            for (int d = 0; d < a->shape_decl.rank; d++) ck_assert_int_eq(a->shape_decl.dim[d], b->shape_decl.dim[d]);
+            ck_assert_int_eq(a->has_dtype_decl, b->has_dtype_decl);
+            ck_assert_int_eq(a->attrs == &gd_no_attrs, b->attrs == &gd_no_attrs);
+            ck_same_ints(&a->attrs->shape, &b->attrs->shape);
+            ck_assert_int_eq(!x->st[i].value, !y->st[i].value);
+            ck_assert_int_eq(x->st[i].meta.shape.rank, y->st[i].meta.shape.rank);
+        }
+    }
+    gd_arena_free(f.a);
+    gd_arena_free(s.a);
+    free(body);
+    free(twin);
+}
+
+#define CHAIN "{'graph':{'nodes':[{'name':'x','op':'variable','shape':[3]},{'op':'variable','name':'w','shape':[]}," \
+              "{'name':'m','op':'mul','inputs':['x','w']},{'name':'t','op':'tanh','inputs':['m']},"                  \
+              "{'name':'y','op':'sum','inputs':['t']}"
+#define CHAIN_END "]},'target':'y','values':{'x':[1.5,-2,0.25],'w':0.5}}"
+
+START_TEST(same_graphs) {
+    static const struct {
+        const char *body;
+        int taken;
+    } cases[] = {
+        {CHAIN CHAIN_END, 1},
+        {G1 "'values':{'x':[1.5,2.5,3.5]}}", 1},
+        /* whitespace everywhere, empty inputs, a reshape's shape attribute */
+        {"{ 'graph' : { 'nodes' : [ { 'name' : 'x' , 'op' : 'input' , 'shape' : [ 2 , 3 ] , 'inputs' : [ ] } ,\n"
+         "{'name':'r','op':'reshape','inputs':[ 'x' ],'shape':[3,2]},{'name':'y','op':'sum','inputs':['r']} ] },"
+         "'target':'y','values':{'x':[[1,2,3],[4,5,6]]}}", 1},
+        /* errors from plain nodes: the same code, message, path and suggestion */
+        {CHAIN ",{'name':'z','op':'tanhh','inputs':['y']}" CHAIN_END, 1},
+        {CHAIN ",{'name':'z','op':'tanh','inputs':['y'],'shape':[2]}" CHAIN_END, 1},
+        {CHAIN ",{'name':'t','op':'tanh','inputs':['y']}" CHAIN_END, 1},
+        {CHAIN ",{'name':'z','op':'tanh','inputs':['yy']}" CHAIN_END, 1},
+        {CHAIN ",{'name':'z','op':'tanh','inputs':['y','m']}" CHAIN_END, 1},
+        {CHAIN ",{'name':'z z','op':'tanh','inputs':['y']}" CHAIN_END, 1},
+        {CHAIN ",{'name':'c','op':'constant'}" CHAIN_END, 1},
+        {CHAIN ",{'name':'z','op':'input','shape':[2,0,3]}" CHAIN_END, 1},
+        {CHAIN ",{'name':'a','op':'tanh','inputs':['b']},{'name':'b','op':'tanh','inputs':['a']}" CHAIN_END, 1},
+        {CHAIN ",{'name':'z','op':'input','shape':[123456789012345]}" CHAIN_END, 1},
+        /* nodes the scan leaves to jansson: the whole list goes the ordinary way */
+        {CHAIN ",{'name':'z','op':'input','shape':[1,1,1,1,1,1,1,1,1]}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z','op':'input','shape':[-1]}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z','op':'input','shape':[2.0]}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z','op':'input','shape':[1234567890123456]}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z','op':'input','dtype':'int64'}" CHAIN_END, 0},
+        {CHAIN ",{'name':'c','op':'constant','value':2.5}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z\\u0041','op':'tanh','inputs':['y']}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z\xc3\xa9','op':'tanh','inputs':['y']}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z','op':'tanh','inputs':null}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z','op':'tanh','inputs':['y',3]}" CHAIN_END, 0},
+        {CHAIN ",{'name':'z','op':5}" CHAIN_END, 0},
+        {CHAIN ",{'op':'tanh'}" CHAIN_END, 0},
+        {CHAIN ",['z']" CHAIN_END, 0},
+        {"{'graph':{'nodes':[]},'target':'y'}", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) ck_same_graph_both_ways(cases[i].body, GD_EP_GRAD, cases[i].taken);
+}
+END_TEST
+
+/* A duplicate key in a node: the scan leaves the nodes, jansson locates it. */
+START_TEST(nodes_duplicate_key) {
+    char *body = dq("{'graph':{'nodes':[{'name':'x','op':'input','name':'y'}]},'target':'x'}");
+    ck_assert_int_eq(nodes_taken(body), 0);
+    outcome f;
+    decode(&f, body, GD_EP_EVAL, 0);
+    ck_assert_int_eq(f.rc, GD_E_INVALID_REQUEST);
+    ck_assert_str_eq(f.e.at, "$.graph.nodes[0].name");
+    gd_arena_free(f.a);
+    free(body);
+}
+END_TEST
+
+/* The edge limits hold for nodes read ahead as for jansson's. */
+START_TEST(nodes_limits) {
+    char *body = dq(CHAIN CHAIN_END), *twin = nodes_twin_of(body);
+    ck_assert_int_eq(nodes_taken(body), 1);
+    for (int k = 0; k < 2; k++) {
+        gd_decode_limits lim = {.max_nodes = 10000, .max_elements = 1 << 24, .max_inputs = k ? 1 : 0,
+                                .max_edges = k ? 0 : 2};
+        outcome f, s;
+        f.a = gd_arena_new(0), s.a = gd_arena_new(0);
+        f.rc = gd_decode_request(f.a, body, strlen(body), NULL, 0, GD_EP_GRAD, &lim, &f.r, &f.e);
+        s.rc = gd_decode_request(s.a, twin, strlen(twin), NULL, 0, GD_EP_GRAD, &lim, &s.r, &s.e);
+        ck_assert_int_eq(f.rc, GD_E_TOO_LARGE);
+        ck_assert_int_eq(s.rc, GD_E_TOO_LARGE);
+        ck_assert_str_eq(f.e.message, s.e.message);
+        ck_assert_str_eq(f.e.at, k ? "$.graph.nodes[2].inputs" : "$.graph.nodes[3].inputs");
+        ck_assert_str_eq(f.e.at, s.e.at);
+        gd_arena_free(f.a);
+        gd_arena_free(s.a);
+    }
+    free(body);
+    free(twin);
+}
+END_TEST
+
 Suite *suite_numscan(void) {
     Suite *s = suite_create("numscan");
     TCase *tc = tcase_create("same_as_jansson");
@@ -286,6 +450,9 @@ Suite *suite_numscan(void) {
     tcase_add_test(tc, random_lists);
     tcase_add_test(tc, memory_counts);
     tcase_add_test(tc, placeholders);
+    tcase_add_test(tc, same_graphs);
+    tcase_add_test(tc, nodes_duplicate_key);
+    tcase_add_test(tc, nodes_limits);
     suite_add_tcase(s, tc);
     return s;
 }
