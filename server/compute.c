@@ -312,13 +312,25 @@ static void compute_end(gd_arena *a, worker_mem *wm) {
 typedef struct holder {
     gd_graphs *graphs;
     gd_held *held;
+    int64_t inline_max;  /* the network thread's --inline-work, or 0 */
+    int too_big;         /* the graph has more nodes than inline_max allows: not looked up */
 } holder;
+
+/* Whether a graph of n nodes is too much for the network thread whatever its
+ * shapes (gd_graph_work counts GD_NODE_WORK per node): deferred before any
+ * of its request is decoded. */
+static int too_big_inline(int64_t inline_max, int n) { return inline_max > 0 && (int64_t)n * GD_NODE_WORK > inline_max; }
 
 static const gd_graph *lookup_held(void *arg, const char *id) {
     holder *k = arg;
     if (!k->graphs || !gd_graphs_public_id(id)) return NULL;
     gd_graphs_release(k->graphs, k->held); /* a request names one graph; never two references */
     k->held = gd_graphs_get(k->graphs, id, 1);
+    if (k->held && too_big_inline(k->inline_max, k->held->g->n)) {
+        gd_graphs_release(k->graphs, k->held);
+        k->held = NULL;
+        k->too_big = 1; /* the decode fails here; the caller defers the request */
+    }
     return k->held ? k->held->g : NULL;
 }
 
@@ -521,13 +533,18 @@ int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
         compute_end(a, wm);
         return 0;
     }
-    holder hold = {in->graphs, NULL};
+    holder hold = {in->graphs, NULL, in->inline_work_max, 0};
     lim.lookup = lookup_held, lim.lookup_arg = &hold;
     int explain = in->endpoint == GD_EP_EXPLAIN, rc = -1;
     char *text;
     size_t text_len;
     gd_held *recent = NULL;
-    if (!explain && recent_graph(in, a, &lim, &recent, &text, &text_len)) {
+    if (!explain && recent_graph(in, a, &lim, &recent, &text, &text_len) && too_big_inline(in->inline_work_max, recent->g->n)) {
+        gd_graphs_release(in->graphs, recent);
+        compute_end(a, wm);
+        return GD_COMPUTE_DEFERRED;
+    }
+    if (recent) {
         gd_decode_limits given = lim;
         given.graph_given = recent->g;
         if ((rc = gd_decode_request(a, text, text_len, in->bin, in->bin_len, in->endpoint, &given, &req, &err))) {
@@ -550,6 +567,10 @@ int gd_compute(const gd_compute_in *in, gd_cancel *cancel, gd_reply *out) {
     if (rc)
         rc = gd_decode_request(a, in->body, in->json_len, in->bin, in->bin_len, explain ? GD_EP_GRAD : in->endpoint,
                                &lim, &req, &err);
+    if (rc && hold.too_big) { /* a graph_id naming a graph too big for the network thread */
+        compute_end(a, wm);
+        return GD_COMPUTE_DEFERRED;
+    }
     if (!rc && explain) rc = explain_too_large(in, &req, hold.held != NULL, &err);
     if (!rc && in->inline_work_max > 0 && gd_graph_work(req.graph, in->inline_work_max) > in->inline_work_max) {
         compute_end(a, wm); /* too much for the network thread: a worker decodes it again */
