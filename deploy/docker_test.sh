@@ -237,6 +237,9 @@ if env "${BUILD_ENV[@]}" "$DOCKER_BIN" build --no-cache --network host -f deploy
     ok "docker build -f deploy/Dockerfile ($(( $(date +%s) - t0 )) s, ${BUILD_ENV[*]:-legacy builder})"
 else
     bad "docker build -f deploy/Dockerfile:"
+    # make check's failures (Check's ":F:"/":E:" lines, the FAIL summary) first:
+    # test-suite.log, printed by the Dockerfile, puts them far above the tail.
+    grep -E ':[FE]:|^#[0-9]+ [0-9.]+ (FAIL|ERROR):|FAIL |Assertion' "$TMP/build.log" | head -n 40 | sed 's/^/     /'
     tail -n 40 "$TMP/build.log" | sed 's/^/     /'
     echo "docker_test: $passed passed, $failed failed"
     exit 1

@@ -2355,7 +2355,7 @@ START_TEST(request_log_batched) {
     ht_resp_free(&r);
     /* written once the request completes, which may come just after the answer reached us */
     int seen = 0;
-    for (int i = 0; i < 200 && !seen; i++) {
+    for (long waited = 0; waited < ht_scaled_ms(2000) && !seen; waited += 10) {
         seen = strstr(ht_server_log_tail(&s, tail, sizeof tail), "id=unbatched-1 ") != NULL;
         if (!seen) usleep(10000);
     }
