@@ -211,6 +211,22 @@ static int word(jp *s, const char *w, size_t n) {
 
 static json_t *value(jp *s);
 
+/* After an object member or array element: past a ',' (1, another item
+ * follows), past the closing bracket `close` (0), or -1 (give up). */
+static int after_item(jp *s, char close) {
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ',') {
+        s->p++;
+        skip_ws(s);
+        return 1;
+    }
+    if (s->p < s->end && *s->p == (unsigned char)close) {
+        s->p++;
+        return 0;
+    }
+    return -1;
+}
+
 static json_t *object(jp *s) {
     json_t *o = json_object();
     if (!o) return NULL;
@@ -241,16 +257,9 @@ static json_t *object(jp *s) {
         int bad = !v || json_object_setn_new_nocheck(o, key, kn, v);
         if (key != k && key != small) free(key);
         if (bad) goto fail;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            return o;
-        }
+        int more = after_item(s, '}');
+        if (more > 0) continue;
+        if (more == 0) return o;
         goto fail;
     }
 fail:
@@ -270,16 +279,9 @@ static json_t *array(jp *s) {
     for (;;) {
         json_t *v = value(s);
         if (!v || json_array_append_new(a, v)) break;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
-            return a;
-        }
+        int more = after_item(s, ']');
+        if (more > 0) continue;
+        if (more == 0) return a;
         break;
     }
     json_decref(a);

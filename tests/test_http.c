@@ -2635,17 +2635,24 @@ static void *chain_main(void *arg) {
     return NULL;
 }
 
+/* A long matmul chain (seconds at any time scale; deadline_ms 4 s x scale)
+ * posted from thread *th, returned once it is with the worker. */
+static void start_long_chain(int port, chain_job *job, pthread_t *th) {
+    *job = (chain_job){.port = port, .n = matmul_n() * 3 / 2, .reps = 4 * (int)ceil(ht_time_scale())};
+    snprintf(job->extra, sizeof job->extra, ", 'deadline_ms': %ld", ht_scaled_ms(4000));
+    pthread_create(th, NULL, chain_main, job);
+    double inflight = metric_wait(port, "gradd_in_flight", 1, 20);
+    ck_assert_msg(inflight == 1, "the long request never got to the worker (gradd_in_flight %g)", inflight);
+}
+
 START_TEST(queue_request_deadline_504) {
     ht_server s;
     /* --inline-work 1: the small request is decoded on the network thread,
      * found too big for it, and queued (the deferral path of run_inline). */
     ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-elements", "100000000", "--inline-work", "1"));
-    chain_job job = {.port = s.port, .n = matmul_n() * 3 / 2, .reps = 4 * (int)ceil(ht_time_scale())};
-    snprintf(job.extra, sizeof job.extra, ", 'deadline_ms': %ld", ht_scaled_ms(4000));
+    chain_job job;
     pthread_t th;
-    pthread_create(&th, NULL, chain_main, &job);
-    double inflight = metric_wait(s.port, "gradd_in_flight", 1, 20);
-    ck_assert_msg(inflight == 1, "the long request never got to the worker (gradd_in_flight %g)", inflight);
+    start_long_chain(s.port, &job, &th);
     ht_resp r;
     char body[4096];
     snprintf(body, sizeof body, "%s", J(CONTRACT_REQ));
@@ -2673,12 +2680,9 @@ END_TEST
 START_TEST(inline_small_beside_busy_worker) {
     ht_server s;
     ht_server_start(&s, ARGS("--workers", "1", "--blas-threads", "1", "--max-elements", "100000000"));
-    chain_job job = {.port = s.port, .n = matmul_n() * 3 / 2, .reps = 4 * (int)ceil(ht_time_scale())};
-    snprintf(job.extra, sizeof job.extra, ", 'deadline_ms': %ld", ht_scaled_ms(4000));
+    chain_job job;
     pthread_t th;
-    pthread_create(&th, NULL, chain_main, &job);
-    double inflight = metric_wait(s.port, "gradd_in_flight", 1, 20);
-    ck_assert_msg(inflight == 1, "the long request never got to the worker (gradd_in_flight %g)", inflight);
+    start_long_chain(s.port, &job, &th);
     ht_resp r;
     ht_post(s.port, "/v1/grad", J(CONTRACT_REQ), &r);
     double took_ms = (r.t_done - r.t_start) * 1000;
@@ -2692,7 +2696,7 @@ START_TEST(inline_small_beside_busy_worker) {
            "(queue_us %lld)\n", took_ms, (long long)queue_us);
     ck_assert_msg(took_ms < ht_scaled_ms(1000), "the small request took %.0f ms: it waited for the worker", took_ms);
     ck_assert_msg(queue_us < 100000, "queue_us %lld: the small request waited in the queue", (long long)queue_us);
-    inflight = metric_wait(s.port, "gradd_in_flight", 1, 1);
+    double inflight = metric_wait(s.port, "gradd_in_flight", 1, 1);
     ck_assert_msg(inflight == 1, "the long request should still be running (gradd_in_flight %g)", inflight);
     pthread_join(th, NULL);
     /* its deadline_ms bounds the test's time: answered, at its end or before */

@@ -60,16 +60,19 @@ static char *dq(const char *sq) {
     return d;
 }
 
-/* How many lists the scan takes from body. */
-static int lists_taken(const char *body) {
+/* What the scan takes from body: how many lists (nodes = 0), or whether it
+ * took the graph's nodes (nodes = 1). */
+static int scan_taken(const char *body, int nodes) {
     gd_arena *a = gd_arena_new(0);
     gd_numtab t;
     int rc = gd_numscan(a, body, strlen(body), 0, NULL, &t);
-    int n = rc > 0 ? t.n_arr : 0;
+    int n = rc <= 0 ? 0 : nodes ? t.nodes_taken : t.n_arr;
     if (rc > 0) gd_numtab_free(a, &t);
     gd_arena_free(a);
     return n;
 }
+
+static int lists_taken(const char *body) { return scan_taken(body, 0); }
 
 /* Decodes sq both ways and compares; returns the number of lists taken. */
 static int ck_same_both_ways(const char *sq, int ep) {
@@ -295,15 +298,7 @@ static char *nodes_twin_of(const char *body) {
     return out;
 }
 
-static int nodes_taken(const char *body) {
-    gd_arena *a = gd_arena_new(0);
-    gd_numtab t;
-    int rc = gd_numscan(a, body, strlen(body), 0, NULL, &t);
-    int taken = rc > 0 ? t.nodes_taken : 0;
-    if (rc > 0) gd_numtab_free(a, &t);
-    gd_arena_free(a);
-    return taken;
-}
+static int nodes_taken(const char *body) { return scan_taken(body, 1); }
 
 static void ck_same_ints(const gd_ints *x, const gd_ints *y) {
     ck_assert_int_eq(x->given, y->given);
