@@ -182,6 +182,36 @@ START_TEST(shortest_strings_read_back) {
 }
 END_TEST
 
+/* Random digit strings shaped to cross the reader's eight-at-a-time
+ * path at every offset: integer parts of 0-24 digits, fractions of 0-40
+ * digits with runs of leading zeros, an exponent or not, and the text's
+ * end right after the number or a byte later (the path must not read
+ * past it). Each is read as strtod reads it. */
+START_TEST(digit_runs_against_strtod) {
+    uint64_t s = 0xD1B54A32D192ED03ull;
+    char buf[96];
+    for (long i = 0; i < 400000; i++) {
+        uint64_t r = xorshift64(&s);
+        int n = 0, ni = (int)(r % 25), nf = (int)((r >> 5) % 41), zeros = (int)((r >> 11) % 12);
+        if (r >> 63) buf[n++] = '-';
+        if (ni == 0) buf[n++] = '0';
+        for (int k = 0; k < ni; k++) buf[n++] = (char)('0' + (k == 0 ? 1 + xorshift64(&s) % 9 : xorshift64(&s) % 10));
+        if (nf) {
+            buf[n++] = '.';
+            for (int k = 0; k < nf; k++) buf[n++] = (char)('0' + (k < zeros ? 0 : xorshift64(&s) % 10));
+        }
+        if ((r >> 17) & 1) n += snprintf(buf + n, 12, "e%d", (int)((r >> 20) % 700) - 350);
+        buf[n] = ',';
+        const char *end = buf + n + ((r >> 40) & 1);
+        buf[n + 1] = '\0';
+        double want = strtod(buf, NULL), got;
+        unsigned fl;
+        if (gd_parse_double(buf, end, &got, &fl) != buf + n || memcmp(&got, &want, 8))
+            ck_abort_msg("%.*s: read as %a, strtod says %a", n, buf, got, want);
+    }
+}
+END_TEST
+
 START_TEST(grammar_and_flags) {
     static const char *const not_numbers[] = {"", "-", "+1", ".5", "1.", "1.e5", "1e", "1e+", "-e5", "e5", "x",
                                               "- 1", "Infinity", "NaN"};
@@ -233,6 +263,7 @@ Suite *suite_numparse(void) {
     tcase_add_test(tc, random_printed_doubles);
     tcase_add_test(tc, shortest_strings_read_back);
     tcase_add_test(tc, grammar_and_flags);
+    tcase_add_test(tc, digit_runs_against_strtod);
     suite_add_tcase(s, tc);
     return s;
 }
