@@ -475,6 +475,8 @@ size_t gd_arena_small_cost(size_t n, size_t count) {
 
 int gd_arena_charge(gd_arena *a, size_t n) { return charge(a, n); }
 
+int gd_arena_can_charge(const gd_arena *a, size_t n) { return !a->limit || (n <= a->limit && a->live <= a->limit - n); }
+
 void gd_arena_uncharge(gd_arena *a, size_t n) { a->live -= n < a->live ? n : a->live; }
 
 void gd_arena_reset_peak(gd_arena *a) { a->peak = a->live; }

@@ -102,6 +102,9 @@ void gd_bufcache_move(gd_bufcache *dst, gd_bufcache *src);
  * gd_arena_uncharge takes them off again. */
 int gd_arena_charge(gd_arena *a, size_t n);
 void gd_arena_uncharge(gd_arena *a, size_t n);
+/* 1 when gd_arena_charge(a, n) would succeed now, else 0 (nothing counted,
+ * nothing marked refused): for room that is only an optimisation. */
+int gd_arena_can_charge(const gd_arena *a, size_t n);
 /* Restart the high-water mark at what is held now (a run measures its own). */
 void gd_arena_reset_peak(gd_arena *a);
 

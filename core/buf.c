@@ -1,5 +1,5 @@
-/* buf.c - the growable byte buffer (see buf.h): malloc'd storage that
- * doubles as it grows and stays NUL-terminated. */
+/* buf.c - the growable byte buffer (see buf.h): malloc'd storage (or a
+ * pool's, when big) that doubles as it grows and stays NUL-terminated. */
 #include "core/buf.h"
 
 #include "core/arena.h"
@@ -23,10 +23,31 @@ int gd_buf_charge_to(gd_buf *b, gd_arena *a) {
     return 0;
 }
 
+/* Give storage back where it came from. */
+static void release(const gd_buf *b, char *data) {
+    if (b->pooled) b->pool->put(data);
+    else free(data);
+}
+
 void gd_buf_free(gd_buf *b) {
     if (b->charge) gd_arena_uncharge(b->charge, b->cap);
-    free(b->data);
+    release(b, b->data);
     memset(b, 0, sizeof *b);
+}
+
+void gd_buf_use_pool(gd_buf *b, const gd_buf_pool *pool) { b->pool = pool; }
+
+/* Storage of cap bytes holding what b holds: from the pool when b uses one
+ * and cap is big enough (a copy, since pooled blocks are not realloc's),
+ * else realloc. NULL when memory runs out (b unchanged). */
+static char *grow(gd_buf *b, size_t cap) {
+    if (!b->pool || cap < b->pool->min) return realloc(b->data, cap);
+    char *d = b->pool->get(cap);
+    if (!d) return NULL;
+    if (b->data) memcpy(d, b->data, b->len + 1);
+    release(b, b->data);
+    b->pooled = 1;
+    return d;
 }
 
 void gd_buf_reset(gd_buf *b) {
@@ -34,25 +55,35 @@ void gd_buf_reset(gd_buf *b) {
     if (b->data) b->data[0] = '\0';
 }
 
-int gd_buf_reserve(gd_buf *b, size_t n) {
+/* Room for n more bytes; soft: a failure leaves b as it was, not failed. */
+static int reserve(gd_buf *b, size_t n, int soft) {
     if (b->failed) return -1;
     if (b->cap > b->len && n < b->cap - b->len) return 0;
-    if (n > SIZE_MAX / 2 - b->len - 1) { b->failed = 1; return -1; }
+    if (n > SIZE_MAX / 2 - b->len - 1) {
+        if (!soft) b->failed = 1;
+        return -1;
+    }
     size_t need = b->len + n + 1, cap = b->cap ? b->cap : 256;
+    if (soft) cap = need; /* a hint of the whole: no doubling past it */
     while (cap < need) cap *= 2;
+    if (soft && b->charge && !gd_arena_can_charge(b->charge, cap - b->cap)) return -1;
     if (b->charge && gd_arena_charge(b->charge, cap - b->cap)) {
         b->over_limit = b->failed = 1;
         return -1;
     }
-    char *d = realloc(b->data, cap);
+    char *d = grow(b, cap);
     if (!d) {
         if (b->charge) gd_arena_uncharge(b->charge, cap - b->cap);
-        b->failed = 1;
+        if (!soft) b->failed = 1;
         return -1;
     }
     b->data = d, b->cap = cap;
     return 0;
 }
+
+int gd_buf_reserve(gd_buf *b, size_t n) { return reserve(b, n, 0); }
+
+int gd_buf_reserve_soft(gd_buf *b, size_t n) { return reserve(b, n, 1); }
 
 int gd_buf_append(gd_buf *b, const void *p, size_t n) {
     if (gd_buf_reserve(b, n)) return -1;

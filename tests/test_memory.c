@@ -380,6 +380,68 @@ START_TEST(response_buffer_counts_against_limit) {
 }
 END_TEST
 
+/* A pool for gd_buf: blocks from malloc, counted, each put checked to be
+ * one that get gave. */
+static int pool_gets, pool_puts;
+static void *pool_last;
+static void *pool_get(size_t n) {
+    pool_gets++;
+    return pool_last = malloc(n);
+}
+static void pool_put(void *p) {
+    pool_puts++;
+    free(p);
+}
+static const gd_buf_pool test_pool = {64 << 10, pool_get, pool_put};
+
+/* A buffer that uses a pool keeps small storage in malloc, moves to the
+ * pool's blocks from the pool's minimum on (its text intact), and gives
+ * them back through the pool, once each. */
+START_TEST(buffer_storage_from_pool) {
+    pool_gets = pool_puts = 0;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_use_pool(&b, &test_pool);
+    char chunk[1000];
+    for (int i = 0; i < (int)sizeof chunk; i++) chunk[i] = (char)('a' + i % 26);
+    for (int i = 0; i < 30; i++) ck_assert_int_eq(gd_buf_append(&b, chunk, sizeof chunk), 0);
+    ck_assert_int_eq(pool_gets, 0); /* 30 kB in 32 KiB: malloc's */
+    ck_assert(!b.pooled);
+    for (int i = 0; i < 230; i++) ck_assert_int_eq(gd_buf_append(&b, chunk, sizeof chunk), 0);
+    ck_assert(b.pooled);
+    ck_assert_ptr_eq(b.data, pool_last);
+    ck_assert_int_eq(pool_puts, pool_gets - 1); /* every block but the last went back as it grew */
+    ck_assert_uint_eq(b.len, 260 * sizeof chunk);
+    for (int i = 0; i < 260; i++) ck_assert_int_eq(memcmp(b.data + (size_t)i * sizeof chunk, chunk, sizeof chunk), 0);
+    ck_assert_int_eq(b.data[b.len], '\0');
+    gd_buf_free(&b);
+    ck_assert_int_eq(pool_puts, pool_gets);
+    ck_assert_ptr_null(b.pool); /* a freed buffer is plain again */
+}
+END_TEST
+
+/* gd_buf_reserve_soft: room that does not fit the charged arena's limit is
+ * refused without failing the buffer or marking the arena (the text may
+ * still fit as it is written); room that fits is taken, exactly. */
+START_TEST(buffer_soft_reserve) {
+    gd_arena *a = gd_arena_new(4 * MIB);
+    gd_buf b;
+    gd_buf_init(&b);
+    ck_assert_int_eq(gd_buf_charge_to(&b, a), 0);
+    ck_assert_int_eq(gd_buf_append(&b, "{", 1), 0);
+    ck_assert_int_eq(gd_buf_reserve_soft(&b, 5 * MIB), -1);
+    ck_assert(!b.failed && !b.over_limit && !gd_arena_refused(a));
+    ck_assert_int_eq(gd_buf_append(&b, "}", 1), 0);
+    ck_assert_int_eq(gd_buf_reserve_soft(&b, 3 * MIB), 0);
+    ck_assert_uint_eq(b.cap, 2 + 3 * MIB + 1); /* no doubling past a hint */
+    ck_assert_uint_eq(gd_arena_live(a), b.cap);
+    ck_assert_str_eq(b.data, "{}");
+    gd_buf_free(&b);
+    ck_assert_uint_eq(gd_arena_live(a), 0);
+    gd_arena_free(a);
+}
+END_TEST
+
 /* gd_malloc_keep_warm: after a burst of frees the process keeps the pages
  * (glibc's default gives the top of the heap back at once, so the next
  * request faults them in again). Only with glibc's own allocator: a
@@ -426,6 +488,8 @@ Suite *suite_memory(void) {
     tcase_add_test(tc, json_parse_counts_against_limit);
     tcase_add_test(tc, response_buffer_counts_against_limit);
     tcase_add_test(tc, malloc_stays_warm);
+    tcase_add_test(tc, buffer_storage_from_pool);
+    tcase_add_test(tc, buffer_soft_reserve);
     suite_add_tcase(s, tc);
     return s;
 }
