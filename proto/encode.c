@@ -209,6 +209,22 @@ static void reserve_binary(enc *e, gd_tensor *const *vals, int n, size_t *total)
             *total += (size_t)vals[k]->n * 8 + 64;
 }
 
+/* Room for the text of every tensor of vals (nodes idx) at once, added to
+ * *total (see gd_wire_put_bound), for the JSON formats: a large answer is
+ * then written into one buffer instead of being copied at every doubling.
+ * Only a hint (gd_buf_reserve_soft). */
+static void json_room(const enc *e, const gd_graph *g, const int *idx, gd_tensor *const *vals, int n,
+                      size_t *total) {
+    if (e->fmt == GD_TF_BINARY || !vals) return;
+    for (int k = 0; k < n; k++) *total += gd_wire_put_bound(e->fmt, vals[k], g->st[idx[k]].transport_f32);
+}
+
+/* Reserve what json_room summed, when it is worth it (a small answer grows
+ * as cheaply) and memory allows. */
+static void reserve_json(enc *e, size_t total) {
+    if (total >= 4096 && total < SIZE_MAX / 4) gd_buf_reserve_soft(e->out, total + 1024);
+}
+
 static int finish(const enc *e) {
     if (e->poll.stopped) return GD_E_DEADLINE_EXCEEDED;
     return e->out->failed || (e->bin && e->bin->bytes.failed) ? -1 : 0;
@@ -225,6 +241,11 @@ int gd_encode_grad_response(gd_buf *out, gd_binsec *bin, const gd_request *req, 
     reserve_binary(&e, res->grads, s->n_wrt, &total);
     if (req->fetch_given) reserve_binary(&e, res->fetched, s->n_fetch, &total);
     if (total && total < SIZE_MAX / 2) gd_buf_reserve(&bin->bytes, total);
+    size_t text = 0;
+    json_room(&e, g, s->targets, res->targets, s->n_targets, &text);
+    json_room(&e, g, s->wrt, res->grads, s->n_wrt, &text);
+    if (req->fetch_given) json_room(&e, g, s->fetch, res->fetched, s->n_fetch, &text);
+    reserve_json(&e, text);
     gd_buf_puts(out, "{\"target\":");
     put_map(&e, g, s->targets, req->target_names, res->targets, s->n_targets);
     gd_buf_puts(out, ",\"gradients\":");
@@ -247,6 +268,9 @@ int gd_encode_eval_response(gd_buf *out, gd_binsec *bin, const gd_request *req, 
     if (begin(&e, out, bin, req)) return -1;
     const gd_graph *g = req->graph;
     const gd_run_spec *s = &req->spec;
+    size_t text = 0;
+    json_room(&e, g, s->fetch, res->fetched, s->n_fetch, &text);
+    reserve_json(&e, text);
     gd_buf_puts(out, "{\"values\":");
     put_map(&e, g, s->fetch, req->fetch_names, res->fetched, s->n_fetch);
     gd_buf_puts(out, ",\"diagnostics\":");

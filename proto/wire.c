@@ -829,6 +829,27 @@ static void put_binary(gd_binsec *sec, const gd_tensor *t, int f32, uint64_t *of
 
 /* Values and gradients of a float32 transport node are narrowed to float32
  * on the way out. */
+size_t gd_wire_put_bound(gd_tensor_format fmt, const gd_tensor *t, int transport_f32) {
+    if (!t) return 4;
+    int f32 = transport_f32 && t->dtype == GD_F64;
+    size_t n = (size_t)t->n, head = 96 + 21 * (size_t)t->shape.rank; /* keys, dtype, shape, offsets */
+    /* The longest element with its comma: a float64 of 17 digits with an
+     * exponent or 4 leading zeros and a sign (24), a float32 in fixed
+     * notation up to 10^16 (20), an int64 (20). */
+    size_t per = t->dtype == GD_I64 ? 21 : f32 ? 21 : 25;
+    switch (fmt) {
+    case GD_TF_NESTED: {
+        size_t lists = 0, above = 1; /* the nested lists: '[', ']' and a comma each */
+        for (int d = 0; d < t->shape.rank; d++) lists += above, above *= (size_t)t->shape.dim[d];
+        return n * per + 3 * lists + 1;
+    }
+    case GD_TF_FLAT: return head + n * per;
+    case GD_TF_B64: return head + (n * (f32 ? 4 : 8) + 2) / 3 * 4;
+    case GD_TF_BINARY: return head;
+    }
+    return head;
+}
+
 void gd_wire_put(gd_buf *b, gd_binsec *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
                  gd_wire_poll *poll) {
     if (!t) { gd_buf_puts(b, "null"); return; }

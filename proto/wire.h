@@ -120,5 +120,8 @@ int gd_binsec_flatten(const gd_binsec *s, gd_buf *out);
  * poll->stopped (poll may be NULL: never stopped). */
 void gd_wire_put(gd_buf *out, gd_binsec *bin, gd_tensor_format fmt, const gd_tensor *t, int transport_f32,
                  gd_wire_poll *poll);
+/* An upper bound of the bytes gd_wire_put writes into out for t (NULL:
+ * "null"), without writing: for reserving a large answer's room at once. */
+size_t gd_wire_put_bound(gd_tensor_format fmt, const gd_tensor *t, int transport_f32);
 
 #endif

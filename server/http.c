@@ -298,8 +298,10 @@ static struct MHD_Response *make_response(gd_reply *p) {
     if (!p->binary) {
         if (!p->body.data) return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         struct MHD_Response *resp =
-            MHD_create_response_from_buffer(p->body.len, p->body.data, MHD_RESPMEM_MUST_FREE);
-        if (resp) gd_buf_init(&p->body); /* MHD frees the data now */
+            p->body.pooled ? MHD_create_response_from_buffer_with_free_callback(p->body.len, p->body.data,
+                                                                                 gd_compute_block_done)
+                           : MHD_create_response_from_buffer(p->body.len, p->body.data, MHD_RESPMEM_MUST_FREE);
+        if (resp) gd_buf_init(&p->body); /* MHD frees (or gives back) the data now */
         return resp;
     }
     gd_reply *f = malloc(sizeof *f);

@@ -1168,6 +1168,45 @@ static void roundtrip(gd_tensor_format f) {
     gd_buf_free(&bin);
 }
 
+/* gd_wire_put_bound bounds what gd_wire_put writes, in every format, for
+ * the longest numbers there are (17 digits with a three-digit exponent,
+ * fixed notation just under 10^16, 4 leading zeros, int64's extremes,
+ * float32 narrowing, non-finite values), odd shapes (a dimension of 1 at
+ * every level, an empty one, a scalar) and random values: the server
+ * reserves an answer's room from it. */
+START_TEST(encode_put_bound) {
+    static const double hard[] = {-2.2250738585072014e-308, -1.2345678901234567e-100, -1234567890123456.7,
+                                  -9.999999999999999e15,    -0.00012345678901234567, -1.1754943508222875e-38,
+                                  -3.4028234663852886e38,   NAN,                     -INFINITY,
+                                  -5e-324,                  -1.2345678e15,           0.0};
+    static const int64_t shapes[][4] = {{0}, {1, 7}, {2, 3, 1}, {3, 1, 1, 1}, {1, 0}, {4, 1, 5}};
+    static const int ranks[] = {0, 2, 3, 4, 2, 3};
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    for (int f = GD_TF_NESTED; f <= GD_TF_B64; f++)
+        for (int si = 0; si < (int)(sizeof ranks / sizeof ranks[0]); si++)
+            for (int kind = 0; kind < 4; kind++) { /* f64 hard, f64 random, f32 hard, int64 */
+                gd_shape sh = gd_shape_make(ranks[si], shapes[si]);
+                gd_tensor *t = gd_tensor_new(A, &sh, kind == 3 ? GD_I64 : GD_F64, 0);
+                ck_assert_ptr_nonnull(t);
+                for (int64_t k = 0; k < t->n; k++) {
+                    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+                    if (kind == 3) gd_i64(t)[k] = (k & 1) ? INT64_MIN : (int64_t)seed;
+                    else if (kind == 1) memcpy(&gd_f64(t)[k], &seed, 8);
+                    else gd_f64(t)[k] = hard[(k + si) % (int64_t)(sizeof hard / sizeof hard[0])];
+                }
+                gd_buf b;
+                gd_buf_init(&b);
+                gd_wire_put(&b, NULL, (gd_tensor_format)f, t, kind == 2, NULL);
+                ck_assert(!b.failed);
+                size_t bound = gd_wire_put_bound((gd_tensor_format)f, t, kind == 2);
+                ck_assert_msg(b.len <= bound, "format %d, shape %d, kind %d: %zu bytes written, bound %zu: %s", f,
+                              si, kind, b.len, bound, b.data);
+                gd_buf_free(&b);
+            }
+    ck_assert_uint_ge(gd_wire_put_bound(GD_TF_NESTED, NULL, 0), 4); /* null */
+}
+END_TEST
+
 START_TEST(encode_roundtrip_nested) { roundtrip(GD_TF_NESTED); }
 END_TEST
 START_TEST(encode_roundtrip_flat) { roundtrip(GD_TF_FLAT); }
@@ -2260,6 +2299,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, encode_roundtrip_nested);
     tcase_add_test(tc, encode_roundtrip_flat);
     tcase_add_test(tc, encode_roundtrip_b64);
+    tcase_add_test(tc, encode_put_bound);
     tcase_add_test(tc, encode_roundtrip_binary);
     tcase_add_test(tc, encode_binary_feeds_back);
     tcase_add_test(tc, binary_body_read_only);
