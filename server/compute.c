@@ -74,11 +74,13 @@ static int own_pieces(gd_arena *a, gd_reply *out) {
     return 0;
 }
 
+static void *reply_block(size_t n);
+
 /* Where a big answer's JSON text is written: the blocks that request
- * bodies and sent answers gave back (gd_compute_block), not fresh pages
- * (a 20 MB answer faulted in 5,000 of them, more time than printing its
- * numbers); the response gives the block back once sent. */
-static const gd_buf_pool reply_pool = {GD_PIECE_MIN, gd_compute_block, gd_compute_block_done};
+ * bodies and sent answers gave back, not fresh pages (a 20 MB answer
+ * faulted in 5,000 of them, more time than printing its numbers); the
+ * response gives the block back once sent. */
+static const gd_buf_pool reply_pool = {GD_PIECE_MIN, reply_block, gd_compute_block_done};
 
 /* The 200 (or 422) body of a successful run. The encoded response counts
  * against the request's memory limit, beside what the arena still holds: a
@@ -303,6 +305,19 @@ static gd_arena *compute_begin(const gd_compute_in *in, worker_mem **wm) {
         pthread_mutex_unlock(&returned_mu);
     }
     return gd_arena_new_cached(in->arena_limit, *wm ? (*wm)->cache : NULL);
+}
+
+/* A block of n bytes for an answer's text, called while this thread
+ * computes (holding its cache's mutex): from its cache, where
+ * compute_begin moved the blocks that earlier answers and bodies gave
+ * back, else new (the returned blocks when this thread has no cache). */
+static void *reply_block(size_t n) {
+    worker_mem *w = pthread_getspecific(cache_key);
+    gd_arena *a = w ? gd_arena_new_cached(0, w->cache) : NULL;
+    void *p = a ? gd_arena_buf(a, n, 0) : NULL;
+    if (p) gd_arena_detach(a, p);
+    gd_arena_free(a);
+    return p ? p : gd_compute_block(n);
 }
 
 static void compute_end(gd_arena *a, worker_mem *wm) {
