@@ -447,6 +447,14 @@ void gd_bufcache_adopt(gd_bufcache *c, void *p) {
     cache_trim(c);
 }
 
+void *gd_bufcache_take(gd_bufcache *c, size_t n) {
+    if (!c || n > SIZE_MAX - 64 - sizeof(buf_hdr)) return NULL;
+    buf_hdr *b = take_spare(&c->list, buf_total(n));
+    if (!b) return NULL;
+    b->prev = b->next = NULL;
+    return b + 1;
+}
+
 void gd_bufcache_move(gd_bufcache *dst, gd_bufcache *src) {
     buf_hdr *rev = NULL; /* src newest first: reversed, so that pushing keeps the order */
     for (buf_hdr *b = src->list.head, *n; b; b = n) n = b->next, b->next = rev, rev = b;

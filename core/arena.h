@@ -93,6 +93,10 @@ void gd_arena_block_free(void *p);
 /* Give a detached block to cache c, as gd_arena_free gives it a big buffer
  * (the newest up to the cache's maximum are kept; a small one is freed). */
 void gd_bufcache_adopt(gd_bufcache *c, void *p);
+/* A detached block of at least n bytes from cache c (the smallest that
+ * fits, as arenas take them), or NULL when none fits: nothing is
+ * allocated. The caller owns it as a gd_arena_detach block. */
+void *gd_bufcache_take(gd_bufcache *c, size_t n);
 /* Move every big buffer of src into dst (newest first, dst's maximum kept). */
 void gd_bufcache_move(gd_bufcache *dst, gd_bufcache *src);
 

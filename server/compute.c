@@ -294,15 +294,24 @@ int gd_compute_trim_idle(int64_t idle_ms) {
     return 1;
 }
 
+/* Move the blocks given back since into w's cache (w's mutex held). */
+static void take_returned(worker_mem *w) {
+    pthread_mutex_lock(&returned_mu);
+    if (returned) gd_bufcache_move(w->cache, returned);
+    pthread_mutex_unlock(&returned_mu);
+}
+
 /* The request's arena, under its worker's cache (locked until compute_end). */
 static gd_arena *compute_begin(const gd_compute_in *in, worker_mem **wm) {
     atomic_fetch_add(&busy, 1);
     *wm = worker_cache();
     if (*wm) {
         pthread_mutex_lock(&(*wm)->mu);
-        pthread_mutex_lock(&returned_mu);
-        if (returned) gd_bufcache_move((*wm)->cache, returned);
-        pthread_mutex_unlock(&returned_mu);
+        /* Not on the network thread: its requests are small, and a big
+         * block moved into its cache stays there while the workers,
+         * including the one this request may be deferred to, make new
+         * ones (each 3.6 MB answer took a fresh 5 MB block). */
+        if (!in->inline_work_max) take_returned(*wm);
     }
     return gd_arena_new_cached(in->arena_limit, *wm ? (*wm)->cache : NULL);
 }
@@ -310,13 +319,17 @@ static gd_arena *compute_begin(const gd_compute_in *in, worker_mem **wm) {
 /* A block of n bytes for an answer's text, called while this thread
  * computes (holding its cache's mutex): from its cache, where
  * compute_begin moved the blocks that earlier answers and bodies gave
- * back, else new (the returned blocks when this thread has no cache). */
+ * back, else from those given back since (the previous answer's block
+ * comes back when MHD is done with its connection, which may be after
+ * this request began), else new. */
 static void *reply_block(size_t n) {
     worker_mem *w = pthread_getspecific(cache_key);
-    gd_arena *a = w ? gd_arena_new_cached(0, w->cache) : NULL;
-    void *p = a ? gd_arena_buf(a, n, 0) : NULL;
-    if (p) gd_arena_detach(a, p);
-    gd_arena_free(a);
+    void *p = w ? gd_bufcache_take(w->cache, n) : NULL;
+    if (!p) {
+        pthread_mutex_lock(&returned_mu);
+        p = gd_bufcache_take(returned, n);
+        pthread_mutex_unlock(&returned_mu);
+    }
     return p ? p : gd_compute_block(n);
 }
 

@@ -442,6 +442,29 @@ START_TEST(buffer_soft_reserve) {
 }
 END_TEST
 
+/* gd_bufcache_take: a cached block that fits (the smallest, within an
+ * eighth) or NULL, never a new one. */
+START_TEST(bufcache_take_only_cached) {
+    gd_bufcache *c = gd_bufcache_new(64 * MIB);
+    gd_arena *a = gd_arena_new(0);
+    char *p = gd_arena_buf(a, 4 * MIB, 0), *q = gd_arena_buf(a, 2 * MIB, 0);
+    ck_assert_ptr_eq(gd_arena_detach(a, p), p);
+    ck_assert_ptr_eq(gd_arena_detach(a, q), q);
+    gd_arena_free(a);
+    memset(p, 1, 4 * MIB);
+    gd_bufcache_adopt(c, p);
+    gd_bufcache_adopt(c, q);
+    ck_assert_ptr_null(gd_bufcache_take(c, 5 * MIB));      /* none big enough */
+    ck_assert_ptr_null(gd_bufcache_take(c, 1 * MIB));      /* 2 MiB is more than an eighth over */
+    ck_assert_ptr_eq(gd_bufcache_take(c, 3900 * 1024), p); /* the one that fits */
+    ck_assert_ptr_null(gd_bufcache_take(c, 3900 * 1024));  /* taken once */
+    ck_assert_uint_eq(gd_bufcache_bytes(c) >= 2 * MIB, 1);
+    memset(p, 2, 4 * MIB); /* the caller's to write (ASan: not poisoned) */
+    gd_arena_block_free(p);
+    gd_bufcache_free(c);
+}
+END_TEST
+
 /* gd_malloc_keep_warm: after a burst of frees the process keeps the pages
  * (glibc's default gives the top of the heap back at once, so the next
  * request faults them in again). Only with glibc's own allocator: a
@@ -490,6 +513,7 @@ Suite *suite_memory(void) {
     tcase_add_test(tc, malloc_stays_warm);
     tcase_add_test(tc, buffer_storage_from_pool);
     tcase_add_test(tc, buffer_soft_reserve);
+    tcase_add_test(tc, bufcache_take_only_cached);
     suite_add_tcase(s, tc);
     return s;
 }
