@@ -33,6 +33,8 @@ typedef struct run {
     int *pos;                    /* [n] position in order, -1 */
     int *refc;                   /* [n] consumers that may still read the value */
     unsigned char *keep;         /* [n] value must survive the forward sweep */
+    const unsigned char *plan_needs, *plan_open; /* the plan's regions (memplan.h), or NULL */
+    int plan_order;              /* the length of the order they were found on */
     unsigned char *returned;     /* [n] target or fetched: never released */
     unsigned char *nonfinite;    /* [n] value holds NaN/Inf */
     unsigned char *is_wrt;       /* [n] */
@@ -137,6 +139,7 @@ static int follow_plan(run *r, gd_run_result *res) {
     int rc = gd_memplan_make(r->g, r->spec, &p, r->err);
     if (rc) return rc;
     r->refc = p.refc, r->keep = p.keep;
+    r->plan_needs = p.needs, r->plan_open = p.open, r->plan_order = p.n_order;
     res->planned_bytes = p.bounded ? p.peak : 0;
     size_t limit = gd_arena_limit(r->a);
     if (p.bounded && limit && p.peak > limit)
@@ -408,6 +411,11 @@ static int accumulate(run *r, int u, gd_tensor *d, int d_zero) {
  * from which a wrt is reachable through such edges. */
 static void regions(run *r) {
     gd_graph *g = r->g;
+    if (r->plan_needs && r->plan_order == r->n_order) { /* the plan's replay found them on the same order */
+        memcpy(r->needs, r->plan_needs, (size_t)r->n);
+        memcpy(r->open, r->plan_open, (size_t)r->n);
+        return;
+    }
     gd_flow_needs(g, r->taken, r->order, r->n_order, r->is_wrt, r->needs);
     for (int k = 0; k < r->spec->n_targets; k++)
         if (g->st[r->spec->targets[k]].meta.dtype == GD_F64) r->open[r->spec->targets[k]] = 1;

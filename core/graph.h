@@ -118,7 +118,7 @@ typedef struct gd_infer_memo {
     int64_t max_elements;
     gd_meta *leaf;               /* [n_leaves] the key */
     uint16_t *idx;               /* [n] node v's meta is metas[idx[v]] */
-    gd_meta *metas;              /* [GD_MEMO_METAS] */
+    gd_meta *metas;              /* [max_metas] */
 } gd_infer_memo;
 
 /* The memory plan: keyed by the inference slot its metas came from and the
@@ -131,6 +131,8 @@ typedef struct gd_plan_memo {
     int key_len;
     int *refc;                   /* [n] memplan.h's */
     unsigned char *keep;         /* [n] */
+    unsigned char *needs, *open; /* [n] the regions, when has_regions */
+    int has_regions, n_order;
     size_t excess;               /* the plan's peak above its start */
 } gd_plan_memo;
 
@@ -140,6 +142,7 @@ typedef struct gd_memo {
     int edges;                   /* inputs over every node */
     int has_cond;                /* a cond anywhere: plans are not memoized */
     int key_cap;                 /* int64 entries of a plan key */
+    int max_metas;               /* distinct metas an inference slot holds: GD_MEMO_METAS, or n if fewer */
     _Atomic int infer_unfit;     /* set once the metas did not fit a slot: never tried again */
     gd_infer_memo infer[GD_MEMO_SLOTS];
     gd_plan_memo plan[GD_MEMO_SLOTS];

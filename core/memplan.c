@@ -364,6 +364,7 @@ static int plan_from_memo(gd_graph *g, const gd_run_spec *spec, const int64_t *k
         if (!ALLOC(g->arena, plan->refc, g->n) || !ALLOC(g->arena, plan->keep, g->n)) return -1;
         memcpy(plan->refc, pm->refc, sizeof *plan->refc * (size_t)g->n);
         memcpy(plan->keep, pm->keep, (size_t)g->n);
+        if (pm->has_regions) plan->needs = pm->needs, plan->open = pm->open, plan->n_order = pm->n_order;
         plan->bounded = 1;
         plan->peak = gd_arena_live(g->arena) + small_cost(g, spec) + pm->excess;
         return 1;
@@ -383,6 +384,11 @@ static void plan_to_memo(gd_graph *g, const int64_t *key, int len, const gd_memp
         pm->key_len = len;
         memcpy(pm->refc, plan->refc, sizeof *pm->refc * (size_t)g->n);
         memcpy(pm->keep, plan->keep, (size_t)g->n);
+        if ((pm->has_regions = plan->needs != NULL)) {
+            memcpy(pm->needs, plan->needs, (size_t)g->n);
+            memcpy(pm->open, plan->open, (size_t)g->n);
+            pm->n_order = plan->n_order;
+        }
         pm->excess = excess;
         atomic_store_explicit(&pm->state, GD_MEMO_READY, memory_order_release);
         return;
@@ -445,6 +451,8 @@ int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_e
             if (s->cand[v] && (g->nodes[v].op->flags & GD_OPF_COND) && !(s->choice[v] = known_choice(g, v)))
                 conds[n_conds++] = v;
         plan->peak = every_choice(s, conds, n_conds, start);
+        if (n_cond == 0 && spec->grad) /* one replay, in the engine's very order */
+            plan->needs = s->needs, plan->open = s->open, plan->n_order = s->n_order;
         if (key_len >= 0 && n_conds == 0) plan_to_memo(g, key, key_len, plan, plan->peak - start);
     } else {
         s->live = s->peak = start;

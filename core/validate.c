@@ -115,6 +115,13 @@ static int defer_infer(gd_graph *g, const gd_node *n, const gd_meta *ins, const 
 
 /* ---- the held graph's memo of inference (graph.h) ------------------------------ */
 
+/* The next `size` bytes of the block at *p, 16-byte aligned. */
+static void *carve(char **p, size_t size) {
+    void *at = *p;
+    *p += (size + 15) & ~(size_t)15;
+    return at;
+}
+
 int gd_graph_hold(gd_graph *g) {
     gd_arena *a = g->arena;
     gd_memo *m = gd_arena_alloc(a, sizeof *m);
@@ -124,22 +131,32 @@ int gd_graph_hold(gd_graph *g) {
         m->has_cond |= (g->nodes[v].op->flags & GD_OPF_COND) != 0;
         m->edges += g->nodes[v].n_in;
     }
-    if (!(m->leaves = gd_arena_alloc(a, sizeof *m->leaves * (size_t)(m->n_leaves + 1)))) return -1;
+    /* a plan's key: 3 flags, targets, fetch and wrt with their counts, and a
+     * target_grad shape per target; room for three entries per leaf, and more */
+    m->key_cap = 32 + 3 * m->n_leaves;
+    m->max_metas = g->n < GD_MEMO_METAS ? g->n : GD_MEMO_METAS;
+    size_t n = (size_t)g->n + 1, per_slot = 0;
+    const size_t sizes[] = {sizeof(gd_meta) * (size_t)(m->n_leaves + 1), sizeof(uint16_t) * n,
+                            sizeof(gd_meta) * (size_t)(m->max_metas + 1), sizeof(int64_t) * (size_t)m->key_cap,
+                            sizeof(int) * n, n, n, n};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) per_slot += (sizes[k] + 15) & ~(size_t)15;
+    /* one block for the leaves and every slot's arrays */
+    char *p = gd_arena_alloc(a, sizeof(int) * (size_t)(m->n_leaves + 1) + 16 + per_slot * GD_MEMO_SLOTS);
+    if (!p) return -1;
+    m->leaves = carve(&p, sizeof(int) * (size_t)(m->n_leaves + 1));
     for (int v = 0, k = 0; v < g->n; v++)
         if (g->nodes[v].op->flags & GD_OPF_LEAF) m->leaves[k++] = v;
-    /* a plan's key: 3 flags, targets, fetch and wrt with their counts, and a
-     * target_grad shape per target; room for as many entries as leaves, and more */
-    m->key_cap = 64 + 4 * m->n_leaves;
     for (int i = 0; i < GD_MEMO_SLOTS; i++) {
         gd_infer_memo *im = &m->infer[i];
         gd_plan_memo *pm = &m->plan[i];
-        if (!(im->leaf = gd_arena_alloc(a, sizeof *im->leaf * (size_t)(m->n_leaves + 1))) ||
-            !(im->idx = gd_arena_alloc(a, sizeof *im->idx * (size_t)(g->n + 1))) ||
-            !(im->metas = gd_arena_alloc(a, sizeof *im->metas * GD_MEMO_METAS)) ||
-            !(pm->key = gd_arena_alloc(a, sizeof *pm->key * (size_t)m->key_cap)) ||
-            !(pm->refc = gd_arena_alloc(a, sizeof *pm->refc * (size_t)(g->n + 1))) ||
-            !(pm->keep = gd_arena_alloc(a, (size_t)g->n + 1)))
-            return -1;
+        im->leaf = carve(&p, sizes[0]);
+        im->idx = carve(&p, sizes[1]);
+        im->metas = carve(&p, sizes[2]);
+        pm->key = carve(&p, sizes[3]);
+        pm->refc = carve(&p, sizes[4]);
+        pm->keep = carve(&p, sizes[5]);
+        pm->needs = carve(&p, sizes[6]);
+        pm->open = carve(&p, sizes[7]);
     }
     g->memo = m;
     return 0;
@@ -191,8 +208,8 @@ static int infer_from_memo(gd_graph *g, const gd_limits *lim, const gd_meta *lm)
 }
 
 /* After a full pass that deferred nothing: keep its metas in a free slot
- * (claimed, filled, then published). Metas beyond GD_MEMO_METAS distinct
- * ones: the graph is marked unfit and never tried again. */
+ * (claimed, filled, then published). Metas beyond max_metas distinct ones:
+ * the graph is marked unfit and never tried again. */
 static void infer_to_memo(gd_graph *g, const gd_limits *lim, const gd_meta *lm) {
     gd_memo *m = g->memo;
     if (atomic_load_explicit(&m->infer_unfit, memory_order_relaxed)) return;
@@ -206,7 +223,7 @@ static void infer_to_memo(gd_graph *g, const gd_limits *lim, const gd_meta *lm) 
             int j = last < n_metas && meta_eq(&im->metas[last], x) ? last : 0;
             while (j < n_metas && !meta_eq(&im->metas[j], x)) j++;
             if (j == n_metas) {
-                if (n_metas == GD_MEMO_METAS) { /* too varied: give the slot back, for good */
+                if (n_metas == m->max_metas) { /* too varied: give the slot back, for good */
                     atomic_store_explicit(&m->infer_unfit, 1, memory_order_relaxed);
                     atomic_store_explicit(&im->state, GD_MEMO_FREE, memory_order_release);
                     return;
