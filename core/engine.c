@@ -74,6 +74,14 @@ static int all_zero(run *r, const gd_tensor *t) { return gd_all_zero_polled(t, r
  * reads every element; the zero scan stops at the first nonzero block (one
  * pass for both cost more: it cannot stop early). */
 static int scan_contribution(run *r, const gd_tensor *d, int64_t *first, int *zero) {
+    if (d->n == 1 && d->dtype == GD_F64) { /* a scalar: the scans' own tests on its bits, without the calls */
+        uint64_t u;
+        memcpy(&u, d->data, sizeof u);
+        *zero = (u << 1) == 0; /* -0.0 is zero */
+        if (!r->spec->check_numerics || (u & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL) return 1;
+        *first = 0;
+        return 0;
+    }
     int fin = r->spec->check_numerics ? all_finite(r, d, first) : 1;
     if (fin < 0) return -1;
     int z = all_zero(r, d);

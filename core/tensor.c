@@ -191,6 +191,11 @@ void gd_bcast_strides(const gd_shape *s, const gd_shape *out, int64_t *strides) 
  * operand walks contiguously, so that a broadcast bias add is one long inner
  * run per row rather than one call per element. */
 void gd_for_runs(const gd_shape *out, int nops, const gd_shape *const *ops, gd_run_fn fn, void *ctx) {
+    if (out->rank == 0) { /* scalars (so every operand): the one element, as the collapse below ends up */
+        int64_t off[4] = {0}, inner[4] = {0};
+        fn(ctx, 0, off, 1, inner);
+        return;
+    }
     int64_t n;
     if (gd_shape_numel(out, &n) || n == 0) return;
     int64_t st[4][GD_MAX_RANK], ost[GD_MAX_RANK];
