@@ -342,11 +342,14 @@ static int eval_root(run *r, int root, int *stack, int *phase) {
 static int forward(run *r, gd_run_result *res) {
     gd_graph *g = r->g;
     const gd_run_spec *s = r->spec;
-    int edges = 0;
-    for (int i = 0; i < r->n; i++) edges += g->nodes[i].n_in;
+    int edges = g->memo ? g->memo->edges : 0; /* a held graph counted them once */
+    for (int i = 0; !g->memo && i < r->n; i++) edges += g->nodes[i].n_in;
     int *stack, *phase;
-    if (!ALLOC(r, stack, edges + r->n + 1) || !ALLOC(r, phase, edges + r->n + 1)) return oom(r);
-    for (int v = 0; v < r->n && !r->scanned; v++)
+    /* written before read: not zeroed */
+    if (!(stack = gd_arena_alloc_raw(r->a, sizeof *stack * (size_t)(edges + r->n + 2))) ||
+        !(phase = gd_arena_alloc_raw(r->a, sizeof *phase * (size_t)(edges + r->n + 2))))
+        return oom(r);
+    for (int v = 0; !g->memo_infer && v < r->n && !r->scanned; v++) /* metas from a memo: nothing deferred */
         if (g->st[v].deferred &&
             (!ALLOC(r, r->scanned, r->n) || !ALLOC(r, r->sstack, r->n) || !ALLOC(r, r->sphase, r->n)))
             return oom(r);
@@ -355,18 +358,20 @@ static int forward(run *r, gd_run_result *res) {
         if ((rc = eval_root(r, s->targets[k], stack, phase))) return rc;
     /* A fetch that the targets' evaluation skipped because it lies behind an
      * untaken branch stays unevaluated; any other fetch is evaluated. */
-    unsigned char *anc;
-    if (!ALLOC(r, anc, r->n)) return oom(r);
-    for (int k = 0; k < s->n_targets; k++) anc[s->targets[k]] = 1;
-    for (int k = r->n - 1; k >= 0; k--) {
-        int v = g->topo[k];
-        if (anc[v])
-            for (int i = 0; i < g->nodes[v].n_in; i++) anc[g->nodes[v].in[i]] = 1;
-    }
-    for (int k = 0; k < s->n_fetch; k++) {
-        int f = s->fetch[k];
-        if (r->state[f] == ST_DONE || anc[f]) continue;
-        if ((rc = eval_root(r, f, stack, phase))) return rc;
+    if (s->n_fetch) {
+        unsigned char *anc;
+        if (!ALLOC(r, anc, r->n)) return oom(r);
+        for (int k = 0; k < s->n_targets; k++) anc[s->targets[k]] = 1;
+        for (int k = r->n - 1; k >= 0; k--) {
+            int v = g->topo[k];
+            if (anc[v])
+                for (int i = 0; i < g->nodes[v].n_in; i++) anc[g->nodes[v].in[i]] = 1;
+        }
+        for (int k = 0; k < s->n_fetch; k++) {
+            int f = s->fetch[k];
+            if (r->state[f] == ST_DONE || anc[f]) continue;
+            if ((rc = eval_root(r, f, stack, phase))) return rc;
+        }
     }
     for (int k = 0; k < s->n_targets; k++) res->targets[k] = r->val[s->targets[k]];
     for (int k = 0; k < s->n_fetch; k++) res->fetched[k] = r->evaluated[s->fetch[k]] ? r->val[s->fetch[k]] : NULL;
@@ -463,7 +468,7 @@ static int backward(run *r) {
         const gd_node *nd = &g->nodes[v];
         if ((rc = poll(r))) return rc;
         gd_tensor *dv = r->cot[v];
-        int want[16] = {0}, *wants = want, any = 0;
+        int want[16], *wants = want, any = 0; /* set below for every input whenever read */
         /* An all-zero cotangent goes through the rule like any other (0 x Inf
          * is NaN, as in PyTorch): only where it turned zero is logged. */
         int dv_zero = !dv ? 0 : r->cot_zero[v] ? r->cot_zero[v] == COT_ZERO : all_zero(r, dv);
