@@ -205,7 +205,8 @@ static gd_tensor *inplace_donor(run *r, const gd_node *nd, const gd_meta *m, con
     if (!(nd->op->flags & GD_OPF_INPLACE) || nd->n_in != 1) return NULL;
     int u = nd->in[0];
     gd_tensor *x = r->val[u];
-    if (!x || in[0] != x || !x->data || x->borrowed || x->dtype != m->dtype || !gd_shape_eq(&x->shape, &m->shape))
+    if (!x || in[0] != x || !x->data || x->borrowed || gd_tensor_owns_word(x) || x->dtype != m->dtype ||
+        !gd_shape_eq(&x->shape, &m->shape))
         return NULL;
     if (r->refc[u] != 1 || r->keep[u] || r->returned[u] || (r->g->nodes[u].op->flags & GD_OPF_LEAF)) return NULL;
     return x;

@@ -80,6 +80,11 @@ gd_tensor *gd_tensor_header(gd_arena *a, const gd_shape *shape, gd_dtype dtype) 
 gd_tensor *gd_tensor_new(gd_arena *a, const gd_shape *shape, gd_dtype dtype, int zero) {
     gd_tensor *t = gd_tensor_header(a, shape, dtype);
     if (!t) return NULL;
+    if (t->n == 1) { /* a scalar's (or [1]'s) element in the header: a 10k-node scalar graph makes 27k of them */
+        t->data = &t->word;
+        if (zero) t->word = 0;
+        return t;
+    }
     if (t->n > 0 && !(t->data = gd_arena_buf(a, (size_t)t->n * 8, zero))) return NULL;
     return t;
 }
@@ -173,7 +178,7 @@ int gd_tensor_zeros_polled(gd_arena *a, const gd_shape *shape, gd_dtype dtype, g
 
 void gd_tensor_release(gd_arena *a, gd_tensor *t) {
     if (!t) return;
-    if (!t->borrowed) gd_arena_release(a, t->data);
+    if (!t->borrowed && !gd_tensor_owns_word(t)) gd_arena_release(a, t->data);
     t->data = NULL;
 }
 
