@@ -105,16 +105,20 @@ static void release_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
 
 /* Node nd's input values as its kernels take them: int64 converted to
  * float64 unless the row takes int64 (GD_OPF_INT_OK). Conversions are new
- * tensors; release_inputs frees exactly those. */
-static int kernel_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
-    for (int i = 0; i < nd->n_in; i++) in[i] = NULL;
+ * tensors, *converted counts them; release_inputs frees exactly those (no
+ * call needed when there are none, the common case). */
+static int kernel_inputs(run *r, const gd_node *nd, const gd_tensor **in, int *converted) {
+    *converted = 0;
     for (int i = 0; i < nd->n_in; i++) {
         gd_tensor *x = r->val[nd->in[i]];
         int rc;
-        if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) &&
-            (rc = gd_tensor_to_f64_polled(r->a, x, &x, r->spec->cancel, r->err))) {
-            release_inputs(r, nd, in); /* the conversions made so far */
-            return pass_rc(r, rc);
+        if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK)) {
+            if ((rc = gd_tensor_to_f64_polled(r->a, x, &x, r->spec->cancel, r->err))) {
+                for (int j = i; j < nd->n_in; j++) in[j] = NULL;
+                release_inputs(r, nd, in); /* the conversions made so far */
+                return pass_rc(r, rc);
+            }
+            ++*converted;
         }
         in[i] = x;
     }
@@ -234,7 +238,8 @@ static int compute(run *r, int v) {
             return gd_errorf(r->err, GD_E_INTERNAL, NULL, "Node '%s': shape unknown at evaluation.", nd->name);
         const gd_tensor *stack_in[16], **in = stack_in;
         if (nd->n_in > 16 && !(in = gd_arena_alloc(r->a, sizeof(*in) * (size_t)nd->n_in))) return oom(r);
-        if ((rc = kernel_inputs(r, nd, in))) return rc;
+        int converted;
+        if ((rc = kernel_inputs(r, nd, in, &converted))) return rc;
         gd_tensor *donor = inplace_donor(r, nd, &st->meta, in);
         gd_tensor *out = donor ? gd_tensor_header(r->a, &st->meta.shape, st->meta.dtype)
                                : gd_tensor_new(r->a, &st->meta.shape, st->meta.dtype, 0);
@@ -243,7 +248,7 @@ static int compute(run *r, int v) {
         gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
         rc = nd->op->forward(&c, in, out);
         if (donor) donor->data = NULL; /* the buffer is out's now; the release below skips it */
-        release_inputs(r, nd, in);
+        if (converted) release_inputs(r, nd, in);
         if (rc) return rc;
         r->val[v] = out;
         out_finite = c.out_finite;
@@ -487,11 +492,12 @@ static int backward(run *r) {
                                   !(din = gd_arena_alloc(r->a, sizeof(*din) * (size_t)nd->n_in))))
                 return oom(r);
             for (int i = 0; i < nd->n_in; i++) din[i] = NULL;
-            if ((rc = kernel_inputs(r, nd, in))) return rc;
+            int converted;
+            if ((rc = kernel_inputs(r, nd, in, &converted))) return rc;
             gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
             rc = nd->op->backward(&c, in, r->val[v], dv, wants, din);
             for (int i = 0; i < nd->n_in; i++) r->vjp_inputs += wants[i];
-            release_inputs(r, nd, in);
+            if (converted) release_inputs(r, nd, in);
             if (rc) return rc;
             /* Whether dv is finite matters only once a contribution is not:
              * scanned then, at most once. */

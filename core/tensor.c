@@ -66,8 +66,8 @@ int gd_norm_axis(int64_t axis, int rank) {
 }
 
 gd_tensor *gd_tensor_header(gd_arena *a, const gd_shape *shape, gd_dtype dtype) {
-    int64_t n;
-    if (gd_shape_numel(shape, &n)) return NULL;
+    int64_t n = 1;
+    if (shape->rank != 0 && gd_shape_numel(shape, &n)) return NULL; /* a scalar's is 1 */
     /* Written whole at once rather than zeroed first: one per value,
      * cotangent and contribution. The unused dims are copied as they are
      * (gd_shape_eq and the printers read rank dims only). */
