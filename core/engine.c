@@ -33,6 +33,8 @@ typedef struct run {
     int *pos;                    /* [n] position in order, -1 */
     int *refc;                   /* [n] consumers that may still read the value */
     unsigned char *keep;         /* [n] value must survive the forward sweep */
+    const unsigned char *plan_needs, *plan_open; /* the plan's regions (memplan.h), or NULL */
+    int plan_order;              /* the length of the order they were found on */
     unsigned char *returned;     /* [n] target or fetched: never released */
     unsigned char *nonfinite;    /* [n] value holds NaN/Inf */
     unsigned char *is_wrt;       /* [n] */
@@ -72,6 +74,14 @@ static int all_zero(run *r, const gd_tensor *t) { return gd_all_zero_polled(t, r
  * reads every element; the zero scan stops at the first nonzero block (one
  * pass for both cost more: it cannot stop early). */
 static int scan_contribution(run *r, const gd_tensor *d, int64_t *first, int *zero) {
+    if (d->n == 1 && d->dtype == GD_F64) { /* a scalar: the scans' own tests on its bits, without the calls */
+        uint64_t u;
+        memcpy(&u, d->data, sizeof u);
+        *zero = (u << 1) == 0; /* -0.0 is zero */
+        if (!r->spec->check_numerics || (u & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL) return 1;
+        *first = 0;
+        return 0;
+    }
     int fin = r->spec->check_numerics ? all_finite(r, d, first) : 1;
     if (fin < 0) return -1;
     int z = all_zero(r, d);
@@ -95,16 +105,20 @@ static void release_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
 
 /* Node nd's input values as its kernels take them: int64 converted to
  * float64 unless the row takes int64 (GD_OPF_INT_OK). Conversions are new
- * tensors; release_inputs frees exactly those. */
-static int kernel_inputs(run *r, const gd_node *nd, const gd_tensor **in) {
-    for (int i = 0; i < nd->n_in; i++) in[i] = NULL;
+ * tensors, *converted counts them; release_inputs frees exactly those (no
+ * call needed when there are none, the common case). */
+static int kernel_inputs(run *r, const gd_node *nd, const gd_tensor **in, int *converted) {
+    *converted = 0;
     for (int i = 0; i < nd->n_in; i++) {
         gd_tensor *x = r->val[nd->in[i]];
         int rc;
-        if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK) &&
-            (rc = gd_tensor_to_f64_polled(r->a, x, &x, r->spec->cancel, r->err))) {
-            release_inputs(r, nd, in); /* the conversions made so far */
-            return pass_rc(r, rc);
+        if (x && x->dtype == GD_I64 && !(nd->op->flags & GD_OPF_INT_OK)) {
+            if ((rc = gd_tensor_to_f64_polled(r->a, x, &x, r->spec->cancel, r->err))) {
+                for (int j = i; j < nd->n_in; j++) in[j] = NULL;
+                release_inputs(r, nd, in); /* the conversions made so far */
+                return pass_rc(r, rc);
+            }
+            ++*converted;
         }
         in[i] = x;
     }
@@ -137,6 +151,7 @@ static int follow_plan(run *r, gd_run_result *res) {
     int rc = gd_memplan_make(r->g, r->spec, &p, r->err);
     if (rc) return rc;
     r->refc = p.refc, r->keep = p.keep;
+    r->plan_needs = p.needs, r->plan_open = p.open, r->plan_order = p.n_order;
     res->planned_bytes = p.bounded ? p.peak : 0;
     size_t limit = gd_arena_limit(r->a);
     if (p.bounded && limit && p.peak > limit)
@@ -194,7 +209,8 @@ static gd_tensor *inplace_donor(run *r, const gd_node *nd, const gd_meta *m, con
     if (!(nd->op->flags & GD_OPF_INPLACE) || nd->n_in != 1) return NULL;
     int u = nd->in[0];
     gd_tensor *x = r->val[u];
-    if (!x || in[0] != x || !x->data || x->borrowed || x->dtype != m->dtype || !gd_shape_eq(&x->shape, &m->shape))
+    if (!x || in[0] != x || !x->data || x->borrowed || gd_tensor_owns_word(x) || x->dtype != m->dtype ||
+        !gd_shape_eq(&x->shape, &m->shape))
         return NULL;
     if (r->refc[u] != 1 || r->keep[u] || r->returned[u] || (r->g->nodes[u].op->flags & GD_OPF_LEAF)) return NULL;
     return x;
@@ -222,7 +238,8 @@ static int compute(run *r, int v) {
             return gd_errorf(r->err, GD_E_INTERNAL, NULL, "Node '%s': shape unknown at evaluation.", nd->name);
         const gd_tensor *stack_in[16], **in = stack_in;
         if (nd->n_in > 16 && !(in = gd_arena_alloc(r->a, sizeof(*in) * (size_t)nd->n_in))) return oom(r);
-        if ((rc = kernel_inputs(r, nd, in))) return rc;
+        int converted;
+        if ((rc = kernel_inputs(r, nd, in, &converted))) return rc;
         gd_tensor *donor = inplace_donor(r, nd, &st->meta, in);
         gd_tensor *out = donor ? gd_tensor_header(r->a, &st->meta.shape, st->meta.dtype)
                                : gd_tensor_new(r->a, &st->meta.shape, st->meta.dtype, 0);
@@ -231,7 +248,7 @@ static int compute(run *r, int v) {
         gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
         rc = nd->op->forward(&c, in, out);
         if (donor) donor->data = NULL; /* the buffer is out's now; the release below skips it */
-        release_inputs(r, nd, in);
+        if (converted) release_inputs(r, nd, in);
         if (rc) return rc;
         r->val[v] = out;
         out_finite = c.out_finite;
@@ -331,11 +348,14 @@ static int eval_root(run *r, int root, int *stack, int *phase) {
 static int forward(run *r, gd_run_result *res) {
     gd_graph *g = r->g;
     const gd_run_spec *s = r->spec;
-    int edges = 0;
-    for (int i = 0; i < r->n; i++) edges += g->nodes[i].n_in;
+    int edges = g->memo ? g->memo->edges : 0; /* a held graph counted them once */
+    for (int i = 0; !g->memo && i < r->n; i++) edges += g->nodes[i].n_in;
     int *stack, *phase;
-    if (!ALLOC(r, stack, edges + r->n + 1) || !ALLOC(r, phase, edges + r->n + 1)) return oom(r);
-    for (int v = 0; v < r->n && !r->scanned; v++)
+    /* written before read: not zeroed */
+    if (!(stack = gd_arena_alloc_raw(r->a, sizeof *stack * (size_t)(edges + r->n + 2))) ||
+        !(phase = gd_arena_alloc_raw(r->a, sizeof *phase * (size_t)(edges + r->n + 2))))
+        return oom(r);
+    for (int v = 0; !g->memo_infer && v < r->n && !r->scanned; v++) /* metas from a memo: nothing deferred */
         if (g->st[v].deferred &&
             (!ALLOC(r, r->scanned, r->n) || !ALLOC(r, r->sstack, r->n) || !ALLOC(r, r->sphase, r->n)))
             return oom(r);
@@ -344,18 +364,20 @@ static int forward(run *r, gd_run_result *res) {
         if ((rc = eval_root(r, s->targets[k], stack, phase))) return rc;
     /* A fetch that the targets' evaluation skipped because it lies behind an
      * untaken branch stays unevaluated; any other fetch is evaluated. */
-    unsigned char *anc;
-    if (!ALLOC(r, anc, r->n)) return oom(r);
-    for (int k = 0; k < s->n_targets; k++) anc[s->targets[k]] = 1;
-    for (int k = r->n - 1; k >= 0; k--) {
-        int v = g->topo[k];
-        if (anc[v])
-            for (int i = 0; i < g->nodes[v].n_in; i++) anc[g->nodes[v].in[i]] = 1;
-    }
-    for (int k = 0; k < s->n_fetch; k++) {
-        int f = s->fetch[k];
-        if (r->state[f] == ST_DONE || anc[f]) continue;
-        if ((rc = eval_root(r, f, stack, phase))) return rc;
+    if (s->n_fetch) {
+        unsigned char *anc;
+        if (!ALLOC(r, anc, r->n)) return oom(r);
+        for (int k = 0; k < s->n_targets; k++) anc[s->targets[k]] = 1;
+        for (int k = r->n - 1; k >= 0; k--) {
+            int v = g->topo[k];
+            if (anc[v])
+                for (int i = 0; i < g->nodes[v].n_in; i++) anc[g->nodes[v].in[i]] = 1;
+        }
+        for (int k = 0; k < s->n_fetch; k++) {
+            int f = s->fetch[k];
+            if (r->state[f] == ST_DONE || anc[f]) continue;
+            if ((rc = eval_root(r, f, stack, phase))) return rc;
+        }
     }
     for (int k = 0; k < s->n_targets; k++) res->targets[k] = r->val[s->targets[k]];
     for (int k = 0; k < s->n_fetch; k++) res->fetched[k] = r->evaluated[s->fetch[k]] ? r->val[s->fetch[k]] : NULL;
@@ -408,6 +430,11 @@ static int accumulate(run *r, int u, gd_tensor *d, int d_zero) {
  * from which a wrt is reachable through such edges. */
 static void regions(run *r) {
     gd_graph *g = r->g;
+    if (r->plan_needs && r->plan_order == r->n_order) { /* the plan's replay found them on the same order */
+        memcpy(r->needs, r->plan_needs, (size_t)r->n);
+        memcpy(r->open, r->plan_open, (size_t)r->n);
+        return;
+    }
     gd_flow_needs(g, r->taken, r->order, r->n_order, r->is_wrt, r->needs);
     for (int k = 0; k < r->spec->n_targets; k++)
         if (g->st[r->spec->targets[k]].meta.dtype == GD_F64) r->open[r->spec->targets[k]] = 1;
@@ -447,7 +474,7 @@ static int backward(run *r) {
         const gd_node *nd = &g->nodes[v];
         if ((rc = poll(r))) return rc;
         gd_tensor *dv = r->cot[v];
-        int want[16] = {0}, *wants = want, any = 0;
+        int want[16], *wants = want, any = 0; /* set below for every input whenever read */
         /* An all-zero cotangent goes through the rule like any other (0 x Inf
          * is NaN, as in PyTorch): only where it turned zero is logged. */
         int dv_zero = !dv ? 0 : r->cot_zero[v] ? r->cot_zero[v] == COT_ZERO : all_zero(r, dv);
@@ -465,11 +492,12 @@ static int backward(run *r) {
                                   !(din = gd_arena_alloc(r->a, sizeof(*din) * (size_t)nd->n_in))))
                 return oom(r);
             for (int i = 0; i < nd->n_in; i++) din[i] = NULL;
-            if ((rc = kernel_inputs(r, nd, in))) return rc;
+            int converted;
+            if ((rc = kernel_inputs(r, nd, in, &converted))) return rc;
             gd_kctx c = {.arena = r->a, .cancel = r->spec->cancel, .err = r->err, .node = nd};
             rc = nd->op->backward(&c, in, r->val[v], dv, wants, din);
             for (int i = 0; i < nd->n_in; i++) r->vjp_inputs += wants[i];
-            release_inputs(r, nd, in);
+            if (converted) release_inputs(r, nd, in);
             if (rc) return rc;
             /* Whether dv is finite matters only once a contribution is not:
              * scanned then, at most once. */

@@ -9,6 +9,9 @@
 #ifndef GD_GRAPH_H
 #define GD_GRAPH_H
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 #include "core/tensor.h"
 
 /* An integer or a list of integers, as attributes such as `axis` take: any
@@ -88,6 +91,63 @@ typedef struct gd_nstate {
     const gd_error *deferred;
 } gd_nstate;
 
+/* ---- a held graph's memo: facts a request's signature fixes -----------------
+ *
+ * A registered graph (or one held because it was sent inline again and
+ * again) answers request after request with the same shapes, targets and
+ * wrt. What follows from those alone, not from the values, is the same every
+ * time: the inferred metas (validate.c) and the memory plan (memplan.c). The
+ * memo keeps a few of them: fixed slots, all allocated in the held arena when
+ * the graph is held (validate.h's gd_graph_hold), so its bytes are counted with the held
+ * form and bounded. A slot is published once (a request claims a free slot,
+ * fills it, then marks it ready with a release store) and never written
+ * again, so requests on several threads read it without a lock; when every
+ * slot is taken, a request of another signature computes everything as
+ * before. Nothing value-dependent is kept: values, the sweeps and every
+ * diagnostic run afresh for each request. */
+#define GD_MEMO_SLOTS 4    /* signatures per held graph, for inference and for plans each */
+#define GD_MEMO_METAS 64   /* distinct metas one inference slot holds (a graph with more is not memoized) */
+
+enum { GD_MEMO_FREE = 0, GD_MEMO_CLAIMED = 1, GD_MEMO_READY = 2 };
+
+/* Inference: keyed by the leaves' metas (what gd_infer_leaf makes of the
+ * request's values) and max_elements; the metas of every node, as indices
+ * into a small table (most nodes share a few metas). */
+typedef struct gd_infer_memo {
+    _Atomic int state;
+    int64_t max_elements;
+    gd_meta *leaf;               /* [n_leaves] the key */
+    uint16_t *idx;               /* [n] node v's meta is metas[idx[v]] */
+    gd_meta *metas;              /* [max_metas] */
+} gd_infer_memo;
+
+/* The memory plan: keyed by the inference slot its metas came from and the
+ * run's spec (targets, fetch, wrt, grad, unconnected_zero, target_grad
+ * shapes), serialized into key; only for graphs without cond (a cond's
+ * choice may come from a value). */
+typedef struct gd_plan_memo {
+    _Atomic int state;
+    int64_t *key;                /* [key_cap] */
+    int key_len;
+    int *refc;                   /* [n] memplan.h's */
+    unsigned char *keep;         /* [n] */
+    unsigned char *needs, *open; /* [n] the regions, when has_regions */
+    int has_regions, n_order;
+    size_t excess;               /* the plan's peak above its start */
+} gd_plan_memo;
+
+typedef struct gd_memo {
+    int n_leaves;
+    int *leaves;                 /* [n_leaves] the leaf nodes, in index order */
+    int edges;                   /* inputs over every node */
+    int has_cond;                /* a cond anywhere: plans are not memoized */
+    int key_cap;                 /* int64 entries of a plan key */
+    int max_metas;               /* distinct metas an inference slot holds: GD_MEMO_METAS, or n if fewer */
+    _Atomic int infer_unfit;     /* set once the metas did not fit a slot: never tried again */
+    gd_infer_memo infer[GD_MEMO_SLOTS];
+    gd_plan_memo plan[GD_MEMO_SLOTS];
+} gd_memo;
+
 /* A graph as one request sees it. nodes, the name index, consumers and the
  * order describe the graph; st is the request's. For a registered graph the
  * former point into the held graph's arena (shared, never written) and only
@@ -103,6 +163,10 @@ typedef struct gd_graph {
     int *name_slot, name_cap;    /* open-addressing name table: node index + 1, 0 empty */
     int indexed;                 /* names indexed and inputs resolved (validate.h's gd_graph_index) */
     int checked;
+    /* A held graph's memo (shared by its requests, which see it through
+     * gd_graph_instance's copy); NULL for a graph decoded for one request. */
+    gd_memo *memo;
+    int memo_infer;              /* the request's metas are memo->infer[memo_infer - 1]'s; 0: none */
 } gd_graph;
 
 /* An empty graph in arena a. NULL when the arena is exhausted. */

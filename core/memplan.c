@@ -305,7 +305,9 @@ static void all_at_once(sim *s) {
  * diagnostic its texts. */
 static size_t small_cost(const gd_graph *g, const gd_run_spec *spec) {
     size_t n = (size_t)g->n, edges = 0;
-    for (int v = 0; v < g->n; v++) edges += (size_t)g->nodes[v].n_in;
+    if (g->memo) edges = (size_t)g->memo->edges;
+    else
+        for (int v = 0; v < g->n; v++) edges += (size_t)g->nodes[v].n_in;
     size_t hdr = (sizeof(gd_tensor) + 15) & ~(size_t)15;
     size_t per_node = 64 + 2 * sizeof(gd_origin) + 4 * hdr + 4 * sizeof(gd_zero_event) + 128;
     size_t per_edge = 16 + 6 * hdr + 4 * (sizeof(gd_zero_event) + sizeof(gd_nonfinite_event)) + 64;
@@ -313,11 +315,103 @@ static size_t small_cost(const gd_graph *g, const gd_run_spec *spec) {
     return gd_arena_small_cost(n * per_node + edges * per_edge + diags, 40 + 8 * n + 2 * edges);
 }
 
+/* ---- the held graph's memo of plans (graph.h) ------------------------------------ */
+
+/* Append x to key (cap entries) at *len; -1 once it is full. */
+static int key_put(int64_t *key, int cap, int *len, int64_t x) {
+    if (*len >= cap) return -1;
+    key[(*len)++] = x;
+    return 0;
+}
+
+static int key_put_list(int64_t *key, int cap, int *len, const int *xs, int n) {
+    if (key_put(key, cap, len, n)) return -1;
+    for (int i = 0; i < n; i++)
+        if (key_put(key, cap, len, xs[i])) return -1;
+    return 0;
+}
+
+/* Everything the plan reads besides the graph and its metas (which
+ * g->memo_infer names): the key of a plan slot, into key[cap]. Its length,
+ * or -1 when it does not fit. */
+static int plan_key(const gd_graph *g, const gd_run_spec *spec, int64_t *key, int cap) {
+    int len = 0;
+    if (key_put(key, cap, &len, g->memo_infer) || key_put(key, cap, &len, spec->grad) ||
+        key_put(key, cap, &len, spec->grad && spec->unconnected_zero) ||
+        key_put_list(key, cap, &len, spec->targets, spec->n_targets) ||
+        key_put_list(key, cap, &len, spec->fetch, spec->n_fetch) ||
+        key_put_list(key, cap, &len, spec->wrt, spec->grad ? spec->n_wrt : 0))
+        return -1;
+    for (int k = 0; spec->grad && k < spec->n_targets; k++) {
+        const gd_tensor *tg = spec->target_grad ? spec->target_grad[k] : NULL;
+        if (key_put(key, cap, &len, tg ? tg->shape.rank : -1)) return -1;
+        for (int d = 0; tg && d < tg->shape.rank; d++)
+            if (key_put(key, cap, &len, tg->shape.dim[d])) return -1;
+    }
+    return len;
+}
+
+/* The plan of a ready slot with this key, its arrays copied into g's arena
+ * (the engine decrements refc) and its peak counted from what the arena
+ * holds now: 1, 0 when no slot matches, -1 out of memory. */
+static int plan_from_memo(gd_graph *g, const gd_run_spec *spec, const int64_t *key, int len, gd_memplan *plan) {
+    gd_memo *m = g->memo;
+    for (int i = 0; i < GD_MEMO_SLOTS; i++) {
+        const gd_plan_memo *pm = &m->plan[i];
+        if (atomic_load_explicit(&pm->state, memory_order_acquire) != GD_MEMO_READY || pm->key_len != len ||
+            memcmp(pm->key, key, sizeof *key * (size_t)len))
+            continue;
+        if (!ALLOC(g->arena, plan->refc, g->n) || !ALLOC(g->arena, plan->keep, g->n)) return -1;
+        memcpy(plan->refc, pm->refc, sizeof *plan->refc * (size_t)g->n);
+        memcpy(plan->keep, pm->keep, (size_t)g->n);
+        if (pm->has_regions) plan->needs = pm->needs, plan->open = pm->open, plan->n_order = pm->n_order;
+        plan->bounded = 1;
+        plan->peak = gd_arena_live(g->arena) + small_cost(g, spec) + pm->excess;
+        return 1;
+    }
+    return 0;
+}
+
+/* Keep a bounded plan (its peak `excess` bytes above its start) in a free
+ * slot: claimed, filled, then published. Before the engine touches refc. */
+static void plan_to_memo(gd_graph *g, const int64_t *key, int len, const gd_memplan *plan, size_t excess) {
+    gd_memo *m = g->memo;
+    for (int i = 0; i < GD_MEMO_SLOTS; i++) {
+        gd_plan_memo *pm = &m->plan[i];
+        int expect = GD_MEMO_FREE;
+        if (!atomic_compare_exchange_strong(&pm->state, &expect, GD_MEMO_CLAIMED)) continue;
+        memcpy(pm->key, key, sizeof *key * (size_t)len);
+        pm->key_len = len;
+        memcpy(pm->refc, plan->refc, sizeof *pm->refc * (size_t)g->n);
+        memcpy(pm->keep, plan->keep, (size_t)g->n);
+        if ((pm->has_regions = plan->needs != NULL)) {
+            memcpy(pm->needs, plan->needs, (size_t)g->n);
+            memcpy(pm->open, plan->open, (size_t)g->n);
+            pm->n_order = plan->n_order;
+        }
+        pm->excess = excess;
+        atomic_store_explicit(&pm->state, GD_MEMO_READY, memory_order_release);
+        return;
+    }
+}
+
 int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_error *err) {
     gd_arena *a = g->arena;
     int n = g->n, max_in = 1, edges = 0, n_cond = 0;
     sim S = {.g = g, .spec = spec, .p = plan, .n = n}, *s = &S;
     memset(plan, 0, sizeof *plan);
+    /* A held graph without cond whose metas came from its memo: the plan of
+     * an earlier request with the same key, or this one's kept for the next. */
+    int64_t *key = NULL;
+    int key_len = -1;
+    if (g->memo && g->memo_infer && !g->memo->has_cond) {
+        if (!(key = gd_arena_alloc(a, sizeof *key * (size_t)g->memo->key_cap))) return gd_error_oom(err);
+        if ((key_len = plan_key(g, spec, key, g->memo->key_cap)) >= 0) {
+            int hit = plan_from_memo(g, spec, key, key_len, plan);
+            if (hit < 0) return gd_error_oom(err);
+            if (hit) return 0;
+        }
+    }
     for (int v = 0; v < n; v++) {
         if (g->nodes[v].n_in > max_in) max_in = g->nodes[v].n_in;
         edges += g->nodes[v].n_in;
@@ -357,6 +451,9 @@ int gd_memplan_make(gd_graph *g, const gd_run_spec *spec, gd_memplan *plan, gd_e
             if (s->cand[v] && (g->nodes[v].op->flags & GD_OPF_COND) && !(s->choice[v] = known_choice(g, v)))
                 conds[n_conds++] = v;
         plan->peak = every_choice(s, conds, n_conds, start);
+        if (n_cond == 0 && spec->grad) /* one replay, in the engine's very order */
+            plan->needs = s->needs, plan->open = s->open, plan->n_order = s->n_order;
+        if (key_len >= 0 && n_conds == 0) plan_to_memo(g, key, key_len, plan, plan->peak - start);
     } else {
         s->live = s->peak = start;
         all_at_once(s);

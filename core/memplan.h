@@ -30,6 +30,13 @@ typedef struct gd_memplan {
     unsigned char *keep;  /* [n] the backward sweep may read the value: not released in the forward */
     size_t peak;          /* bytes the arena may hold at most, from now to the end of gd_run */
     int bounded;          /* 0: a shape is unknown (a deferred node), peak means nothing */
+    /* The backward sweep's regions (flow.h: gd_flow_needs and gd_flow_open
+     * over the evaluation order), as the replay found them, when the run
+     * holds no cond (the order is then the plan's, n_order nodes) and asks
+     * for gradients; NULL otherwise. Read-only (a held graph's memo may own
+     * them); the engine copies them. */
+    const unsigned char *needs, *open;
+    int n_order;
 } gd_memplan;
 
 /* Plan the request `spec` on graph g (checked): arrays in g's arena, peak

@@ -66,8 +66,8 @@ int gd_norm_axis(int64_t axis, int rank) {
 }
 
 gd_tensor *gd_tensor_header(gd_arena *a, const gd_shape *shape, gd_dtype dtype) {
-    int64_t n;
-    if (gd_shape_numel(shape, &n)) return NULL;
+    int64_t n = 1;
+    if (shape->rank != 0 && gd_shape_numel(shape, &n)) return NULL; /* a scalar's is 1 */
     /* Written whole at once rather than zeroed first: one per value,
      * cotangent and contribution. The unused dims are copied as they are
      * (gd_shape_eq and the printers read rank dims only). */
@@ -80,6 +80,11 @@ gd_tensor *gd_tensor_header(gd_arena *a, const gd_shape *shape, gd_dtype dtype) 
 gd_tensor *gd_tensor_new(gd_arena *a, const gd_shape *shape, gd_dtype dtype, int zero) {
     gd_tensor *t = gd_tensor_header(a, shape, dtype);
     if (!t) return NULL;
+    if (t->n == 1) { /* a scalar's (or [1]'s) element in the header: a 10k-node scalar graph makes 27k of them */
+        t->data = &t->word;
+        if (zero) t->word = 0;
+        return t;
+    }
     if (t->n > 0 && !(t->data = gd_arena_buf(a, (size_t)t->n * 8, zero))) return NULL;
     return t;
 }
@@ -173,7 +178,7 @@ int gd_tensor_zeros_polled(gd_arena *a, const gd_shape *shape, gd_dtype dtype, g
 
 void gd_tensor_release(gd_arena *a, gd_tensor *t) {
     if (!t) return;
-    if (!t->borrowed) gd_arena_release(a, t->data);
+    if (!t->borrowed && !gd_tensor_owns_word(t)) gd_arena_release(a, t->data);
     t->data = NULL;
 }
 
@@ -191,6 +196,11 @@ void gd_bcast_strides(const gd_shape *s, const gd_shape *out, int64_t *strides) 
  * operand walks contiguously, so that a broadcast bias add is one long inner
  * run per row rather than one call per element. */
 void gd_for_runs(const gd_shape *out, int nops, const gd_shape *const *ops, gd_run_fn fn, void *ctx) {
+    if (out->rank == 0) { /* scalars (so every operand): the one element, as the collapse below ends up */
+        int64_t off[4] = {0}, inner[4] = {0};
+        fn(ctx, 0, off, 1, inner);
+        return;
+    }
     int64_t n;
     if (gd_shape_numel(out, &n) || n == 0) return;
     int64_t st[4][GD_MAX_RANK], ost[GD_MAX_RANK];

@@ -32,10 +32,18 @@ typedef struct gd_tensor {
     gd_dtype dtype;
     gd_shape shape;
     int64_t n;  /* number of elements */
-    void *data; /* n * 8 bytes; arena buffer; NULL only when n == 0 */
+    void *data; /* n * 8 bytes; arena buffer (or &word, below); NULL only when n == 0 */
     int borrowed; /* data is not the arena's but the caller's (a binary request body): never written, never
                      released (a leaf value; the engine never writes over leaves) */
+    /* A one-element tensor from gd_tensor_new keeps its element here (data
+     * points at it): no arena buffer, so nothing to release. Fits in the
+     * padding the arena gives a header anyway. Its data never moves to
+     * another tensor (see gd_tensor_owns_word). */
+    int64_t word;
 } gd_tensor;
+
+/* t's element lives in its own header (gd_tensor.word). */
+static inline int gd_tensor_owns_word(const gd_tensor *t) { return t->data == (const void *)&t->word; }
 
 static inline double *gd_f64(const gd_tensor *t) { return (double *)t->data; }
 static inline int64_t *gd_i64(const gd_tensor *t) { return (int64_t *)t->data; }

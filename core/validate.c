@@ -113,6 +113,134 @@ static int defer_infer(gd_graph *g, const gd_node *n, const gd_meta *ins, const 
     return 0;
 }
 
+/* ---- the held graph's memo of inference (graph.h) ------------------------------ */
+
+/* The next `size` bytes of the block at *p, 16-byte aligned. */
+static void *carve(char **p, size_t size) {
+    void *at = *p;
+    *p += (size + 15) & ~(size_t)15;
+    return at;
+}
+
+int gd_graph_hold(gd_graph *g) {
+    gd_arena *a = g->arena;
+    gd_memo *m = gd_arena_alloc(a, sizeof *m);
+    if (!m) return -1;
+    for (int v = 0; v < g->n; v++) {
+        m->n_leaves += (g->nodes[v].op->flags & GD_OPF_LEAF) != 0;
+        m->has_cond |= (g->nodes[v].op->flags & GD_OPF_COND) != 0;
+        m->edges += g->nodes[v].n_in;
+    }
+    /* a plan's key: 3 flags, targets, fetch and wrt with their counts, and a
+     * target_grad shape per target; room for three entries per leaf, and more */
+    m->key_cap = 32 + 3 * m->n_leaves;
+    m->max_metas = g->n < GD_MEMO_METAS ? g->n : GD_MEMO_METAS;
+    size_t n = (size_t)g->n + 1, per_slot = 0;
+    const size_t sizes[] = {sizeof(gd_meta) * (size_t)(m->n_leaves + 1), sizeof(uint16_t) * n,
+                            sizeof(gd_meta) * (size_t)(m->max_metas + 1), sizeof(int64_t) * (size_t)m->key_cap,
+                            sizeof(int) * n, n, n, n};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) per_slot += (sizes[k] + 15) & ~(size_t)15;
+    /* one block for the leaves and every slot's arrays */
+    char *p = gd_arena_alloc(a, sizeof(int) * (size_t)(m->n_leaves + 1) + 16 + per_slot * GD_MEMO_SLOTS);
+    if (!p) return -1;
+    m->leaves = carve(&p, sizeof(int) * (size_t)(m->n_leaves + 1));
+    for (int v = 0, k = 0; v < g->n; v++)
+        if (g->nodes[v].op->flags & GD_OPF_LEAF) m->leaves[k++] = v;
+    for (int i = 0; i < GD_MEMO_SLOTS; i++) {
+        gd_infer_memo *im = &m->infer[i];
+        gd_plan_memo *pm = &m->plan[i];
+        im->leaf = carve(&p, sizes[0]);
+        im->idx = carve(&p, sizes[1]);
+        im->metas = carve(&p, sizes[2]);
+        pm->key = carve(&p, sizes[3]);
+        pm->refc = carve(&p, sizes[4]);
+        pm->keep = carve(&p, sizes[5]);
+        pm->needs = carve(&p, sizes[6]);
+        pm->open = carve(&p, sizes[7]);
+    }
+    g->memo = m;
+    return 0;
+}
+
+/* Metas are equal when dtype and shape are: the dims past the rank are
+ * not part of a shape. */
+static int meta_eq(const gd_meta *a, const gd_meta *b) {
+    return a->dtype == b->dtype && gd_shape_eq(&a->shape, &b->shape);
+}
+
+/* Every leaf's meta as gd_infer_leaf makes it of the request's value, into
+ * out[n_leaves]: 0, or -1 when one fails (the full pass then reports it
+ * where it belongs, or defers it). */
+static int leaf_metas(const gd_graph *g, const gd_limits *lim, gd_meta *out) {
+    const gd_memo *m = g->memo;
+    gd_error scratch;
+    for (int k = 0; k < m->n_leaves; k++) {
+        int v = m->leaves[k];
+        gd_error_clear(&scratch);
+        if (gd_infer_leaf(&g->nodes[v], &g->st[v], lim, &out[k], &scratch)) return -1;
+    }
+    return 0;
+}
+
+static int64_t max_elements(const gd_limits *lim) { return lim ? lim->max_elements : 0; }
+
+/* The request's metas from a ready slot whose key matches (leaf metas in
+ * lm, max_elements): every state's meta set and no error deferred, as the
+ * full pass would leave them. 1 when one matched (g->memo_infer names it). */
+static int infer_from_memo(gd_graph *g, const gd_limits *lim, const gd_meta *lm) {
+    gd_memo *m = g->memo;
+    for (int i = 0; i < GD_MEMO_SLOTS; i++) {
+        gd_infer_memo *im = &m->infer[i];
+        if (atomic_load_explicit(&im->state, memory_order_acquire) != GD_MEMO_READY) continue;
+        if (im->max_elements != max_elements(lim)) continue;
+        int k = 0;
+        while (k < m->n_leaves && meta_eq(&im->leaf[k], &lm[k])) k++;
+        if (k < m->n_leaves) continue;
+        for (int v = 0; v < g->n; v++) {
+            g->st[v].meta = im->metas[im->idx[v]];
+            g->st[v].deferred = NULL;
+        }
+        for (k = 0; k < m->n_leaves; k++) g->st[m->leaves[k]].meta = lm[k]; /* the value's own shape record */
+        g->memo_infer = i + 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* After a full pass that deferred nothing: keep its metas in a free slot
+ * (claimed, filled, then published). Metas beyond max_metas distinct ones:
+ * the graph is marked unfit and never tried again. */
+static void infer_to_memo(gd_graph *g, const gd_limits *lim, const gd_meta *lm) {
+    gd_memo *m = g->memo;
+    if (atomic_load_explicit(&m->infer_unfit, memory_order_relaxed)) return;
+    for (int i = 0; i < GD_MEMO_SLOTS; i++) {
+        gd_infer_memo *im = &m->infer[i];
+        int expect = GD_MEMO_FREE;
+        if (!atomic_compare_exchange_strong(&im->state, &expect, GD_MEMO_CLAIMED)) continue;
+        int n_metas = 0, last = 0;
+        for (int v = 0; v < g->n; v++) {
+            const gd_meta *x = &g->st[v].meta;
+            int j = last < n_metas && meta_eq(&im->metas[last], x) ? last : 0;
+            while (j < n_metas && !meta_eq(&im->metas[j], x)) j++;
+            if (j == n_metas) {
+                if (n_metas == m->max_metas) { /* too varied: give the slot back, for good */
+                    atomic_store_explicit(&m->infer_unfit, 1, memory_order_relaxed);
+                    atomic_store_explicit(&im->state, GD_MEMO_FREE, memory_order_release);
+                    return;
+                }
+                im->metas[n_metas++] = *x;
+            }
+            im->idx[v] = (uint16_t)j;
+            last = j;
+        }
+        memcpy(im->leaf, lm, sizeof *lm * (size_t)m->n_leaves);
+        im->max_elements = max_elements(lim);
+        atomic_store_explicit(&im->state, GD_MEMO_READY, memory_order_release);
+        g->memo_infer = i + 1;
+        return;
+    }
+}
+
 int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err) {
     return gd_graph_check_request(g, NULL, 0, NULL, 0, lim, err);
 }
@@ -121,6 +249,17 @@ int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const
                            const gd_limits *lim, gd_error *err) {
     int rc;
     if ((rc = gd_graph_index(g, err)) || (!g->topo && (rc = gd_graph_order(g, err)))) return rc;
+    g->memo_infer = 0;
+    gd_meta *lm = NULL;
+    if (g->memo) { /* a held graph: the metas of an earlier request with the same leaf metas */
+        if (!(lm = gd_arena_alloc(g->arena, sizeof *lm * (size_t)(g->memo->n_leaves + 1)))) return gd_error_oom(err);
+        if (leaf_metas(g, lim, lm)) lm = NULL;
+        else if (infer_from_memo(g, lim, lm)) {
+            g->checked = 1;
+            return 0;
+        }
+    }
+    int deferred = 0;
     unsigned char *uncond = gd_arena_alloc(g->arena, (size_t)g->n + 1);
     if (!uncond || mark_unconditional(g, targets, n_targets, fetch, n_fetch, uncond)) return gd_error_oom(err);
     gd_meta in[64];
@@ -135,10 +274,11 @@ int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const
         st->deferred = NULL;
         rc = (n->op->flags & GD_OPF_LEAF) ? gd_infer_leaf(n, st, lim, &st->meta, err)
                                            : n->op->infer(n, ins, lim, &st->meta, err);
-        if (rc && !uncond[g->topo[k]]) rc = defer_infer(g, n, ins, lim, rc, err);
+        if (rc && !uncond[g->topo[k]]) rc = defer_infer(g, n, ins, lim, rc, err), deferred = 1;
         if (rc) return rc;
     }
     g->checked = 1;
+    if (lm && !deferred) infer_to_memo(g, lim, lm);
     return 0;
 }
 

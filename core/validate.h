@@ -37,6 +37,14 @@ int gd_graph_check(gd_graph *g, const gd_limits *lim, gd_error *err);
 int gd_graph_check_request(gd_graph *g, const int *targets, int n_targets, const int *fetch, int n_fetch,
                            const gd_limits *lim, gd_error *err);
 
+/* Give checked graph g, about to be held (shared by the requests that name
+ * it and never written again), its memo (graph.h's gd_memo): every slot
+ * allocated in g's arena now, so that the held form's byte count includes
+ * it. From then on gd_graph_check_request on a gd_graph_instance of g takes
+ * the metas from a slot whose leaves' metas match the request's, and fills
+ * a free slot otherwise. Returns 0, or -1 when the arena is exhausted. */
+int gd_graph_hold(gd_graph *g);
+
 /* An estimate of the work of running checked graph g once, forward and
  * backward, in element operations: per node a fixed GD_NODE_WORK plus the
  * elements it reads and writes (times the contracted length for matmul).

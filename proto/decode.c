@@ -1272,7 +1272,8 @@ static int decode_graph_root(dctx *c, json_t *root, gd_buf *canon) {
     if (gd_canon_json(canon, jg)) return oom(c);
     gd_limits gl = {.max_elements = c->lim && c->lim->max_elements > 0 ? c->lim->max_elements : 0,
                     .cancel = c->lim ? c->lim->cancel : NULL};
-    return gd_graph_check(c->g, &gl, c->err);
+    if ((rc = gd_graph_check(c->g, &gl, c->err))) return rc;
+    return gd_graph_hold(c->g) ? oom(c) : 0; /* held from now on: its memo's slots, counted with it */
 }
 
 int gd_decode_graph(gd_arena *a, gd_arena *held, const char *body, size_t json_len, const gd_decode_limits *lim,

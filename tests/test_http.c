@@ -2005,6 +2005,41 @@ START_TEST(registered_graphs_concurrent) {
 }
 END_TEST
 
+/* One registered graph asked with two signatures in turn (leaf shapes, and
+ * a wrt set): gradd keeps the metas and memory plan of each (core's
+ * gd_memo), and every answer is the one its own shapes give. */
+START_TEST(registered_shapes_alternate) {
+    ht_resp r;
+    ht_post(g_srv.port, "/v1/graphs",
+            J("{'graph': {'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'w', 'op': 'variable'},"
+              " {'name': 'm', 'op': 'mul', 'inputs': ['x', 'w']}, {'name': 'loss', 'op': 'sum', 'inputs': ['m']}]}}"),
+            &r);
+    ck_assert_msg(r.status == 201 || r.status == 200, "register: %ld %s", r.status, r.body ? r.body : "");
+    char why[200], gid[96];
+    json_t *j = ht_parse(r.body, r.body_len, why, sizeof why);
+    ck_assert_msg(j != NULL, "%s", why);
+    snprintf(gid, sizeof gid, "%s", json_string_value(json_object_get(j, "graph_id")));
+    json_decref(j);
+    ht_resp_free(&r);
+    static const char *const asks[][2] = {
+        {"'values': {'x': [1, 2], 'w': [3, 4]}, 'target': 'loss'",
+         "{'target': {'loss': 11.0}, 'gradients': {'x': [3.0, 4.0], 'w': [1.0, 2.0]}, 'diagnostics': []}"},
+        {"'values': {'x': [1, 2, 3], 'w': 2}, 'target': 'loss'",
+         "{'target': {'loss': 12.0}, 'gradients': {'x': [2.0, 2.0, 2.0], 'w': 6.0}, 'diagnostics': []}"},
+        {"'values': {'x': [1, 2, 3], 'w': 2}, 'target': 'loss', 'wrt': ['w']",
+         "{'target': {'loss': 12.0}, 'gradients': {'w': 6.0}, 'diagnostics': []}"},
+    };
+    for (int round = 0; round < 3; round++)
+        for (size_t k = 0; k < sizeof asks / sizeof asks[0]; k++) {
+            char body[512];
+            snprintf(body, sizeof body, "{'graph_id': '%s', %s}", gid, asks[k][0]);
+            ht_post(g_srv.port, "/v1/grad", J(body), &r);
+            expect_body(&r, 200, asks[k][1], 4);
+            ht_resp_free(&r);
+        }
+}
+END_TEST
+
 /* ---- SIGTERM with requests in flight ----------------------------------------------- */
 
 START_TEST(sigterm_drains_in_flight) {
@@ -3087,6 +3122,7 @@ static Suite *suite_http(void) {
     tcase_add_checked_fixture(tc, setup_default, teardown_stop);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, grad_contract_example);
+    tcase_add_test(tc, registered_shapes_alternate);
     tcase_add_test(tc, grad_chunked_request_body);
     tcase_add_test(tc, grad_options);
     tcase_add_test(tc, eval_values);

@@ -2140,6 +2140,115 @@ START_TEST(decode_registered) {
 }
 END_TEST
 
+/* The answer of one request as text, bit for bit: the code (and error path),
+ * every target, gradient and fetched element in %a, every diagnostic's code,
+ * severity, nodes, message and origin. In A, like the request. */
+static const char *answer_text(const char *body_sq, int ep, const gd_decode_limits *lim) {
+    gd_buf b;
+    gd_buf_init(&b);
+    memset(&R, 0, sizeof R);
+    int rc = dec_full(body_sq, NULL, 0, ep, lim);
+    gd_run_result res;
+    if (!rc) rc = gd_run(R.graph, &R.spec, &res, &E);
+    gd_buf_printf(&b, "rc %d %s at %s\n", rc, rc ? E.message : "", rc ? E.at : "");
+    if (!rc) {
+        const gd_tensor *const *lists[3] = {(const gd_tensor *const *)res.targets, (const gd_tensor *const *)res.grads,
+                                            (const gd_tensor *const *)res.fetched};
+        int counts[3] = {R.spec.n_targets, R.spec.grad ? R.spec.n_wrt : 0, R.spec.n_fetch};
+        for (int l = 0; l < 3; l++)
+            for (int k = 0; k < counts[l]; k++) {
+                const gd_tensor *t = lists[l][k];
+                gd_buf_printf(&b, "%d.%d:", l, k);
+                for (int64_t i = 0; t && i < t->n; i++) {
+                    uint64_t u;
+                    memcpy(&u, (const char *)t->data + 8 * i, 8);
+                    gd_buf_printf(&b, " %016llx", (unsigned long long)u);
+                }
+                gd_buf_printf(&b, "\n");
+            }
+        for (int k = 0; k < res.n_diags; k++) {
+            const gd_diag *d = &res.diags[k];
+            gd_buf_printf(&b, "diag %d %d %d %d %s\n", (int)d->code, d->is_error, d->wrt, d->node, d->message);
+        }
+        ck_assert_msg(!res.planned_bytes || res.planned_bytes >= res.peak_bytes, "plan %zu under the peak %zu",
+                      res.planned_bytes, res.peak_bytes);
+    }
+    char *text = gd_arena_strdup(A, b.data ? b.data : "");
+    gd_buf_free(&b);
+    return text;
+}
+
+static int memo_ready(const gd_graph *g, int plans) {
+    int n = 0;
+    for (int i = 0; i < GD_MEMO_SLOTS; i++)
+        n += atomic_load(plans ? &g->memo->plan[i].state : &g->memo->infer[i].state) == GD_MEMO_READY;
+    return n;
+}
+
+/* A held graph keeps the metas and the memory plan of a request signature
+ * (graph.h's gd_memo): a request with the same leaf shapes and spec reuses
+ * them, any other shape, target, wrt set or endpoint computes them afresh
+ * (and keeps them while a slot is free), and every answer, values,
+ * gradients and diagnostics included, is the one the same graph sent
+ * inline (never memoized) gives. */
+START_TEST(registered_memo_by_signature) {
+    gd_arena *held = gd_arena_new_small(0);
+    gd_graph *g;
+    gd_buf canon;
+    gd_buf_init(&canon);
+    const char *nodes = "{'nodes': [{'name': 'x', 'op': 'variable'}, {'name': 'w', 'op': 'variable'},"
+                        " {'name': 'm', 'op': 'mul', 'inputs': ['x', 'w']}, {'name': 's', 'op': 'sum', 'inputs': ['m']},"
+                        " {'name': 'lg', 'op': 'log', 'inputs': ['s']}, {'name': 't', 'op': 'tanh', 'inputs': ['m']}]}";
+    char reg[1024];
+    snprintf(reg, sizeof reg, "{'graph': %s}", nodes);
+    const char *regj = J(reg);
+    ck_ok(gd_decode_graph(A, held, regj, strlen(regj), NULL, &g, &canon, &E));
+    gd_buf_free(&canon);
+    ck_assert_ptr_nonnull(g->memo);
+    HELD = g;
+    gd_decode_limits lim = {.lookup = lookup_one, .lookup_arg = (void *)"id1"};
+    static const struct {
+        int ep;
+        const char *rest;       /* the request after its graph */
+        int infer, plans;       /* ready slots after it */
+        int memo_infer;         /* the slot its metas came from (0: none) */
+    } cases[] = {
+        {GD_EP_GRAD, "'values': {'x': [1, 2], 'w': [3, 4]}, 'target': 'lg'", 1, 1, 1},
+        {GD_EP_GRAD, "'values': {'x': [1, 2], 'w': [3, 4]}, 'target': 'lg'", 1, 1, 1},  /* both reused */
+        {GD_EP_GRAD, "'values': {'x': [5, 6], 'w': [7, 8]}, 'target': 'lg'", 1, 1, 1},  /* other values: reused */
+        {GD_EP_GRAD, "'values': {'x': [1, 2, 3], 'w': [1, 1, 1]}, 'target': 'lg'", 2, 2, 2}, /* shape: afresh */
+        {GD_EP_GRAD, "'values': {'x': [1, 2], 'w': [3, 4]}, 'target': 'lg', 'wrt': ['x']", 2, 3, 1}, /* wrt */
+        {GD_EP_GRAD, "'values': {'x': [1, 2], 'w': [3, 4]}, 'target': 's', 'wrt': ['x']", 2, 4, 1}, /* target */
+        {GD_EP_GRAD, "'values': {'x': [-1, -2], 'w': [3, 4]}, 'target': 'lg'", 2, 4, 1},  /* NaN: diagnosed */
+        {GD_EP_GRAD, "'values': {'x': [1, 2], 'w': [0, 0]}, 'target': 'lg'", 2, 4, 1},    /* log(0): diagnosed */
+        {GD_EP_GRAD, "'values': {'x': [1e-300, 1], 'w': [1e-300, 0]}, 'target': 'lg', 'wrt': ['x']", 2, 4, 1},
+        {GD_EP_EVAL, "'values': {'x': [1, 2], 'w': [3, 4]}, 'target': 'lg', 'fetch': ['t']", 2, 4, 1}, /* every slot taken */
+        {GD_EP_GRAD, "'values': {'x': 2, 'w': [3, 4]}, 'target': 'lg'", 3, 4, 3},          /* broadcast */
+        {GD_EP_GRAD, "'values': {'x': [[1], [2]], 'w': [3, 4]}, 'target': 'lg'", 4, 4, 4},
+        {GD_EP_GRAD, "'values': {'x': [[1, 2]], 'w': [3, 4]}, 'target': 'lg'", 4, 4, 0},  /* no slot left */
+        {GD_EP_GRAD, "'values': {'x': [1, 2], 'w': [3, 4, 5]}, 'target': 'lg'", 4, 4, 0},  /* an error, as inline */
+        {GD_EP_GRAD, "'values': {'x': [1, 2], 'w': [3, 4]}, 'target': 'lg'", 4, 4, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[1024];
+        snprintf(body, sizeof body, "{'graph': %s, %s}", nodes, cases[i].rest);
+        const char *inline_text = answer_text(body, cases[i].ep, NULL);
+        ck_assert_ptr_null(R.graph ? R.graph->memo : NULL); /* a graph of one request keeps nothing */
+        snprintf(body, sizeof body, "{'graph_id': 'id1', %s}", cases[i].rest);
+        const char *held_text = answer_text(body, cases[i].ep, &lim);
+        ck_assert_msg(!strcmp(inline_text, held_text), "case %zu: registered\n%s\ninline\n%s", i, held_text,
+                      inline_text);
+        ck_assert_msg(memo_ready(g, 0) == cases[i].infer && memo_ready(g, 1) == cases[i].plans,
+                      "case %zu: %d inference and %d plan slots, want %d and %d", i, memo_ready(g, 0),
+                      memo_ready(g, 1), cases[i].infer, cases[i].plans);
+        if (!strncmp(held_text, "rc 0", 4))
+            ck_assert_msg(R.graph->memo_infer == cases[i].memo_infer, "case %zu: metas from slot %d, want %d", i,
+                          R.graph->memo_infer, cases[i].memo_infer);
+    }
+    gd_arena_free(held);
+}
+END_TEST
+
 /* The paths built without printf read as printf would write them, up to
  * and past the fixed size (truncated, NUL-terminated, n == strlen). */
 START_TEST(jpath_appends_match_printf) {
@@ -2286,6 +2395,7 @@ Suite *suite_proto(void) {
     tcase_add_test(tc, decode_untaken_branch_errors);
     tcase_add_test(tc, decode_taken_branch_error_order);
     tcase_add_test(tc, decode_registered);
+    tcase_add_test(tc, registered_memo_by_signature);
     tcase_add_test(tc, canon_numbers);
     tcase_add_test(tc, canon_json);
     suite_add_tcase(s, tc);

@@ -149,6 +149,37 @@ START_TEST(arena_recycles_medium_buffers) {
 }
 END_TEST
 
+/* A one-element tensor keeps its element in its header: no arena buffer
+ * (the live bytes do not move), zeroed on request, released by letting go;
+ * a two-element one still takes a buffer. */
+START_TEST(one_element_in_header) {
+    gd_arena *a = gd_arena_new(0);
+    gd_shape sc = gd_shape_scalar(), one = gd_shape_make(1, (int64_t[]){1}), two = gd_shape_make(1, (int64_t[]){2});
+    gd_tensor *t = gd_tensor_new(a, &sc, GD_F64, 1);
+    ck_assert_ptr_nonnull(t);
+    size_t live = gd_arena_live(a);
+    gd_tensor *u = gd_tensor_new(a, &one, GD_I64, 1), *w = gd_tensor_new(a, &sc, GD_F64, 0);
+    ck_assert_ptr_nonnull(u);
+    ck_assert_ptr_nonnull(w);
+    ck_assert(gd_tensor_owns_word(t) && gd_tensor_owns_word(u) && gd_tensor_owns_word(w));
+    ck_assert_double_eq(gd_f64(t)[0], 0.0);
+    ck_assert_int_eq(gd_i64(u)[0], 0);
+    gd_f64(w)[0] = -2.5;
+    ck_assert_double_eq(gd_f64(w)[0], -2.5);
+    ck_assert_double_eq(gd_f64(t)[0], 0.0);
+    gd_tensor_release(a, w);
+    ck_assert_ptr_null(w->data);
+    ck_assert_uint_le(gd_arena_live(a), live + 2 * 128); /* two headers' worth at most: no buffer */
+    gd_tensor *v = gd_tensor_new(a, &two, GD_F64, 1);
+    ck_assert_ptr_nonnull(v);
+    ck_assert(!gd_tensor_owns_word(v));
+    size_t with_buf = gd_arena_live(a);
+    gd_tensor_release(a, v);
+    ck_assert_uint_lt(gd_arena_live(a), with_buf); /* its buffer went back */
+    gd_arena_free(a);
+}
+END_TEST
+
 START_TEST(numel_overflow) {
     gd_shape s = {.rank = 3, .dim = {1LL << 30, 1LL << 30, 1LL << 30}};
     int64_t n;
@@ -410,6 +441,7 @@ Suite *suite_tensor(void) {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("basics");
     tcase_add_test(tc, arena_limit_and_release);
+    tcase_add_test(tc, one_element_in_header);
     tcase_add_test(tc, arena_recycles_big_buffers);
     tcase_add_test(tc, arena_recycles_small_buffers_and_chunks);
     tcase_add_test(tc, arena_recycles_medium_buffers);
