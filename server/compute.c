@@ -319,17 +319,12 @@ static gd_arena *compute_begin(const gd_compute_in *in, worker_mem **wm) {
 /* A block of n bytes for an answer's text, called while this thread
  * computes (holding its cache's mutex): from its cache, where
  * compute_begin moved the blocks that earlier answers and bodies gave
- * back, else from those given back since (the previous answer's block
- * comes back when MHD is done with its connection, which may be after
- * this request began), else new. */
+ * back, else as gd_compute_block gives one: from those returned since (the
+ * previous answer's block comes back when MHD is done with its connection,
+ * which may be after this request began), else new. */
 static void *reply_block(size_t n) {
     worker_mem *w = pthread_getspecific(cache_key);
     void *p = w ? gd_bufcache_take(w->cache, n) : NULL;
-    if (!p) {
-        pthread_mutex_lock(&returned_mu);
-        p = gd_bufcache_take(returned, n);
-        pthread_mutex_unlock(&returned_mu);
-    }
     return p ? p : gd_compute_block(n);
 }
 
