@@ -74,6 +74,18 @@ static int scan_taken(const char *body, int nodes) {
 
 static int lists_taken(const char *body) { return scan_taken(body, 0); }
 
+/* Both decodes of body failed alike (1), or both succeeded (0). */
+static int same_failure(const char *body, const outcome *f, const outcome *s) {
+    ck_assert_msg(f->rc == s->rc, "%s: rc %d (%s), ordinary %d (%s)", body, f->rc, f->e.message, s->rc,
+                  s->e.message);
+    if (!f->rc) return 0;
+    ck_assert_int_eq(f->e.code, s->e.code);
+    ck_assert_str_eq(f->e.message, s->e.message);
+    ck_assert_str_eq(f->e.at, s->e.at);
+    ck_assert_str_eq(f->e.suggestion, s->e.suggestion);
+    return 1;
+}
+
 /* Decodes sq both ways and compares; returns the number of lists taken. */
 static int ck_same_both_ways(const char *sq, int ep) {
     char *body = dq(sq), *twin = twin_of(body);
@@ -82,13 +94,7 @@ static int ck_same_both_ways(const char *sq, int ep) {
     outcome f, s;
     decode(&f, body, ep, 0);
     decode(&s, twin, ep, 0);
-    ck_assert_msg(f.rc == s.rc, "%s: rc %d (%s), ordinary %d (%s)", body, f.rc, f.e.message, s.rc, s.e.message);
-    if (f.rc) {
-        ck_assert_int_eq(f.e.code, s.e.code);
-        ck_assert_str_eq(f.e.message, s.e.message);
-        ck_assert_str_eq(f.e.at, s.e.at);
-        ck_assert_str_eq(f.e.suggestion, s.e.suggestion);
-    } else {
+    if (!same_failure(body, &f, &s)) {
         ck_assert_int_eq(f.r.graph->n, s.r.graph->n);
         for (int i = 0; i < f.r.graph->n; i++) {
             const gd_tensor *x = f.r.graph->st[i].value, *y = s.r.graph->st[i].value;
@@ -317,13 +323,7 @@ static void ck_same_graph_both_ways(const char *sq, int ep, int want_taken) {
     outcome f, s;
     decode(&f, body, ep, 0);
     decode(&s, twin, ep, 0);
-    ck_assert_msg(f.rc == s.rc, "%s: rc %d (%s), ordinary %d (%s)", body, f.rc, f.e.message, s.rc, s.e.message);
-    if (f.rc) {
-        ck_assert_int_eq(f.e.code, s.e.code);
-        ck_assert_str_eq(f.e.message, s.e.message);
-        ck_assert_str_eq(f.e.at, s.e.at);
-        ck_assert_str_eq(f.e.suggestion, s.e.suggestion);
-    } else {
+    if (!same_failure(body, &f, &s)) {
         const gd_graph *x = f.r.graph, *y = s.r.graph;
         ck_assert_int_eq(x->n, y->n);
         for (int i = 0; i < x->n; i++) {
